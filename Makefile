@@ -1,0 +1,92 @@
+# cllm-threaded: build, header, tests (Rust + C), benchmarks, demos, install.
+# `make demo` and `make test` are the two commands of the README.
+# Areas of the project add their own targets in mk/*.mk (included below).
+
+CARGO     ?= cargo
+CC        ?= cc
+PREFIX    ?= /usr/local
+BUILD     := build
+RELEASE   := target/release
+LIB_A     := $(RELEASE)/libcllm_threaded.a
+LIB_SO    := $(RELEASE)/libcllm_threaded.so
+DROPIN_A  := $(RELEASE)/libcllm_training_threaded.a
+DROPIN_SO := $(RELEASE)/libcllm_training_threaded.so
+HEADERS   := include/cllm_threaded.h include/cllm_training_threaded.h
+# What `rustc --print native-static-libs` asks for on Linux (checked by `make link-line`).
+NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+CFLAGS    ?= -O2 -g
+C_WARN    := -std=c11 -Wall -Wextra -Werror -Iinclude -Iffi-tests
+RUST_SRC  := $(shell find crates -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
+
+# Test targets that areas add in mk/*.mk; `make test` runs them all.
+TEST_TARGETS :=
+# C test programs (binaries under build/) linked against the generic library;
+# areas append to it. They run plain and under valgrind.
+FFI_TESTS :=
+
+.PHONY: all libs header header-check lint rust-test loom ffi-test valgrind test \
+        bench compare demo install link-line clean
+all: libs
+
+libs: $(LIB_A) $(DROPIN_A)
+
+$(LIB_A) $(LIB_SO) $(DROPIN_A) $(DROPIN_SO) &: $(RUST_SRC)
+	$(CARGO) build --release -p cllm-threaded -p cllm-training-threaded
+	@touch $(LIB_A) $(DROPIN_A)
+
+header:
+	$(CARGO) run --release -q -p gen-header -- write
+
+header-check:
+	$(CARGO) run --release -q -p gen-header -- check
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+
+rust-test:
+	$(CARGO) test --workspace --release
+
+# Loom model checks of the hand-off protocols, in their own target directory
+# so that --cfg loom does not invalidate the normal build.
+LOOM_CRATES := sphere-pool
+loom:
+	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 $(CARGO) test --release \
+	  --target-dir target/loom $(addprefix -p ,$(LOOM_CRATES)) --test loom
+
+$(BUILD)/%: ffi-tests/%.c $(LIB_A) $(HEADERS) ffi-tests/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(C_WARN) $(CFLAGS) $< -o $@ $(LIB_A) $(NATIVE_LIBS)
+
+ffi-test: $(FFI_TESTS)
+	ffi-tests/run.sh $(FFI_TESTS)
+
+valgrind: $(FFI_TESTS)
+	VALGRIND=1 ffi-tests/run.sh $(FFI_TESTS)
+
+-include mk/*.mk
+
+test: lint header-check rust-test loom ffi-test valgrind $(TEST_TARGETS)
+	@echo "make test: all passed"
+
+bench:
+	$(CARGO) bench -p cllm-benches
+
+# Prints the native libraries the static library needs, to compare with NATIVE_LIBS.
+link-line:
+	@$(CARGO) rustc --release -q -p cllm-threaded --crate-type staticlib -- --print native-static-libs 2>&1 \
+	  | grep -o 'native-static-libs: .*' || true
+	@echo "Makefile uses: $(NATIVE_LIBS)"
+
+install: libs
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(LIB_A) $(DROPIN_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SO) $(DROPIN_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|g' \
+	  -e 's|@VERSION@|$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|g' \
+	  cllm-threaded.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cllm-threaded.pc
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

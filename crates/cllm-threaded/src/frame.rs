@@ -1,0 +1,1 @@
+//! (C API of this area: not written yet.)

@@ -1,0 +1,1 @@
+//! Frame-loop timing, slow-frame watchdog and emergency stop, monitoring rows.

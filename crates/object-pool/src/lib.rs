@@ -1,0 +1,1 @@
+//! Sharded pool of reusable objects with per-thread caches.

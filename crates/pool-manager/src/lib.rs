@@ -1,0 +1,1 @@
+//! Named role pools sized from the core count: queues, metrics, health, recovery, resizing, scheduling.

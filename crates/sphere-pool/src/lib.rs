@@ -1,0 +1,56 @@
+//! # sphere-pool: persistent worker spheres
+//!
+//! The engine of cllm-threaded. A [`SpherePool`] owns N persistent worker
+//! threads, the *spheres* of the CLLM trainer (named `cllm-sphere-<i>`). Each
+//! sphere has one slot, on its own cache line, through which a job is handed
+//! to it and its outcome handed back:
+//!
+//! - [`SpherePool::dispatch`] gives a sphere a job and returns at once (the
+//!   seed's *work ready*); [`SpherePool::wait`] / [`SpherePool::wait_timeout`]
+//!   collect its outcome (*work done*).
+//! - [`SpherePool::run_all`] runs a closure on every sphere and on the calling
+//!   thread (fork-join), with a [`Participant`] context and a barrier.
+//! - [`SpherePool::parallel_for`] covers a range with work stealing.
+//!
+//! How the hand-off works (`slot`): one atomic word per slot holds the state
+//! and the "someone sleeps" flags; a thread that finds nothing to do spins for
+//! a short, adaptive, time-bounded budget (`spin`) and then parks on a
+//! parking_lot condition variable. A hand-off to a spinning sphere costs no
+//! system call and no allocation ([`SpherePool::dispatch_raw`], `run_all`).
+//!
+//! Guarantees:
+//! - Every thread is created in the constructor and joined on shutdown or
+//!   drop, after finishing the job it holds.
+//! - A job's panic is caught and returned by the wait that collects it; the
+//!   sphere keeps serving. Fork-join shares that panic break the barrier so
+//!   no other share hangs on it.
+//! - No lost wake-ups: `tests/loom.rs` model-checks the hand-off, the
+//!   timeout and the shutdown with loom (`RUSTFLAGS="--cfg loom"`).
+//! - Each outcome is delivered to exactly one waiter.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod barrier;
+mod error;
+#[cfg(not(loom))]
+mod pool;
+mod slot;
+mod spin;
+#[cfg(not(loom))]
+mod stats;
+mod sync;
+
+pub use barrier::{BarrierBroken, MAX_BARRIER_PARTIES, SphereBarrier};
+pub use error::{Error, Worker};
+#[cfg(not(loom))]
+pub use pool::{MAX_SPHERES, Participant, PoolConfig, RawJob, SpherePool, default_spheres, resolve_spheres};
+pub use spin::available_cores;
+#[cfg(not(loom))]
+pub use stats::{PoolStats, SphereStats};
+
+/// The hand-off protocol, exposed only for the loom model checks.
+#[cfg(loom)]
+pub mod loom_api {
+    pub use crate::slot::{Slot, Waited};
+    pub use crate::spin::AdaptiveSpin;
+}

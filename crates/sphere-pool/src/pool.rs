@@ -1,0 +1,573 @@
+//! [`SpherePool`]: the persistent spheres and the operations on them.
+
+use crate::barrier::SphereBarrier;
+use crate::error::{Error, Worker, panic_message};
+use crate::slot::{Outcome, Slot, Waited};
+use crate::spin::{AdaptiveSpin, available_cores};
+use crate::stats::{PoolStats, SphereStats};
+use crossbeam_utils::CachePadded;
+use std::ffi::{c_int, c_void};
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The most spheres a pool may have. Larger requests are an error.
+pub const MAX_SPHERES: usize = 4096;
+
+/// The default number of spheres: one per CPU minus one for the calling
+/// thread (which takes a share of fork-join work), and at least one.
+pub fn default_spheres() -> usize {
+    available_cores().saturating_sub(1).max(1)
+}
+
+/// Turns a C-style thread request into a sphere count: `<= 0` means
+/// [`default_spheres`]; above [`MAX_SPHERES`] is an error.
+pub fn resolve_spheres(requested: i64) -> Result<usize, Error> {
+    if requested <= 0 {
+        Ok(default_spheres())
+    } else if requested as u64 > MAX_SPHERES as u64 {
+        Err(Error::InvalidArgument(format!(
+            "{requested} spheres requested; the limit is {MAX_SPHERES}"
+        )))
+    } else {
+        Ok(requested as usize)
+    }
+}
+
+/// How to build a [`SpherePool`].
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Number of spheres; 0 means [`default_spheres`].
+    pub spheres: usize,
+    /// Pin sphere `i` to CPU `(i + 1) % cpus` (the caller keeps CPU 0).
+    pub pin: bool,
+    /// The longest a sphere or a waiter spins before parking (0: never spin).
+    pub max_spin: Duration,
+    /// Thread names are `<prefix>-<index>` (Linux shows 15 bytes).
+    pub name_prefix: String,
+    /// Stack size of each sphere thread; `None` for the platform default.
+    pub stack_size: Option<usize>,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            spheres: 0,
+            pin: false,
+            max_spin: Duration::from_micros(50),
+            name_prefix: "cllm-sphere".to_owned(),
+            stack_size: None,
+        }
+    }
+}
+
+/// A job given to C: a function pointer and its argument. Running it calls
+/// `func(arg, sphere)`; a non-zero return is reported as
+/// [`Error::JobFailed`].
+#[derive(Debug, Clone, Copy)]
+pub struct RawJob {
+    func: unsafe extern "C" fn(*mut c_void, usize) -> c_int,
+    arg: *mut c_void,
+}
+
+impl RawJob {
+    /// Wraps a C function and its argument.
+    ///
+    /// # Safety
+    /// `func(arg, sphere)` must be safe to call once from another thread, and
+    /// `arg` must stay valid until the job was waited for.
+    pub unsafe fn new(func: unsafe extern "C" fn(*mut c_void, usize) -> c_int, arg: *mut c_void) -> Self {
+        Self { func, arg }
+    }
+}
+
+// SAFETY: the creator of a RawJob promised (in `RawJob::new`) that the call
+// may run on another thread.
+unsafe impl Send for RawJob {}
+
+/// The context a fork-join share runs with.
+pub struct Participant<'a> {
+    index: usize,
+    count: usize,
+    barrier: &'a SphereBarrier,
+}
+
+impl Participant<'_> {
+    /// This participant's index: `0..spheres` for the spheres, `spheres`
+    /// (the last) for the calling thread.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The number of participants: the spheres plus the calling thread.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// True for the calling thread's share.
+    pub fn is_caller(&self) -> bool {
+        self.index + 1 == self.count
+    }
+
+    /// Waits for every other participant that has not returned yet.
+    ///
+    /// # Panics
+    /// If another participant panicked (the barrier is broken): this share
+    /// then ends too, and the fork-join reports the first panic.
+    pub fn barrier(&self) -> bool {
+        match self.barrier.wait() {
+            Ok(leader) => leader,
+            Err(broken) => panic!("{broken}"),
+        }
+    }
+
+    /// As [`Participant::barrier`], returning the broken barrier as an error.
+    pub fn try_barrier(&self) -> Result<bool, crate::BarrierBroken> {
+        self.barrier.wait()
+    }
+}
+
+/// The closure of a fork-join, as every share sees it.
+type ShareFn<'a> = dyn Fn(&Participant<'_>) -> Result<(), i32> + Sync + 'a;
+
+/// One fork-join, living on the caller's stack while the spheres run it.
+struct ForkJoin<'a> {
+    task: &'a ShareFn<'a>,
+    barrier: SphereBarrier,
+    participants: usize,
+}
+
+/// A pointer to a fork-join and the share to run.
+struct Share {
+    fork_join: *const ForkJoin<'static>,
+    index: usize,
+}
+
+// SAFETY: the fork-join is Sync (its closure is Sync, the barrier is Sync),
+// and `fork_join` waits for every share before its stack frame ends.
+unsafe impl Send for Share {}
+
+/// What a sphere runs.
+enum Job {
+    Boxed(Box<dyn FnOnce() + Send>),
+    Raw(RawJob),
+    Share(Share),
+}
+
+struct Shared {
+    slots: Box<[CachePadded<Slot<Job>>]>,
+    config: PoolConfig,
+    /// More participants than CPUs: spinning threads yield the CPU.
+    yielding: bool,
+}
+
+/// A pool of persistent worker threads ("spheres").
+///
+/// Each sphere is a named OS thread (`cllm-sphere-<i>`) with one slot: give
+/// it a job with [`dispatch`](Self::dispatch) and collect the outcome with
+/// [`wait`](Self::wait). [`run_all`](Self::run_all) runs a closure on every
+/// sphere and on the calling thread; [`parallel_for`](Self::parallel_for)
+/// spreads a range over them with work stealing.
+///
+/// Threads are created in the constructor and joined by
+/// [`shutdown`](Self::shutdown) or on drop, after they finish any job they
+/// hold. A panicking job is reported by the wait that collects it; the sphere
+/// goes on serving.
+///
+/// ```
+/// use sphere_pool::SpherePool;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// let pool = SpherePool::new(3).unwrap();
+/// let sum = AtomicU64::new(0);
+/// pool.parallel_for(0..1000, 0, |range| {
+///     let part: u64 = range.map(|i| i as u64).sum();
+///     sum.fetch_add(part, Ordering::Relaxed);
+/// })
+/// .unwrap();
+/// assert_eq!(sum.into_inner(), 499_500);
+/// ```
+pub struct SpherePool {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl SpherePool {
+    /// A pool of `spheres` spheres (0: [`default_spheres`]) with the default
+    /// configuration.
+    pub fn new(spheres: usize) -> Result<Self, Error> {
+        Self::with_config(PoolConfig { spheres, ..PoolConfig::default() })
+    }
+
+    /// A pool built as `config` says.
+    pub fn with_config(mut config: PoolConfig) -> Result<Self, Error> {
+        if config.spheres == 0 {
+            config.spheres = default_spheres();
+        }
+        if config.spheres > MAX_SPHERES {
+            return Err(Error::InvalidArgument(format!(
+                "{} spheres requested; the limit is {MAX_SPHERES}",
+                config.spheres
+            )));
+        }
+        let n = config.spheres;
+        let yielding = n + 1 > available_cores();
+        let shared = Arc::new(Shared {
+            slots: (0..n).map(|_| CachePadded::new(Slot::new())).collect(),
+            config,
+            yielding,
+        });
+        let cores = if shared.config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let mut pool = SpherePool { shared, threads: Vec::with_capacity(n) };
+        for index in 0..n {
+            let shared = pool.shared.clone();
+            let core = (!cores.is_empty()).then(|| cores[(index + 1) % cores.len()]);
+            let mut builder =
+                std::thread::Builder::new().name(format!("{}-{index}", shared.config.name_prefix));
+            if let Some(size) = shared.config.stack_size {
+                builder = builder.stack_size(size);
+            }
+            match builder.spawn(move || sphere_main(&shared, index, core)) {
+                Ok(handle) => pool.threads.push(handle),
+                Err(e) => {
+                    // Dropping the partial pool shuts down and joins what started.
+                    drop(pool);
+                    return Err(Error::Spawn { sphere: index, reason: e.to_string() });
+                }
+            }
+        }
+        Ok(pool)
+    }
+
+    /// The number of spheres.
+    pub fn spheres(&self) -> usize {
+        self.shared.slots.len()
+    }
+
+    /// The number of fork-join participants: the spheres and the caller.
+    pub fn participants(&self) -> usize {
+        self.spheres() + 1
+    }
+
+    /// The configuration the pool was built with (sphere count resolved).
+    pub fn config(&self) -> &PoolConfig {
+        &self.shared.config
+    }
+
+    fn slot(&self, sphere: usize) -> Result<&Slot<Job>, Error> {
+        self.shared
+            .slots
+            .get(sphere)
+            .map(|s| &**s)
+            .ok_or(Error::SphereOutOfRange { sphere, spheres: self.spheres() })
+    }
+
+    /// Hands `job` to `sphere` and returns at once (the seed's work-ready).
+    /// Fails with [`Error::Busy`] if the sphere's previous job was not waited
+    /// for. Boxing the closure allocates; [`dispatch_raw`](Self::dispatch_raw)
+    /// does not.
+    pub fn dispatch(&self, sphere: usize, job: impl FnOnce() + Send + 'static) -> Result<(), Error> {
+        self.slot(sphere)?.dispatch(sphere, Job::Boxed(Box::new(job)))
+    }
+
+    /// Hands a C job to `sphere` without allocating.
+    pub fn dispatch_raw(&self, sphere: usize, job: RawJob) -> Result<(), Error> {
+        self.slot(sphere)?.dispatch(sphere, Job::Raw(job))
+    }
+
+    /// True if `sphere` holds a job that was not waited for yet.
+    pub fn is_busy(&self, sphere: usize) -> Result<bool, Error> {
+        Ok(self.slot(sphere)?.is_busy())
+    }
+
+    /// Waits for `sphere`'s job to end and returns its outcome (the seed's
+    /// work-done). A sphere that was given nothing returns `Ok(())` at once.
+    pub fn wait(&self, sphere: usize) -> Result<(), Error> {
+        match self.slot(sphere)?.wait(None, self.shared.config.max_spin, self.shared.yielding) {
+            Waited::Collected(outcome) => outcome,
+            Waited::Nothing => Ok(()),
+            Waited::TimedOut => unreachable!("a wait without deadline cannot time out"),
+        }
+    }
+
+    /// As [`wait`](Self::wait), giving up after `timeout` with
+    /// [`Error::Timeout`]; the job goes on and can be waited for again.
+    pub fn wait_timeout(&self, sphere: usize, timeout: Duration) -> Result<(), Error> {
+        let slot = self.slot(sphere)?;
+        // A timeout too large for the clock is a wait without deadline.
+        let deadline = Instant::now().checked_add(timeout);
+        match slot.wait(deadline, self.shared.config.max_spin, self.shared.yielding) {
+            Waited::Collected(outcome) => outcome,
+            Waited::Nothing => Ok(()),
+            Waited::TimedOut => Err(Error::Timeout { sphere }),
+        }
+    }
+
+    /// Runs `task` once on every sphere and once on the calling thread, and
+    /// returns when all have finished (fork-join). Each call gets a
+    /// [`Participant`] with its index and a barrier. Fails with
+    /// [`Error::Busy`] (running nothing) if a sphere holds a job that was not
+    /// waited for; a panic in any share is returned after all have ended.
+    pub fn run_all(&self, task: impl Fn(&Participant<'_>) + Sync) -> Result<(), Error> {
+        self.fork_join(&|p: &Participant<'_>| {
+            task(p);
+            Ok(())
+        })
+    }
+
+    /// As [`run_all`](Self::run_all) for a task that reports failure with an
+    /// error code, returned as [`Error::JobFailed`].
+    pub fn try_run_all(&self, task: impl Fn(&Participant<'_>) -> Result<(), i32> + Sync) -> Result<(), Error> {
+        self.fork_join(&task)
+    }
+
+    fn fork_join(&self, task: &ShareFn<'_>) -> Result<(), Error> {
+        let slots = &self.shared.slots;
+        for (i, slot) in slots.iter().enumerate() {
+            if let Err(e) = slot.claim(i) {
+                slots[..i].iter().for_each(|s| s.release_claim());
+                return Err(e);
+            }
+        }
+        let fork_join = ForkJoin {
+            task,
+            barrier: SphereBarrier::with_spin(self.participants(), self.shared.config.max_spin),
+            participants: self.participants(),
+        };
+        let ptr = (&fork_join as *const ForkJoin<'_>).cast::<ForkJoin<'static>>();
+        for (index, slot) in slots.iter().enumerate() {
+            slot.publish(Job::Share(Share { fork_join: ptr, index }));
+        }
+        // From here on, every share must be waited for before `fork_join`
+        // goes out of scope, even if something below panics.
+        let join = JoinAll { pool: self };
+        let mine = run_share(&fork_join, slots.len(), Worker::Caller);
+        let theirs = join.wait_all();
+        mine.and(theirs)
+    }
+
+    /// Calls `body` on sub-ranges that together cover `range` exactly once,
+    /// spread over the spheres and the calling thread. Each participant starts
+    /// on its own contiguous block and, when done, steals chunks of `grain`
+    /// items from the others, so uneven work stays balanced. `grain == 0`
+    /// picks one that gives each participant about eight chunks.
+    pub fn parallel_for(&self, range: Range<usize>, grain: usize, body: impl Fn(Range<usize>) + Sync) -> Result<(), Error> {
+        self.try_parallel_for(range, grain, |r| {
+            body(r);
+            Ok(())
+        })
+    }
+
+    /// As [`parallel_for`](Self::parallel_for) for a body that reports
+    /// failure with an error code: the first failure (or panic) stops all
+    /// participants from taking new chunks and is returned.
+    pub fn try_parallel_for(
+        &self,
+        range: Range<usize>,
+        grain: usize,
+        body: impl Fn(Range<usize>) -> Result<(), i32> + Sync,
+    ) -> Result<(), Error> {
+        if range.start > range.end {
+            return Err(Error::InvalidArgument(format!(
+                "range start {} is after its end {}",
+                range.start, range.end
+            )));
+        }
+        let len = range.end - range.start;
+        if len == 0 {
+            return Ok(());
+        }
+        let parts = self.participants();
+        let grain = if grain == 0 { (len / (parts * 8)).max(1) } else { grain };
+        let plan = StealPlan::new(len, parts, grain);
+        let stop = AtomicBool::new(false);
+        self.try_run_all(|p| {
+            let mut result = Ok(());
+            plan.for_each_chunk(p.index(), &stop, |chunk| {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    body(range.start + chunk.start..range.start + chunk.end)
+                }));
+                match r {
+                    Ok(Ok(())) => true,
+                    Ok(Err(code)) => {
+                        result = Err(code);
+                        stop.store(true, Ordering::Relaxed);
+                        false
+                    }
+                    Err(payload) => {
+                        stop.store(true, Ordering::Relaxed);
+                        std::panic::resume_unwind(payload)
+                    }
+                }
+            });
+            result
+        })
+    }
+
+    /// A snapshot of the per-sphere counters.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats::from_spheres(
+            self.shared.slots.iter().map(|s| SphereStats::read(&s.counters)).collect(),
+        )
+    }
+
+    /// Stops the pool: spheres finish the job they hold, then exit, and every
+    /// thread is joined. Dropping the pool does the same.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for SpherePool {
+    fn drop(&mut self) {
+        for slot in self.shared.slots.iter() {
+            slot.shutdown();
+        }
+        for handle in self.threads.drain(..) {
+            // A sphere never unwinds: jobs run under catch_unwind.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for SpherePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpherePool")
+            .field("spheres", &self.spheres())
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+/// Waits for every sphere of a fork-join, also while unwinding.
+struct JoinAll<'p> {
+    pool: &'p SpherePool,
+}
+
+impl JoinAll<'_> {
+    /// Waits for every share and returns the first failure.
+    fn wait_all(self) -> Outcome {
+        let mut first = Ok(());
+        for sphere in 0..self.pool.spheres() {
+            if let Err(e) = self.pool.wait(sphere) {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        std::mem::forget(self);
+        first
+    }
+}
+
+impl Drop for JoinAll<'_> {
+    fn drop(&mut self) {
+        // Only reached on unwinding: the shares still borrow the fork-join.
+        for sphere in 0..self.pool.spheres() {
+            let _ = self.pool.wait(sphere);
+        }
+    }
+}
+
+/// Runs one share of a fork-join and keeps the barrier consistent: a share
+/// that returns leaves it, one that fails breaks it.
+fn run_share(fork_join: &ForkJoin<'_>, index: usize, worker: Worker) -> Outcome {
+    let participant = Participant { index, count: fork_join.participants, barrier: &fork_join.barrier };
+    match catch_unwind(AssertUnwindSafe(|| (fork_join.task)(&participant))) {
+        Ok(Ok(())) => {
+            fork_join.barrier.leave();
+            Ok(())
+        }
+        Ok(Err(code)) => {
+            fork_join.barrier.break_barrier();
+            Err(Error::JobFailed { worker, code })
+        }
+        Err(payload) => {
+            fork_join.barrier.break_barrier();
+            Err(Error::Panicked { worker, message: panic_message(payload.as_ref()) })
+        }
+    }
+}
+
+fn run_job(job: Job, sphere: usize) -> Outcome {
+    let worker = Worker::Sphere(sphere);
+    match job {
+        Job::Share(share) => {
+            // SAFETY: `fork_join` waits for this share before the fork-join
+            // on its stack goes away (see `JoinAll`).
+            let fork_join = unsafe { &*share.fork_join };
+            run_share(fork_join, share.index, worker)
+        }
+        Job::Boxed(f) => catch_unwind(AssertUnwindSafe(f))
+            .map_err(|payload| Error::Panicked { worker, message: panic_message(payload.as_ref()) }),
+        Job::Raw(raw) => {
+            // SAFETY: promised by the creator of the RawJob.
+            match catch_unwind(|| unsafe { (raw.func)(raw.arg, sphere) }) {
+                Ok(0) => Ok(()),
+                Ok(code) => Err(Error::JobFailed { worker, code }),
+                Err(payload) => Err(Error::Panicked { worker, message: panic_message(payload.as_ref()) }),
+            }
+        }
+    }
+}
+
+fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId>) {
+    if let Some(core) = core {
+        // Pinning is a hint: a sphere that cannot be pinned still serves.
+        let _ = core_affinity::set_for_current(core);
+    }
+    let slot = &shared.slots[index];
+    let mut spin = AdaptiveSpin::new(shared.config.max_spin, shared.yielding);
+    while let Some((job, started)) = slot.next_job(&mut spin) {
+        let outcome = run_job(job, index);
+        slot.complete(outcome, started);
+    }
+}
+
+/// The block of each participant in a `parallel_for` and the cursors that
+/// hand out its chunks, to the owner first and then to thieves.
+struct StealPlan {
+    len: usize,
+    parts: usize,
+    grain: usize,
+    cursors: Box<[CachePadded<AtomicUsize>]>,
+}
+
+impl StealPlan {
+    fn new(len: usize, parts: usize, grain: usize) -> Self {
+        let cursors = (0..parts).map(|p| CachePadded::new(AtomicUsize::new(Self::block_start(len, parts, p)))).collect();
+        Self { len, parts, grain, cursors }
+    }
+
+    fn block_start(len: usize, parts: usize, p: usize) -> usize {
+        // u128 avoids overflow of len * p for huge ranges.
+        (len as u128 * p as u128 / parts as u128) as usize
+    }
+
+    /// Calls `chunk` on chunks of this participant's block, then on chunks
+    /// stolen from the others, until everything is taken, `stop` is set, or
+    /// `chunk` returns false.
+    fn for_each_chunk(&self, me: usize, stop: &AtomicBool, mut chunk: impl FnMut(Range<usize>) -> bool) {
+        for victim in (me..self.parts).chain(0..me) {
+            let end = Self::block_start(self.len, self.parts, victim + 1);
+            let cursor = &self.cursors[victim];
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                // Claims beyond `end` are empty; the cursor stays far below
+                // overflow because each participant claims past the end once.
+                let start = cursor.fetch_add(self.grain, Ordering::Relaxed);
+                if start >= end {
+                    break;
+                }
+                if !chunk(start..end.min(start.saturating_add(self.grain))) {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Bounded spinning before parking.
+//!
+//! A hand-off to a thread that is spinning costs a cache-line transfer (about
+//! 100 ns); one to a parked thread costs a futex wake and a context switch
+//! (microseconds). So waiting threads spin for a short, time-bounded budget
+//! first. Three rules keep spinning from hurting:
+//! - **Time bound**: a spin never lasts longer than its budget (default 50 us).
+//! - **Adaptive budget**: a sphere whose idle gaps keep exceeding the budget
+//!   halves it after each such gap, down to zero (it then parks at once); one
+//!   short gap restores the full budget. An idle pool costs no CPU.
+//! - **Never more spinners than cores**: a process-wide gate admits at most as
+//!   many spinning threads as there are CPUs; the others park at once. And when
+//!   a pool alone has more participants than CPUs (oversubscription), its
+//!   threads yield the CPU between checks instead of pausing, so that the
+//!   runnable thread with real work gets it.
+
+use crate::sync::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Checks of the condition between two reads of the clock.
+const CHECKS_PER_CLOCK_READ: u32 = 64;
+
+/// The number of CPUs this process may run on.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The process-wide count of spinning threads.
+#[cfg(not(loom))]
+static SPINNERS: AtomicUsize = AtomicUsize::new(0);
+
+/// A place among the spinners; leaving it on drop.
+struct SpinTicket;
+
+impl SpinTicket {
+    #[cfg(not(loom))]
+    fn enter() -> Option<SpinTicket> {
+        static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let limit = *LIMIT.get_or_init(available_cores);
+        let before = SPINNERS.fetch_add(1, Ordering::Relaxed);
+        if before < limit {
+            Some(SpinTicket)
+        } else {
+            SPINNERS.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl Drop for SpinTicket {
+    fn drop(&mut self) {
+        SPINNERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Spins until `ready()` is true or `budget` has passed; returns the last
+/// value of `ready()`. Under loom it checks once and never spins, so that the
+/// model explores the parking paths.
+#[cfg(not(loom))]
+pub(crate) fn spin_until(budget: Duration, yielding: bool, mut ready: impl FnMut() -> bool) -> bool {
+    if ready() {
+        return true;
+    }
+    if budget.is_zero() {
+        return false;
+    }
+    let Some(_ticket) = SpinTicket::enter() else {
+        return false;
+    };
+    let backoff = crossbeam_utils::Backoff::new();
+    let start = Instant::now();
+    loop {
+        for _ in 0..CHECKS_PER_CLOCK_READ {
+            if ready() {
+                return true;
+            }
+            if yielding {
+                // Spins briefly at first, then yields the CPU on every call.
+                backoff.snooze();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        if start.elapsed() >= budget {
+            return ready();
+        }
+    }
+}
+
+#[cfg(loom)]
+pub(crate) fn spin_until(_budget: Duration, _yielding: bool, mut ready: impl FnMut() -> bool) -> bool {
+    let _ = (AtomicUsize::new(0), Ordering::Relaxed, Instant::now(), CHECKS_PER_CLOCK_READ);
+    ready()
+}
+
+/// A sphere's spin budget, adapted to the idle gaps it sees.
+#[derive(Debug, Clone)]
+pub(crate) struct AdaptiveSpin {
+    max: Duration,
+    /// Consecutive idle gaps longer than the full budget.
+    long_gaps: u32,
+    yielding: bool,
+}
+
+impl AdaptiveSpin {
+    pub(crate) fn new(max: Duration, yielding: bool) -> Self {
+        Self { max, long_gaps: 0, yielding }
+    }
+
+    /// The budget for the next spin: the maximum halved once per long gap.
+    pub(crate) fn budget(&self) -> Duration {
+        self.max.checked_div(1 << self.long_gaps.min(31)).unwrap_or_default()
+    }
+
+    pub(crate) fn yielding(&self) -> bool {
+        self.yielding
+    }
+
+    /// Records how long the sphere waited for its last job.
+    pub(crate) fn record_gap(&mut self, gap: Duration) {
+        if gap <= self.max {
+            self.long_gaps = 0;
+        } else if self.budget() >= Duration::from_micros(1) {
+            self.long_gaps += 1;
+        } else {
+            // Below a microsecond a spin is pointless: park at once.
+            self.long_gaps = 31;
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_gaps_shrink_the_budget_to_zero_and_a_short_gap_restores_it() {
+        let max = Duration::from_micros(64);
+        let mut spin = AdaptiveSpin::new(max, false);
+        assert_eq!(spin.budget(), max);
+        spin.record_gap(Duration::from_millis(5));
+        assert_eq!(spin.budget(), max / 2);
+        for _ in 0..10 {
+            spin.record_gap(Duration::from_millis(5));
+        }
+        assert_eq!(spin.budget(), Duration::ZERO);
+        spin.record_gap(Duration::from_micros(10));
+        assert_eq!(spin.budget(), max);
+    }
+
+    #[test]
+    fn spin_until_returns_at_the_deadline_when_never_ready() {
+        let start = Instant::now();
+        assert!(!spin_until(Duration::from_millis(2), false, || false));
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(2), "spun only {took:?}");
+        assert!(took < Duration::from_millis(500), "spun {took:?}");
+    }
+
+    #[test]
+    fn zero_budget_checks_once_without_spinning() {
+        let mut calls = 0;
+        assert!(!spin_until(Duration::ZERO, false, || {
+            calls += 1;
+            false
+        }));
+        assert_eq!(calls, 1);
+    }
+}

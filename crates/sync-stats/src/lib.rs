@@ -1,0 +1,1 @@
+//! Contention-counting locks, deadlock detection, sharded counters, lock-free per-thread statistics.

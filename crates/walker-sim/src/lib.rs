@@ -1,0 +1,1 @@
+//! Deterministic stand-in for the walker training loop: benchmark and demo of the runtime.
