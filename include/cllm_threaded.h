@@ -14,7 +14,7 @@
  *
  * Values are fixed forever: new codes are only ever appended.
  */
-typedef enum {
+typedef enum cllm_status {
   /**
    * Success.
    */

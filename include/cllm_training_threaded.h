@@ -7,4 +7,76 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef CLLM_HOST_TYPES_DEFINED
+typedef struct CLLMTraining CLLMTraining;
+typedef struct CLLMBatchIterator CLLMBatchIterator;
+#endif
+
+
+/**
+ * A buffer of `len` floats: one of a training object's gradient arrays.
+ */
+typedef struct cllm_float_span {
+  /**
+   * The first float.
+   */
+  float *data;
+  /**
+   * The number of floats.
+   */
+  size_t len;
+} cllm_float_span;
+
+/**
+ * Operations a host supplies to `threaded_training_create_with_replicas`
+ * so that every sphere trains on its own replica of the training state.
+ *
+ * A replica shares the master's model weights (read-only while spheres run
+ * forward and backward) and has its own activations and gradients. The
+ * drop-in never calls the host concurrently on one training object, and
+ * never runs the optimizer while replicas compute.
+ */
+typedef struct cllm_replica_ops {
+  /**
+   * Passed back as the first argument of every operation.
+   */
+  void *user;
+  /**
+   * Returns a new replica of `master`, or NULL on failure.
+   */
+  CLLMTraining *(*create_replica)(void *user, CLLMTraining *master);
+  /**
+   * Frees a replica made by `create_replica`.
+   */
+  void (*free_replica)(void *user, CLLMTraining *replica);
+  /**
+   * Lists the gradient buffers of `training`: writes up to `capacity`
+   * spans to `out` and returns the total number of buffers (call again
+   * with more room if it exceeds `capacity`). Replicas and their master
+   * must list buffers of the same sizes in the same order.
+   */
+  size_t (*gradient_buffers)(void *user,
+                             CLLMTraining *training,
+                             struct cllm_float_span *out,
+                             size_t capacity);
+} cllm_replica_ops;
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * Placeholder so cbindgen emits the interface types until the entry points
+ * land; replaced by the real `threaded_training_*` functions.
+ */
+void cllm_training_threaded_abi_types(const CLLMBatch *_batch,
+                                      const struct cllm_replica_ops *_ops,
+                                      const struct cllm_float_span *_span,
+                                      const CLLMTraining *_training,
+                                      const CLLMBatchIterator *_iter);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
 #endif  /* CLLM_TRAINING_THREADED_H */
