@@ -129,7 +129,10 @@ impl SphereBarrier {
         loop {
             debug_assert!(parties(word) > 0, "more leaves than parties");
             let next = word - 1;
-            match self.word.compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .word
+                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => {
                     if next & BROKEN == 0 && arrived(next) > 0 && arrived(next) >= parties(next) {
                         self.open(next);

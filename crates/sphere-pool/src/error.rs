@@ -73,17 +73,29 @@ impl fmt::Display for Error {
         match self {
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
             Error::SphereOutOfRange { sphere, spheres } => {
-                write!(f, "sphere {sphere} is out of range: the pool has {spheres} spheres")
+                write!(
+                    f,
+                    "sphere {sphere} is out of range: the pool has {spheres} spheres"
+                )
             }
             Error::Busy { sphere } => {
-                write!(f, "sphere {sphere} is busy: its last job was not waited for")
+                write!(
+                    f,
+                    "sphere {sphere} is busy: its last job was not waited for"
+                )
             }
             Error::Timeout { sphere } => {
-                write!(f, "timed out waiting for sphere {sphere}; its job is still running")
+                write!(
+                    f,
+                    "timed out waiting for sphere {sphere}; its job is still running"
+                )
             }
             Error::Shutdown => f.write_str("the pool is shutting down"),
             Error::Spawn { sphere, reason } => {
-                write!(f, "could not create the thread of sphere {sphere}: {reason}")
+                write!(
+                    f,
+                    "could not create the thread of sphere {sphere}: {reason}"
+                )
             }
             Error::Panicked { worker, message } => write!(f, "job panicked on {worker}: {message}"),
             Error::JobFailed { worker, code } => {
@@ -96,6 +108,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// The text of a panic payload.
+#[cfg(not(loom))]
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()

@@ -43,7 +43,9 @@ mod sync;
 pub use barrier::{BarrierBroken, MAX_BARRIER_PARTIES, SphereBarrier};
 pub use error::{Error, Worker};
 #[cfg(not(loom))]
-pub use pool::{MAX_SPHERES, Participant, PoolConfig, RawJob, SpherePool, default_spheres, resolve_spheres};
+pub use pool::{
+    MAX_SPHERES, Participant, PoolConfig, RawJob, SpherePool, default_spheres, resolve_spheres,
+};
 pub use spin::available_cores;
 #[cfg(not(loom))]
 pub use stats::{PoolStats, SphereStats};

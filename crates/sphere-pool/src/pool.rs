@@ -79,7 +79,10 @@ impl RawJob {
     /// # Safety
     /// `func(arg, sphere)` must be safe to call once from another thread, and
     /// `arg` must stay valid until the job was waited for.
-    pub unsafe fn new(func: unsafe extern "C" fn(*mut c_void, usize) -> c_int, arg: *mut c_void) -> Self {
+    pub unsafe fn new(
+        func: unsafe extern "C" fn(*mut c_void, usize) -> c_int,
+        arg: *mut c_void,
+    ) -> Self {
         Self { func, arg }
     }
 }
@@ -159,6 +162,8 @@ enum Job {
 
 struct Shared {
     slots: Box<[CachePadded<Slot<Job>>]>,
+    /// Spheres that have started running (named and pinned).
+    started: (parking_lot::Mutex<usize>, parking_lot::Condvar),
     config: PoolConfig,
     /// More participants than CPUs: spinning threads yield the CPU.
     yielding: bool,
@@ -199,7 +204,10 @@ impl SpherePool {
     /// A pool of `spheres` spheres (0: [`default_spheres`]) with the default
     /// configuration.
     pub fn new(spheres: usize) -> Result<Self, Error> {
-        Self::with_config(PoolConfig { spheres, ..PoolConfig::default() })
+        Self::with_config(PoolConfig {
+            spheres,
+            ..PoolConfig::default()
+        })
     }
 
     /// A pool built as `config` says.
@@ -217,11 +225,19 @@ impl SpherePool {
         let yielding = n + 1 > available_cores();
         let shared = Arc::new(Shared {
             slots: (0..n).map(|_| CachePadded::new(Slot::new())).collect(),
+            started: Default::default(),
             config,
             yielding,
         });
-        let cores = if shared.config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
-        let mut pool = SpherePool { shared, threads: Vec::with_capacity(n) };
+        let cores = if shared.config.pin {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut pool = SpherePool {
+            shared,
+            threads: Vec::with_capacity(n),
+        };
         for index in 0..n {
             let shared = pool.shared.clone();
             let core = (!cores.is_empty()).then(|| cores[(index + 1) % cores.len()]);
@@ -235,10 +251,21 @@ impl SpherePool {
                 Err(e) => {
                     // Dropping the partial pool shuts down and joins what started.
                     drop(pool);
-                    return Err(Error::Spawn { sphere: index, reason: e.to_string() });
+                    return Err(Error::Spawn {
+                        sphere: index,
+                        reason: e.to_string(),
+                    });
                 }
             }
         }
+        // Return only once every sphere runs: its name is visible (ps -eLf)
+        // and its pinning done.
+        let (count, all_started) = &pool.shared.started;
+        let mut started = count.lock();
+        while *started < n {
+            all_started.wait(&mut started);
+        }
+        drop(started);
         Ok(pool)
     }
 
@@ -262,15 +289,23 @@ impl SpherePool {
             .slots
             .get(sphere)
             .map(|s| &**s)
-            .ok_or(Error::SphereOutOfRange { sphere, spheres: self.spheres() })
+            .ok_or(Error::SphereOutOfRange {
+                sphere,
+                spheres: self.spheres(),
+            })
     }
 
     /// Hands `job` to `sphere` and returns at once (the seed's work-ready).
     /// Fails with [`Error::Busy`] if the sphere's previous job was not waited
     /// for. Boxing the closure allocates; [`dispatch_raw`](Self::dispatch_raw)
     /// does not.
-    pub fn dispatch(&self, sphere: usize, job: impl FnOnce() + Send + 'static) -> Result<(), Error> {
-        self.slot(sphere)?.dispatch(sphere, Job::Boxed(Box::new(job)))
+    pub fn dispatch(
+        &self,
+        sphere: usize,
+        job: impl FnOnce() + Send + 'static,
+    ) -> Result<(), Error> {
+        self.slot(sphere)?
+            .dispatch(sphere, Job::Boxed(Box::new(job)))
     }
 
     /// Hands a C job to `sphere` without allocating.
@@ -286,7 +321,10 @@ impl SpherePool {
     /// Waits for `sphere`'s job to end and returns its outcome (the seed's
     /// work-done). A sphere that was given nothing returns `Ok(())` at once.
     pub fn wait(&self, sphere: usize) -> Result<(), Error> {
-        match self.slot(sphere)?.wait(None, self.shared.config.max_spin, self.shared.yielding) {
+        match self
+            .slot(sphere)?
+            .wait(None, self.shared.config.max_spin, self.shared.yielding)
+        {
             Waited::Collected(outcome) => outcome,
             Waited::Nothing => Ok(()),
             Waited::TimedOut => unreachable!("a wait without deadline cannot time out"),
@@ -320,7 +358,10 @@ impl SpherePool {
 
     /// As [`run_all`](Self::run_all) for a task that reports failure with an
     /// error code, returned as [`Error::JobFailed`].
-    pub fn try_run_all(&self, task: impl Fn(&Participant<'_>) -> Result<(), i32> + Sync) -> Result<(), Error> {
+    pub fn try_run_all(
+        &self,
+        task: impl Fn(&Participant<'_>) -> Result<(), i32> + Sync,
+    ) -> Result<(), Error> {
         self.fork_join(&task)
     }
 
@@ -339,7 +380,10 @@ impl SpherePool {
         };
         let ptr = (&fork_join as *const ForkJoin<'_>).cast::<ForkJoin<'static>>();
         for (index, slot) in slots.iter().enumerate() {
-            slot.publish(Job::Share(Share { fork_join: ptr, index }));
+            slot.publish(Job::Share(Share {
+                fork_join: ptr,
+                index,
+            }));
         }
         // From here on, every share must be waited for before `fork_join`
         // goes out of scope, even if something below panics.
@@ -354,7 +398,12 @@ impl SpherePool {
     /// on its own contiguous block and, when done, steals chunks of `grain`
     /// items from the others, so uneven work stays balanced. `grain == 0`
     /// picks one that gives each participant about eight chunks.
-    pub fn parallel_for(&self, range: Range<usize>, grain: usize, body: impl Fn(Range<usize>) + Sync) -> Result<(), Error> {
+    pub fn parallel_for(
+        &self,
+        range: Range<usize>,
+        grain: usize,
+        body: impl Fn(Range<usize>) + Sync,
+    ) -> Result<(), Error> {
         self.try_parallel_for(range, grain, |r| {
             body(r);
             Ok(())
@@ -381,7 +430,19 @@ impl SpherePool {
             return Ok(());
         }
         let parts = self.participants();
-        let grain = if grain == 0 { (len / (parts * 8)).max(1) } else { grain };
+        // Cursors move past their block's end by at most one grain per
+        // participant; keeping grain <= len and len * (parts + 1) in range
+        // means they never wrap around.
+        if len.checked_mul(parts + 1).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "range of {len} items is too long"
+            )));
+        }
+        let grain = if grain == 0 {
+            (len / (parts * 8)).max(1)
+        } else {
+            grain.min(len)
+        };
         let plan = StealPlan::new(len, parts, grain);
         let stop = AtomicBool::new(false);
         self.try_run_all(|p| {
@@ -410,7 +471,11 @@ impl SpherePool {
     /// A snapshot of the per-sphere counters.
     pub fn stats(&self) -> PoolStats {
         PoolStats::from_spheres(
-            self.shared.slots.iter().map(|s| SphereStats::read(&s.counters)).collect(),
+            self.shared
+                .slots
+                .iter()
+                .map(|s| SphereStats::read(&s.counters))
+                .collect(),
         )
     }
 
@@ -475,7 +540,11 @@ impl Drop for JoinAll<'_> {
 /// Runs one share of a fork-join and keeps the barrier consistent: a share
 /// that returns leaves it, one that fails breaks it.
 fn run_share(fork_join: &ForkJoin<'_>, index: usize, worker: Worker) -> Outcome {
-    let participant = Participant { index, count: fork_join.participants, barrier: &fork_join.barrier };
+    let participant = Participant {
+        index,
+        count: fork_join.participants,
+        barrier: &fork_join.barrier,
+    };
     match catch_unwind(AssertUnwindSafe(|| (fork_join.task)(&participant))) {
         Ok(Ok(())) => {
             fork_join.barrier.leave();
@@ -487,7 +556,10 @@ fn run_share(fork_join: &ForkJoin<'_>, index: usize, worker: Worker) -> Outcome 
         }
         Err(payload) => {
             fork_join.barrier.break_barrier();
-            Err(Error::Panicked { worker, message: panic_message(payload.as_ref()) })
+            Err(Error::Panicked {
+                worker,
+                message: panic_message(payload.as_ref()),
+            })
         }
     }
 }
@@ -501,14 +573,19 @@ fn run_job(job: Job, sphere: usize) -> Outcome {
             let fork_join = unsafe { &*share.fork_join };
             run_share(fork_join, share.index, worker)
         }
-        Job::Boxed(f) => catch_unwind(AssertUnwindSafe(f))
-            .map_err(|payload| Error::Panicked { worker, message: panic_message(payload.as_ref()) }),
+        Job::Boxed(f) => catch_unwind(AssertUnwindSafe(f)).map_err(|payload| Error::Panicked {
+            worker,
+            message: panic_message(payload.as_ref()),
+        }),
         Job::Raw(raw) => {
             // SAFETY: promised by the creator of the RawJob.
             match catch_unwind(|| unsafe { (raw.func)(raw.arg, sphere) }) {
                 Ok(0) => Ok(()),
                 Ok(code) => Err(Error::JobFailed { worker, code }),
-                Err(payload) => Err(Error::Panicked { worker, message: panic_message(payload.as_ref()) }),
+                Err(payload) => Err(Error::Panicked {
+                    worker,
+                    message: panic_message(payload.as_ref()),
+                }),
             }
         }
     }
@@ -519,6 +596,9 @@ fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId
         // Pinning is a hint: a sphere that cannot be pinned still serves.
         let _ = core_affinity::set_for_current(core);
     }
+    let (count, all_started) = &shared.started;
+    *count.lock() += 1;
+    all_started.notify_all();
     let slot = &shared.slots[index];
     let mut spin = AdaptiveSpin::new(shared.config.max_spin, shared.yielding);
     while let Some((job, started)) = slot.next_job(&mut spin) {
@@ -538,8 +618,15 @@ struct StealPlan {
 
 impl StealPlan {
     fn new(len: usize, parts: usize, grain: usize) -> Self {
-        let cursors = (0..parts).map(|p| CachePadded::new(AtomicUsize::new(Self::block_start(len, parts, p)))).collect();
-        Self { len, parts, grain, cursors }
+        let cursors = (0..parts)
+            .map(|p| CachePadded::new(AtomicUsize::new(Self::block_start(len, parts, p))))
+            .collect();
+        Self {
+            len,
+            parts,
+            grain,
+            cursors,
+        }
     }
 
     fn block_start(len: usize, parts: usize, p: usize) -> usize {
@@ -550,7 +637,12 @@ impl StealPlan {
     /// Calls `chunk` on chunks of this participant's block, then on chunks
     /// stolen from the others, until everything is taken, `stop` is set, or
     /// `chunk` returns false.
-    fn for_each_chunk(&self, me: usize, stop: &AtomicBool, mut chunk: impl FnMut(Range<usize>) -> bool) {
+    fn for_each_chunk(
+        &self,
+        me: usize,
+        stop: &AtomicBool,
+        mut chunk: impl FnMut(Range<usize>) -> bool,
+    ) {
         for victim in (me..self.parts).chain(0..me) {
             let end = Self::block_start(self.len, self.parts, victim + 1);
             let cursor = &self.cursors[victim];
@@ -558,13 +650,13 @@ impl StealPlan {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                // Claims beyond `end` are empty; the cursor stays far below
-                // overflow because each participant claims past the end once.
+                // Claims beyond `end` are empty (see the overflow note in
+                // `try_parallel_for`).
                 let start = cursor.fetch_add(self.grain, Ordering::Relaxed);
                 if start >= end {
                     break;
                 }
-                if !chunk(start..end.min(start.saturating_add(self.grain))) {
+                if !chunk(start..end.min(start + self.grain)) {
                     return;
                 }
             }

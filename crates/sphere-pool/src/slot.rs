@@ -32,7 +32,6 @@ use crate::spin::{AdaptiveSpin, spin_until};
 use crate::sync::{AtomicU32, AtomicU64, Condvar, Mutex, Ordering, UnsafeCell};
 use std::time::{Duration, Instant};
 
-
 const STATE_MASK: u32 = 0b111;
 const EMPTY: u32 = 0;
 const CLAIMED: u32 = 1;
@@ -53,11 +52,11 @@ fn with_state(word: u32, new_state: u32) -> u32 {
 }
 
 /// What a job reports when it ends.
-pub(crate) type Outcome = Result<(), Error>;
+pub type Outcome = Result<(), Error>;
 
 /// The result of waiting on a slot.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Waited {
+pub enum Waited {
     /// The job ended; this waiter collected its outcome.
     Collected(Outcome),
     /// There was no job to wait for (never dispatched, or already collected).
@@ -68,25 +67,26 @@ pub(crate) enum Waited {
 
 /// Per-slot counters, written by the sphere only (relaxed), read by anyone.
 #[derive(Default)]
-pub(crate) struct SlotCounters {
-    pub(crate) jobs: AtomicU64,
-    pub(crate) failures: AtomicU64,
-    pub(crate) busy_ns: AtomicU64,
-    pub(crate) idle_ns: AtomicU64,
-    pub(crate) parks: AtomicU64,
-    pub(crate) spin_hits: AtomicU64,
+pub struct SlotCounters {
+    pub jobs: AtomicU64,
+    pub failures: AtomicU64,
+    pub busy_ns: AtomicU64,
+    pub idle_ns: AtomicU64,
+    pub parks: AtomicU64,
+    pub spin_hits: AtomicU64,
 }
 
 /// The hand-off point of one sphere. `J` is the job type (generic so that the
 /// loom tests can use a plain value).
-pub(crate) struct Slot<J> {
+pub struct Slot<J> {
     word: AtomicU32,
     job: UnsafeCell<Option<J>>,
     outcome: UnsafeCell<Outcome>,
     lock: Mutex,
     work_ready: Condvar,
     work_done: Condvar,
-    pub(crate) counters: SlotCounters,
+    /// What the sphere did (for statistics).
+    pub counters: SlotCounters,
 }
 
 // SAFETY: `job` and `outcome` are only accessed by the thread that owns the
@@ -98,7 +98,8 @@ unsafe impl<J: Send> Sync for Slot<J> {}
 unsafe impl<J: Send> Send for Slot<J> {}
 
 impl<J> Slot<J> {
-    pub(crate) fn new() -> Self {
+    /// An empty slot.
+    pub fn new() -> Self {
         Self {
             word: AtomicU32::new(EMPTY),
             job: UnsafeCell::new(None),
@@ -111,12 +112,12 @@ impl<J> Slot<J> {
     }
 
     /// True while a job is claimed, ready, running, or done but not collected.
-    pub(crate) fn is_busy(&self) -> bool {
+    pub fn is_busy(&self) -> bool {
         !matches!(state(self.word.load(Ordering::Acquire)), EMPTY)
     }
 
     /// Reserves the slot for a new job: EMPTY -> CLAIMED.
-    pub(crate) fn claim(&self, sphere: usize) -> Result<(), Error> {
+    pub fn claim(&self, sphere: usize) -> Result<(), Error> {
         let mut word = self.word.load(Ordering::Relaxed);
         loop {
             if word & SHUTDOWN != 0 {
@@ -138,14 +139,14 @@ impl<J> Slot<J> {
     }
 
     /// Gives back a claim that will not be published: CLAIMED -> EMPTY.
-    pub(crate) fn release_claim(&self) {
+    pub fn release_claim(&self) {
         let prev = self.transition(|w| with_state(w, EMPTY), Ordering::Release);
         debug_assert_eq!(state(prev), CLAIMED);
     }
 
     /// Hands `job` to the sphere: CLAIMED -> READY, waking it if it sleeps.
     /// The caller must hold the claim (a successful [`Slot::claim`]).
-    pub(crate) fn publish(&self, job: J) {
+    pub fn publish(&self, job: J) {
         // SAFETY: in state CLAIMED only the claimant touches `job`; the sphere
         // reads it only after the release transition to READY below.
         self.job.with_mut(|cell| unsafe { *cell = Some(job) });
@@ -158,7 +159,7 @@ impl<J> Slot<J> {
     }
 
     /// Claims and publishes in one step.
-    pub(crate) fn dispatch(&self, sphere: usize, job: J) -> Result<(), Error> {
+    pub fn dispatch(&self, sphere: usize, job: J) -> Result<(), Error> {
         self.claim(sphere)?;
         self.publish(job);
         Ok(())
@@ -168,7 +169,10 @@ impl<J> Slot<J> {
     fn transition(&self, f: impl Fn(u32) -> u32, order: Ordering) -> u32 {
         let mut word = self.word.load(Ordering::Relaxed);
         loop {
-            match self.word.compare_exchange_weak(word, f(word), order, Ordering::Relaxed) {
+            match self
+                .word
+                .compare_exchange_weak(word, f(word), order, Ordering::Relaxed)
+            {
                 Ok(prev) => return prev,
                 Err(now) => word = now,
             }
@@ -180,7 +184,7 @@ impl<J> Slot<J> {
     /// Blocks the sphere until a job is ready (returns it, now RUNNING, and
     /// the time it started) or the slot is shut down with nothing left to run
     /// (returns `None`). Spins for the adaptive budget before parking.
-    pub(crate) fn next_job(&self, spin: &mut AdaptiveSpin) -> Option<(J, Instant)> {
+    pub fn next_job(&self, spin: &mut AdaptiveSpin) -> Option<(J, Instant)> {
         let idle_since = Instant::now();
         let hit = spin_until(spin.budget(), spin.yielding(), || {
             let w = self.word.load(Ordering::Acquire);
@@ -196,7 +200,9 @@ impl<J> Slot<J> {
         let started = Instant::now();
         let idle = started - idle_since;
         spin.record_gap(idle);
-        self.counters.idle_ns.fetch_add(duration_ns(idle), Ordering::Relaxed);
+        self.counters
+            .idle_ns
+            .fetch_add(duration_ns(idle), Ordering::Relaxed);
         Some((job, started))
     }
 
@@ -228,7 +234,13 @@ impl<J> Slot<J> {
     /// READY -> RUNNING and the job, or `None` if the sphere should exit.
     fn take_job(&self) -> Option<J> {
         let prev = self.transition(
-            |w| if state(w) == READY { with_state(w, RUNNING) } else { w },
+            |w| {
+                if state(w) == READY {
+                    with_state(w, RUNNING)
+                } else {
+                    w
+                }
+            },
             Ordering::AcqRel,
         );
         if state(prev) != READY {
@@ -245,7 +257,7 @@ impl<J> Slot<J> {
     /// Stores the outcome of the running job: RUNNING -> DONE, waking waiters.
     /// Job counts are visible to whoever collects the outcome; the busy time
     /// is added just after the hand-off, to keep the clock off its path.
-    pub(crate) fn complete(&self, outcome: Outcome, started: Instant) {
+    pub fn complete(&self, outcome: Outcome, started: Instant) {
         self.counters.jobs.fetch_add(1, Ordering::Relaxed);
         if outcome.is_err() {
             self.counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -259,14 +271,16 @@ impl<J> Slot<J> {
             let _guard = self.lock.lock();
             self.work_done.notify_all();
         }
-        self.counters.busy_ns.fetch_add(duration_ns(started.elapsed()), Ordering::Relaxed);
+        self.counters
+            .busy_ns
+            .fetch_add(duration_ns(started.elapsed()), Ordering::Relaxed);
     }
 
     // ---- the waiter's side ----------------------------------------------
 
     /// Waits for the job to end and collects its outcome. `deadline: None`
     /// waits for ever. `spin` bounds the spin before parking.
-    pub(crate) fn wait(&self, deadline: Option<Instant>, spin: Duration, yielding: bool) -> Waited {
+    pub fn wait(&self, deadline: Option<Instant>, spin: Duration, yielding: bool) -> Waited {
         loop {
             let w = self.word.load(Ordering::Acquire);
             match state(w) {
@@ -283,7 +297,9 @@ impl<J> Slot<J> {
                 Some(d) => spin.min(d.saturating_duration_since(Instant::now())),
                 None => spin,
             };
-            if spin_until(spin, yielding, || !matches!(self.state(), CLAIMED | READY | RUNNING)) {
+            if spin_until(spin, yielding, || {
+                !matches!(self.state(), CLAIMED | READY | RUNNING)
+            }) {
                 continue;
             }
             if self.park_waiter(deadline) {
@@ -307,11 +323,18 @@ impl<J> Slot<J> {
     /// thread won the race to collect (or the word changed).
     fn try_collect(&self, seen: u32) -> Option<Outcome> {
         self.word
-            .compare_exchange(seen, with_state(seen, COLLECTING), Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(
+                seen,
+                with_state(seen, COLLECTING),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
             .ok()?;
         // SAFETY: the acquire transition DONE -> COLLECTING gives this thread
         // sole access to `outcome` until it releases the slot (EMPTY) below.
-        let outcome = self.outcome.with_mut(|cell| unsafe { std::mem::replace(&mut *cell, Ok(())) });
+        let outcome = self
+            .outcome
+            .with_mut(|cell| unsafe { std::mem::replace(&mut *cell, Ok(())) });
         let prev = self.transition(|w| with_state(w, EMPTY), Ordering::Release);
         debug_assert_eq!(state(prev), COLLECTING);
         Some(outcome)
@@ -348,7 +371,7 @@ impl<J> Slot<J> {
 
     /// Refuses new claims and wakes the sphere so that it finishes a pending
     /// job and exits.
-    pub(crate) fn shutdown(&self) {
+    pub fn shutdown(&self) {
         let prev = self.transition(|w| (w | SHUTDOWN) & !WORKER_PARKED, Ordering::AcqRel);
         if prev & WORKER_PARKED != 0 {
             let _guard = self.lock.lock();

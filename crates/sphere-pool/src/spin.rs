@@ -14,10 +14,14 @@
 //!   threads yield the CPU between checks instead of pausing, so that the
 //!   runnable thread with real work gets it.
 
-use crate::sync::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+#[cfg(not(loom))]
+use std::time::Instant;
 
 /// Checks of the condition between two reads of the clock.
+#[cfg(not(loom))]
 const CHECKS_PER_CLOCK_READ: u32 = 64;
 
 /// The number of CPUs this process may run on.
@@ -30,10 +34,11 @@ pub fn available_cores() -> usize {
 static SPINNERS: AtomicUsize = AtomicUsize::new(0);
 
 /// A place among the spinners; leaving it on drop.
+#[cfg(not(loom))]
 struct SpinTicket;
 
+#[cfg(not(loom))]
 impl SpinTicket {
-    #[cfg(not(loom))]
     fn enter() -> Option<SpinTicket> {
         static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         let limit = *LIMIT.get_or_init(available_cores);
@@ -58,7 +63,7 @@ impl Drop for SpinTicket {
 /// value of `ready()`. Under loom it checks once and never spins, so that the
 /// model explores the parking paths.
 #[cfg(not(loom))]
-pub(crate) fn spin_until(budget: Duration, yielding: bool, mut ready: impl FnMut() -> bool) -> bool {
+pub fn spin_until(budget: Duration, yielding: bool, mut ready: impl FnMut() -> bool) -> bool {
     if ready() {
         return true;
     }
@@ -89,14 +94,13 @@ pub(crate) fn spin_until(budget: Duration, yielding: bool, mut ready: impl FnMut
 }
 
 #[cfg(loom)]
-pub(crate) fn spin_until(_budget: Duration, _yielding: bool, mut ready: impl FnMut() -> bool) -> bool {
-    let _ = (AtomicUsize::new(0), Ordering::Relaxed, Instant::now(), CHECKS_PER_CLOCK_READ);
+pub fn spin_until(_budget: Duration, _yielding: bool, mut ready: impl FnMut() -> bool) -> bool {
     ready()
 }
 
 /// A sphere's spin budget, adapted to the idle gaps it sees.
 #[derive(Debug, Clone)]
-pub(crate) struct AdaptiveSpin {
+pub struct AdaptiveSpin {
     max: Duration,
     /// Consecutive idle gaps longer than the full budget.
     long_gaps: u32,
@@ -104,21 +108,29 @@ pub(crate) struct AdaptiveSpin {
 }
 
 impl AdaptiveSpin {
-    pub(crate) fn new(max: Duration, yielding: bool) -> Self {
-        Self { max, long_gaps: 0, yielding }
+    /// A budget of at most `max`; `yielding` threads yield between checks.
+    pub fn new(max: Duration, yielding: bool) -> Self {
+        Self {
+            max,
+            long_gaps: 0,
+            yielding,
+        }
     }
 
     /// The budget for the next spin: the maximum halved once per long gap.
-    pub(crate) fn budget(&self) -> Duration {
-        self.max.checked_div(1 << self.long_gaps.min(31)).unwrap_or_default()
+    pub fn budget(&self) -> Duration {
+        self.max
+            .checked_div(1 << self.long_gaps.min(31))
+            .unwrap_or_default()
     }
 
-    pub(crate) fn yielding(&self) -> bool {
+    /// True if spins yield the CPU between checks (oversubscribed pool).
+    pub fn yielding(&self) -> bool {
         self.yielding
     }
 
     /// Records how long the sphere waited for its last job.
-    pub(crate) fn record_gap(&mut self, gap: Duration) {
+    pub fn record_gap(&mut self, gap: Duration) {
         if gap <= self.max {
             self.long_gaps = 0;
         } else if self.budget() >= Duration::from_micros(1) {

@@ -37,7 +37,11 @@ impl SphereStats {
     /// The share of busy time in busy + idle time (0 when both are zero).
     pub fn busy_fraction(&self) -> f64 {
         let total = (self.busy + self.idle).as_secs_f64();
-        if total > 0.0 { self.busy.as_secs_f64() / total } else { 0.0 }
+        if total > 0.0 {
+            self.busy.as_secs_f64() / total
+        } else {
+            0.0
+        }
     }
 
     fn add(&mut self, other: &SphereStats) {

@@ -3,10 +3,10 @@
 //! `--cfg loom` so that the loom tests check the very code that ships.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 #[cfg(not(loom))]
 mod imp {
@@ -90,7 +90,10 @@ mod imp {
         /// loom has no clock: a timed wait is a wait that may also time out.
         pub(crate) fn wait_until(&self, guard: &mut Guard<'_>, _deadline: Instant) -> bool {
             let g = guard.0.take().expect("guard present");
-            let (g, result) = self.0.wait_timeout(g, std::time::Duration::from_millis(1)).unwrap();
+            let (g, result) = self
+                .0
+                .wait_timeout(g, std::time::Duration::from_millis(1))
+                .unwrap();
             guard.0 = Some(g);
             result.timed_out()
         }

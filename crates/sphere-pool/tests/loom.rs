@@ -1,0 +1,232 @@
+//! Loom model checks of the hand-off protocol (`src/slot.rs`) and the barrier.
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p sphere-pool --release --test loom`
+//! (`make loom`). Loom explores every interleaving of the threads below (up to
+//! the preemption bound) and fails on a deadlock (a lost wake-up leaves a
+//! thread parked for ever), a data race on the slot's cells, or an assertion.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use sphere_pool::loom_api::{AdaptiveSpin, Slot, Waited};
+use sphere_pool::{Error, SphereBarrier, Worker};
+use std::time::{Duration, Instant};
+
+/// The sphere's loop: run jobs until the slot is shut down. Job value 0
+/// fails, any other succeeds. Returns the number of jobs run.
+fn sphere(slot: &Slot<u32>) -> usize {
+    let mut spin = AdaptiveSpin::new(Duration::ZERO, false);
+    let mut ran = 0;
+    while let Some((job, started)) = slot.next_job(&mut spin) {
+        ran += 1;
+        let outcome = if job == 0 {
+            Err(Error::JobFailed {
+                worker: Worker::Sphere(0),
+                code: 7,
+            })
+        } else {
+            Ok(())
+        };
+        slot.complete(outcome, started);
+    }
+    ran
+}
+
+fn spawn_sphere(slot: &Arc<Slot<u32>>) -> thread::JoinHandle<usize> {
+    let slot = slot.clone();
+    thread::spawn(move || sphere(&slot))
+}
+
+fn wait(slot: &Slot<u32>) -> Waited {
+    slot.wait(None, Duration::ZERO, false)
+}
+
+#[test]
+fn dispatch_then_wait_delivers_the_outcome() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::new());
+        let worker = spawn_sphere(&slot);
+        slot.dispatch(0, 1).unwrap();
+        assert_eq!(wait(&slot), Waited::Collected(Ok(())));
+        slot.shutdown();
+        assert_eq!(worker.join().unwrap(), 1);
+    });
+}
+
+#[test]
+fn two_rounds_reuse_the_slot_and_report_each_outcome() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::new());
+        let worker = spawn_sphere(&slot);
+        slot.dispatch(0, 0).unwrap();
+        assert!(matches!(
+            wait(&slot),
+            Waited::Collected(Err(Error::JobFailed { code: 7, .. }))
+        ));
+        slot.dispatch(0, 1).unwrap();
+        assert_eq!(wait(&slot), Waited::Collected(Ok(())));
+        // Collected: a further wait returns at once.
+        assert_eq!(wait(&slot), Waited::Nothing);
+        slot.shutdown();
+        assert_eq!(worker.join().unwrap(), 2);
+    });
+}
+
+#[test]
+fn shutdown_wakes_an_idle_sphere() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::<u32>::new());
+        let worker = spawn_sphere(&slot);
+        slot.shutdown();
+        assert_eq!(worker.join().unwrap(), 0);
+    });
+}
+
+#[test]
+fn a_job_dispatched_before_shutdown_still_runs_and_is_collected() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::new());
+        let worker = spawn_sphere(&slot);
+        slot.dispatch(0, 1).unwrap();
+        slot.shutdown();
+        assert_eq!(slot.dispatch(0, 1), Err(Error::Shutdown));
+        assert_eq!(wait(&slot), Waited::Collected(Ok(())));
+        assert_eq!(worker.join().unwrap(), 1);
+    });
+}
+
+#[test]
+fn dispatch_racing_shutdown_either_runs_or_is_refused() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::new());
+        let worker = spawn_sphere(&slot);
+        let stopper = {
+            let slot = slot.clone();
+            thread::spawn(move || slot.shutdown())
+        };
+        let accepted = slot.dispatch(0, 1);
+        match &accepted {
+            Ok(()) => assert_eq!(wait(&slot), Waited::Collected(Ok(()))),
+            Err(e) => assert_eq!(*e, Error::Shutdown),
+        }
+        stopper.join().unwrap();
+        assert_eq!(worker.join().unwrap(), usize::from(accepted.is_ok()));
+    });
+}
+
+#[test]
+fn concurrent_dispatchers_one_wins_the_other_sees_busy() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::new());
+        let worker = spawn_sphere(&slot);
+        let other = {
+            let slot = slot.clone();
+            thread::spawn(move || slot.dispatch(0, 1))
+        };
+        let mine = slot.dispatch(0, 1);
+        let theirs = other.join().unwrap();
+        assert!(mine.is_ok() != theirs.is_ok(), "exactly one dispatch wins");
+        let loser = if mine.is_ok() { theirs } else { mine };
+        assert_eq!(loser, Err(Error::Busy { sphere: 0 }));
+        assert_eq!(wait(&slot), Waited::Collected(Ok(())));
+        slot.shutdown();
+        assert_eq!(worker.join().unwrap(), 1);
+    });
+}
+
+#[test]
+fn two_waiters_exactly_one_collects() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::new());
+        let worker = spawn_sphere(&slot);
+        slot.dispatch(0, 0).unwrap();
+        let other = {
+            let slot = slot.clone();
+            thread::spawn(move || wait(&slot))
+        };
+        let mine = wait(&slot);
+        let theirs = other.join().unwrap();
+        let collected = [&mine, &theirs]
+            .iter()
+            .filter(|w| matches!(w, Waited::Collected(_)))
+            .count();
+        assert_eq!(collected, 1, "mine {mine:?} theirs {theirs:?}");
+        assert!(
+            [&mine, &theirs]
+                .iter()
+                .any(|w| matches!(w, Waited::Nothing))
+        );
+        slot.shutdown();
+        worker.join().unwrap();
+    });
+}
+
+#[test]
+fn a_timed_out_wait_leaves_the_outcome_for_the_next_wait() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::new());
+        let worker = spawn_sphere(&slot);
+        slot.dispatch(0, 1).unwrap();
+        match slot.wait(Some(Instant::now()), Duration::ZERO, false) {
+            Waited::Collected(outcome) => assert_eq!(outcome, Ok(())),
+            Waited::TimedOut => assert_eq!(wait(&slot), Waited::Collected(Ok(()))),
+            Waited::Nothing => panic!("the job was dispatched: there is something to wait for"),
+        }
+        slot.shutdown();
+        assert_eq!(worker.join().unwrap(), 1);
+    });
+}
+
+#[test]
+fn a_released_claim_leaves_the_slot_free() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::new());
+        let worker = spawn_sphere(&slot);
+        slot.claim(0).unwrap();
+        slot.release_claim();
+        slot.dispatch(0, 1).unwrap();
+        assert_eq!(wait(&slot), Waited::Collected(Ok(())));
+        slot.shutdown();
+        assert_eq!(worker.join().unwrap(), 1);
+    });
+}
+
+#[test]
+fn barrier_releases_both_parties_with_one_leader() {
+    loom::model(|| {
+        let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
+        let other = {
+            let b = barrier.clone();
+            thread::spawn(move || b.wait())
+        };
+        let mine = barrier.wait().unwrap();
+        let theirs = other.join().unwrap().unwrap();
+        assert!(mine != theirs, "exactly one leader");
+    });
+}
+
+#[test]
+fn barrier_leave_releases_a_waiter() {
+    loom::model(|| {
+        let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
+        let other = {
+            let b = barrier.clone();
+            thread::spawn(move || b.wait())
+        };
+        barrier.leave();
+        assert!(other.join().unwrap().is_ok());
+    });
+}
+
+#[test]
+fn barrier_break_releases_a_waiter_with_an_error() {
+    loom::model(|| {
+        let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
+        let other = {
+            let b = barrier.clone();
+            thread::spawn(move || b.wait())
+        };
+        barrier.break_barrier();
+        assert!(other.join().unwrap().is_err());
+    });
+}

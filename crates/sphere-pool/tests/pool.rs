@@ -1,0 +1,631 @@
+//! Behaviour of `SpherePool`: hand-off, errors, fork-join, parallel-for,
+//! shutdown, statistics, and stress under oversubscription.
+#![cfg(not(loom))]
+
+use sphere_pool::{
+    Error, PoolConfig, RawJob, SpherePool, Worker, default_spheres, resolve_spheres,
+};
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+/// A gate a job can block on until the test opens it.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn wait(&self) {
+        let (lock, cv) = &*self.0;
+        let mut open = lock.lock().unwrap();
+        while !*open {
+            open = cv.wait(open).unwrap();
+        }
+    }
+    fn open(&self) {
+        let (lock, cv) = &*self.0;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+    }
+}
+
+#[test]
+fn wait_on_idle_sphere_returns_at_once() {
+    let pool = SpherePool::new(2).unwrap();
+    let start = Instant::now();
+    assert_eq!(pool.wait(0), Ok(()));
+    assert_eq!(pool.wait_timeout(1, Duration::from_secs(10)), Ok(()));
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn dispatch_then_wait_runs_the_job_on_that_sphere() {
+    let pool = SpherePool::new(3).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    for sphere in 0..3 {
+        let seen = seen.clone();
+        pool.dispatch(sphere, move || {
+            let name = std::thread::current().name().unwrap().to_owned();
+            seen.lock().unwrap().push((sphere, name));
+        })
+        .unwrap();
+    }
+    for sphere in 0..3 {
+        pool.wait(sphere).unwrap();
+    }
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        (0..3)
+            .map(|i| (i, format!("cllm-sphere-{i}")))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn dispatch_to_a_busy_sphere_is_refused_until_waited_for() {
+    let pool = SpherePool::new(1).unwrap();
+    let gate = Gate::default();
+    let g = gate.clone();
+    pool.dispatch(0, move || g.wait()).unwrap();
+    assert_eq!(pool.dispatch(0, || {}), Err(Error::Busy { sphere: 0 }));
+    assert_eq!(pool.is_busy(0), Ok(true));
+    gate.open();
+    // Finished but not collected: still busy, so no outcome is ever lost.
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(pool.dispatch(0, || {}), Err(Error::Busy { sphere: 0 }));
+    pool.wait(0).unwrap();
+    assert_eq!(pool.is_busy(0), Ok(false));
+    pool.dispatch(0, || {}).unwrap();
+    pool.wait(0).unwrap();
+}
+
+#[test]
+fn a_sphere_index_out_of_range_is_an_error_everywhere() {
+    let pool = SpherePool::new(2).unwrap();
+    let err = Error::SphereOutOfRange {
+        sphere: 2,
+        spheres: 2,
+    };
+    assert_eq!(pool.dispatch(2, || {}), Err(err.clone()));
+    assert_eq!(pool.wait(2), Err(err.clone()));
+    assert_eq!(pool.wait_timeout(2, Duration::ZERO), Err(err.clone()));
+    assert_eq!(pool.is_busy(2), Err(err));
+}
+
+#[test]
+fn wait_timeout_on_a_blocked_job_times_out_and_a_later_wait_collects_it() {
+    let pool = SpherePool::new(1).unwrap();
+    let gate = Gate::default();
+    let g = gate.clone();
+    pool.dispatch(0, move || g.wait()).unwrap();
+    let start = Instant::now();
+    assert_eq!(
+        pool.wait_timeout(0, Duration::from_millis(30)),
+        Err(Error::Timeout { sphere: 0 })
+    );
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(30) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+    gate.open();
+    assert_eq!(pool.wait(0), Ok(()));
+}
+
+#[test]
+fn a_panicking_job_is_reported_by_wait_and_the_sphere_keeps_serving() {
+    let pool = SpherePool::new(1).unwrap();
+    pool.dispatch(0, || panic!("bad batch {}", 3)).unwrap();
+    match pool.wait(0) {
+        Err(Error::Panicked {
+            worker: Worker::Sphere(0),
+            message,
+        }) => assert_eq!(message, "bad batch 3"),
+        other => panic!("expected a panic report, got {other:?}"),
+    }
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    pool.dispatch(0, move || r.store(true, Ordering::SeqCst))
+        .unwrap();
+    pool.wait(0).unwrap();
+    assert!(ran.load(Ordering::SeqCst));
+    let stats = pool.stats();
+    assert_eq!((stats.total.jobs, stats.total.failures), (2, 1));
+}
+
+unsafe extern "C" fn add_sphere_to_counter(arg: *mut c_void, sphere: usize) -> c_int {
+    // SAFETY: the tests pass a pointer to a live AtomicUsize.
+    let counter = unsafe { &*(arg as *const AtomicUsize) };
+    counter.fetch_add(sphere + 1, Ordering::SeqCst);
+    0
+}
+
+unsafe extern "C" fn fail_with_42(_arg: *mut c_void, _sphere: usize) -> c_int {
+    42
+}
+
+#[test]
+fn raw_jobs_run_without_boxing_and_report_their_error_code() {
+    let pool = SpherePool::new(2).unwrap();
+    let counter = AtomicUsize::new(0);
+    let arg = &counter as *const AtomicUsize as *mut c_void;
+    for sphere in 0..2 {
+        // SAFETY: `counter` outlives the waits below.
+        pool.dispatch_raw(sphere, unsafe { RawJob::new(add_sphere_to_counter, arg) })
+            .unwrap();
+    }
+    pool.wait(0).unwrap();
+    pool.wait(1).unwrap();
+    assert_eq!(counter.load(Ordering::SeqCst), 1 + 2);
+    // SAFETY: the function ignores its argument.
+    pool.dispatch_raw(1, unsafe {
+        RawJob::new(fail_with_42, std::ptr::null_mut())
+    })
+    .unwrap();
+    assert_eq!(
+        pool.wait(1),
+        Err(Error::JobFailed {
+            worker: Worker::Sphere(1),
+            code: 42
+        })
+    );
+}
+
+#[test]
+fn run_all_runs_every_participant_once_with_the_caller_last() {
+    let pool = SpherePool::new(3).unwrap();
+    let caller = std::thread::current().id();
+    let seen = Mutex::new(Vec::new());
+    pool.run_all(|p| {
+        assert_eq!(p.count(), 4);
+        assert_eq!(p.is_caller(), std::thread::current().id() == caller);
+        seen.lock().unwrap().push(p.index());
+    })
+    .unwrap();
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    assert_eq!(seen, vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn run_all_barrier_orders_phases() {
+    let pool = SpherePool::new(3).unwrap();
+    let phase1 = AtomicUsize::new(0);
+    let leaders = AtomicUsize::new(0);
+    for _ in 0..200 {
+        phase1.store(0, Ordering::SeqCst);
+        pool.run_all(|p| {
+            phase1.fetch_add(1, Ordering::SeqCst);
+            if p.barrier() {
+                leaders.fetch_add(1, Ordering::SeqCst);
+            }
+            // Nobody passes the barrier before everyone finished phase 1.
+            assert_eq!(phase1.load(Ordering::SeqCst), p.count());
+        })
+        .unwrap();
+    }
+    assert_eq!(leaders.load(Ordering::SeqCst), 200);
+}
+
+#[test]
+fn run_all_on_a_busy_pool_is_refused_and_runs_nothing() {
+    let pool = SpherePool::new(2).unwrap();
+    let gate = Gate::default();
+    let g = gate.clone();
+    pool.dispatch(1, move || g.wait()).unwrap();
+    let ran = AtomicUsize::new(0);
+    assert_eq!(
+        pool.run_all(|_| {
+            ran.fetch_add(1, Ordering::SeqCst);
+        }),
+        Err(Error::Busy { sphere: 1 })
+    );
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    // Sphere 0's claim was given back: it still takes work.
+    pool.dispatch(0, || {}).unwrap();
+    pool.wait(0).unwrap();
+    gate.open();
+    pool.wait(1).unwrap();
+    pool.run_all(|_| {
+        ran.fetch_add(1, Ordering::SeqCst);
+    })
+    .unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_panicking_share_breaks_the_barrier_instead_of_hanging_the_others() {
+    let pool = SpherePool::new(3).unwrap();
+    let result = pool.run_all(|p| {
+        if p.index() == 1 {
+            panic!("share 1 failed");
+        }
+        p.barrier();
+    });
+    match result {
+        Err(Error::Panicked { message, .. }) => {
+            assert!(message.contains("share 1 failed") || message.contains("barrier broken"))
+        }
+        other => panic!("expected a panic report, got {other:?}"),
+    }
+    // The pool is whole again.
+    pool.run_all(|p| {
+        p.barrier();
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_share_that_returns_early_does_not_hold_up_the_barrier() {
+    let pool = SpherePool::new(3).unwrap();
+    let passed = AtomicUsize::new(0);
+    pool.run_all(|p| {
+        if p.index() == 0 {
+            return;
+        }
+        p.barrier();
+        p.barrier();
+        passed.fetch_add(1, Ordering::SeqCst);
+    })
+    .unwrap();
+    assert_eq!(passed.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_caller_panic_waits_for_the_spheres_before_returning() {
+    let pool = SpherePool::new(2).unwrap();
+    let finished = AtomicUsize::new(0);
+    let result = pool.run_all(|p| {
+        if p.is_caller() {
+            panic!("caller share failed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        finished.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(
+        result,
+        Err(Error::Panicked {
+            worker: Worker::Caller,
+            message: "caller share failed".into()
+        })
+    );
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        2,
+        "returned before the spheres finished"
+    );
+}
+
+fn check_cover(pool: &SpherePool, start: usize, end: usize, grain: usize) {
+    let hits: Vec<AtomicUsize> = (start..end).map(|_| AtomicUsize::new(0)).collect();
+    pool.parallel_for(start..end, grain, |r| {
+        assert!(
+            r.start < r.end && r.start >= start && r.end <= end,
+            "bad chunk {r:?}"
+        );
+        for i in r {
+            hits[i - start].fetch_add(1, Ordering::Relaxed);
+        }
+    })
+    .unwrap();
+    for (i, h) in hits.iter().enumerate() {
+        assert_eq!(
+            h.load(Ordering::Relaxed),
+            1,
+            "index {} of {start}..{end} grain {grain}",
+            start + i
+        );
+    }
+}
+
+#[test]
+fn parallel_for_covers_every_index_exactly_once() {
+    let pool = SpherePool::new(3).unwrap();
+    for (start, end) in [(0, 0), (0, 1), (5, 8), (0, 100), (17, 10_017), (0, 4)] {
+        for grain in [0, 1, 3, 64, 1_000_000, usize::MAX] {
+            check_cover(&pool, start, end, grain);
+        }
+    }
+}
+
+#[test]
+fn parallel_for_rejects_a_reversed_range() {
+    let pool = SpherePool::new(1).unwrap();
+    #[allow(clippy::reversed_empty_ranges)]
+    let result = pool.parallel_for(10..5, 1, |_| {});
+    assert!(matches!(result, Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn parallel_for_steals_from_a_participant_whose_block_is_slow() {
+    // Items of the first block are slow; the others finish early and must
+    // take chunks of it.
+    let pool = SpherePool::new(3).unwrap();
+    let who = Mutex::new(std::collections::HashSet::new());
+    pool.parallel_for(0..400, 1, |r| {
+        if r.start < 100 {
+            std::thread::sleep(Duration::from_micros(500));
+            who.lock().unwrap().insert(std::thread::current().id());
+        }
+    })
+    .unwrap();
+    assert!(
+        who.into_inner().unwrap().len() >= 2,
+        "nobody stole from the slow block"
+    );
+}
+
+#[test]
+fn try_parallel_for_stops_at_the_first_error() {
+    let pool = SpherePool::new(2).unwrap();
+    let done = AtomicUsize::new(0);
+    let result = pool.try_parallel_for(0..100_000, 1, |r| {
+        if r.start == 500 {
+            return Err(9);
+        }
+        done.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    });
+    assert!(
+        matches!(result, Err(Error::JobFailed { code: 9, .. })),
+        "{result:?}"
+    );
+    assert!(done.load(Ordering::Relaxed) < 100_000);
+}
+
+#[test]
+fn dropping_the_pool_finishes_work_in_flight_and_joins_every_thread() {
+    let finished = Arc::new(AtomicUsize::new(0));
+    let pool = SpherePool::new(3).unwrap();
+    for sphere in 0..3 {
+        let f = finished.clone();
+        pool.dispatch(sphere, move || {
+            std::thread::sleep(Duration::from_millis(30));
+            f.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    drop(pool);
+    assert_eq!(finished.load(Ordering::SeqCst), 3);
+    // The jobs' closures (holding clones of the Arc) are gone with the threads.
+    assert_eq!(Arc::strong_count(&finished), 1);
+}
+
+fn sphere_threads_alive(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end().starts_with(prefix))
+        .count()
+}
+
+#[test]
+fn threads_are_named_and_gone_after_shutdown() {
+    let config = PoolConfig {
+        spheres: 4,
+        name_prefix: "sp-test-named".into(),
+        ..PoolConfig::default()
+    };
+    let pool = SpherePool::with_config(config).unwrap();
+    // Linux keeps 15 bytes of a thread name.
+    assert_eq!(sphere_threads_alive("sp-test-named-"), 4);
+    pool.shutdown();
+    assert_eq!(sphere_threads_alive("sp-test-named"), 0);
+}
+
+#[test]
+fn a_failed_thread_creation_is_an_error_and_leaves_no_thread_behind() {
+    let config = PoolConfig {
+        spheres: 3,
+        name_prefix: "sp-test-spawn".into(),
+        // No machine can map a stack this large.
+        stack_size: Some(1 << 60),
+        ..PoolConfig::default()
+    };
+    match SpherePool::with_config(config) {
+        Err(Error::Spawn { sphere: 0, .. }) => {}
+        other => panic!("expected a spawn error, got {other:?}"),
+    }
+    assert_eq!(sphere_threads_alive("sp-test-spawn"), 0);
+}
+
+#[test]
+fn sphere_counts_resolve_like_the_c_api() {
+    assert_eq!(resolve_spheres(0), Ok(default_spheres()));
+    assert_eq!(resolve_spheres(-5), Ok(default_spheres()));
+    assert_eq!(resolve_spheres(7), Ok(7));
+    assert!(matches!(
+        resolve_spheres(4097),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        resolve_spheres(i64::MAX),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(default_spheres() >= 1);
+    assert!(matches!(
+        SpherePool::new(100_000),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(SpherePool::new(0).unwrap().spheres(), default_spheres());
+}
+
+/// CPU time (user + system, seconds) of this process's threads whose name
+/// starts with `prefix`, from /proc (other tests run in parallel in the same
+/// process, so the whole process's time would not do).
+fn threads_cpu_seconds(prefix: &str) -> f64 {
+    let mut ticks = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else {
+            continue;
+        };
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        // utime and stime are fields 14 and 15 of stat: 11 and 12 after ")".
+        ticks += fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    }
+    ticks / 100.0
+}
+
+#[test]
+fn an_idle_pool_parks_and_burns_no_cpu() {
+    let config = PoolConfig {
+        spheres: 3,
+        name_prefix: "sp-test-idle".into(),
+        ..PoolConfig::default()
+    };
+    let pool = SpherePool::with_config(config).unwrap();
+    for _ in 0..1000 {
+        pool.run_all(|_| {}).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let parks_before = pool.stats().total.parks;
+    let cpu_before = threads_cpu_seconds("sp-test-idle");
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu = threads_cpu_seconds("sp-test-idle") - cpu_before;
+    // Three spinning threads would burn up to 1.5 s of CPU here.
+    assert!(cpu < 0.05, "idle pool used {cpu} s of CPU in 0.5 s");
+    assert!(parks_before >= 3, "spheres did not park: {parks_before}");
+    pool.run_all(|_| {}).unwrap();
+}
+
+#[test]
+fn stats_count_jobs_busy_time_and_parks() {
+    let pool = SpherePool::new(2).unwrap();
+    for _ in 0..10 {
+        pool.dispatch(0, || std::thread::sleep(Duration::from_millis(2)))
+            .unwrap();
+        pool.wait(0).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    let stats = pool.stats();
+    assert_eq!(stats.spheres[0].jobs, 10);
+    assert_eq!(stats.spheres[1].jobs, 0);
+    assert!(
+        stats.spheres[0].busy >= Duration::from_millis(20),
+        "{:?}",
+        stats.spheres[0]
+    );
+    assert_eq!(stats.total.jobs, 10);
+    assert!(stats.spheres[0].busy_fraction() > 0.0);
+}
+
+/// A tiny deterministic generator for the stress test.
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn stress_mixed_operations_with_random_delays_oversubscribed() {
+    // Eight spheres on a small machine: more threads than cores.
+    let pool = Arc::new(SpherePool::new(8).unwrap());
+    let total = Arc::new(AtomicU64::new(0));
+    let mut expected = 0u64;
+    let mut rng = XorShift(0x9e3779b97f4a7c15);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for round in 0..1500u64 {
+        assert!(
+            Instant::now() < deadline,
+            "stress test too slow at round {round}"
+        );
+        match rng.next() % 4 {
+            0 => {
+                let k = (rng.next() % 8) as usize;
+                for sphere in 0..=k {
+                    let t = total.clone();
+                    let spin = rng.next() % 2000;
+                    pool.dispatch(sphere, move || {
+                        for _ in 0..spin {
+                            std::hint::spin_loop();
+                        }
+                        t.fetch_add(1, Ordering::Relaxed);
+                    })
+                    .unwrap();
+                    expected += 1;
+                }
+                for sphere in (0..=k).rev() {
+                    pool.wait(sphere).unwrap();
+                }
+            }
+            1 => {
+                pool.run_all(|p| {
+                    if p.index() % 3 == 0 {
+                        std::thread::yield_now();
+                    }
+                    total.fetch_add(1, Ordering::Relaxed);
+                    p.barrier();
+                })
+                .unwrap();
+                expected += 9;
+            }
+            2 => {
+                let n = rng.next() % 5000;
+                pool.parallel_for(0..n as usize, (rng.next() % 64) as usize, |r| {
+                    total.fetch_add(r.len() as u64, Ordering::Relaxed);
+                })
+                .unwrap();
+                expected += n;
+            }
+            _ => {
+                let sphere = (rng.next() % 8) as usize;
+                let t = total.clone();
+                pool.dispatch(sphere, move || {
+                    std::thread::sleep(Duration::from_micros(200));
+                    t.fetch_add(1, Ordering::Relaxed);
+                })
+                .unwrap();
+                expected += 1;
+                while pool
+                    .wait_timeout(sphere, Duration::from_micros(50))
+                    .is_err()
+                {}
+            }
+        }
+        assert_eq!(total.load(Ordering::Relaxed), expected, "round {round}");
+    }
+}
+
+#[test]
+fn many_threads_dispatching_to_their_own_spheres_concurrently() {
+    let pool = Arc::new(SpherePool::new(4).unwrap());
+    let start = Arc::new(Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|sphere| {
+            let (pool, start) = (pool.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let count = Arc::new(AtomicUsize::new(0));
+                for _ in 0..2000 {
+                    let c = count.clone();
+                    pool.dispatch(sphere, move || {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    })
+                    .unwrap();
+                    pool.wait(sphere).unwrap();
+                }
+                count.load(Ordering::Relaxed)
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 2000);
+    }
+}
