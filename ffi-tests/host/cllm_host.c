@@ -595,6 +595,59 @@ float cllm_host_train_epoch_plain(CLLMTraining* t, CLLMBatchIterator* it) {
     return tokens > 0.0 ? (float)(loss_sum / tokens) : 0.0f;
 }
 
+float cllm_host_train_epoch_replica_reference(CLLMTraining* master, CLLMBatchIterator* it,
+                                              int group) {
+    if (!master || master->is_replica || !it || group <= 0 || group > 4096 ||
+        it->batch_size != master->config.batch_size || it->seq_len != master->config.seq_len) {
+        return NAN;
+    }
+    const size_t g = (size_t)group;
+    CLLMTraining** replicas = calloc(g, sizeof *replicas);
+    float* weights = calloc(g, sizeof *weights);
+    uint32_t* counts = calloc(g, sizeof *counts);
+    int ok = replicas && weights && counts;
+    for (size_t i = 0; ok && i < g; i++) ok = (replicas[i] = cllm_host_replica_create(master)) != NULL;
+    cllm_batch_iterator_reset(it);
+    const size_t batches = cllm_batch_iterator_num_batches(it);
+    const size_t np = master->model->num_params;
+    double loss_sum = 0.0, tokens = 0.0;
+    for (size_t first = 0; ok && first < batches; first += g) {
+        const size_t members = batches - first < g ? batches - first : g;
+        uint64_t total = 0;
+        for (size_t i = 0; ok && i < members; i++) {
+            CLLMBatch* b = cllm_batch_iterator_next(it);
+            if (!b) {
+                ok = 0;
+                break;
+            }
+            cllm_forward_training(replicas[i], b->input_ids);
+            const float loss = cllm_compute_loss_training(replicas[i], b->target_ids);
+            cllm_backward_training(replicas[i], b->target_ids);
+            counts[i] = b->num_valid_tokens;
+            total += b->num_valid_tokens;
+            loss_sum += (double)loss * b->num_valid_tokens;
+            tokens += b->num_valid_tokens;
+            cllm_batch_free(b);
+        }
+        if (!ok) break;
+        for (size_t i = 0; i < members; i++) {
+            weights[i] = total ? (float)((double)counts[i] / (double)total) : 0.0f;
+        }
+        for (size_t k = 0; k < np; k++) {
+            float acc = weights[0] * replicas[0]->grads[k];
+            for (size_t i = 1; i < members; i++) acc += weights[i] * replicas[i]->grads[k];
+            master->grads[k] = acc;
+        }
+        cllm_optimizer_step_adam(master);
+    }
+    for (size_t i = 0; replicas && i < g; i++) cllm_host_replica_free(replicas[i]);
+    free(replicas);
+    free(weights);
+    free(counts);
+    if (!ok) return NAN;
+    return tokens > 0.0 ? (float)(loss_sum / tokens) : 0.0f;
+}
+
 size_t cllm_host_synthetic_tokens(uint32_t* out, size_t n, uint32_t vocab_size, uint64_t seed) {
     if (!out || vocab_size < CLLM_HOST_FIRST_TOKEN + 2) return 0;
     const uint32_t words = vocab_size - CLLM_HOST_FIRST_TOKEN;

@@ -206,6 +206,18 @@ double cllm_host_gradient_sumsq(const CLLMTraining* training);
  * in double, in batch order); NAN on bad arguments. */
 float cllm_host_train_epoch_plain(CLLMTraining* training, CLLMBatchIterator* iter);
 
+/* The sequential reference of replica mode: one replica per slot of a group;
+ * for each group of up to `group` consecutive batches (of the epoch's
+ * num_batches): forward, loss and backward of batch i on replica i; then the
+ * master's gradients become, per element,
+ *   g = w_0*g_0;  g = g + w_i*g_i  for i = 1, 2, ... (float, in order),
+ *   w_i = (float)((double)n_i / (double)(n_0 + n_1 + ...)),  n_i = num_valid_tokens,
+ * (grad-reduce's Weights::Given(token_weights(counts)), no clipping); then
+ * one optimizer step on the master. Returns the epoch loss as the plain loop
+ * does; NAN on bad arguments or allocation failure. */
+float cllm_host_train_epoch_replica_reference(CLLMTraining* master, CLLMBatchIterator* iter,
+                                              int group);
+
 /* Writes `n` tokens of a deterministic, learnable stream over the ids
  * CLLM_HOST_FIRST_TOKEN .. vocab-1 (mostly a fixed successor per token,
  * sometimes a random one; sentences between BOS and EOS). Returns n, or 0

@@ -286,6 +286,45 @@ static void test_training_is_deterministic(void) {
     cllm_host_training_free(other);
 }
 
+/* The replica-mode reference: group 1 is the plain loop bitwise; larger
+ * groups train, deterministically. */
+static void test_replica_reference_trains_and_group_1_is_the_plain_loop(void) {
+    cllm_host_config c = cllm_host_config_default();
+    const size_t n = 1500;
+    uint32_t* tokens = synthetic(n, c.vocab_size, 21);
+    CLLMBatchIterator* it = cllm_host_iterator_create(tokens, n, c.batch_size, c.seq_len, 0);
+    CLLMTraining* plain = cllm_host_training_create(&c);
+    CLLMTraining* one = cllm_host_training_create(&c);
+    const float lp = cllm_host_train_epoch_plain(plain, it);
+    const float l1 = cllm_host_train_epoch_replica_reference(one, it, 1);
+    CHECK(lp == l1 && cllm_host_weights_equal(plain, one), "group 1 = plain loop (%g, %g)", lp, l1);
+    CLLMTraining* a = cllm_host_training_create(&c);
+    CLLMTraining* b = cllm_host_training_create(&c);
+    cllm_host_counters_reset();
+    float first = 0.0f, last = 0.0f;
+    for (int epoch = 0; epoch < 4; epoch++) {
+        last = cllm_host_train_epoch_replica_reference(a, it, 3);
+        cllm_host_train_epoch_replica_reference(b, it, 3);
+        if (epoch == 0) first = last;
+    }
+    CHECK(last < 0.8f * first, "group 3 trains: first %g, last %g", first, last);
+    CHECK(cllm_host_weights_equal(a, b), "group 3 is deterministic");
+    CHECK(!cllm_host_weights_equal(a, plain), "group 3 differs from group 1");
+    const size_t batches = cllm_batch_iterator_num_batches(it);
+    cllm_host_counters counters = cllm_host_counters_get();
+    CHECK(counters.step == 8 * ((batches + 2) / 3) && counters.forward == 8 * batches &&
+              counters.misuse == 0,
+          "one step per group: %llu steps for %zu batches", (unsigned long long)counters.step, batches);
+    CHECK(isnan(cllm_host_train_epoch_replica_reference(a, it, 0)), "group 0");
+    CHECK(isnan(cllm_host_train_epoch_replica_reference(NULL, it, 2)), "NULL master");
+    cllm_host_training_free(plain);
+    cllm_host_training_free(one);
+    cllm_host_training_free(a);
+    cllm_host_training_free(b);
+    cllm_host_iterator_free(it);
+    free(tokens);
+}
+
 static void test_gradient_buffers_match_between_master_and_replica(void) {
     CLLMTraining* master = cllm_host_training_create(NULL);
     cllm_replica_ops ops = cllm_host_replica_ops();
@@ -470,6 +509,7 @@ int main(void) {
     test_loss_ignores_padding_positions();
     test_loss_falls_with_the_plain_loop();
     test_training_is_deterministic();
+    test_replica_reference_trains_and_group_1_is_the_plain_loop();
     test_gradient_buffers_match_between_master_and_replica();
     test_replica_gradients_equal_master_gradients();
     test_replicas_run_concurrently();
