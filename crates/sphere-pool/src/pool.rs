@@ -14,6 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+thread_local! {
+    /// On a sphere thread: (its pool's address, its index).
+    static CURRENT_SPHERE: std::cell::Cell<Option<(usize, usize)>> = const { std::cell::Cell::new(None) };
+}
+
 /// The most spheres a pool may have. Larger requests are an error.
 pub const MAX_SPHERES: usize = 4096;
 
@@ -284,6 +289,16 @@ impl SpherePool {
         &self.shared.config
     }
 
+    fn refuse_self_wait(&self, sphere: usize) -> Result<(), Error> {
+        let me = (Arc::as_ptr(&self.shared) as usize, sphere);
+        if CURRENT_SPHERE.get() == Some(me) {
+            return Err(Error::InvalidArgument(format!(
+                "sphere {sphere} cannot wait for its own job from inside it"
+            )));
+        }
+        Ok(())
+    }
+
     fn slot(&self, sphere: usize) -> Result<&Slot<Job>, Error> {
         self.shared
             .slots
@@ -320,7 +335,10 @@ impl SpherePool {
 
     /// Waits for `sphere`'s job to end and returns its outcome (the seed's
     /// work-done). A sphere that was given nothing returns `Ok(())` at once.
+    /// A job may not wait for its own sphere (that could never end): it gets
+    /// [`Error::InvalidArgument`].
     pub fn wait(&self, sphere: usize) -> Result<(), Error> {
+        self.refuse_self_wait(sphere)?;
         match self
             .slot(sphere)?
             .wait(None, self.shared.config.max_spin, self.shared.yielding)
@@ -334,6 +352,7 @@ impl SpherePool {
     /// As [`wait`](Self::wait), giving up after `timeout` with
     /// [`Error::Timeout`]; the job goes on and can be waited for again.
     pub fn wait_timeout(&self, sphere: usize, timeout: Duration) -> Result<(), Error> {
+        self.refuse_self_wait(sphere)?;
         let slot = self.slot(sphere)?;
         // A timeout too large for the clock is a wait without deadline.
         let deadline = Instant::now().checked_add(timeout);
@@ -419,6 +438,18 @@ impl SpherePool {
         grain: usize,
         body: impl Fn(Range<usize>) -> Result<(), i32> + Sync,
     ) -> Result<(), Error> {
+        self.parallel_for_with(range, grain, |r, _| body(r))
+    }
+
+    /// The general form of [`parallel_for`](Self::parallel_for): the body
+    /// also gets the index of the participant running it (`0..participants`,
+    /// for per-thread scratch space) and may fail with an error code.
+    pub fn parallel_for_with(
+        &self,
+        range: Range<usize>,
+        grain: usize,
+        body: impl Fn(Range<usize>, usize) -> Result<(), i32> + Sync,
+    ) -> Result<(), Error> {
         if range.start > range.end {
             return Err(Error::InvalidArgument(format!(
                 "range start {} is after its end {}",
@@ -449,7 +480,10 @@ impl SpherePool {
             let mut result = Ok(());
             plan.for_each_chunk(p.index(), &stop, |chunk| {
                 let r = catch_unwind(AssertUnwindSafe(|| {
-                    body(range.start + chunk.start..range.start + chunk.end)
+                    body(
+                        range.start + chunk.start..range.start + chunk.end,
+                        p.index(),
+                    )
                 }));
                 match r {
                     Ok(Ok(())) => true,
@@ -596,6 +630,7 @@ fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId
         // Pinning is a hint: a sphere that cannot be pinned still serves.
         let _ = core_affinity::set_for_current(core);
     }
+    CURRENT_SPHERE.set(Some((shared as *const Shared as usize, index)));
     let (count, all_started) = &shared.started;
     *count.lock() += 1;
     all_started.notify_all();

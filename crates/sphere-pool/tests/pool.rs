@@ -331,6 +331,39 @@ fn parallel_for_covers_every_index_exactly_once() {
 }
 
 #[test]
+fn a_job_waiting_for_its_own_sphere_gets_an_error_not_a_deadlock() {
+    let pool = Arc::new(SpherePool::new(2).unwrap());
+    let inner = Arc::downgrade(&pool);
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    pool.dispatch(1, move || {
+        let pool = inner.upgrade().unwrap();
+        *s.lock().unwrap() = Some((pool.wait(1), pool.wait(0)));
+    })
+    .unwrap();
+    pool.wait(1).unwrap();
+    let (own, other) = seen.lock().unwrap().take().unwrap();
+    assert!(matches!(own, Err(Error::InvalidArgument(_))), "{own:?}");
+    assert_eq!(other, Ok(()));
+}
+
+#[test]
+fn parallel_for_with_tells_each_chunk_its_participant() {
+    let pool = SpherePool::new(3).unwrap();
+    let per_participant: Vec<AtomicUsize> = (0..4).map(|_| AtomicUsize::new(0)).collect();
+    pool.parallel_for_with(0..10_000, 10, |r, p| {
+        per_participant[p].fetch_add(r.len(), Ordering::Relaxed);
+        Ok(())
+    })
+    .unwrap();
+    let total: usize = per_participant
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(total, 10_000);
+}
+
+#[test]
 fn parallel_for_rejects_a_reversed_range() {
     let pool = SpherePool::new(1).unwrap();
     #[allow(clippy::reversed_empty_ranges)]
