@@ -1,1 +1,453 @@
-//! C API of sphere pools.
+//! C API of sphere pools (`cllm_pool_*`): persistent worker threads with
+//! asynchronous hand-off, fork-join and parallel-for. See the `sphere-pool`
+//! crate for the engine and its guarantees.
+
+use crate::error::FfiError;
+use crate::guard::{arg_ref, ffi_status, ffi_value, out_ptr, write_out};
+use crate::status::cllm_status;
+use sphere_pool::{Error, Participant, PoolConfig, RawJob, SpherePool, SphereStats};
+use std::ffi::{c_int, c_void};
+use std::time::Duration;
+
+impl From<Error> for FfiError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::InvalidArgument(_) | Error::SphereOutOfRange { .. } => {
+                cllm_status::CLLM_ERR_INVALID_ARGUMENT
+            }
+            Error::Busy { .. } => cllm_status::CLLM_ERR_BUSY,
+            Error::Timeout { .. } => cllm_status::CLLM_ERR_TIMEOUT,
+            Error::Shutdown => cllm_status::CLLM_ERR_SHUTDOWN,
+            Error::Spawn { .. } => cllm_status::CLLM_ERR_SPAWN,
+            Error::Panicked { .. } => cllm_status::CLLM_ERR_PANIC,
+            Error::JobFailed { .. } => cllm_status::CLLM_ERR_JOB_FAILED,
+        };
+        FfiError::new(status, e.to_string())
+    }
+}
+
+/// A pool of persistent worker threads ("spheres"), named `cllm-sphere-<i>`.
+/// Every function may be called from any thread, except `cllm_pool_free`,
+/// which must not race with other calls on the same pool.
+pub struct cllm_pool {
+    pool: SpherePool,
+}
+
+/// How to build a pool; fill it with `cllm_pool_options_default()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct cllm_pool_options {
+    /// Number of spheres. `<= 0`: one per CPU minus one (at least one), the
+    /// calling thread being the last participant of fork-join work. At most
+    /// 4096.
+    pub num_threads: c_int,
+    /// Pin sphere i to CPU (i + 1) % CPUs.
+    pub pin_threads: bool,
+    /// Longest busy-wait, in microseconds, before a waiting thread sleeps
+    /// (default 50; 0: sleep at once; at most 1000000).
+    pub max_spin_us: u32,
+}
+
+/// Counters of one sphere (or their sum over the pool).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct cllm_sphere_stats {
+    /// Jobs run, failed ones included.
+    pub jobs: u64,
+    /// Jobs that failed (non-zero return) or panicked.
+    pub failures: u64,
+    /// Nanoseconds spent running jobs.
+    pub busy_ns: u64,
+    /// Nanoseconds spent waiting for the jobs run so far.
+    pub idle_ns: u64,
+    /// Times the sphere went to sleep waiting for work.
+    pub parks: u64,
+    /// Jobs that found the sphere awake (no wake-up system call needed).
+    pub spin_hits: u64,
+}
+
+impl From<&SphereStats> for cllm_sphere_stats {
+    fn from(s: &SphereStats) -> Self {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            jobs: s.jobs,
+            failures: s.failures,
+            busy_ns: ns(s.busy),
+            idle_ns: ns(s.idle),
+            parks: s.parks,
+            spin_hits: s.spin_hits,
+        }
+    }
+}
+
+/// A job for one sphere: `fn(arg, sphere)`; return 0 on success, any other
+/// value is reported by the wait as `CLLM_ERR_JOB_FAILED`.
+pub type cllm_job_fn = Option<unsafe extern "C" fn(arg: *mut c_void, sphere: usize) -> c_int>;
+
+/// One participant of a fork-join (`cllm_pool_run_all`), valid only during
+/// the call it is passed to.
+#[repr(C)]
+#[derive(Debug)]
+pub struct cllm_participant {
+    /// This participant: 0 .. count-1; the calling thread is count-1.
+    pub index: usize,
+    /// Participants: the spheres plus the calling thread.
+    pub count: usize,
+    /// Private to the library.
+    pub internal_: *const c_void,
+}
+
+/// A fork-join share: `fn(arg, self)`; return 0 on success.
+pub type cllm_task_fn =
+    Option<unsafe extern "C" fn(arg: *mut c_void, participant: *const cllm_participant) -> c_int>;
+
+/// A parallel-for body over `[begin, end)`, run by `participant`
+/// (0 .. spheres); return 0 on success, non-zero stops the loop.
+pub type cllm_range_fn = Option<
+    unsafe extern "C" fn(arg: *mut c_void, begin: usize, end: usize, participant: usize) -> c_int,
+>;
+
+/// The C caller's `arg`, shared by every participant: the caller promised
+/// (by passing it to a parallel call) that its function may use it from
+/// several threads at once.
+#[derive(Clone, Copy)]
+struct SharedArg(*mut c_void);
+// SAFETY: see above; the library itself never dereferences the pointer.
+unsafe impl Send for SharedArg {}
+// SAFETY: as above.
+unsafe impl Sync for SharedArg {}
+
+/// The default options: automatic thread count, no pinning, 50 us spin.
+#[unsafe(no_mangle)]
+pub extern "C" fn cllm_pool_options_default() -> cllm_pool_options {
+    let defaults = PoolConfig::default();
+    cllm_pool_options {
+        num_threads: 0,
+        pin_threads: defaults.pin,
+        max_spin_us: defaults.max_spin.as_micros() as u32,
+    }
+}
+
+fn config_from(options: &cllm_pool_options) -> Result<PoolConfig, FfiError> {
+    let spheres = sphere_pool::resolve_spheres(i64::from(options.num_threads))?;
+    if options.max_spin_us > 1_000_000 {
+        return Err(FfiError::invalid(format!(
+            "max_spin_us {} is above the limit of 1000000",
+            options.max_spin_us
+        )));
+    }
+    Ok(PoolConfig {
+        spheres,
+        pin: options.pin_threads,
+        max_spin: Duration::from_micros(u64::from(options.max_spin_us)),
+        ..PoolConfig::default()
+    })
+}
+
+/// Creates a pool and starts its threads; `*out` receives it on success.
+/// `options` may be NULL for the defaults. Errors: `CLLM_ERR_NULL` (out),
+/// `CLLM_ERR_INVALID_ARGUMENT` (more than 4096 threads, spin too long),
+/// `CLLM_ERR_SPAWN` (the system refused a thread; nothing is leaked).
+///
+/// # Safety
+/// `options` is NULL or points to a `cllm_pool_options`; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_create(
+    options: *const cllm_pool_options,
+    out: *mut *mut cllm_pool,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller passes NULL or valid options.
+        let options = unsafe { options.as_ref() }
+            .copied()
+            .unwrap_or_else(|| cllm_pool_options_default());
+        let pool = SpherePool::with_config(config_from(&options)?)?;
+        // SAFETY: `out` was checked and is writable.
+        unsafe { write_out(out, Box::into_raw(Box::new(cllm_pool { pool }))) };
+        Ok(())
+    })
+}
+
+/// Stops the pool: each sphere finishes the job it holds, then every thread
+/// is joined. NULL is a no-op. Called from inside one of the pool's own
+/// jobs, it joins the other threads and lets the calling one end after its
+/// job.
+///
+/// # Safety
+/// `pool` is NULL or a pool from `cllm_pool_create`, not used after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_free(pool: *mut cllm_pool) {
+    if pool.is_null() {
+        return;
+    }
+    ffi_status(|| {
+        // SAFETY: the caller gives up a pool made by `cllm_pool_create`.
+        drop(unsafe { Box::from_raw(pool) });
+        Ok(())
+    });
+}
+
+/// # Safety
+/// `pool` is NULL or a live pool.
+unsafe fn pool_ref<'a>(pool: *const cllm_pool) -> Result<&'a SpherePool, FfiError> {
+    // SAFETY: forwarded from the caller.
+    Ok(&unsafe { arg_ref(pool, "pool") }?.pool)
+}
+
+/// Writes the number of spheres to `*out`.
+///
+/// # Safety
+/// `pool` is NULL or a live pool; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_num_spheres(
+    pool: *const cllm_pool,
+    out: *mut usize,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: forwarded from the caller.
+        let spheres = unsafe { pool_ref(pool) }?.spheres();
+        // SAFETY: checked above.
+        unsafe { write_out(out, spheres) };
+        Ok(())
+    })
+}
+
+/// Hands `fn(arg, sphere)` to `sphere` and returns at once. Errors:
+/// `CLLM_ERR_BUSY` if the sphere's last job was not waited for,
+/// `CLLM_ERR_INVALID_ARGUMENT` for a sphere out of range, `CLLM_ERR_NULL`.
+/// No allocation or system call when the sphere is awake.
+///
+/// # Safety
+/// `pool` is NULL or a live pool; `fn(arg, sphere)` must be safe to run on
+/// the sphere's thread, and `arg` valid until the job was waited for.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_dispatch(
+    pool: *const cllm_pool,
+    sphere: usize,
+    job: cllm_job_fn,
+    arg: *mut c_void,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: forwarded from the caller.
+        let pool = unsafe { pool_ref(pool) }?;
+        let job = job.ok_or_else(|| FfiError::null("fn"))?;
+        // SAFETY: the caller promises `job(arg, sphere)` may run on a sphere.
+        pool.dispatch_raw(sphere, unsafe { RawJob::new(job, arg) })?;
+        Ok(())
+    })
+}
+
+/// Waits for `sphere`'s job to end and returns its status: `CLLM_OK`,
+/// `CLLM_ERR_JOB_FAILED` (non-zero return, the code in the message) or
+/// `CLLM_ERR_PANIC`. A sphere given nothing returns `CLLM_OK` at once.
+///
+/// # Safety
+/// `pool` is NULL or a live pool.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_wait(pool: *const cllm_pool, sphere: usize) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe { pool_ref(pool) }?.wait(sphere)?;
+        Ok(())
+    })
+}
+
+/// As `cllm_pool_wait`, giving up after `timeout_us` microseconds with
+/// `CLLM_ERR_TIMEOUT`; the job goes on and can be waited for again.
+///
+/// # Safety
+/// `pool` is NULL or a live pool.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_wait_timeout(
+    pool: *const cllm_pool,
+    sphere: usize,
+    timeout_us: u64,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe { pool_ref(pool) }?.wait_timeout(sphere, Duration::from_micros(timeout_us))?;
+        Ok(())
+    })
+}
+
+/// Writes to `*out` whether `sphere` holds a job that was not waited for.
+///
+/// # Safety
+/// `pool` is NULL or a live pool; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_is_busy(
+    pool: *const cllm_pool,
+    sphere: usize,
+    out: *mut bool,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: forwarded from the caller.
+        let busy = unsafe { pool_ref(pool) }?.is_busy(sphere)?;
+        // SAFETY: checked above.
+        unsafe { write_out(out, busy) };
+        Ok(())
+    })
+}
+
+/// Runs `fn(arg, participant)` once on every sphere and once on the calling
+/// thread (the last participant), returning when all have finished. The
+/// first failure is returned after all ended (`CLLM_ERR_JOB_FAILED`,
+/// `CLLM_ERR_PANIC`); `CLLM_ERR_BUSY` (nothing run) if a sphere holds a job
+/// that was not waited for. Inside `fn`, `cllm_participant_barrier`
+/// synchronises the participants.
+///
+/// # Safety
+/// `pool` is NULL or a live pool; `fn` must be safe to run concurrently on
+/// every participant with the same `arg`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_run_all(
+    pool: *const cllm_pool,
+    task: cllm_task_fn,
+    arg: *mut c_void,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: forwarded from the caller.
+        let pool = unsafe { pool_ref(pool) }?;
+        let task = task.ok_or_else(|| FfiError::null("fn"))?;
+        let arg = SharedArg(arg);
+        pool.try_run_all(|p: &Participant<'_>| {
+            let arg = arg;
+            let me = cllm_participant {
+                index: p.index(),
+                count: p.count(),
+                internal_: (p as *const Participant<'_>).cast(),
+            };
+            // SAFETY: the caller promised `task` may run on every participant.
+            match unsafe { task(arg.0, &me) } {
+                0 => Ok(()),
+                code => Err(code),
+            }
+        })?;
+        Ok(())
+    })
+}
+
+/// Waits inside `cllm_pool_run_all` until every participant that has not
+/// returned yet arrives (a participant that returns no longer counts).
+/// Writes to `*is_leader` (may be NULL) whether this caller arrived last.
+/// `CLLM_ERR_BARRIER_BROKEN` if another participant failed: return then.
+///
+/// # Safety
+/// `participant` is NULL or the pointer passed to the running task.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_participant_barrier(
+    participant: *const cllm_participant,
+    is_leader: *mut bool,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes the participant it was given.
+        let me = unsafe { arg_ref(participant, "participant") }?;
+        if me.internal_.is_null() {
+            return Err(FfiError::null("participant->internal_"));
+        }
+        // SAFETY: `internal_` points to the live `Participant` of this share.
+        let p = unsafe { &*me.internal_.cast::<Participant<'_>>() };
+        let leader = p.try_barrier().map_err(|broken| {
+            FfiError::new(cllm_status::CLLM_ERR_BARRIER_BROKEN, broken.to_string())
+        })?;
+        if !is_leader.is_null() {
+            // SAFETY: a non-NULL `is_leader` is writable.
+            unsafe { write_out(is_leader, leader) };
+        }
+        Ok(())
+    })
+}
+
+/// Calls `fn(arg, b, e, participant)` on sub-ranges `[b, e)` that together
+/// cover `[begin, end)` exactly once, spread over the spheres and the calling
+/// thread with work stealing. `grain` is the chunk size (0: automatic). A
+/// non-zero return stops the loop and is returned as `CLLM_ERR_JOB_FAILED`.
+///
+/// # Safety
+/// `pool` is NULL or a live pool; `fn` must be safe to run concurrently with
+/// the same `arg`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_parallel_for(
+    pool: *const cllm_pool,
+    begin: usize,
+    end: usize,
+    grain: usize,
+    body: cllm_range_fn,
+    arg: *mut c_void,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: forwarded from the caller.
+        let pool = unsafe { pool_ref(pool) }?;
+        let body = body.ok_or_else(|| FfiError::null("fn"))?;
+        if begin > end {
+            return Err(FfiError::invalid(format!(
+                "begin {begin} is after end {end}"
+            )));
+        }
+        let arg = SharedArg(arg);
+        pool.parallel_for_with(begin..end, grain, |r, participant| {
+            let arg = arg;
+            // SAFETY: the caller promised `body` may run concurrently.
+            match unsafe { body(arg.0, r.start, r.end, participant) } {
+                0 => Ok(()),
+                code => Err(code),
+            }
+        })?;
+        Ok(())
+    })
+}
+
+/// Writes the counters of `sphere` to `*out`.
+///
+/// # Safety
+/// `pool` is NULL or a live pool; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_sphere_stats(
+    pool: *const cllm_pool,
+    sphere: usize,
+    out: *mut cllm_sphere_stats,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: forwarded from the caller.
+        let pool = unsafe { pool_ref(pool) }?;
+        let stats = pool.stats();
+        let one = stats.spheres.get(sphere).ok_or_else(|| {
+            FfiError::from(Error::SphereOutOfRange {
+                sphere,
+                spheres: pool.spheres(),
+            })
+        })?;
+        // SAFETY: checked above.
+        unsafe { write_out(out, one.into()) };
+        Ok(())
+    })
+}
+
+/// Writes the sum of every sphere's counters to `*out`.
+///
+/// # Safety
+/// `pool` is NULL or a live pool; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_total_stats(
+    pool: *const cllm_pool,
+    out: *mut cllm_sphere_stats,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: forwarded from the caller.
+        let total = unsafe { pool_ref(pool) }?.stats().total;
+        // SAFETY: checked above.
+        unsafe { write_out(out, (&total).into()) };
+        Ok(())
+    })
+}
+
+/// The number of CPUs this process may run on (at least 1).
+#[unsafe(no_mangle)]
+pub extern "C" fn cllm_available_cores() -> usize {
+    ffi_value(|_| 1, || Ok(sphere_pool::available_cores()))
+}

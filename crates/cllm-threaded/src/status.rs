@@ -47,11 +47,13 @@ pub enum cllm_status {
     CLLM_ERR_DEADLOCK = 16,
     /// The operation was cancelled (for example dropped at shutdown).
     CLLM_ERR_CANCELLED = 17,
+    /// A barrier was broken because another participant failed.
+    CLLM_ERR_BARRIER_BROKEN = 18,
 }
 
 impl cllm_status {
     /// Every status, in numeric order.
-    pub const ALL: [cllm_status; 18] = [
+    pub const ALL: [cllm_status; 19] = [
         Self::CLLM_OK,
         Self::CLLM_ERR_NULL,
         Self::CLLM_ERR_INVALID_ARGUMENT,
@@ -70,6 +72,7 @@ impl cllm_status {
         Self::CLLM_ERR_NOT_FOUND,
         Self::CLLM_ERR_DEADLOCK,
         Self::CLLM_ERR_CANCELLED,
+        Self::CLLM_ERR_BARRIER_BROKEN,
     ];
 
     /// The constant's name, as a static NUL-terminated string.
@@ -93,6 +96,7 @@ impl cllm_status {
             Self::CLLM_ERR_NOT_FOUND => c"CLLM_ERR_NOT_FOUND",
             Self::CLLM_ERR_DEADLOCK => c"CLLM_ERR_DEADLOCK",
             Self::CLLM_ERR_CANCELLED => c"CLLM_ERR_CANCELLED",
+            Self::CLLM_ERR_BARRIER_BROKEN => c"CLLM_ERR_BARRIER_BROKEN",
         }
     }
 

@@ -525,9 +525,15 @@ impl Drop for SpherePool {
         for slot in self.shared.slots.iter() {
             slot.shutdown();
         }
+        let me = std::thread::current().id();
         for handle in self.threads.drain(..) {
-            // A sphere never unwinds: jobs run under catch_unwind.
-            let _ = handle.join();
+            // Dropped from inside one of its own jobs: that thread cannot
+            // join itself; it ends on its own once the job returns (it
+            // holds its own reference to the shared state).
+            if handle.thread().id() != me {
+                // A sphere never unwinds: jobs run under catch_unwind.
+                let _ = handle.join();
+            }
         }
     }
 }

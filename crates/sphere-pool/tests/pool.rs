@@ -426,6 +426,42 @@ fn dropping_the_pool_finishes_work_in_flight_and_joins_every_thread() {
     assert_eq!(Arc::strong_count(&finished), 1);
 }
 
+#[test]
+fn dropping_the_pool_from_inside_its_own_job_does_not_deadlock() {
+    let config = PoolConfig {
+        spheres: 2,
+        name_prefix: "sp-test-self".into(),
+        ..PoolConfig::default()
+    };
+    let pool = SpherePool::with_config(config).unwrap();
+    let holder = Arc::new(Mutex::new(None::<SpherePool>));
+    let (h, done) = (holder.clone(), Arc::new(AtomicBool::new(false)));
+    let d = done.clone();
+    // The job takes the pool's only owner out of the mutex and drops it;
+    // the mutex is held until the pool is in it.
+    let mut slot = holder.lock().unwrap();
+    pool.dispatch(0, move || {
+        let pool = h.lock().unwrap().take().unwrap();
+        drop(pool);
+        d.store(true, Ordering::SeqCst);
+    })
+    .unwrap();
+    *slot = Some(pool);
+    drop(slot);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "self-drop deadlocked");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    while sphere_threads_alive("sp-test-self") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "a sphere thread outlived its pool"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn sphere_threads_alive(prefix: &str) -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()

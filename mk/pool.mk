@@ -1,0 +1,2 @@
+# Sphere pools: C tests of the cllm_pool_* API.
+FFI_TESTS += $(BUILD)/pool/test_pool
