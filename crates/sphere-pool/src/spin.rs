@@ -24,9 +24,11 @@ use std::time::Instant;
 #[cfg(not(loom))]
 const CHECKS_PER_CLOCK_READ: u32 = 64;
 
-/// The number of CPUs this process may run on.
+/// The number of CPUs this process may run on, read once per process (the
+/// standard library's answer costs system calls and cgroup file reads).
 pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The process-wide count of spinning threads.
@@ -40,8 +42,7 @@ struct SpinTicket;
 #[cfg(not(loom))]
 impl SpinTicket {
     fn enter() -> Option<SpinTicket> {
-        static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        let limit = *LIMIT.get_or_init(available_cores);
+        let limit = available_cores();
         let before = SPINNERS.fetch_add(1, Ordering::Relaxed);
         if before < limit {
             Some(SpinTicket)
