@@ -1,1 +1,416 @@
-//! (C API of this area: not written yet.)
+//! C API of the lock tools (`cllm_lock_*`, `cllm_counter_*`): a mutex that
+//! counts contention and takes part in deadlock detection, the process-wide
+//! contention figures, and a sharded counter. See the `sync-stats` crate.
+
+use crate::error::FfiError;
+use crate::guard::{arg_ref, ffi_status, out_ptr, write_out};
+use crate::status::cllm_status;
+use std::ffi::{CStr, c_char};
+use std::time::Duration;
+use sync_stats::{CountingMutex, LockError, LockStats, ShardedCounter};
+
+/// A mutex with a name that counts acquisitions, contended acquisitions and
+/// wait time, and that the deadlock detector sees. It is an error-checking
+/// mutex: only the thread that locked it may unlock it, and a thread that
+/// locks it again while holding it gets `CLLM_ERR_DEADLOCK` instead of
+/// hanging. Any thread may use it; `cllm_lock_free` must not race with other
+/// calls on the same lock.
+pub struct cllm_lock {
+    lock: CountingMutex<()>,
+}
+
+/// Contention figures of one lock (`cllm_lock_stats`) or of every counting
+/// lock of the process, freed ones included (`cllm_lock_global_stats`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct cllm_lock_contention {
+    /// Successful acquisitions.
+    pub acquisitions: u64,
+    /// Acquisitions that found the lock taken and had to wait.
+    pub contended: u64,
+    /// Nanoseconds spent waiting in contended acquisitions.
+    pub wait_ns: u64,
+    /// `contended / acquisitions` (0 without acquisitions): the monitoring
+    /// column `lock_contention_rate`.
+    pub contention_rate: f64,
+}
+
+impl From<LockStats> for cllm_lock_contention {
+    fn from(s: LockStats) -> Self {
+        Self {
+            acquisitions: s.acquisitions,
+            contended: s.contended,
+            wait_ns: u64::try_from(s.wait.as_nanos()).unwrap_or(u64::MAX),
+            contention_rate: s.contention_rate(),
+        }
+    }
+}
+
+fn lock_error(lock: &cllm_lock, e: LockError) -> FfiError {
+    match e {
+        LockError::Timeout => FfiError::new(
+            cllm_status::CLLM_ERR_TIMEOUT,
+            format!("lock {:?}: timed out", lock.lock.name()),
+        ),
+        LockError::Deadlock(report) => {
+            FfiError::new(cllm_status::CLLM_ERR_DEADLOCK, report.to_string())
+        }
+    }
+}
+
+/// Creates an unlocked counting mutex named `name` (copied; it appears in
+/// deadlock reports) and stores it in `*out`.
+///
+/// Errors: `CLLM_ERR_NULL` if `name` or `out` is NULL.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `out` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_lock_create(
+    name: *const c_char,
+    out: *mut *mut cllm_lock,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        if name.is_null() {
+            return Err(FfiError::null("name"));
+        }
+        // SAFETY: the caller passes a NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned();
+        let lock = Box::new(cllm_lock {
+            lock: CountingMutex::new(name, ()),
+        });
+        // SAFETY: `out` was checked by `out_ptr`.
+        unsafe { write_out(out, Box::into_raw(lock)) };
+        Ok(())
+    })
+}
+
+/// Frees a lock made by `cllm_lock_create`. NULL does nothing. Freeing a
+/// held lock ends the hold; no thread may wait for it or use it afterwards.
+///
+/// # Safety
+/// `lock` must be NULL or a live lock, not used by any other call now or later.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_lock_free(lock: *mut cllm_lock) {
+    if lock.is_null() {
+        return;
+    }
+    // SAFETY: the caller hands back a lock from `cllm_lock_create`, once.
+    let lock = unsafe { Box::from_raw(lock) };
+    // Dropping a parking_lot mutex cannot panic; nothing to catch.
+    drop(lock);
+}
+
+/// Locks, waiting as long as needed. A thread that waits longer than the
+/// deadlock check period (`CLLM_DEADLOCK_CHECK_MS`, default 200) looks for a
+/// wait-for cycle and prints it on standard error once; it keeps waiting
+/// (use `cllm_lock_lock_timeout` to give up instead).
+///
+/// Errors: `CLLM_ERR_NULL`; `CLLM_ERR_DEADLOCK` if the calling thread
+/// already holds the lock.
+///
+/// # Safety
+/// `lock` must be NULL or a live lock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_lock_lock(lock: *const cllm_lock) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live lock.
+        let lock = unsafe { arg_ref(lock, "lock") }?;
+        if lock.lock.is_held_by_current_thread() {
+            return Err(FfiError::new(
+                cllm_status::CLLM_ERR_DEADLOCK,
+                format!(
+                    "lock {:?} is already held by the calling thread",
+                    lock.lock.name()
+                ),
+            ));
+        }
+        // Held across calls: the guard is forgotten and `cllm_lock_unlock`
+        // ends the hold.
+        std::mem::forget(lock.lock.lock());
+        Ok(())
+    })
+}
+
+/// Locks if the lock is free now, without waiting.
+///
+/// Errors: `CLLM_ERR_NULL`; `CLLM_ERR_BUSY` if any thread (the caller
+/// included) holds it.
+///
+/// # Safety
+/// `lock` must be NULL or a live lock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_lock_trylock(lock: *const cllm_lock) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live lock.
+        let lock = unsafe { arg_ref(lock, "lock") }?;
+        match lock.lock.try_lock() {
+            Some(guard) => {
+                std::mem::forget(guard);
+                Ok(())
+            }
+            None => Err(FfiError::new(
+                cllm_status::CLLM_ERR_BUSY,
+                format!("lock {:?} is held", lock.lock.name()),
+            )),
+        }
+    })
+}
+
+/// Locks, waiting at most `timeout_ms` milliseconds, and gives up as soon as
+/// the deadlock detector finds the calling thread in a wait-for cycle (after
+/// the deadlock check period), so that the caller can release what it holds
+/// and retry.
+///
+/// Errors: `CLLM_ERR_NULL`; `CLLM_ERR_TIMEOUT`; `CLLM_ERR_DEADLOCK` (the
+/// last error names every thread and lock of the cycle; also at once if the
+/// calling thread already holds the lock).
+///
+/// # Safety
+/// `lock` must be NULL or a live lock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_lock_lock_timeout(
+    lock: *const cllm_lock,
+    timeout_ms: u64,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live lock.
+        let lock = unsafe { arg_ref(lock, "lock") }?;
+        match lock.lock.lock_checked(Duration::from_millis(timeout_ms)) {
+            Ok(guard) => {
+                std::mem::forget(guard);
+                Ok(())
+            }
+            Err(e) => Err(lock_error(lock, e)),
+        }
+    })
+}
+
+/// Unlocks a lock held by the calling thread.
+///
+/// Errors: `CLLM_ERR_NULL`; `CLLM_ERR_INVALID_ARGUMENT` if the calling
+/// thread does not hold the lock (unlocked, or held by another thread): the
+/// lock is left as it was.
+///
+/// # Safety
+/// `lock` must be NULL or a live lock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_lock_unlock(lock: *const cllm_lock) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live lock.
+        let lock = unsafe { arg_ref(lock, "lock") }?;
+        if !lock.lock.is_held_by_current_thread() {
+            return Err(FfiError::invalid(format!(
+                "lock {:?} is not held by the calling thread",
+                lock.lock.name()
+            )));
+        }
+        // SAFETY: this thread holds the lock through a guard forgotten by
+        // `cllm_lock_lock` / `_trylock` / `_lock_timeout` (the C API never
+        // keeps a live guard), as the owner check just proved.
+        unsafe { lock.lock.force_unlock() };
+        Ok(())
+    })
+}
+
+/// Writes the lock's contention figures since creation to `*out`.
+///
+/// Errors: `CLLM_ERR_NULL` if `lock` or `out` is NULL.
+///
+/// # Safety
+/// `lock` must be NULL or a live lock; `out` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_lock_stats(
+    lock: *const cllm_lock,
+    out: *mut cllm_lock_contention,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller passes NULL or a live lock.
+        let lock = unsafe { arg_ref(lock, "lock") }?;
+        // SAFETY: `out` was checked by `out_ptr`.
+        unsafe { write_out(out, lock.lock.stats().into()) };
+        Ok(())
+    })
+}
+
+/// Writes the sum over every counting lock the process ever created (C and
+/// Rust, freed ones included) to `*out`. Two readings subtracted give an
+/// interval's figures.
+///
+/// Errors: `CLLM_ERR_NULL` if `out` is NULL.
+///
+/// # Safety
+/// `out` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_lock_global_stats(out: *mut cllm_lock_contention) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: `out` was checked by `out_ptr`.
+        unsafe { write_out(out, sync_stats::global_lock_stats().into()) };
+        Ok(())
+    })
+}
+
+/// Sets, for the whole process, how long a thread waits in a counting lock
+/// before it looks for a deadlock (and again after each further period);
+/// 0 turns the automatic check off (`cllm_lock_check_deadlocks` still
+/// works). Overrides the environment variable `CLLM_DEADLOCK_CHECK_MS`
+/// (default 200). Always returns `CLLM_OK`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cllm_lock_set_deadlock_check_ms(period_ms: u64) -> cllm_status {
+    ffi_status(|| {
+        let period = (period_ms > 0).then(|| Duration::from_millis(period_ms));
+        sync_stats::configure(&sync_stats::SyncConfig {
+            deadlock_check: period,
+        });
+        Ok(())
+    })
+}
+
+/// Looks for a deadlock among the threads blocked in counting locks now.
+///
+/// Returns `CLLM_OK` if there is none, `CLLM_ERR_DEADLOCK` if there is: the
+/// last error then describes every cycle (threads and locks by name).
+#[unsafe(no_mangle)]
+pub extern "C" fn cllm_lock_check_deadlocks() -> cllm_status {
+    ffi_status(|| {
+        let reports = sync_stats::detect_deadlocks();
+        if reports.is_empty() {
+            return Ok(());
+        }
+        let text: Vec<String> = reports.iter().map(ToString::to_string).collect();
+        Err(FfiError::new(
+            cllm_status::CLLM_ERR_DEADLOCK,
+            text.join("\n"),
+        ))
+    })
+}
+
+/// A `uint64_t` counter that many threads add to without sharing a cache
+/// line (one shard per thread). Sums wrap at 2^64. Any thread may use it;
+/// `cllm_counter_free` must not race with other calls on it.
+pub struct cllm_counter {
+    counter: ShardedCounter,
+}
+
+/// Creates a counter at zero with `shards` shards (rounded up to a power of
+/// two; 0 = the default, twice the CPUs) and stores it in `*out`.
+///
+/// Errors: `CLLM_ERR_NULL` if `out` is NULL; `CLLM_ERR_INVALID_ARGUMENT` if
+/// `shards` is above 4096.
+///
+/// # Safety
+/// `out` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_counter_create(
+    shards: usize,
+    out: *mut *mut cllm_counter,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        if shards > sync_stats::MAX_SHARDS {
+            return Err(FfiError::invalid(format!(
+                "shards {shards} is above the limit of {}",
+                sync_stats::MAX_SHARDS
+            )));
+        }
+        let counter = if shards == 0 {
+            ShardedCounter::new()
+        } else {
+            ShardedCounter::with_shards(shards)
+        };
+        // SAFETY: `out` was checked by `out_ptr`.
+        unsafe { write_out(out, Box::into_raw(Box::new(cllm_counter { counter }))) };
+        Ok(())
+    })
+}
+
+/// Adds `delta` (on the calling thread's shard).
+///
+/// Errors: `CLLM_ERR_NULL` if `counter` is NULL.
+///
+/// # Safety
+/// `counter` must be NULL or a live counter.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_counter_add(counter: *const cllm_counter, delta: u64) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live counter.
+        unsafe { arg_ref(counter, "counter") }?.counter.add(delta);
+        Ok(())
+    })
+}
+
+/// Writes the total of all shards to `*out` (exact once the adding threads
+/// are done or synchronised with the caller).
+///
+/// Errors: `CLLM_ERR_NULL` if `counter` or `out` is NULL.
+///
+/// # Safety
+/// `counter` must be NULL or a live counter; `out` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_counter_sum(
+    counter: *const cllm_counter,
+    out: *mut u64,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller passes NULL or a live counter.
+        let counter = unsafe { arg_ref(counter, "counter") }?;
+        // SAFETY: `out` was checked by `out_ptr`.
+        unsafe { write_out(out, counter.counter.sum()) };
+        Ok(())
+    })
+}
+
+/// Frees a counter made by `cllm_counter_create`. NULL does nothing.
+///
+/// # Safety
+/// `counter` must be NULL or a live counter, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_counter_free(counter: *mut cllm_counter) {
+    if !counter.is_null() {
+        // SAFETY: the caller hands back a counter from `cllm_counter_create`, once.
+        drop(unsafe { Box::from_raw(counter) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::last_error_message;
+    use std::ptr;
+
+    #[test]
+    fn unlock_by_a_thread_that_does_not_hold_the_lock_is_an_error() {
+        let mut lock = ptr::null_mut();
+        // SAFETY: valid name and out pointer; the lock is freed at the end.
+        unsafe {
+            assert_eq!(
+                cllm_lock_create(c"t".as_ptr(), &mut lock),
+                cllm_status::CLLM_OK
+            );
+            assert_eq!(
+                cllm_lock_unlock(lock),
+                cllm_status::CLLM_ERR_INVALID_ARGUMENT
+            );
+            assert!(
+                last_error_message().contains("not held"),
+                "{}",
+                last_error_message()
+            );
+            assert_eq!(cllm_lock_lock(lock), cllm_status::CLLM_OK);
+            assert_eq!(cllm_lock_lock(lock), cllm_status::CLLM_ERR_DEADLOCK);
+            let addr = lock as usize;
+            let other = std::thread::spawn(move || cllm_lock_unlock(addr as *const cllm_lock))
+                .join()
+                .unwrap();
+            assert_eq!(other, cllm_status::CLLM_ERR_INVALID_ARGUMENT);
+            assert_eq!(cllm_lock_unlock(lock), cllm_status::CLLM_OK);
+            cllm_lock_free(lock);
+        }
+    }
+}
