@@ -44,8 +44,9 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 
+# A hung test fails the run instead of eating CI's time.
 rust-test:
-	$(CARGO) test --workspace --release
+	timeout 25m $(CARGO) test --workspace --release
 
 # Loom model checks of the hand-off protocols, in their own target directory
 # so that --cfg loom does not invalidate the normal build.
@@ -70,6 +71,8 @@ valgrind: $(FFI_TESTS)
 
 test: lint header-check rust-test loom ffi-test valgrind $(TEST_TARGETS)
 	@echo "make test: all passed"
+
+demo: $(DEMO_TARGETS)
 
 bench:
 	$(CARGO) bench -p cllm-benches
