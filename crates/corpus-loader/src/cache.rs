@@ -1,0 +1,568 @@
+//! The cache file: format, atomic writing, and verified reading.
+//!
+//! One file holds everything, so a warm load opens exactly one file:
+//!
+//! ```text
+//! 0    header (128 bytes): magic "CLLMTOKC", version, file length,
+//!      fingerprint of the options and source, token width (2 or 4),
+//!      vocabulary size, token count, section offsets and lengths, the
+//!      XXH64 of the metadata and of the block table, and its own XXH64
+//! 128  metadata: build stamp, source, manifest (name, kind, size, mtime,
+//!      ctime, inode, device, content hash, racy flag, tokens, skip reason),
+//!      vocabulary (tokens and counts)
+//!      padding to a multiple of 64
+//!      tokens: little-endian ids
+//!      block table: XXH64 of each 1 MiB block of the tokens
+//! ```
+//!
+//! Reading checks, in order: the length against the header (truncation),
+//! magic, version, header hash, the sections' bounds, the metadata hash,
+//! then every token block's hash and that every id is inside the vocabulary
+//! (blocks in parallel). Any failure makes the cache "corrupt": it is rebuilt,
+//! never used. Writing goes to a temporary file in the same directory,
+//! optionally `fsync`ed, then renamed over the cache: readers see the old or
+//! the new file, never a half-written one.
+
+use crate::build::FileRecord;
+use crate::config::{LoaderConfig, TokenizerKind};
+use crate::fs::{Mapped, Opener, StatSig};
+use crate::hash::xxh64;
+use crate::tokens::Tokens;
+use crate::vocab::Vocab;
+use crate::walk::EntryKind;
+use parking_lot::Mutex;
+use sphere_pool::SpherePool;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// The first eight bytes of every cache file.
+pub const MAGIC: [u8; 8] = *b"CLLMTOKC";
+/// The format version this code reads and writes.
+pub const VERSION: u32 = 1;
+const HEADER_LEN: usize = 128;
+const BLOCK: usize = 1 << 20;
+const TEMP_MARK: &[u8] = b".tmp-";
+
+/// True if `name` is a temporary file of the cache named `cache_name`.
+pub(crate) fn is_temp_name(cache_name: &[u8], name: &[u8]) -> bool {
+    name.len() > cache_name.len()
+        && name.starts_with(cache_name)
+        && name[cache_name.len()..].starts_with(TEMP_MARK)
+}
+
+/// The fingerprint of everything besides the files that decides the tokens.
+pub(crate) fn fingerprint(config: &LoaderConfig, description: &[u8]) -> u64 {
+    let mut bytes = Vec::with_capacity(description.len() + 32);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&config.tokenizer.code().to_le_bytes());
+    bytes.extend_from_slice(&(config.max_vocab as u64).to_le_bytes());
+    bytes.push(config.document_markers as u8);
+    bytes.extend_from_slice(description);
+    xxh64(&bytes, 0x636c_6c6d)
+}
+
+/// A little-endian reader that fails instead of panicking on short data.
+pub(crate) struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        Self { data, pos: 0 }
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let out = self.data.get(self.pos..end)?;
+        self.pos = end;
+        Some(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        Some(self.bytes(1)?[0])
+    }
+
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.bytes(4)?.try_into().ok()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        Some(self.u64()? as i64)
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos == self.data.len()
+    }
+}
+
+/// The fixed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub file_len: u64,
+    pub fingerprint: u64,
+    pub token_width: u32,
+    pub vocab_size: u32,
+    pub n_tokens: u64,
+    pub meta_len: u64,
+    pub meta_hash: u64,
+    pub tokens_off: u64,
+    pub blocks_off: u64,
+    pub block_count: u64,
+    pub blocks_hash: u64,
+}
+
+impl Header {
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        let mut put = |at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
+        put(0, &MAGIC);
+        put(8, &VERSION.to_le_bytes());
+        put(12, &(HEADER_LEN as u32).to_le_bytes());
+        put(16, &self.file_len.to_le_bytes());
+        put(24, &self.fingerprint.to_le_bytes());
+        put(32, &self.token_width.to_le_bytes());
+        put(36, &self.vocab_size.to_le_bytes());
+        put(40, &self.n_tokens.to_le_bytes());
+        put(48, &(HEADER_LEN as u64).to_le_bytes());
+        put(56, &self.meta_len.to_le_bytes());
+        put(64, &self.meta_hash.to_le_bytes());
+        put(72, &self.tokens_off.to_le_bytes());
+        put(80, &(self.n_tokens * self.token_width as u64).to_le_bytes());
+        put(88, &self.blocks_off.to_le_bytes());
+        put(96, &self.block_count.to_le_bytes());
+        put(104, &(BLOCK as u32).to_le_bytes());
+        put(112, &self.blocks_hash.to_le_bytes());
+        let own = xxh64(&h[..120], 0);
+        h[120..].copy_from_slice(&own.to_le_bytes());
+        h
+    }
+
+    /// Parses and checks the header of a file of `actual_len` bytes.
+    fn decode(data: &[u8], actual_len: u64) -> Result<Self, String> {
+        if data.len() < HEADER_LEN {
+            return Err(format!(
+                "truncated: {} bytes, shorter than the header",
+                data.len()
+            ));
+        }
+        let mut r = Reader::new(&data[..HEADER_LEN]);
+        let bad = || "malformed header".to_string();
+        if r.bytes(8).ok_or_else(bad)? != MAGIC {
+            return Err("not a cache file (bad magic)".into());
+        }
+        let version = r.u32().ok_or_else(bad)?;
+        if version != VERSION {
+            return Err(format!(
+                "format version {version}, this loader reads version {VERSION}"
+            ));
+        }
+        let stored = u64::from_le_bytes(data[120..128].try_into().expect("8 bytes"));
+        if xxh64(&data[..120], 0) != stored {
+            return Err("header checksum mismatch".into());
+        }
+        let header_len = r.u32().ok_or_else(bad)?;
+        let file_len = r.u64().ok_or_else(bad)?;
+        if file_len != actual_len {
+            return Err(format!(
+                "truncated or extended: {actual_len} bytes, the header says {file_len}"
+            ));
+        }
+        let h = Header {
+            file_len,
+            fingerprint: r.u64().ok_or_else(bad)?,
+            token_width: r.u32().ok_or_else(bad)?,
+            vocab_size: r.u32().ok_or_else(bad)?,
+            n_tokens: r.u64().ok_or_else(bad)?,
+            meta_len: {
+                let meta_off = r.u64().ok_or_else(bad)?;
+                if meta_off != HEADER_LEN as u64 || header_len != HEADER_LEN as u32 {
+                    return Err(bad());
+                }
+                r.u64().ok_or_else(bad)?
+            },
+            meta_hash: r.u64().ok_or_else(bad)?,
+            tokens_off: r.u64().ok_or_else(bad)?,
+            blocks_off: {
+                let tokens_len = r.u64().ok_or_else(bad)?;
+                let blocks_off = r.u64().ok_or_else(bad)?;
+                let _ = tokens_len; // re-derived and checked below
+                blocks_off
+            },
+            block_count: r.u64().ok_or_else(bad)?,
+            blocks_hash: {
+                let block_size = r.u32().ok_or_else(bad)?;
+                let _reserved = r.u32().ok_or_else(bad)?;
+                if block_size as usize != BLOCK {
+                    return Err(bad());
+                }
+                r.u64().ok_or_else(bad)?
+            },
+        };
+        let tokens_len = u64::from_le_bytes(data[80..88].try_into().expect("8 bytes"));
+        let sane = (h.token_width == 2 || h.token_width == 4)
+            && h.n_tokens.checked_mul(h.token_width as u64) == Some(tokens_len)
+            && (HEADER_LEN as u64)
+                .checked_add(h.meta_len)
+                .is_some_and(|end| end <= h.tokens_off)
+            && h.tokens_off % 64 == 0
+            && h.tokens_off.checked_add(tokens_len) == Some(h.blocks_off)
+            && h.block_count == tokens_len.div_ceil(BLOCK as u64)
+            && h.block_count
+                .checked_mul(8)
+                .and_then(|b| b.checked_add(h.blocks_off))
+                == Some(file_len);
+        if !sane {
+            return Err("inconsistent section table".into());
+        }
+        Ok(h)
+    }
+}
+
+/// The metadata section.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    pub records: Vec<FileRecord>,
+    pub vocab: Vocab,
+    pub distinct: u64,
+}
+
+fn encode_meta(stamp_ns: i64, description: &[u8], meta: &Meta) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + meta.records.len() * 80);
+    out.extend_from_slice(&stamp_ns.to_le_bytes());
+    out.extend_from_slice(&meta.distinct.to_le_bytes());
+    out.extend_from_slice(&(description.len() as u32).to_le_bytes());
+    out.extend_from_slice(description);
+    out.extend_from_slice(&(meta.records.len() as u32).to_le_bytes());
+    for r in &meta.records {
+        out.push(r.kind.code());
+        out.push(r.racy as u8 | (r.skip.is_some() as u8) << 1);
+        out.extend_from_slice(&(r.name.len() as u32).to_le_bytes());
+        out.extend_from_slice(&r.name);
+        for v in [
+            r.sig.size,
+            r.sig.mtime_ns as u64,
+            r.sig.ctime_ns as u64,
+            r.sig.ino,
+            r.sig.dev,
+            r.hash,
+            r.tokens,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        if let Some(reason) = &r.skip {
+            out.extend_from_slice(&(reason.len() as u32).to_le_bytes());
+            out.extend_from_slice(reason.as_bytes());
+        }
+    }
+    out.extend_from_slice(&meta.vocab.kind().code().to_le_bytes());
+    meta.vocab.encode(&mut out);
+    out
+}
+
+fn decode_meta(data: &[u8]) -> Option<Meta> {
+    let mut r = Reader::new(data);
+    let _stamp = r.i64()?;
+    let distinct = r.u64()?;
+    let description_len = r.u32()? as usize;
+    r.bytes(description_len)?;
+    let n = r.u32()? as usize;
+    let mut records = Vec::with_capacity(n.min(data.len() / 64));
+    for _ in 0..n {
+        let kind = EntryKind::from_code(r.u8()?)?;
+        let flags = r.u8()?;
+        let name_len = r.u32()? as usize;
+        let name = r.bytes(name_len)?.to_vec();
+        let sig = StatSig {
+            size: r.u64()?,
+            mtime_ns: r.i64()?,
+            ctime_ns: r.i64()?,
+            ino: r.u64()?,
+            dev: r.u64()?,
+        };
+        let hash = r.u64()?;
+        let tokens = r.u64()?;
+        let skip = if flags & 2 != 0 {
+            let len = r.u32()? as usize;
+            Some(String::from_utf8(r.bytes(len)?.to_vec()).ok()?)
+        } else {
+            None
+        };
+        records.push(FileRecord {
+            name,
+            kind,
+            sig,
+            hash,
+            racy: flags & 1 != 0,
+            tokens,
+            skip,
+        });
+    }
+    let kind = TokenizerKind::from_code(r.u32()?)?;
+    let vocab = Vocab::decode_from(kind, &mut r)?;
+    r.at_end().then_some(Meta {
+        records,
+        vocab,
+        distinct,
+    })
+}
+
+/// A cache file that passed the header and metadata checks.
+pub(crate) struct CacheFile {
+    pub map: Arc<Mapped>,
+    pub header: Header,
+    pub meta: Meta,
+    pub path: PathBuf,
+}
+
+/// What opening the cache found.
+pub(crate) enum Opened {
+    Missing,
+    Corrupt(String),
+    Valid(Box<CacheFile>),
+}
+
+/// Opens, maps and checks the header and metadata of the cache at `path`.
+pub(crate) fn open(opener: &Opener, path: &Path) -> Opened {
+    let file = match opener.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Opened::Missing,
+        Err(e) => return Opened::Corrupt(format!("cannot open: {e}")),
+    };
+    let len = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(e) => return Opened::Corrupt(format!("cannot inspect: {e}")),
+    };
+    if len < HEADER_LEN as u64 {
+        return Opened::Corrupt(format!("truncated: {len} bytes, shorter than the header"));
+    }
+    let Ok(map_len) = usize::try_from(len) else {
+        return Opened::Corrupt("larger than the address space".into());
+    };
+    let map = match Mapped::map(&file, map_len) {
+        Ok(m) => Arc::new(m),
+        Err(e) => return Opened::Corrupt(format!("cannot map: {e}")),
+    };
+    let data = map.bytes();
+    let header = match Header::decode(data, len) {
+        Ok(h) => h,
+        Err(why) => return Opened::Corrupt(why),
+    };
+    let meta_bytes = &data[HEADER_LEN..HEADER_LEN + header.meta_len as usize];
+    if xxh64(meta_bytes, 0) != header.meta_hash {
+        return Opened::Corrupt("metadata checksum mismatch".into());
+    }
+    let Some(meta) = decode_meta(meta_bytes) else {
+        return Opened::Corrupt("malformed metadata".into());
+    };
+    if meta.vocab.len() != header.vocab_size as usize
+        || (header.vocab_size > 1 << 16) != (header.token_width == 4)
+    {
+        return Opened::Corrupt("vocabulary does not match the header".into());
+    }
+    Opened::Valid(Box::new(CacheFile {
+        map,
+        header,
+        meta,
+        path: path.to_owned(),
+    }))
+}
+
+impl CacheFile {
+    /// The token section's bytes.
+    pub(crate) fn token_bytes(&self) -> &[u8] {
+        let start = self.header.tokens_off as usize;
+        &self.map.bytes()[start..self.header.blocks_off as usize]
+    }
+
+    /// The stored block hashes.
+    pub(crate) fn block_hashes(&self) -> Vec<u64> {
+        self.map.bytes()[self.header.blocks_off as usize..]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()
+    }
+
+    /// Checks every token block's hash and that every id is in the
+    /// vocabulary, blocks in parallel.
+    pub(crate) fn verify_tokens(&self, pool: &SpherePool) -> Result<(), String> {
+        let blocks_bytes = &self.map.bytes()[self.header.blocks_off as usize..];
+        if xxh64(blocks_bytes, 0) != self.header.blocks_hash {
+            return Err("block table checksum mismatch".into());
+        }
+        let stored = self.block_hashes();
+        let tokens = self.token_bytes();
+        let width = self.header.token_width as usize;
+        let vocab = self.header.vocab_size;
+        let first_bad = AtomicU64::new(u64::MAX);
+        let out_of_range = AtomicBool::new(false);
+        pool.parallel_for(0..stored.len(), 1, |blocks| {
+            for b in blocks {
+                let data = &tokens[b * BLOCK..tokens.len().min((b + 1) * BLOCK)];
+                if xxh64(data, b as u64) != stored[b] {
+                    first_bad.fetch_min(b as u64, Ordering::Relaxed);
+                } else if max_id(data, width) >= vocab {
+                    out_of_range.store(true, Ordering::Relaxed);
+                }
+            }
+        })
+        .map_err(|e| format!("verification failed: {e}"))?;
+        match first_bad.load(Ordering::Relaxed) {
+            u64::MAX if out_of_range.load(Ordering::Relaxed) => {
+                Err("token id outside the vocabulary".into())
+            }
+            u64::MAX => Ok(()),
+            b => Err(format!("token block {b} checksum mismatch")),
+        }
+    }
+}
+
+/// The largest little-endian id in `data` (ids of `width` bytes).
+fn max_id(data: &[u8], width: usize) -> u32 {
+    if width == 2 {
+        data.chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .max()
+            .unwrap_or(0) as u32
+    } else {
+        data.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The block hashes of a token section, in parallel.
+pub(crate) fn block_hashes(
+    pool: &SpherePool,
+    tokens: &[u8],
+) -> Result<Vec<u64>, sphere_pool::Error> {
+    let n = tokens.len().div_ceil(BLOCK);
+    let hashes: Vec<Mutex<u64>> = (0..n).map(|_| Mutex::new(0)).collect();
+    pool.parallel_for(0..n, 1, |blocks| {
+        for b in blocks {
+            *hashes[b].lock() = xxh64(
+                &tokens[b * BLOCK..tokens.len().min((b + 1) * BLOCK)],
+                b as u64,
+            );
+        }
+    })?;
+    Ok(hashes.into_iter().map(Mutex::into_inner).collect())
+}
+
+/// A cache being written: a new temporary file beside the cache. Its
+/// modification time is the build's time stamp (the file system's clock,
+/// taken before any corpus file is read). Dropped without
+/// [`persist`](Self::persist), it removes itself.
+pub(crate) struct TempCache {
+    path: PathBuf,
+    file: Option<File>,
+    pub stamp_ns: i64,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl TempCache {
+    pub(crate) fn create(cache_path: &Path) -> io::Result<Self> {
+        let name = cache_path.file_name().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the cache path has no file name",
+            )
+        })?;
+        let dir = cache_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut temp_name = name.as_bytes().to_vec();
+        temp_name.extend_from_slice(TEMP_MARK);
+        temp_name.extend_from_slice(
+            format!(
+                "{}-{}",
+                std::process::id(),
+                TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            )
+            .as_bytes(),
+        );
+        let path = dir.join(std::ffi::OsStr::from_bytes(&temp_name));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let stamp_ns = StatSig::of(&file.metadata()?).mtime_ns;
+        Ok(Self {
+            path,
+            file: Some(file),
+            stamp_ns,
+        })
+    }
+
+    /// Writes the cache and renames it over `cache_path`. Returns its size.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn persist(
+        mut self,
+        cache_path: &Path,
+        fingerprint: u64,
+        description: &[u8],
+        meta: &Meta,
+        tokens: Tokens<'_>,
+        blocks: &[u64],
+        durable: bool,
+    ) -> io::Result<u64> {
+        let meta_bytes = encode_meta(self.stamp_ns, description, meta);
+        let tokens_off = (HEADER_LEN + meta_bytes.len()).next_multiple_of(64);
+        let token_bytes = tokens.as_bytes();
+        let blocks_off = tokens_off + token_bytes.len();
+        let block_table: Vec<u8> = blocks.iter().flat_map(|h| h.to_le_bytes()).collect();
+        let header = Header {
+            file_len: (blocks_off + block_table.len()) as u64,
+            fingerprint,
+            token_width: tokens.width() as u32,
+            vocab_size: meta.vocab.len() as u32,
+            n_tokens: tokens.len() as u64,
+            meta_len: meta_bytes.len() as u64,
+            meta_hash: xxh64(&meta_bytes, 0),
+            tokens_off: tokens_off as u64,
+            blocks_off: blocks_off as u64,
+            block_count: blocks.len() as u64,
+            blocks_hash: xxh64(&block_table, 0),
+        };
+        let mut file = self.file.take().expect("a temp cache is persisted once");
+        file.write_all(&header.encode())?;
+        file.write_all(&meta_bytes)?;
+        file.write_all(&vec![0u8; tokens_off - HEADER_LEN - meta_bytes.len()])?;
+        file.write_all(token_bytes)?;
+        file.write_all(&block_table)?;
+        if durable {
+            file.sync_data()?;
+        }
+        drop(file);
+        std::fs::rename(&self.path, cache_path)?;
+        if durable {
+            let dir = cache_path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            File::open(dir)?.sync_all()?;
+        }
+        self.path.clear(); // persisted: nothing to remove
+        Ok(header.file_len)
+    }
+}
+
+impl Drop for TempCache {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}

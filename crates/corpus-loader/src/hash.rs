@@ -1,0 +1,124 @@
+//! XXH64, the content hash of input files and the checksum of cache blocks.
+//!
+//! A plain, portable implementation of the published XXH64 algorithm (the
+//! tests check it against the reference implementation's outputs). It runs
+//! at several GB/s per core, fast enough to checksum the whole cache on
+//! every load.
+
+const P1: u64 = 0x9E37_79B1_85EB_CA87;
+const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+const P3: u64 = 0x1656_67B1_9E37_79F9;
+const P4: u64 = 0x85EB_CA77_C2B2_AE63;
+const P5: u64 = 0x27D4_EB2F_1656_67C5;
+
+#[inline(always)]
+fn read64(b: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
+}
+
+#[inline(always)]
+fn read32(b: &[u8], i: usize) -> u64 {
+    u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes")) as u64
+}
+
+#[inline(always)]
+fn round(acc: u64, input: u64) -> u64 {
+    acc.wrapping_add(input.wrapping_mul(P2))
+        .rotate_left(31)
+        .wrapping_mul(P1)
+}
+
+#[inline(always)]
+fn merge_round(acc: u64, val: u64) -> u64 {
+    (acc ^ round(0, val)).wrapping_mul(P1).wrapping_add(P4)
+}
+
+/// The XXH64 hash of `data` with `seed`.
+pub fn xxh64(data: &[u8], seed: u64) -> u64 {
+    let len = data.len();
+    let mut i = 0;
+    let mut h = if len >= 32 {
+        let mut v = [
+            seed.wrapping_add(P1).wrapping_add(P2),
+            seed.wrapping_add(P2),
+            seed,
+            seed.wrapping_sub(P1),
+        ];
+        for stripe in data.chunks_exact(32) {
+            v[0] = round(v[0], read64(stripe, 0));
+            v[1] = round(v[1], read64(stripe, 8));
+            v[2] = round(v[2], read64(stripe, 16));
+            v[3] = round(v[3], read64(stripe, 24));
+        }
+        i = len - len % 32;
+        let mut h = v[0]
+            .rotate_left(1)
+            .wrapping_add(v[1].rotate_left(7))
+            .wrapping_add(v[2].rotate_left(12))
+            .wrapping_add(v[3].rotate_left(18));
+        for lane in v {
+            h = merge_round(h, lane);
+        }
+        h
+    } else {
+        seed.wrapping_add(P5)
+    };
+    h = h.wrapping_add(len as u64);
+    while i + 8 <= len {
+        h ^= round(0, read64(data, i));
+        h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
+        i += 8;
+    }
+    if i + 4 <= len {
+        h ^= read32(data, i).wrapping_mul(P1);
+        h = h.rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
+        i += 4;
+    }
+    for &byte in &data[i..] {
+        h ^= (byte as u64).wrapping_mul(P5);
+        h = h.rotate_left(11).wrapping_mul(P1);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 29;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_the_reference_implementation() {
+        // Outputs of the reference XXH64 for a fixed pattern, at every code
+        // path's boundary (tail bytes, 4-byte word, 8-byte words, stripes).
+        let data: Vec<u8> = (0..1000u32).map(|i| ((i * 7 + 3) % 251) as u8).collect();
+        let expected: [(usize, u64, u64); 15] = [
+            (0, 0xef46db3751d8e999, 0xa2f5c44d0f46c872),
+            (1, 0x1f25c8d0bc1f4bb6, 0xb01b9f0875588480),
+            (3, 0x31d2363f52e564c9, 0xc9d439ce52b42298),
+            (4, 0x9bb64b7d66ee9fda, 0x069cf93b8ff949e9),
+            (7, 0x9a7b149959ce60d8, 0x04e9c22f739664c0),
+            (8, 0xdab99d95c6f90092, 0x6ae8e248ea2d93cb),
+            (9, 0x170bb6bf975b4c02, 0x9cfc813630d17752),
+            (31, 0xa2aa5f33cc4a6119, 0x4d902218e7bd702f),
+            (32, 0x23c3c17ef790fd97, 0xcebc12f23c981336),
+            (33, 0x50a7cfc7ba588784, 0x526e5e3d56602093),
+            (63, 0xf1438f15b9ed16e9, 0x5762c40958c3a3b3),
+            (64, 0x2cd990a1beed6894, 0x318f9c3626ecbff8),
+            (100, 0x778e26df8290f456, 0xb44b14b5d6751db6),
+            (1000, 0x021f7a7424085ea4, 0xca3119f5c8e641e1),
+            (0, 0xef46db3751d8e999, 0xa2f5c44d0f46c872),
+        ];
+        for (n, plain, seeded) in expected {
+            assert_eq!(xxh64(&data[..n], 0), plain, "length {n}");
+            assert_eq!(
+                xxh64(&data[..n], 0x1234_5678_90ab_cdef),
+                seeded,
+                "length {n}, seeded"
+            );
+        }
+        assert_eq!(xxh64(b"abc", 0), 0x44bc2cf5ad770999);
+    }
+}

@@ -1,0 +1,694 @@
+//! Splitting text into tokens and interning them in a per-worker table.
+//!
+//! Each worker interns the words it meets in its own [`WordTable`] under
+//! *local* ids (first come, first numbered) and counts them. After all files
+//! are done the tables are merged, the global vocabulary is ranked (count
+//! descending, then byte string ascending: a total order, so the result does
+//! not depend on how files were spread over workers), and every local id is
+//! mapped to its global id in one pass. Each word is hashed once.
+//!
+//! Speed: the scan finds white space and word ends eight bytes at a time
+//! (SWAR: plain integer operations on a u64), tokens of up to 15 bytes are
+//! keyed by their bytes (no string comparison), and lookups go in batches
+//! whose table slots are prefetched, so cache misses on rare words overlap.
+
+const SPACE: u8 = 0;
+const WORD: u8 = 1;
+const PUNCT: u8 = 2;
+
+/// The class of every byte: ASCII letters, digits, `_` and all non-ASCII
+/// bytes (UTF-8 sequences, so words in any script stay whole) form words;
+/// ASCII white space separates; every other byte is a token of its own.
+const CLASS: [u8; 256] = {
+    let mut class = [PUNCT; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
+            class[b] = WORD;
+        } else if c == b' ' || c == b'\t' || c == b'\n' || c == b'\r' || c == 0x0b || c == 0x0c {
+            class[b] = SPACE;
+        }
+        b += 1;
+    }
+    class
+};
+
+#[inline(always)]
+fn load(data: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// `MASKS[n]` keeps the low `n` bytes of a u64.
+const MASKS: [u64; 9] = {
+    let mut m = [u64::MAX; 9];
+    let mut n = 0;
+    while n < 8 {
+        m[n] = (1u64 << (8 * n)) - 1;
+        n += 1;
+    }
+    m
+};
+
+/// A token found by the scan, waiting for its table lookup.
+#[derive(Clone, Copy, Default)]
+struct Pending {
+    /// The key (`a`, `b`) of a token of at most 15 bytes.
+    a: u64,
+    b: u64,
+    start: usize,
+    len: usize,
+    /// 16 bytes or more: looked up by hash and bytes.
+    long: bool,
+}
+
+impl Pending {
+    /// The token `data[start..start + len]`, with 16 bytes of data from
+    /// `start` on.
+    #[inline(always)]
+    fn new(data: &[u8], start: usize, len: usize) -> Self {
+        let a = load(data, start) & MASKS[len.min(8)];
+        let b = load(data, start + 8) & MASKS[len.saturating_sub(8).min(8)];
+        Pending {
+            a,
+            b,
+            start,
+            len,
+            long: len >= 16,
+        }
+    }
+}
+
+/// Tokens looked up together: the scan finds this many and prefetches their
+/// table slots, so their cache misses overlap instead of queueing.
+const BATCH: usize = 32;
+
+/// Splits `data` into words and punctuation and appends their local ids.
+///
+/// The scan classifies 64 bytes at a time into two bit masks (word bytes,
+/// white space; SSE2 on x86-64) and walks the token starts with bit
+/// operations, without a branch per byte or per token kind.
+pub(crate) fn tokenize_words(data: &[u8], table: &mut WordTable, out: &mut Vec<u32>) {
+    let n = data.len();
+    let mut pending = [Pending::default(); BATCH];
+    let mut k = 0;
+    let mut block = 0;
+    let mut resume = 0; // the first byte not consumed by a token yet
+    let mut word_before = 0u64; // 1 if the byte before `block` is a word byte
+    // Blocks whose tokens can all be keyed with 16-byte loads.
+    while block + 64 + 16 <= n {
+        let (words, spaces) = classify64(data[block..block + 64].try_into().expect("64 bytes"));
+        let word_starts = words & !((words << 1) | word_before);
+        word_before = words >> 63;
+        let mut starts = word_starts | !(words | spaces);
+        while starts != 0 {
+            let t = starts.trailing_zeros() as usize;
+            starts &= starts - 1;
+            // Punctuation: bit t itself is a non-word byte, so len = 1.
+            let not_word = !words & (u64::MAX << t);
+            let len = if not_word != 0 {
+                (not_word.trailing_zeros() as usize - t).max(1)
+            } else {
+                let rest = &data[block + 64..];
+                64 - t
+                    + rest
+                        .iter()
+                        .position(|&b| CLASS[b as usize] != WORD)
+                        .unwrap_or(rest.len())
+            };
+            let p = Pending::new(data, block + t, len);
+            table.prefetch(&p);
+            pending[k] = p;
+            k += 1;
+            resume = block + t + len;
+            if k == BATCH {
+                table.resolve_all(&pending, data, out);
+                k = 0;
+            }
+        }
+        block += 64;
+    }
+    table.resolve_all(&pending[..k], data, out);
+    // The last bytes, one at a time.
+    let mut i = resume.max(block);
+    while i < n {
+        let start = i;
+        i += 1;
+        match CLASS[data[start] as usize] {
+            SPACE => continue,
+            WORD => {
+                while i < n && CLASS[data[i] as usize] == WORD {
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        out.push(table.add(&data[start..i], 1));
+    }
+}
+
+/// The word-byte and space-byte bit masks of 64 bytes (bit i = byte i).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn classify64(block: &[u8; 64]) -> (u64, u64) {
+    use core::arch::x86_64::*;
+    let mut words = 0u64;
+    let mut spaces = 0u64;
+    for part in 0..4 {
+        // SAFETY: SSE2 is part of the x86-64 baseline, so these intrinsics
+        // are always available; the unaligned load reads 16 bytes inside
+        // `block`.
+        let (w, s) = unsafe {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * part).cast());
+            // Unsigned `lo <= v <= hi` with signed compares: shift the range
+            // to start at -128.
+            let in_range = |v: __m128i, lo: u8, hi: u8| {
+                let shifted = _mm_add_epi8(v, _mm_set1_epi8((0x80u8.wrapping_sub(lo)) as i8));
+                _mm_cmplt_epi8(
+                    shifted,
+                    _mm_set1_epi8((0x80u8.wrapping_add(hi - lo + 1)) as i8),
+                )
+            };
+            let letter = in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', b'z');
+            let digit = in_range(v, b'0', b'9');
+            let underscore = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'_' as i8));
+            let ascii_word = _mm_or_si128(_mm_or_si128(letter, digit), underscore);
+            let blank = _mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8));
+            let space = _mm_or_si128(blank, in_range(v, b'\t', b'\r'));
+            // Bytes >= 0x80 are word bytes: their sign bits are the mask.
+            let w = (_mm_movemask_epi8(ascii_word) | _mm_movemask_epi8(v)) as u64;
+            (w, _mm_movemask_epi8(space) as u64)
+        };
+        words |= w << (16 * part);
+        spaces |= s << (16 * part);
+    }
+    (words, spaces)
+}
+
+/// The word-byte and space-byte bit masks of 64 bytes (bit i = byte i).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn classify64(block: &[u8; 64]) -> (u64, u64) {
+    let mut words = 0u64;
+    let mut spaces = 0u64;
+    for (i, &b) in block.iter().enumerate() {
+        let class = CLASS[b as usize];
+        words |= ((class == WORD) as u64) << i;
+        spaces |= ((class == SPACE) as u64) << i;
+    }
+    (words, spaces)
+}
+
+/// A hint to load the cache line at `p` (never faults).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint to the cache; it never faults and
+    // has no effect on memory, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Appends one local id per byte (the byte value) and counts them.
+pub(crate) fn tokenize_bytes(data: &[u8], counts: &mut [u64; 256], out: &mut Vec<u32>) {
+    out.extend(data.iter().map(|&b| b as u32));
+    for &b in data {
+        counts[b as usize] += 1;
+    }
+}
+
+/// A good split point near `at`: just after the next white space byte (so
+/// no token straddles two chunks), or the end.
+pub(crate) fn split_point(data: &[u8], at: usize) -> usize {
+    if at >= data.len() {
+        return data.len();
+    }
+    match data[at..].iter().position(|&b| CLASS[b as usize] == SPACE) {
+        Some(p) => at + p + 1,
+        None => data.len(),
+    }
+}
+
+/// A slot of the table of tokens of at most 15 bytes, keyed by the bytes
+/// themselves, zero-padded to 16: text never contains NUL, so keys are
+/// unique and `a` is never 0 (the empty mark).
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    a: u64,
+    b: u64,
+    id: u32,
+    /// Occurrences not yet added to `counts`, kept on the cache line the
+    /// lookup loaded anyway.
+    hits: u32,
+}
+
+/// A hash table from tokens to dense local ids, with occurrence counts.
+pub(crate) struct WordTable {
+    slots: Vec<Slot>,
+    used: usize,
+    /// Tokens of 16 bytes or more: full hash and entry id + 1 (0 = empty).
+    long: Vec<(u64, u32)>,
+    long_used: usize,
+    /// Bytes of every entry, back to back.
+    arena: Vec<u8>,
+    /// Start of entry `id` in the arena (one more than entries, last = end).
+    starts: Vec<usize>,
+    counts: Vec<u64>,
+}
+
+const K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+#[inline(always)]
+fn slot_of(a: u64, b: u64, mask: usize) -> usize {
+    ((a ^ b.rotate_left(29)).wrapping_mul(K) >> 32) as usize & mask
+}
+
+#[inline(always)]
+fn long_hash(word: &[u8]) -> u64 {
+    let mut h = (word.len() as u64).wrapping_mul(K);
+    let mut chunks = word.chunks_exact(8);
+    for c in &mut chunks {
+        h = (h ^ u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .wrapping_mul(K)
+            .rotate_left(29);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^ (h >> 32)
+}
+
+/// The key of a token of at most 15 bytes.
+fn key(word: &[u8]) -> (u64, u64) {
+    let mut b = [0u8; 16];
+    b[..word.len()].copy_from_slice(word);
+    (
+        u64::from_le_bytes(b[..8].try_into().expect("8")),
+        u64::from_le_bytes(b[8..].try_into().expect("8")),
+    )
+}
+
+impl WordTable {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: vec![Slot::default(); 1 << 12],
+            used: 0,
+            long: vec![(0, 0); 1 << 8],
+            long_used: 0,
+            arena: Vec::new(),
+            starts: vec![0],
+            counts: Vec::new(),
+        }
+    }
+
+    /// Number of distinct tokens.
+    pub(crate) fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    pub(crate) fn word(&self, id: u32) -> &[u8] {
+        &self.arena[self.starts[id as usize]..self.starts[id as usize + 1]]
+    }
+
+    /// The occurrences of `id` (after [`flush_hits`](Self::flush_hits)).
+    pub(crate) fn count(&self, id: u32) -> u64 {
+        self.counts[id as usize]
+    }
+
+    fn push(&mut self, word: &[u8], count: u64) -> u32 {
+        let id = u32::try_from(self.counts.len()).expect("fewer than 2^32 distinct tokens");
+        self.arena.extend_from_slice(word);
+        self.starts.push(self.arena.len());
+        self.counts.push(count);
+        id
+    }
+
+    /// Starts loading the slot a lookup of `p` reads first.
+    #[inline(always)]
+    fn prefetch(&self, p: &Pending) {
+        prefetch(
+            self.slots
+                .as_ptr()
+                .wrapping_add(slot_of(p.a, p.b, self.slots.len() - 1)),
+        );
+    }
+
+    /// Looks up (or inserts) `pending` and appends their ids.
+    #[inline(always)]
+    fn resolve_all(&mut self, pending: &[Pending], data: &[u8], out: &mut Vec<u32>) {
+        for p in pending {
+            let word = &data[p.start..p.start + p.len];
+            out.push(if p.long {
+                self.long_id(word, 1)
+            } else {
+                self.slot_id(p.a, p.b, word, 1)
+            });
+        }
+    }
+
+    /// Adds the occurrences counted in the slots to `counts`.
+    pub(crate) fn flush_hits(&mut self) {
+        for slot in self.slots.iter_mut().filter(|s| s.hits > 0) {
+            self.counts[slot.id as usize] += slot.hits as u64;
+            slot.hits = 0;
+        }
+    }
+
+    /// Adds `count` occurrences of `word` (not empty, no NUL) and returns
+    /// its id.
+    pub(crate) fn add(&mut self, word: &[u8], count: u64) -> u32 {
+        if word.len() < 16 {
+            let (a, b) = key(word);
+            self.slot_id(a, b, word, count)
+        } else {
+            self.long_id(word, count)
+        }
+    }
+
+    /// The id of `word` if it is in the table.
+    #[cfg(test)]
+    pub(crate) fn find(&self, word: &[u8]) -> Option<u32> {
+        if word.is_empty() {
+            return None;
+        }
+        if word.len() < 16 {
+            let (a, b) = key(word);
+            let mask = self.slots.len() - 1;
+            let mut i = slot_of(a, b, mask);
+            while self.slots[i].a != 0 {
+                if self.slots[i].a == a && self.slots[i].b == b {
+                    return Some(self.slots[i].id);
+                }
+                i = (i + 1) & mask;
+            }
+            return None;
+        }
+        let hash = long_hash(word);
+        let mask = self.long.len() - 1;
+        let mut i = hash as usize & mask;
+        while self.long[i].1 != 0 {
+            let (h, slot) = self.long[i];
+            if h == hash && self.word(slot - 1) == word {
+                return Some(slot - 1);
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+
+    #[inline(always)]
+    fn slot_id(&mut self, a: u64, b: u64, word: &[u8], count: u64) -> u32 {
+        let mask = self.slots.len() - 1;
+        let mut i = slot_of(a, b, mask);
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.a == a && slot.b == b {
+                let id = slot.id;
+                if count == 1 && slot.hits < u32::MAX {
+                    slot.hits += 1;
+                } else {
+                    self.counts[id as usize] += count;
+                }
+                return id;
+            }
+            if slot.a == 0 {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        let id = self.push(word, count);
+        self.slots[i] = Slot { a, b, id, hits: 0 };
+        self.used += 1;
+        if self.used * 2 > self.slots.len() {
+            let doubled = vec![Slot::default(); self.slots.len() * 2];
+            let old = std::mem::replace(&mut self.slots, doubled);
+            let mask = self.slots.len() - 1;
+            for slot in old.into_iter().filter(|s| s.a != 0) {
+                let mut i = slot_of(slot.a, slot.b, mask);
+                while self.slots[i].a != 0 {
+                    i = (i + 1) & mask;
+                }
+                self.slots[i] = slot;
+            }
+        }
+        id
+    }
+
+    fn long_id(&mut self, word: &[u8], count: u64) -> u32 {
+        let hash = long_hash(word);
+        let mask = self.long.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let (h, slot) = self.long[i];
+            if slot == 0 {
+                break;
+            }
+            if h == hash && self.word(slot - 1) == word {
+                self.counts[slot as usize - 1] += count;
+                return slot - 1;
+            }
+            i = (i + 1) & mask;
+        }
+        let id = self.push(word, count);
+        self.long[i] = (hash, id + 1);
+        self.long_used += 1;
+        if self.long_used * 2 > self.long.len() {
+            let doubled = vec![(0, 0); self.long.len() * 2];
+            let old = std::mem::replace(&mut self.long, doubled);
+            let mask = self.long.len() - 1;
+            for (h, slot) in old.into_iter().filter(|s| s.1 != 0) {
+                let mut i = h as usize & mask;
+                while self.long[i].1 != 0 {
+                    i = (i + 1) & mask;
+                }
+                self.long[i] = (h, slot);
+            }
+        }
+        id
+    }
+}
+
+/// A vocabulary candidate: its bytes, its count and the caller's index.
+pub(crate) type Candidate<'a> = (&'a [u8], u64, u32);
+
+/// The ranking rule of the vocabulary: more frequent first, then the smaller
+/// byte string (a total order on distinct strings). Returns the first `keep`
+/// candidates in that order.
+pub(crate) fn rank(mut items: Vec<Candidate<'_>>, keep: usize) -> Vec<Candidate<'_>> {
+    let order = |a: &Candidate<'_>, b: &Candidate<'_>| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
+    if items.len() > keep {
+        if keep == 0 {
+            return Vec::new();
+        }
+        items.select_nth_unstable_by(keep - 1, order);
+        items.truncate(keep);
+    }
+    items.sort_unstable_by(order);
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        let mut table = WordTable::new();
+        let mut out = Vec::new();
+        tokenize_words(text.as_bytes(), &mut table, &mut out);
+        out.iter()
+            .map(|&id| String::from_utf8(table.word(id).to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn words_punctuation_and_unicode_split_as_documented() {
+        assert_eq!(
+            words("Hello, world!  It's 2024.\n"),
+            ["Hello", ",", "world", "!", "It", "'", "s", "2024", "."]
+        );
+        assert_eq!(words("naïve café_au_lait"), ["naïve", "café_au_lait"]);
+        assert_eq!(words(" \t\r\n "), Vec::<String>::new());
+        assert_eq!(
+            words("a-very-long-compound-word"),
+            ["a", "-", "very", "-", "long", "-", "compound", "-", "word"]
+        );
+    }
+
+    #[test]
+    fn word_lengths_on_every_path_split_like_the_byte_rule() {
+        // Words of every length from 1 to 40, at every distance from the end
+        // of the data, split exactly at the non-word byte.
+        for len in 1..40 {
+            for pad in 0..20 {
+                let word: String = (0..len).map(|k| (b'a' + (k % 26) as u8) as char).collect();
+                let text = format!("{word}.{word} {word}{}", " ".repeat(pad));
+                let got = words(&text);
+                assert_eq!(
+                    got,
+                    [word.as_str(), ".", word.as_str(), word.as_str()],
+                    "len {len} pad {pad}"
+                );
+            }
+        }
+        // The 64-at-once classifier agrees with the table on every byte, in
+        // every position, next to any neighbours.
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        for round in 0..20_000 {
+            let mut block = [0u8; 64];
+            for b in block.iter_mut() {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *b = if round % 2 == 0 {
+                    (x >> 56) as u8
+                } else {
+                    b" \t\n_aZ09,.\x80\xff@[`{"[(x >> 60) as usize]
+                };
+            }
+            let (words, spaces) = classify64(&block);
+            for (i, &b) in block.iter().enumerate() {
+                assert_eq!(
+                    words >> i & 1 == 1,
+                    CLASS[b as usize] == WORD,
+                    "byte {b} at {i}"
+                );
+                assert_eq!(
+                    spaces >> i & 1 == 1,
+                    CLASS[b as usize] == SPACE,
+                    "byte {b} at {i}"
+                );
+            }
+        }
+    }
+
+    /// The tokeniser's rule, one byte at a time.
+    fn reference(data: &[u8]) -> Vec<&[u8]> {
+        let mut tokens = Vec::new();
+        let mut i = 0;
+        while i < data.len() {
+            let start = i;
+            i += 1;
+            match CLASS[data[start] as usize] {
+                SPACE => continue,
+                WORD => {
+                    while i < data.len() && CLASS[data[i] as usize] == WORD {
+                        i += 1;
+                    }
+                }
+                _ => {}
+            }
+            tokens.push(&data[start..i]);
+        }
+        tokens
+    }
+
+    #[test]
+    fn the_fast_scan_matches_the_byte_rule_on_random_text() {
+        // Texts of every length up to 600 bytes (so tokens start at every
+        // offset of a 64-byte block and cross block ends), built from runs of
+        // word bytes of 1 to 40 bytes, punctuation and white space.
+        let mut x = 42u64;
+        let mut next = |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        for len in 0..600 {
+            for _ in 0..3 {
+                let mut data = Vec::new();
+                while data.len() < len {
+                    match next(4) {
+                        0 => data.extend(std::iter::repeat_n(b' ', 1 + next(3) as usize)),
+                        1 => data.push(b",.;'(\n\t-"[next(8) as usize]),
+                        _ => {
+                            let longest = if next(5) == 0 { 40 } else { 12 };
+                            let run = 1 + next(longest) as usize;
+                            data.extend(
+                                (0..run).map(|_| b"abcXYZ019_\xc3\xa9\x80\xff"[next(14) as usize]),
+                            );
+                        }
+                    }
+                }
+                data.truncate(len);
+                let mut table = WordTable::new();
+                let mut out = Vec::new();
+                tokenize_words(&data, &mut table, &mut out);
+                let got: Vec<&[u8]> = out.iter().map(|&id| table.word(id)).collect();
+                assert_eq!(
+                    got,
+                    reference(&data),
+                    "text {:?}",
+                    String::from_utf8_lossy(&data)
+                );
+                // Equal tokens have equal ids.
+                for (a, &ida) in got.iter().zip(&out) {
+                    assert_eq!(table.find(a), Some(ida));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn equal_words_get_one_id_and_are_counted() {
+        let mut table = WordTable::new();
+        let mut out = Vec::new();
+        let text = "the cat and the hat and the extraordinarily extraordinarily long words";
+        tokenize_words(text.as_bytes(), &mut table, &mut out);
+        table.flush_hits();
+        assert_eq!(out[0], out[3]);
+        assert_eq!(table.count(out[0]), 3);
+        assert_eq!(
+            table.find(b"extraordinarily").map(|id| table.count(id)),
+            Some(2)
+        );
+        assert_eq!(table.find(b"dog"), None);
+        assert_eq!(table.len(), 7);
+    }
+
+    #[test]
+    fn the_table_grows_without_losing_words() {
+        let mut table = WordTable::new();
+        let n = 50_000u32;
+        for round in 0..2 {
+            for i in 0..n {
+                let w = format!("w{i}");
+                let medium = format!("medium{i:07}");
+                let long = format!("a_rather_long_word_number_{i}");
+                assert_eq!(table.add(w.as_bytes(), 1), 3 * i, "round {round}");
+                assert_eq!(table.add(medium.as_bytes(), 1), 3 * i + 1);
+                assert_eq!(table.add(long.as_bytes(), 1), 3 * i + 2);
+            }
+        }
+        table.flush_hits();
+        assert_eq!(table.len(), 3 * n as usize);
+        assert_eq!(table.count(table.find(b"medium0000123").unwrap()), 2);
+        assert_eq!(table.count(table.find(b"w123").unwrap()), 2);
+    }
+
+    #[test]
+    fn ranking_is_by_count_then_bytes_and_truncates() {
+        let items = vec![
+            (b"b".as_slice(), 5, 0),
+            (b"a".as_slice(), 5, 1),
+            (b"c".as_slice(), 9, 2),
+            (b"d".as_slice(), 1, 3),
+        ];
+        let ranked: Vec<u32> = rank(items.clone(), 10).iter().map(|c| c.2).collect();
+        assert_eq!(ranked, [2, 1, 0, 3]);
+        let top: Vec<u32> = rank(items, 2).iter().map(|c| c.2).collect();
+        assert_eq!(top, [2, 1]);
+    }
+
+    #[test]
+    fn split_points_fall_after_white_space() {
+        let data = b"alpha beta gamma";
+        assert_eq!(split_point(data, 2), 6);
+        assert_eq!(split_point(data, 6), 11);
+        assert_eq!(split_point(data, 12), data.len());
+        assert_eq!(split_point(data, 99), data.len());
+    }
+}
