@@ -1,1 +1,1058 @@
-//! (C API of this area: not written yet.)
+//! C API of the frame guard (`cllm_frame_*`): frame timing, the emergency-stop
+//! rules, the optional watchdog thread and the monitoring CSV rows. See the
+//! `frame-guard` crate for the rules and the column definitions.
+
+use crate::error::FfiError;
+use crate::guard::{arg_ref, ffi_status, ffi_value, out_ptr, write_out};
+use crate::status::cllm_status;
+use frame_guard::{
+    CSV_HEADER, FrameError, FrameGuard, FrameGuardConfig, FrameStats, ManualClock, Monitor,
+    MonitorInputs, PoolCounters, StopInfo, StopReason, StopRules,
+};
+use std::cell::Cell;
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Rule bit of `cllm_frame_options.rules`: stop after `slow_frame_count`
+/// consecutive frames longer than `slow_frame_limit_ms` (the walker plan's
+/// rule: 10 frames over 2 s).
+pub const CLLM_FRAME_RULE_CONSECUTIVE: u32 = 1;
+/// Rule bit: every `sample_interval_ms` take a sample, slow if the frame gap
+/// exceeds `sample_gap_ms`; stop after `slow_sample_count` slow samples in a
+/// row (the original code's rule: 5 s, 0.5 s, 10).
+pub const CLLM_FRAME_RULE_SAMPLED: u32 = 2;
+/// Rule bit: stop when the resident memory exceeds `memory_limit_mb`.
+pub const CLLM_FRAME_RULE_MEMORY: u32 = 4;
+/// Size of `cllm_frame_stop.message`, NUL included.
+pub const CLLM_FRAME_MESSAGE_MAX: usize = 192;
+/// The smallest buffer `cllm_frame_monitor_row` accepts: every row, its
+/// newline and NUL fit in it.
+pub const CLLM_FRAME_ROW_MAX: usize = 512;
+
+/// A frame guard: the frame clock, its statistics, the stop rules and the
+/// monitoring rows of one frame loop. The loop thread calls begin/end or
+/// tick; any thread may query it. `cllm_frame_free` must not race with other
+/// calls on the same guard.
+pub struct cllm_frame {
+    guard: FrameGuard,
+    manual: Option<ManualClock>,
+    monitor: Mutex<MonitorState>,
+    callback_failures: Arc<AtomicU64>,
+}
+
+struct MonitorState {
+    monitor: Monitor,
+    header_written: bool,
+}
+
+/// How to build a frame guard; fill it with `cllm_frame_options_default()`.
+/// Times are in milliseconds.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct cllm_frame_options {
+    /// Frame budget of `under_budget_share` (default 16.7).
+    pub budget_ms: f64,
+    /// Active stop rules: an OR of `CLLM_FRAME_RULE_*` bits, 0 for none
+    /// (default `CLLM_FRAME_RULE_CONSECUTIVE`).
+    pub rules: u32,
+    /// A frame longer than this is slow; a frame in progress longer than
+    /// this is stalled (default 2000).
+    pub slow_frame_limit_ms: f64,
+    /// K, consecutive slow frames that stop the loop (default 10, at least 1).
+    pub slow_frame_count: u32,
+    /// Sampled rule: time between samples (default 5000, at least 1).
+    pub sample_interval_ms: f64,
+    /// Sampled rule: frame-gap limit of a sample (default 500).
+    pub sample_gap_ms: f64,
+    /// Sampled rule: slow samples in a row that stop (default 10, at least 1).
+    pub slow_sample_count: u32,
+    /// Memory rule: resident-memory limit in MiB (default 2000).
+    pub memory_limit_mb: f64,
+    /// Memory rule: time between two reads of the resident size (default 5000).
+    pub memory_check_interval_ms: f64,
+    /// Period of the watchdog thread that checks the rules while the loop is
+    /// frozen; 0 (the default) starts no thread, at least 1 otherwise.
+    pub watchdog_period_ms: f64,
+    /// Interval of `cllm_frame_monitor_due` (default 1000, at least 1).
+    pub monitor_interval_ms: f64,
+    /// If true, time moves only by `cllm_frame_tick` and
+    /// `cllm_frame_advance`: replays, simulations, tests. Default false (the
+    /// monotonic system clock).
+    pub manual_clock: bool,
+}
+
+/// The rule that stopped the loop.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum cllm_frame_stop_reason {
+    /// Not stopped.
+    CLLM_FRAME_STOP_NONE = 0,
+    /// K consecutive frames over the slow-frame limit.
+    CLLM_FRAME_STOP_SLOW_FRAMES = 1,
+    /// Too many slow samples in a row (the sampled rule).
+    CLLM_FRAME_STOP_SLOW_SAMPLES = 2,
+    /// Resident memory over the limit.
+    CLLM_FRAME_STOP_MEMORY = 3,
+}
+
+/// The stop state of a guard (`cllm_frame_stop_info`, and the argument of
+/// the stop callback).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct cllm_frame_stop {
+    /// Which rule fired; `CLLM_FRAME_STOP_NONE` if the guard is not stopped
+    /// (then every other field is zero).
+    pub reason: cllm_frame_stop_reason,
+    /// Index (from 0) of the frame at which the rule fired: the K-th slow
+    /// frame, or the frame in progress (or next to begin) at a sample or
+    /// memory check.
+    pub frame: u64,
+    /// Guard-clock time of the firing, ms since the guard was created.
+    pub at_ms: f64,
+    /// The figure that broke the limit: the K-th frame's duration (or its
+    /// age if still in progress) or the sample's frame gap, in ms; the
+    /// resident memory in MiB.
+    pub value: f64,
+    /// The limit, in the unit of `value`.
+    pub limit: f64,
+    /// The rule's count (K, or slow samples); 0 for memory.
+    pub count: u32,
+    /// True if the K-th slow frame had not ended yet (a frozen loop, seen by
+    /// the watchdog or `cllm_frame_poll`).
+    pub in_progress: bool,
+    /// A sentence describing the stop, NUL-terminated (empty if not stopped).
+    pub message: [c_char; CLLM_FRAME_MESSAGE_MAX],
+}
+
+/// Cumulative figures of a guard. Frame times are 0 while `frames` is 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct cllm_frame_statistics {
+    /// Frames recorded (ended or ticked).
+    pub frames: u64,
+    /// Median frame time, ms (within 1.6 %).
+    pub p50_ms: f64,
+    /// 99th-percentile frame time, ms (within 1.6 %).
+    pub p99_ms: f64,
+    /// Longest frame, ms (exact).
+    pub max_ms: f64,
+    /// Shortest frame, ms (exact).
+    pub min_ms: f64,
+    /// Mean frame time, ms (exact).
+    pub mean_ms: f64,
+    /// Share of frames at most `budget_ms` (0 when no frame).
+    pub under_budget_share: f64,
+    /// The budget.
+    pub budget_ms: f64,
+    /// Frames longer than the slow-frame limit.
+    pub slow_frames: u64,
+    /// Current run of consecutive slow frames.
+    pub consecutive_slow: u32,
+    /// Frames seen in progress past the slow-frame limit.
+    pub stalled_frames: u64,
+    /// Samples taken by the sampled rule.
+    pub samples: u64,
+    /// Samples that saw a frame gap over the limit.
+    pub slow_samples: u64,
+    /// Firings of the consecutive rule (the first one stops; rules go on
+    /// counting afterwards).
+    pub trips_consecutive: u64,
+    /// Firings of the sampled rule.
+    pub trips_sampled: u64,
+    /// Firings of the memory rule.
+    pub trips_memory: u64,
+    /// Last resident-memory reading in MiB, -1 if the memory rule never read it.
+    pub resident_mb: f64,
+    /// Index of the frame in progress, -1 if none.
+    pub frame_in_progress: i64,
+    /// Stop callbacks that returned non-zero.
+    pub callback_failures: u64,
+    /// Polls made by the watchdog thread.
+    pub watchdog_polls: u64,
+}
+
+/// Cumulative thread-time of one pool, in seconds.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct cllm_frame_pool_counters {
+    /// Sum over the pool's threads of the time spent running tasks.
+    pub busy_s: f64,
+    /// Sum over the pool's threads of the time they were alive.
+    pub alive_s: f64,
+}
+
+/// A sample of cumulative counters; a monitoring row uses the difference
+/// from the previous row's sample. Every field only grows. See
+/// `cllm_frame_monitor_row` for the columns computed from them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct cllm_frame_monitor_inputs {
+    /// The ai role pool.
+    pub ai: cllm_frame_pool_counters,
+    /// The physics role pool.
+    pub physics: cllm_frame_pool_counters,
+    /// The stats role pool.
+    pub stats: cllm_frame_pool_counters,
+    /// The background role pool.
+    pub background: cllm_frame_pool_counters,
+    /// The evaluation role pool.
+    pub evaluation: cllm_frame_pool_counters,
+    /// Lock acquisitions.
+    pub lock_acquisitions: u64,
+    /// Acquisitions that had to wait.
+    pub lock_contended: u64,
+    /// Summed run time (CPU time) of the tasks of parallel sections, seconds.
+    pub parallel_work_s: f64,
+    /// Wall time of those sections, seconds.
+    pub parallel_wall_s: f64,
+}
+
+/// Called once when a rule first stops the loop, with the stop state (valid
+/// during the call only). It runs on the thread whose call fired the rule:
+/// the loop's (`cllm_frame_end`, `cllm_frame_tick`, `cllm_frame_poll`...) or
+/// the watchdog thread, so `arg` must be usable from there. Return 0; a
+/// non-zero value makes the call that fired it return `CLLM_ERR_JOB_FAILED`
+/// (the frame is still recorded and the guard stopped) and is counted in
+/// `callback_failures`.
+pub type cllm_frame_stop_fn =
+    Option<unsafe extern "C" fn(arg: *mut c_void, info: *const cllm_frame_stop) -> c_int>;
+
+/// The C caller's callback argument: by registering it, the caller promised
+/// it may be used from the thread that fires the stop.
+#[derive(Clone, Copy)]
+struct CallbackArg(*mut c_void);
+// SAFETY: see above; the library never dereferences the pointer.
+unsafe impl Send for CallbackArg {}
+// SAFETY: as above.
+unsafe impl Sync for CallbackArg {}
+
+impl CallbackArg {
+    /// The pointer. A method, so that a closure captures the whole `Send`
+    /// wrapper rather than its raw-pointer field.
+    fn get(self) -> *mut c_void {
+        self.0
+    }
+}
+
+thread_local! {
+    /// The last non-zero return of a stop callback run on this thread, taken
+    /// by the entry point that fired it.
+    static CALLBACK_RC: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// The default options: the plan's consecutive rule (10 frames over 2 s),
+/// a 16.7 ms budget, the original code's sampled-rule and memory settings
+/// (off until their bit is set), no watchdog thread, 1 s monitor interval,
+/// the system clock.
+#[unsafe(no_mangle)]
+pub extern "C" fn cllm_frame_options_default() -> cllm_frame_options {
+    let d = FrameGuardConfig::default();
+    let ms = |x: Duration| x.as_secs_f64() * 1e3;
+    cllm_frame_options {
+        budget_ms: ms(d.budget),
+        rules: rules_bits(d.rules),
+        slow_frame_limit_ms: ms(d.slow_frame_limit),
+        slow_frame_count: d.slow_frame_count,
+        sample_interval_ms: ms(d.sample_interval),
+        sample_gap_ms: ms(d.sample_gap_limit),
+        slow_sample_count: d.slow_sample_count,
+        memory_limit_mb: d.memory_limit_bytes as f64 / 1048576.0,
+        memory_check_interval_ms: ms(d.memory_check_interval),
+        watchdog_period_ms: 0.0,
+        monitor_interval_ms: ms(d.monitor_interval),
+        manual_clock: false,
+    }
+}
+
+fn rules_bits(rules: StopRules) -> u32 {
+    u32::from(rules.consecutive) * CLLM_FRAME_RULE_CONSECUTIVE
+        + u32::from(rules.sampled) * CLLM_FRAME_RULE_SAMPLED
+        + u32::from(rules.memory) * CLLM_FRAME_RULE_MEMORY
+}
+
+/// The largest time accepted anywhere in this API: 1e12 ms (31 years).
+const MAX_MS: f64 = 1e12;
+
+/// A finite, non-negative number of milliseconds as a duration.
+fn ms_to_duration(name: &str, ms: f64) -> Result<Duration, FfiError> {
+    if !ms.is_finite() {
+        return Err(FfiError::new(
+            cllm_status::CLLM_ERR_NUMERIC,
+            format!("{name} is {ms}, not a finite number"),
+        ));
+    }
+    if !(0.0..=MAX_MS).contains(&ms) {
+        return Err(FfiError::invalid(format!(
+            "{name} is {ms}, outside [0, {MAX_MS}] ms"
+        )));
+    }
+    Ok(Duration::from_secs_f64(ms / 1e3))
+}
+
+fn seconds(name: &str, s: f64) -> Result<Duration, FfiError> {
+    ms_to_duration(name, s * 1e3)
+}
+
+fn config_from(o: &cllm_frame_options) -> Result<FrameGuardConfig, FfiError> {
+    let known = CLLM_FRAME_RULE_CONSECUTIVE | CLLM_FRAME_RULE_SAMPLED | CLLM_FRAME_RULE_MEMORY;
+    if o.rules & !known != 0 {
+        return Err(FfiError::invalid(format!(
+            "rules 0x{:x} has unknown bits (known: CONSECUTIVE 1, SAMPLED 2, MEMORY 4)",
+            o.rules
+        )));
+    }
+    let memory_mb = o.memory_limit_mb;
+    if !memory_mb.is_finite() {
+        return Err(FfiError::new(
+            cllm_status::CLLM_ERR_NUMERIC,
+            format!("memory_limit_mb is {memory_mb}, not a finite number"),
+        ));
+    }
+    if !(0.0..=1e12).contains(&memory_mb) {
+        return Err(FfiError::invalid(format!(
+            "memory_limit_mb is {memory_mb}, outside [0, 1e12]"
+        )));
+    }
+    let watchdog = ms_to_duration("watchdog_period_ms", o.watchdog_period_ms)?;
+    let config = FrameGuardConfig {
+        budget: ms_to_duration("budget_ms", o.budget_ms)?,
+        rules: StopRules {
+            consecutive: o.rules & CLLM_FRAME_RULE_CONSECUTIVE != 0,
+            sampled: o.rules & CLLM_FRAME_RULE_SAMPLED != 0,
+            memory: o.rules & CLLM_FRAME_RULE_MEMORY != 0,
+        },
+        slow_frame_limit: ms_to_duration("slow_frame_limit_ms", o.slow_frame_limit_ms)?,
+        slow_frame_count: o.slow_frame_count,
+        sample_interval: ms_to_duration("sample_interval_ms", o.sample_interval_ms)?,
+        sample_gap_limit: ms_to_duration("sample_gap_ms", o.sample_gap_ms)?,
+        slow_sample_count: o.slow_sample_count,
+        memory_limit_bytes: (memory_mb * 1048576.0) as u64,
+        memory_check_interval: ms_to_duration(
+            "memory_check_interval_ms",
+            o.memory_check_interval_ms,
+        )?,
+        watchdog_period: (!watchdog.is_zero()).then_some(watchdog),
+        monitor_interval: ms_to_duration("monitor_interval_ms", o.monitor_interval_ms)?,
+    };
+    config
+        .validate()
+        .map_err(|e| FfiError::invalid(e.to_string()))?;
+    Ok(config)
+}
+
+fn frame_error(e: FrameError) -> FfiError {
+    match e {
+        FrameError::InProgress { .. } => FfiError::new(cllm_status::CLLM_ERR_BUSY, e.to_string()),
+        FrameError::NotInProgress => FfiError::invalid(e.to_string()),
+    }
+}
+
+fn empty_stop() -> cllm_frame_stop {
+    cllm_frame_stop {
+        reason: cllm_frame_stop_reason::CLLM_FRAME_STOP_NONE,
+        frame: 0,
+        at_ms: 0.0,
+        value: 0.0,
+        limit: 0.0,
+        count: 0,
+        in_progress: false,
+        message: [0; CLLM_FRAME_MESSAGE_MAX],
+    }
+}
+
+fn stop_to_c(info: &StopInfo) -> cllm_frame_stop {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let mut out = empty_stop();
+    out.frame = info.frame;
+    out.at_ms = ms(info.at);
+    match &info.reason {
+        StopReason::SlowFrames {
+            count,
+            limit,
+            last,
+            in_progress,
+        } => {
+            out.reason = cllm_frame_stop_reason::CLLM_FRAME_STOP_SLOW_FRAMES;
+            (out.value, out.limit, out.count, out.in_progress) =
+                (ms(*last), ms(*limit), *count, *in_progress);
+        }
+        StopReason::SlowSamples {
+            count,
+            gap_limit,
+            last_gap,
+        } => {
+            out.reason = cllm_frame_stop_reason::CLLM_FRAME_STOP_SLOW_SAMPLES;
+            (out.value, out.limit, out.count) = (ms(*last_gap), ms(*gap_limit), *count);
+        }
+        StopReason::Memory {
+            resident_bytes,
+            limit_bytes,
+        } => {
+            out.reason = cllm_frame_stop_reason::CLLM_FRAME_STOP_MEMORY;
+            (out.value, out.limit) = (mib(*resident_bytes), mib(*limit_bytes));
+        }
+    }
+    let text = info.to_string();
+    let bytes = &text.as_bytes()[..text.len().min(CLLM_FRAME_MESSAGE_MAX - 1)];
+    for (slot, &b) in out.message.iter_mut().zip(bytes) {
+        *slot = b as c_char;
+    }
+    out
+}
+
+fn stats_to_c(
+    s: &FrameStats,
+    callback_failures: u64,
+    watchdog_polls: u64,
+) -> cllm_frame_statistics {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    cllm_frame_statistics {
+        frames: s.frames,
+        p50_ms: ms(s.p50),
+        p99_ms: ms(s.p99),
+        max_ms: ms(s.max),
+        min_ms: ms(s.min),
+        mean_ms: ms(s.mean),
+        under_budget_share: s.under_budget_share,
+        budget_ms: ms(s.budget),
+        slow_frames: s.slow_frames,
+        consecutive_slow: s.consecutive_slow,
+        stalled_frames: s.stalled_frames,
+        samples: s.samples,
+        slow_samples: s.slow_samples,
+        trips_consecutive: s.trips.consecutive,
+        trips_sampled: s.trips.sampled,
+        trips_memory: s.trips.memory,
+        resident_mb: s.resident_bytes.map_or(-1.0, |b| b as f64 / 1048576.0),
+        frame_in_progress: s
+            .frame_in_progress
+            .map_or(-1, |i| i64::try_from(i).unwrap_or(i64::MAX)),
+        callback_failures,
+        watchdog_polls,
+    }
+}
+
+fn inputs_from(c: &cllm_frame_monitor_inputs) -> Result<MonitorInputs, FfiError> {
+    let pool = |name: &str, p: &cllm_frame_pool_counters| -> Result<PoolCounters, FfiError> {
+        Ok(PoolCounters {
+            busy: seconds(&format!("inputs.{name}.busy_s"), p.busy_s)?,
+            alive: seconds(&format!("inputs.{name}.alive_s"), p.alive_s)?,
+        })
+    };
+    Ok(MonitorInputs {
+        ai: pool("ai", &c.ai)?,
+        physics: pool("physics", &c.physics)?,
+        stats: pool("stats", &c.stats)?,
+        background: pool("background", &c.background)?,
+        evaluation: pool("evaluation", &c.evaluation)?,
+        lock_acquisitions: c.lock_acquisitions,
+        lock_contended: c.lock_contended,
+        parallel_work: seconds("inputs.parallel_work_s", c.parallel_work_s)?,
+        parallel_wall: seconds("inputs.parallel_wall_s", c.parallel_wall_s)?,
+    })
+}
+
+impl cllm_frame {
+    fn monitor(&self) -> MutexGuard<'_, MonitorState> {
+        // A panic while holding the lock leaves a consistent monitor.
+        self.monitor.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next row, newline included; `inputs` NULL leaves the threading
+    /// columns empty.
+    fn next_row(&self, inputs: Option<&MonitorInputs>) -> String {
+        let row = self.monitor().monitor.row(&self.guard, inputs);
+        let mut line = row.to_csv();
+        line.push('\n');
+        line
+    }
+}
+
+/// Runs `body`, then fails with `CLLM_ERR_JOB_FAILED` if a stop callback it
+/// fired on this thread returned non-zero.
+fn checking_callback(body: impl FnOnce() -> Result<(), FfiError>) -> Result<(), FfiError> {
+    CALLBACK_RC.with(|rc| rc.set(0));
+    body()?;
+    let rc = CALLBACK_RC.with(|rc| rc.replace(0));
+    if rc != 0 {
+        return Err(FfiError::new(
+            cllm_status::CLLM_ERR_JOB_FAILED,
+            format!(
+                "the stop callback returned {rc} (the frame was recorded; the guard is stopped)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// # Safety
+/// `frame` is NULL or a live guard.
+unsafe fn frame_ref<'a>(frame: *const cllm_frame) -> Result<&'a cllm_frame, FfiError> {
+    // SAFETY: forwarded from the caller.
+    unsafe { arg_ref(frame, "frame") }
+}
+
+/// # Safety
+/// `inputs` is NULL or points to a `cllm_frame_monitor_inputs`.
+unsafe fn optional_inputs(
+    inputs: *const cllm_frame_monitor_inputs,
+) -> Result<Option<MonitorInputs>, FfiError> {
+    // SAFETY: forwarded from the caller.
+    match unsafe { inputs.as_ref() } {
+        Some(c) => inputs_from(c).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Creates a frame guard; `*out` receives it on success. `options` may be
+/// NULL for the defaults. Errors: `CLLM_ERR_NULL` (out),
+/// `CLLM_ERR_NUMERIC` (a NaN or infinite time), `CLLM_ERR_INVALID_ARGUMENT`
+/// (unknown rule bits, a negative time, a zero count, budget or limit, an
+/// interval under 1 ms, a zero memory limit with the memory rule on),
+/// `CLLM_ERR_SPAWN` (the watchdog thread could not start).
+///
+/// # Safety
+/// `options` is NULL or points to a `cllm_frame_options`; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_create(
+    options: *const cllm_frame_options,
+    out: *mut *mut cllm_frame,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller passes NULL or valid options.
+        let options = unsafe { options.as_ref() }
+            .copied()
+            .unwrap_or_else(|| cllm_frame_options_default());
+        let config = config_from(&options)?;
+        let manual = options.manual_clock.then(ManualClock::new);
+        let mut builder = FrameGuard::builder(config);
+        if let Some(clock) = &manual {
+            builder = builder.clock(clock.clone());
+        }
+        let guard = builder.build().map_err(|e| match e {
+            frame_guard::BuildError::Config(c) => FfiError::invalid(c.to_string()),
+            frame_guard::BuildError::Spawn(s) => {
+                FfiError::new(cllm_status::CLLM_ERR_SPAWN, format!("watchdog thread: {s}"))
+            }
+        })?;
+        let monitor = Mutex::new(MonitorState {
+            monitor: Monitor::new(&guard),
+            header_written: false,
+        });
+        let frame = cllm_frame {
+            guard,
+            manual,
+            monitor,
+            callback_failures: Arc::new(AtomicU64::new(0)),
+        };
+        // SAFETY: `out` was checked and is writable.
+        unsafe { write_out(out, Box::into_raw(Box::new(frame))) };
+        Ok(())
+    })
+}
+
+/// Frees a guard (stopping and joining its watchdog thread, after any stop
+/// callback it is running). NULL is a no-op.
+///
+/// # Safety
+/// `frame` is NULL or a guard from `cllm_frame_create`, not used after this
+/// call, and not freed from inside its own stop callback.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_free(frame: *mut cllm_frame) {
+    if frame.is_null() {
+        return;
+    }
+    ffi_status(|| {
+        // SAFETY: the caller gives up a guard made by `cllm_frame_create`.
+        drop(unsafe { Box::from_raw(frame) });
+        Ok(())
+    });
+}
+
+/// Begins a frame. Also runs the sampled and memory checks that are due.
+/// Errors: `CLLM_ERR_NULL`, `CLLM_ERR_BUSY` (a frame is already in
+/// progress), `CLLM_ERR_JOB_FAILED` (a stop callback fired here returned
+/// non-zero; the frame has begun).
+///
+/// # Safety
+/// `frame` is NULL or a live guard.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_begin(frame: *mut cllm_frame) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live guard.
+        let frame = unsafe { frame_ref(frame) }?;
+        checking_callback(|| frame.guard.begin_frame().map(|_| ()).map_err(frame_error))
+    })
+}
+
+/// Ends the frame in progress, records its duration and applies the rules.
+/// Errors: `CLLM_ERR_NULL`, `CLLM_ERR_INVALID_ARGUMENT` (no frame in
+/// progress), `CLLM_ERR_JOB_FAILED` (the stop callback returned non-zero;
+/// the frame is recorded).
+///
+/// # Safety
+/// `frame` is NULL or a live guard.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_end(frame: *mut cllm_frame) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live guard.
+        let frame = unsafe { frame_ref(frame) }?;
+        checking_callback(|| frame.guard.end_frame().map(|_| ()).map_err(frame_error))
+    })
+}
+
+/// Records a frame of `duration_ms` measured by the caller (or injected).
+/// With the system clock the frame ends now; with `manual_clock` the clock
+/// first moves forward by `duration_ms`, so frames are back to back.
+/// Errors: `CLLM_ERR_NULL`, `CLLM_ERR_NUMERIC` (NaN or infinite),
+/// `CLLM_ERR_INVALID_ARGUMENT` (negative or over 1e12), `CLLM_ERR_BUSY` (a
+/// frame begun with `cllm_frame_begin` is in progress), `CLLM_ERR_JOB_FAILED`
+/// (the stop callback returned non-zero; the frame is recorded).
+///
+/// # Safety
+/// `frame` is NULL or a live guard.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_tick(frame: *mut cllm_frame, duration_ms: f64) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live guard.
+        let frame = unsafe { frame_ref(frame) }?;
+        let duration = ms_to_duration("duration_ms", duration_ms)?;
+        // Checked before the manual clock moves, so a refused tick changes nothing.
+        if let Some(p) = frame.guard.frame_in_progress() {
+            return Err(frame_error(FrameError::InProgress { frame: p }));
+        }
+        if let Some(clock) = &frame.manual {
+            clock.advance(duration);
+        }
+        checking_callback(|| {
+            frame
+                .guard
+                .record_frame(duration)
+                .map(|_| ())
+                .map_err(frame_error)
+        })
+    })
+}
+
+/// Moves a manual clock forward by `ms` without recording a frame (time
+/// passing inside a frame, or between frames); then call `cllm_frame_poll`
+/// or end the frame to apply the rules. Errors: `CLLM_ERR_NULL`,
+/// `CLLM_ERR_NUMERIC`, `CLLM_ERR_INVALID_ARGUMENT` (negative, over 1e12, or
+/// the guard uses the system clock).
+///
+/// # Safety
+/// `frame` is NULL or a live guard.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_advance(frame: *mut cllm_frame, ms: f64) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live guard.
+        let frame = unsafe { frame_ref(frame) }?;
+        let by = ms_to_duration("ms", ms)?;
+        let clock = frame.manual.as_ref().ok_or_else(|| {
+            FfiError::invalid(
+                "this guard runs on the system clock; only a manual_clock guard can be advanced",
+            )
+        })?;
+        clock.advance(by);
+        Ok(())
+    })
+}
+
+/// Runs the time-based checks now: samples that are due, the memory check,
+/// and a frame in progress past the slow-frame limit (flagged as stalled; if
+/// it is the K-th slow frame in a row, the stop fires now). The watchdog
+/// thread does this periodically. Errors: `CLLM_ERR_NULL`,
+/// `CLLM_ERR_JOB_FAILED` (the stop callback returned non-zero).
+///
+/// # Safety
+/// `frame` is NULL or a live guard.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_poll(frame: *mut cllm_frame) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live guard.
+        let frame = unsafe { frame_ref(frame) }?;
+        checking_callback(|| {
+            frame.guard.poll();
+            Ok(())
+        })
+    })
+}
+
+/// 1 if a rule has stopped the loop, 0 if not, -1 if `frame` is NULL (with
+/// the last error set). One atomic load: cheap enough for every frame.
+///
+/// # Safety
+/// `frame` is NULL or a live guard.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_is_stopped(frame: *const cllm_frame) -> c_int {
+    ffi_value(
+        |_| -1,
+        || {
+            // SAFETY: the caller passes NULL or a live guard.
+            let frame = unsafe { frame_ref(frame) }?;
+            Ok(c_int::from(frame.guard.is_stopped()))
+        },
+    )
+}
+
+/// Writes the stop state to `*out` (reason `CLLM_FRAME_STOP_NONE` if the
+/// guard is not stopped). Errors: `CLLM_ERR_NULL` (frame, out).
+///
+/// # Safety
+/// `frame` is NULL or a live guard; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_stop_info(
+    frame: *const cllm_frame,
+    out: *mut cllm_frame_stop,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live guard.
+        let frame = unsafe { frame_ref(frame) }?;
+        let out = out_ptr(out, "out")?;
+        let info = frame
+            .guard
+            .stop_info()
+            .map_or_else(empty_stop, |i| stop_to_c(&i));
+        // SAFETY: `out` was checked and is writable.
+        unsafe { write_out(out, info) };
+        Ok(())
+    })
+}
+
+/// The name of a stop reason (`"CLLM_FRAME_STOP_MEMORY"`), or
+/// `"CLLM_FRAME_STOP_UNKNOWN"` for any other value. Static; never free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn cllm_frame_stop_reason_str(reason: c_int) -> *const c_char {
+    match reason {
+        0 => c"CLLM_FRAME_STOP_NONE",
+        1 => c"CLLM_FRAME_STOP_SLOW_FRAMES",
+        2 => c"CLLM_FRAME_STOP_SLOW_SAMPLES",
+        3 => c"CLLM_FRAME_STOP_MEMORY",
+        _ => c"CLLM_FRAME_STOP_UNKNOWN",
+    }
+    .as_ptr()
+}
+
+/// Writes the cumulative figures to `*out`. Errors: `CLLM_ERR_NULL`.
+///
+/// # Safety
+/// `frame` is NULL or a live guard; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_stats(
+    frame: *const cllm_frame,
+    out: *mut cllm_frame_statistics,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live guard.
+        let frame = unsafe { frame_ref(frame) }?;
+        let out = out_ptr(out, "out")?;
+        let stats = stats_to_c(
+            &frame.guard.stats(),
+            frame.callback_failures.load(Ordering::Relaxed),
+            frame.guard.watchdog_polls(),
+        );
+        // SAFETY: `out` was checked and is writable.
+        unsafe { write_out(out, stats) };
+        Ok(())
+    })
+}
+
+/// Sets the function called once when a rule first stops the loop (see
+/// `cllm_frame_stop_fn`); `callback` NULL removes it. Not called for a stop that
+/// already happened. Errors: `CLLM_ERR_NULL` (frame).
+///
+/// # Safety
+/// `frame` is NULL or a live guard; `callback`, if set, may be called with `arg`
+/// from the loop thread or the watchdog thread until it is replaced or the
+/// guard is freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_set_stop_callback(
+    frame: *mut cllm_frame,
+    callback: cllm_frame_stop_fn,
+    arg: *mut c_void,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live guard.
+        let frame = unsafe { frame_ref(frame) }?;
+        let Some(callback) = callback else {
+            frame.guard.clear_on_stop();
+            return Ok(());
+        };
+        let arg = CallbackArg(arg);
+        let failures = Arc::clone(&frame.callback_failures);
+        frame.guard.set_on_stop(move |info| {
+            let c_info = stop_to_c(info);
+            // SAFETY: the caller registered `callback` for `arg` and promised
+            // it may run on this thread; `c_info` outlives the call.
+            let rc = unsafe { callback(arg.get(), &c_info) };
+            if rc != 0 {
+                failures.fetch_add(1, Ordering::Relaxed);
+                CALLBACK_RC.with(|slot| slot.set(rc));
+            }
+        });
+        Ok(())
+    })
+}
+
+/// Copies `text` and a NUL into `buf`, or fails naming the size it needs.
+///
+/// # Safety
+/// `buf` is writable for `cap` bytes.
+unsafe fn copy_text(text: &str, buf: *mut c_char, cap: usize) -> Result<(), FfiError> {
+    if text.len() + 1 > cap {
+        return Err(FfiError::invalid(format!(
+            "buffer of {cap} bytes is too small: {} are needed",
+            text.len() + 1
+        )));
+    }
+    // SAFETY: `buf` holds `cap` >= len + 1 bytes (caller's promise), and a
+    // Rust string does not overlap a C buffer.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+        *buf.add(text.len()) = 0;
+    }
+    Ok(())
+}
+
+/// Writes the monitoring CSV header line (newline included) and a NUL into
+/// `buf`; `*out_len` receives its length without the NUL. The columns:
+/// `timestamp,elapsed_s,interval_s,frames,fps,p50_ms,p99_ms,max_ms,mean_ms,under_budget_share,`
+/// `thread_pool_utilization,ai_thread_efficiency,stats_thread_efficiency,background_thread_efficiency,`
+/// `lock_contention_rate,parallel_speedup_ratio,physics_thread_efficiency,evaluation_thread_efficiency,emergency_stop`.
+/// Errors: `CLLM_ERR_NULL` (buf, out_len), `CLLM_ERR_INVALID_ARGUMENT`
+/// (`cap` too small; the message gives the size needed).
+///
+/// # Safety
+/// `buf` is NULL or writable for `cap` bytes; `out_len` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_monitor_header(
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> cllm_status {
+    ffi_status(|| {
+        let buf = out_ptr(buf, "buf")?;
+        let out_len = out_ptr(out_len, "out_len")?;
+        let line = format!("{CSV_HEADER}\n");
+        // SAFETY: the caller promises `cap` writable bytes at `buf`.
+        unsafe { copy_text(&line, buf, cap) }?;
+        // SAFETY: `out_len` was checked and is writable.
+        unsafe { write_out(out_len, line.len()) };
+        Ok(())
+    })
+}
+
+/// Ends the current monitoring interval and writes its CSV row (newline
+/// included, in the header's order) and a NUL into `buf`; `*out_len`
+/// receives its length without the NUL. `inputs` are the cumulative counters
+/// now; the row uses their difference from the previous row's (or the
+/// baseline, zero by default). NULL `inputs` leaves the threading columns
+/// empty. Columns (Δ = change over the interval; an empty cell when the
+/// denominator is 0):
+/// - `thread_pool_utilization` = Σ Δbusy_s / Σ Δalive_s over the five pools;
+/// - `ai_/stats_/background_/physics_/evaluation_thread_efficiency` =
+///   Δbusy_s / Δalive_s of that pool;
+/// - `lock_contention_rate` = Δlock_contended / Δlock_acquisitions;
+/// - `parallel_speedup_ratio` = Δparallel_work_s / Δparallel_wall_s;
+/// - `frames`, `fps`, `p50_ms`, `p99_ms`, `max_ms`, `mean_ms`,
+///   `under_budget_share`: the frames recorded in the interval.
+///
+/// Errors (checked before the interval is ended): `CLLM_ERR_NULL` (frame,
+/// buf, out_len), `CLLM_ERR_INVALID_ARGUMENT` (`cap` under
+/// `CLLM_FRAME_ROW_MAX`, a negative or too large input), `CLLM_ERR_NUMERIC`
+/// (a NaN or infinite input).
+///
+/// # Safety
+/// `frame` is NULL or a live guard; `inputs` is NULL or readable; `buf` is
+/// NULL or writable for `cap` bytes; `out_len` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_monitor_row(
+    frame: *mut cllm_frame,
+    inputs: *const cllm_frame_monitor_inputs,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live guard.
+        let frame = unsafe { frame_ref(frame) }?;
+        let buf = out_ptr(buf, "buf")?;
+        let out_len = out_ptr(out_len, "out_len")?;
+        if cap < CLLM_FRAME_ROW_MAX {
+            return Err(FfiError::invalid(format!(
+                "buffer of {cap} bytes is under CLLM_FRAME_ROW_MAX ({CLLM_FRAME_ROW_MAX})"
+            )));
+        }
+        // SAFETY: the caller passes NULL or readable inputs.
+        let inputs = unsafe { optional_inputs(inputs) }?;
+        let line = frame.next_row(inputs.as_ref());
+        // SAFETY: the caller promises `cap` writable bytes at `buf`.
+        unsafe { copy_text(&line, buf, cap) }?;
+        // SAFETY: `out_len` was checked and is writable.
+        unsafe { write_out(out_len, line.len()) };
+        Ok(())
+    })
+}
+
+/// Writes all of `bytes` to `fd`, retrying short writes and EINTR.
+fn write_all_fd(fd: c_int, mut bytes: &[u8]) -> Result<(), FfiError> {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a valid readable slice; `write` reads at most
+        // its length and does not keep the pointer.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(FfiError::new(
+                cllm_status::CLLM_ERR_IO,
+                format!("write to fd {fd}: {err}"),
+            ));
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
+/// Like `cllm_frame_monitor_row`, but writes the row to the file descriptor
+/// `fd`, preceded by the header line the first time this guard writes.
+/// Errors: `CLLM_ERR_NULL` (frame), `CLLM_ERR_INVALID_ARGUMENT` (`fd` < 0, a
+/// bad input), `CLLM_ERR_NUMERIC` (a NaN input), `CLLM_ERR_IO` (the write
+/// failed: the interval is then lost, and the header is written again next
+/// time if it was not written).
+///
+/// # Safety
+/// `frame` is NULL or a live guard; `inputs` is NULL or readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_monitor_write(
+    frame: *mut cllm_frame,
+    inputs: *const cllm_frame_monitor_inputs,
+    fd: c_int,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live guard.
+        let frame = unsafe { frame_ref(frame) }?;
+        if fd < 0 {
+            return Err(FfiError::invalid(format!("fd {fd} is negative")));
+        }
+        // SAFETY: the caller passes NULL or readable inputs.
+        let inputs = unsafe { optional_inputs(inputs) }?;
+        let mut state = frame.monitor();
+        let mut text = String::new();
+        if !state.header_written {
+            text.push_str(CSV_HEADER);
+            text.push('\n');
+        }
+        let row = state.monitor.row(&frame.guard, inputs.as_ref());
+        text.push_str(&row.to_csv());
+        text.push('\n');
+        write_all_fd(fd, text.as_bytes())?;
+        state.header_written = true;
+        Ok(())
+    })
+}
+
+/// Takes `inputs` as the starting point of the next row's differences (for
+/// counters that started before the loop). Errors: `CLLM_ERR_NULL` (frame,
+/// inputs), `CLLM_ERR_INVALID_ARGUMENT` / `CLLM_ERR_NUMERIC` (a bad input).
+///
+/// # Safety
+/// `frame` is NULL or a live guard; `inputs` is NULL or readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_monitor_baseline(
+    frame: *mut cllm_frame,
+    inputs: *const cllm_frame_monitor_inputs,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live guard.
+        let frame = unsafe { frame_ref(frame) }?;
+        // SAFETY: the caller passes NULL or readable inputs.
+        let inputs = unsafe { arg_ref(inputs, "inputs") }?;
+        let inputs = inputs_from(inputs)?;
+        frame.monitor().monitor.set_baseline(&inputs);
+        Ok(())
+    })
+}
+
+/// 1 if `monitor_interval_ms` has passed since the last row (or since
+/// creation), 0 if not, -1 if `frame` is NULL (with the last error set).
+///
+/// # Safety
+/// `frame` is NULL or a live guard.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_monitor_due(frame: *const cllm_frame) -> c_int {
+    ffi_value(
+        |_| -1,
+        || {
+            // SAFETY: the caller passes NULL or a live guard.
+            let frame = unsafe { frame_ref(frame) }?;
+            Ok(c_int::from(frame.monitor().monitor.due(&frame.guard)))
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::last_error_message;
+    use frame_guard::CSV_ROW_MAX;
+
+    #[test]
+    fn the_c_constants_match_the_crate() {
+        assert_eq!(CLLM_FRAME_ROW_MAX, CSV_ROW_MAX);
+        let d = cllm_frame_options_default();
+        assert_eq!(config_from(&d).unwrap(), FrameGuardConfig::default());
+        assert_eq!(d.rules, CLLM_FRAME_RULE_CONSECUTIVE);
+    }
+
+    #[test]
+    fn a_nan_time_is_numeric_and_a_negative_one_invalid() {
+        let nan = cllm_frame_options {
+            budget_ms: f64::NAN,
+            ..cllm_frame_options_default()
+        };
+        assert_eq!(
+            config_from(&nan).unwrap_err().status,
+            cllm_status::CLLM_ERR_NUMERIC
+        );
+        let negative = cllm_frame_options {
+            slow_frame_limit_ms: -1.0,
+            ..cllm_frame_options_default()
+        };
+        let err = config_from(&negative).unwrap_err();
+        assert_eq!(err.status, cllm_status::CLLM_ERR_INVALID_ARGUMENT);
+        assert!(
+            err.message.contains("slow_frame_limit_ms"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_long_stop_message_is_truncated_and_nul_terminated() {
+        let info = StopInfo {
+            reason: StopReason::Memory {
+                resident_bytes: u64::MAX,
+                limit_bytes: 1,
+            },
+            frame: u64::MAX,
+            at: Duration::MAX,
+        };
+        let c = stop_to_c(&info);
+        assert_eq!(c.message[CLLM_FRAME_MESSAGE_MAX - 1], 0);
+        assert!(c.message[0] != 0);
+    }
+
+    #[test]
+    fn null_frame_is_named() {
+        // SAFETY: NULL is a valid argument.
+        let status = unsafe { cllm_frame_begin(std::ptr::null_mut()) };
+        assert_eq!(status, cllm_status::CLLM_ERR_NULL);
+        assert_eq!(last_error_message(), "frame is NULL");
+    }
+}

@@ -824,6 +824,16 @@ impl FrameGuard {
         self.inner.stopped.load(Ordering::Acquire)
     }
 
+    /// Index of the frame in progress (between begin and end), if any.
+    pub fn frame_in_progress(&self) -> Option<u64> {
+        self.inner
+            .state
+            .lock()
+            .in_progress
+            .as_ref()
+            .map(|p| p.index)
+    }
+
     /// Why and where the loop was stopped, if it was.
     pub fn stop_info(&self) -> Option<StopInfo> {
         self.inner.state.lock().stop.clone()

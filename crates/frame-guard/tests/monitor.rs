@@ -191,11 +191,7 @@ fn the_header_has_the_six_plan_columns_and_rows_stay_short() {
         true,
     );
     let line = row.to_csv();
-    assert!(
-        line.len() < CSV_ROW_MAX,
-        "{} bytes: {line}",
-        line.len()
-    );
+    assert!(line.len() < CSV_ROW_MAX, "{} bytes: {line}", line.len());
     assert!(
         line.split(',')
             .all(|c| c.is_empty() || c.parse::<f64>().is_ok()),
