@@ -10,7 +10,7 @@
 use crate::error::FfiError;
 use crate::guard::{arg_ref, ffi_status, out_ptr, write_out};
 use crate::status::cllm_status;
-use object_pool::{ObjectPool, PoolConfig, PoolError, Pooled, ShardChoice};
+use object_pool::{ObjectPool, PoolConfig, PoolError, ShardChoice};
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -59,7 +59,7 @@ unsafe impl Send for Block {}
 unsafe impl Sync for Block {}
 
 /// A block's entry in the table: `Some` while handed out, `None` once released.
-type Entry = Option<Pooled<Block>>;
+type Entry = Option<Box<Block>>;
 
 /// A pool of memory blocks of one size. Any thread may acquire and release;
 /// `cllm_objpool_free` must not race with other calls on the same pool.
@@ -231,7 +231,7 @@ pub unsafe extern "C" fn cllm_objpool_acquire(
         let out_block = out_ptr(out_block, "out_block")?;
         // SAFETY: the caller passes NULL or a live pool.
         let pool = unsafe { arg_ref(pool, "pool") }?;
-        let block = pool.pool.acquire()?;
+        let block = pool.pool.take()?;
         let address = block.ptr.as_ptr() as usize;
         pool.table(address).insert(address, Some(block));
         // SAFETY: `out_block` was checked by `out_ptr`.
@@ -270,9 +270,9 @@ pub unsafe extern "C" fn cllm_objpool_release(
             Some(entry) => entry.take(),
         };
         match taken {
-            // Dropped outside the table lock: returns the block to the pool.
-            Some(guard) => {
-                drop(guard);
+            // Given back outside the table lock.
+            Some(block) => {
+                pool.pool.put(block);
                 Ok(())
             }
             None => Err(FfiError::invalid(format!(

@@ -8,8 +8,9 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use sync_stats::{ShardedCounter, ThreadSlots, current_thread_index};
+use sync_stats::{ThreadSlots, current_thread_index, live_thread_indices, thread_exits};
 
 /// The most shards a pool may have.
 pub const MAX_SHARDS: usize = 1024;
@@ -145,19 +146,59 @@ type Shard<T> = CachePadded<Mutex<Vec<Box<T>>>>;
 type Factory<T> = Box<dyn Fn() -> T + Send + Sync>;
 type Reset<T> = Box<dyn Fn(&mut T) + Send + Sync>;
 
+/// Use counts. In a [`ThreadSlot`] only the owning thread writes them, with
+/// a plain load and store (no locked instruction); the shared set, for
+/// threads without an index, uses read-modify-writes.
+#[derive(Default)]
+struct Counts {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    /// Releases and detaches: objects leaving use.
+    returned: AtomicU64,
+}
+
+fn bump_owned(counter: &AtomicU64) {
+    // Release pairs with the Acquire of `stats` (see there).
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+}
+
+/// What a thread index owns in one pool: its cache and its counts.
+struct ThreadSlot<T> {
+    cache: ThreadCache<T>,
+    counts: Counts,
+}
+
+impl<T> Default for ThreadSlot<T> {
+    fn default() -> Self {
+        Self {
+            cache: ThreadCache::default(),
+            counts: Counts::default(),
+        }
+    }
+}
+
+/// Which counter an event goes to.
+#[derive(Clone, Copy)]
+enum Event {
+    Hit,
+    Miss,
+    Returned,
+}
+
 struct Inner<T> {
     config: PoolConfig,
     shards: Box<[Shard<T>]>,
-    /// Per-thread caches, by thread index. They belong to the pool, not to
-    /// the threads: dropping the pool frees them whatever the threads do.
-    caches: ThreadSlots<CachePadded<ThreadCache<T>>>,
+    /// Per-thread caches and counts, by thread index. They belong to the
+    /// pool, not to the threads: dropping the pool frees them whatever the
+    /// threads do.
+    slots: ThreadSlots<CachePadded<ThreadSlot<T>>>,
+    /// Counts of threads that have no index (inside TLS destructors).
+    shared_counts: CachePadded<Counts>,
     next_shard: CachePadded<AtomicUsize>,
     /// Objects alive; changes only on misses and discards, not per use.
     live: CachePadded<AtomicUsize>,
-    hits: ShardedCounter,
-    misses: ShardedCounter,
-    /// Releases and detaches (objects leaving use).
-    returned: ShardedCounter,
+    /// `sync_stats::thread_exits()` at the last reclaim of exited threads' caches.
+    exits_reclaimed: AtomicU64,
     factory: Factory<T>,
     reset: Option<Reset<T>>,
 }
@@ -171,15 +212,19 @@ struct Inner<T> {
 /// the cap allows; at the cap it searches every shard and steals from other
 /// threads' caches before reporting [`PoolError::Exhausted`]. A [`Pooled`]
 /// guard returns its object on drop, into the releasing thread's cache, or,
-/// when that is full, with half the cache into a shard.
+/// when that is full, with half the cache into a shard. The hot path (own
+/// cache) costs one atomic swap and no shared cache-line write.
 ///
 /// Per-thread caches and drop: the caches live inside the pool, indexed by
 /// thread index; threads keep nothing in their own thread-locals. So when
-/// the pool is dropped, every idle object is freed, whichever thread cached
-/// it; an object cached by a thread that has exited is reused by the next
-/// thread given the same index, or stolen at the cap. Guards keep the pool
-/// alive, so a guard may outlive the handle and its object is freed with the
-/// pool when the last guard is dropped.
+/// the last handle of the pool is dropped, every idle object is freed,
+/// whichever thread cached it. Objects cached by a thread that has exited
+/// are moved back to the shards by the next acquisition that would
+/// otherwise make a new object (or reused by the next thread given the same
+/// index, or stolen at the cap): an exiting thread strands nothing.
+/// A [`Pooled`] guard borrows the pool, so the pool cannot be dropped while
+/// an object is out (objects taken with [`take`](Self::take) are plain boxes
+/// and are simply freed if never put back).
 pub struct ObjectPool<T: Send + 'static> {
     inner: Arc<Inner<T>>,
 }
@@ -234,12 +279,11 @@ impl<T: Send + 'static> ObjectPool<T> {
                 shards: (0..config.shards)
                     .map(|_| CachePadded::new(Mutex::new(Vec::new())))
                     .collect(),
-                caches: ThreadSlots::new(),
+                slots: ThreadSlots::new(),
+                shared_counts: CachePadded::new(Counts::default()),
                 next_shard: CachePadded::new(AtomicUsize::new(0)),
                 live: CachePadded::new(AtomicUsize::new(0)),
-                hits: ShardedCounter::new(),
-                misses: ShardedCounter::new(),
-                returned: ShardedCounter::new(),
+                exits_reclaimed: AtomicU64::new(thread_exits()),
                 factory,
                 reset,
             }),
@@ -255,12 +299,28 @@ impl<T: Send + 'static> ObjectPool<T> {
     /// [`PoolError::Exhausted`] when `max_live` objects exist and none is
     /// idle (objects being released at the same moment may be missed).
     /// A panic of the factory propagates and leaves the pool consistent.
-    pub fn acquire(&self) -> Result<Pooled<T>, PoolError> {
+    pub fn acquire(&self) -> Result<Pooled<'_, T>, PoolError> {
         let object = self.inner.take()?;
         Ok(Pooled {
             object: Some(object),
-            pool: self.inner.clone(),
+            pool: &self.inner,
         })
+    }
+
+    /// [`acquire`](Self::acquire) without a guard: the caller owns the box
+    /// and gives it back with [`put`](Self::put) (from any thread), or drops
+    /// it, which frees it for good (the pool then still counts it as live
+    /// and in use). For owners that keep objects in their own structures,
+    /// such as a C API.
+    pub fn take(&self) -> Result<Box<T>, PoolError> {
+        self.inner.take()
+    }
+
+    /// Gives back an object obtained from [`take`](Self::take) of this pool
+    /// (an object from elsewhere would be pooled too, but the counts would
+    /// no longer add up).
+    pub fn put(&self, object: Box<T>) {
+        self.inner.release(object);
     }
 
     /// The counters now (see [`PoolStats`]).
@@ -277,8 +337,8 @@ impl<T: Send + 'static> ObjectPool<T> {
             let idle = std::mem::take(&mut *shard.lock());
             freed += idle.len();
         }
-        inner.caches.for_each(|_, cache| {
-            while cache.steal().is_some() {
+        inner.slots.for_each(|_, slot| {
+            while slot.cache.steal().is_some() {
                 freed += 1;
             }
         });
@@ -288,11 +348,31 @@ impl<T: Send + 'static> ObjectPool<T> {
 }
 
 impl<T: Send + 'static> Inner<T> {
-    fn cache(&self, index: Option<usize>) -> Option<&ThreadCache<T>> {
-        match index {
-            Some(i) if self.config.thread_cache > 0 => Some(self.caches.get_or_create(i)),
-            _ => None,
+    fn slot(&self, index: Option<usize>) -> Option<&ThreadSlot<T>> {
+        index.map(|i| &**self.slots.get_or_create(i))
+    }
+
+    fn count(&self, slot: Option<&ThreadSlot<T>>, event: Event) {
+        fn pick(c: &Counts, event: Event) -> &AtomicU64 {
+            match event {
+                Event::Hit => &c.hits,
+                Event::Miss => &c.misses,
+                Event::Returned => &c.returned,
+            }
         }
+        let pick = |c| pick(c, event);
+        match slot {
+            Some(slot) => bump_owned(pick(&slot.counts)),
+            None => {
+                pick(&self.shared_counts).fetch_add(1, Ordering::Release);
+            }
+        }
+    }
+
+    /// The thread's cache, if it has one and caches are on.
+    fn cache<'a>(&self, slot: Option<&'a ThreadSlot<T>>) -> Option<&'a ThreadCache<T>> {
+        slot.filter(|_| self.config.thread_cache > 0)
+            .map(|s| &s.cache)
     }
 
     fn pick_shard(&self, index: Option<usize>) -> usize {
@@ -321,10 +401,10 @@ impl<T: Send + 'static> Inner<T> {
 
     fn take(&self) -> Result<Box<T>, PoolError> {
         let index = current_thread_index();
-        let shard_of_counter = index.unwrap_or(0);
-        let cache = self.cache(index);
+        let slot = self.slot(index);
+        let cache = self.cache(slot);
         if let Some(object) = cache.and_then(ThreadCache::pop) {
-            self.hits.add_at(shard_of_counter, 1);
+            self.count(slot, Event::Hit);
             return Ok(object);
         }
         let n = self.shards.len();
@@ -337,17 +417,17 @@ impl<T: Send + 'static> Inner<T> {
                     self.take_from(&mut shard, cache)
                 })
             });
-        if let Some(object) = reused {
-            self.hits.add_at(shard_of_counter, 1);
+        if let Some(object) = reused.or_else(|| self.reclaim_exited(home)) {
+            self.count(slot, Event::Hit);
             return Ok(object);
         }
         if self.reserve_live() {
-            self.misses.add_at(shard_of_counter, 1);
+            self.count(slot, Event::Miss);
             // Undo the reservation if the factory panics.
             let object = catch_unwind(AssertUnwindSafe(|| Box::new((self.factory)())))
                 .unwrap_or_else(|payload| {
                     self.live.fetch_sub(1, Ordering::Relaxed);
-                    self.returned.add_at(shard_of_counter, 1);
+                    self.count(slot, Event::Returned);
                     resume_unwind(payload)
                 });
             return Ok(object);
@@ -357,22 +437,53 @@ impl<T: Send + 'static> Inner<T> {
             .find_map(|k| self.shards[(home + k) % n].lock().pop())
             .or_else(|| {
                 let mut stolen = None;
-                self.caches.for_each(|_, c| {
+                self.slots.for_each(|_, s| {
                     if stolen.is_none() {
-                        stolen = c.steal();
+                        stolen = s.cache.steal();
                     }
                 });
                 stolen
             });
         match found {
             Some(object) => {
-                self.hits.add_at(shard_of_counter, 1);
+                self.count(slot, Event::Hit);
                 Ok(object)
             }
             None => Err(PoolError::Exhausted {
                 max_live: self.config.max_live.unwrap_or(usize::MAX),
             }),
         }
+    }
+
+    /// Before making a new object: if threads have exited since the last
+    /// look, moves the objects in their caches (indices no live thread has)
+    /// into shard `home` and returns one of them. One thread does the sweep;
+    /// a thread given a swept index meanwhile is safe, since the sweep only
+    /// steals (see `ThreadCache`).
+    #[cold]
+    fn reclaim_exited(&self, home: usize) -> Option<Box<T>> {
+        let exits = thread_exits();
+        let seen = self.exits_reclaimed.load(Ordering::Relaxed);
+        if exits == seen
+            || self
+                .exits_reclaimed
+                .compare_exchange(seen, exits, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        let live = live_thread_indices();
+        let mut orphans = Vec::new();
+        self.slots.for_each(|index, s| {
+            if live.binary_search(&index).is_err() {
+                while let Some(object) = s.cache.steal() {
+                    orphans.push(object);
+                }
+            }
+        });
+        let first = orphans.pop()?;
+        self.shards[home].lock().append(&mut orphans);
+        Some(first)
     }
 
     /// Counts one more live object if the cap allows it.
@@ -393,7 +504,8 @@ impl<T: Send + 'static> Inner<T> {
 
     fn release(&self, mut object: Box<T>) {
         let index = current_thread_index();
-        self.returned.add_at(index.unwrap_or(0), 1);
+        let slot = self.slot(index);
+        self.count(slot, Event::Returned);
         if let Some(reset) = &self.reset {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| reset(&mut object))) {
                 self.live.fetch_sub(1, Ordering::Relaxed);
@@ -401,7 +513,7 @@ impl<T: Send + 'static> Inner<T> {
                 resume_unwind(payload);
             }
         }
-        let object = match self.cache(index) {
+        let object = match self.cache(slot) {
             Some(cache) => match cache.push(self.config.thread_cache, object) {
                 Ok(()) => return,
                 Err(object) => {
@@ -423,15 +535,29 @@ impl<T: Send + 'static> Inner<T> {
         self.shards[self.pick_shard(index)].lock().push(object);
     }
 
+    /// Marks an object as gone for good (detached).
+    fn forget(&self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        self.count(self.slot(current_thread_index()), Event::Returned);
+    }
+
     fn stats(&self) -> PoolStats {
-        // Returns first: every counted return has its acquisition counted
-        // before it, so in_use never reads negative.
-        let returned = self.returned.sum();
-        let hits = self.hits.sum();
-        let misses = self.misses.sum();
+        // Returns first, with Acquire: a return is counted after its
+        // acquisition (Release stores, and the object passed between the two
+        // threads), so a reader that sees the return sees the acquisition
+        // and in_use never reads negative.
+        let sum = |pick: fn(&Counts) -> &AtomicU64| {
+            let mut total = pick(&self.shared_counts).load(Ordering::Acquire);
+            self.slots
+                .for_each(|_, s| total += pick(&s.counts).load(Ordering::Acquire));
+            total
+        };
+        let returned = sum(|c| &c.returned);
+        let hits = sum(|c| &c.hits);
+        let misses = sum(|c| &c.misses);
         let shard_sizes: Vec<usize> = self.shards.iter().map(|s| s.lock().len()).collect();
         let mut idle_in_caches = 0;
-        self.caches.for_each(|_, c| idle_in_caches += c.len());
+        self.slots.for_each(|_, s| idle_in_caches += s.cache.len());
         PoolStats {
             hits,
             misses,
@@ -446,34 +572,32 @@ impl<T: Send + 'static> Inner<T> {
 }
 
 /// An object taken from an [`ObjectPool`]; dereferences to it and gives it
-/// back to the pool when dropped. It may be sent to and dropped on another
-/// thread.
-pub struct Pooled<T: Send + 'static> {
+/// back to the pool when dropped. It borrows the pool (no reference count to
+/// update: the hot path writes no shared cache line) and may be sent to and
+/// dropped on another thread.
+pub struct Pooled<'a, T: Send + 'static> {
     object: Option<Box<T>>,
-    pool: Arc<Inner<T>>,
+    pool: &'a Inner<T>,
 }
 
-impl<T: Send + 'static> Pooled<T> {
+impl<T: Send + 'static> Pooled<'_, T> {
     /// Takes the object out of the pool for good: it no longer counts as
     /// live, and dropping it frees it.
     pub fn detach(mut this: Self) -> Box<T> {
         let object = this.object.take().expect("object present until drop");
-        this.pool.live.fetch_sub(1, Ordering::Relaxed);
-        this.pool
-            .returned
-            .add_at(current_thread_index().unwrap_or(0), 1);
+        this.pool.forget();
         object
     }
 }
 
-impl<T: Send + 'static> Deref for Pooled<T> {
+impl<T: Send + 'static> Deref for Pooled<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         self.object.as_deref().expect("object present until drop")
     }
 }
 
-impl<T: Send + 'static> DerefMut for Pooled<T> {
+impl<T: Send + 'static> DerefMut for Pooled<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         self.object
             .as_deref_mut()
@@ -481,13 +605,13 @@ impl<T: Send + 'static> DerefMut for Pooled<T> {
     }
 }
 
-impl<T: Send + 'static + fmt::Debug> fmt::Debug for Pooled<T> {
+impl<T: Send + 'static + fmt::Debug> fmt::Debug for Pooled<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Pooled").field(&**self).finish()
     }
 }
 
-impl<T: Send + 'static> Drop for Pooled<T> {
+impl<T: Send + 'static> Drop for Pooled<'_, T> {
     fn drop(&mut self) {
         if let Some(object) = self.object.take() {
             self.pool.release(object);

@@ -233,19 +233,37 @@ fn dropping_the_pool_frees_objects_cached_by_other_threads() {
 }
 
 #[test]
-fn a_guard_outliving_the_pool_handle_is_freed_with_the_last_guard() {
+fn a_guard_may_be_released_on_another_thread() {
     let (pool, alive) = tracked_pool(PoolConfig::default());
     let guard = pool.acquire().unwrap();
-    let idle = pool.acquire().unwrap();
-    drop(idle);
-    drop(pool);
+    let id = guard.id;
+    thread::scope(|s| {
+        s.spawn(move || drop(guard));
+    });
+    let s = pool.stats();
     assert_eq!(
-        alive.load(Ordering::SeqCst),
-        2,
-        "the guard keeps the pool alive"
+        (s.in_use, s.live, s.idle_in_caches + s.idle_in_shards),
+        (0, 1, 1)
     );
-    let moved = thread::spawn(move || guard.id).join().unwrap();
-    assert!(moved < 2);
+    assert_eq!(id, 0, "the first object made");
+    drop(pool);
+    assert_eq!(alive.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn take_and_put_round_trip_without_a_guard() {
+    let (pool, alive) = tracked_pool(PoolConfig {
+        max_live: Some(1),
+        ..PoolConfig::default()
+    });
+    let boxed = pool.take().unwrap();
+    assert_eq!(pool.stats().in_use, 1);
+    assert!(pool.take().is_err(), "the taken box counts against the cap");
+    let other = pool.clone();
+    thread::spawn(move || other.put(boxed)).join().unwrap();
+    let s = pool.stats();
+    assert_eq!((s.in_use, s.live, s.hits, s.misses), (0, 1, 0, 1));
+    drop(pool.take().unwrap()); // dropped instead of put back: simply freed
     assert_eq!(alive.load(Ordering::SeqCst), 0);
 }
 

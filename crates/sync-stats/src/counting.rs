@@ -124,17 +124,32 @@ enum OnCycle {
     GiveUp,
 }
 
-/// The slow path shared by every lock kind: publishes the wait, retries the
-/// acquisition with `attempt(until)` (`None` = block until acquired) and
-/// runs the detector every `deadlock_check`.
+/// Spin rounds (of 1, 2, 4, ... pauses, a few microseconds in all) before a
+/// contended acquisition publishes its wait.
+const SPIN_ROUNDS: u32 = 7;
+
+/// The slow path shared by every lock kind. First a brief spin on
+/// `try_now()`: most contended waits end within a lock hand-off, and they
+/// need no publication. Then it publishes the wait, retries with
+/// `attempt(until)` (`None` = block until acquired) and runs the detector
+/// every `deadlock_check`.
 fn wait_for<G>(
     meta: &LockMeta,
     mode: WaitMode,
     start: Instant,
     deadline: Option<Instant>,
     on_cycle: OnCycle,
+    mut try_now: impl FnMut() -> Option<G>,
     mut attempt: impl FnMut(Option<Instant>) -> Option<G>,
 ) -> Result<G, LockError> {
+    for round in 0..SPIN_ROUNDS {
+        for _ in 0..1u32 << round {
+            std::hint::spin_loop();
+        }
+        if let Some(guard) = try_now() {
+            return Ok(guard);
+        }
+    }
     let record = thread::with_current(Arc::clone);
     let check = current_config().deadlock_check.filter(|_| record.is_some());
     if let Some(record) = &record {
@@ -302,20 +317,24 @@ impl<T> CountingMutex<T> {
             )));
         }
         let start = Instant::now();
+        let acquired = |guard| {
+            // Published before the wait record is cleared (see `deadlock`).
+            self.meta.owner.store(me, Ordering::Relaxed);
+            guard
+        };
         let guard = wait_for(
             &self.meta,
             WaitMode::Lock,
             start,
             deadline,
             on_cycle,
+            || self.inner.try_lock().map(acquired),
             |until| {
-                let guard = match until {
+                match until {
                     None => Some(self.inner.lock()),
                     Some(t) => self.inner.try_lock_until(t),
-                }?;
-                // Published before the wait record is cleared (see `deadlock`).
-                self.meta.owner.store(me, Ordering::Relaxed);
-                Some(guard)
+                }
+                .map(acquired)
             },
         )?;
         Ok(self.hold(guard, me, index, Some(start.elapsed())))
@@ -528,19 +547,23 @@ impl<T> CountingRwLock<T> {
             )));
         }
         let start = Instant::now();
+        let acquired = |guard| {
+            thread::with_current(|r| r.held_shared.insert(self.meta.id));
+            guard
+        };
         let guard = wait_for(
             &self.meta,
             WaitMode::Read,
             start,
             deadline,
             on_cycle,
+            || self.inner.try_read().map(acquired),
             |until| {
-                let guard = match until {
+                match until {
                     None => Some(self.inner.read()),
                     Some(t) => self.inner.try_read_until(t),
-                }?;
-                thread::with_current(|r| r.held_shared.insert(self.meta.id));
-                Some(guard)
+                }
+                .map(acquired)
             },
         )?;
         self.meta
@@ -596,19 +619,23 @@ impl<T> CountingRwLock<T> {
             )));
         }
         let start = Instant::now();
+        let acquired = |guard| {
+            self.meta.owner.store(me, Ordering::Relaxed);
+            guard
+        };
         let guard = wait_for(
             &self.meta,
             WaitMode::Write,
             start,
             deadline,
             on_cycle,
+            || self.inner.try_write().map(acquired),
             |until| {
-                let guard = match until {
+                match until {
                     None => Some(self.inner.write()),
                     Some(t) => self.inner.try_write_until(t),
-                }?;
-                self.meta.owner.store(me, Ordering::Relaxed);
-                Some(guard)
+                }
+                .map(acquired)
             },
         )?;
         Ok(self.hold_write(guard, me, index, Some(start.elapsed())))

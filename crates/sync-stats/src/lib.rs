@@ -69,5 +69,8 @@ pub use sharded::{MAX_SHARDS, ShardedCounter, default_shards};
 #[cfg(not(loom))]
 pub use stats::{LockStats, global_lock_stats};
 #[cfg(not(loom))]
-pub use thread::{WaitMode, current_thread_id, current_thread_index, registered_threads};
+pub use thread::{
+    WaitMode, current_thread_id, current_thread_index, live_thread_indices, registered_threads,
+    thread_exits,
+};
 pub use thread_slots::{MAX_THREAD_INDEX, ThreadSlots};

@@ -165,11 +165,15 @@ impl Registration {
     }
 }
 
+/// Registered threads that have exited.
+static EXITS: AtomicU64 = AtomicU64::new(0);
+
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut registry = REGISTRY.lock();
         registry.threads.retain(|t| t.id != self.0.id);
         registry.free_indices.push(Reverse(self.0.index));
+        EXITS.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -209,6 +213,21 @@ pub(crate) fn current_ids() -> (u64, Option<usize>) {
 /// Every registered thread, for the deadlock detector.
 pub(crate) fn all_threads() -> Vec<Arc<ThreadRecord>> {
     REGISTRY.lock().threads.clone()
+}
+
+/// How many registered threads have exited so far. Per-thread structures
+/// compare it with an earlier reading to learn cheaply that some thread
+/// index may have been freed (see [`live_thread_indices`]).
+pub fn thread_exits() -> u64 {
+    EXITS.load(Ordering::Acquire)
+}
+
+/// The indices of the threads registered now, sorted. An index not in the
+/// list belongs to no live thread (until a new thread is given it).
+pub fn live_thread_indices() -> Vec<usize> {
+    let mut indices: Vec<usize> = REGISTRY.lock().threads.iter().map(|t| t.index).collect();
+    indices.sort_unstable();
+    indices
 }
 
 /// The number of threads registered now (threads that used this crate and
@@ -255,6 +274,27 @@ mod tests {
         assert!(
             reused,
             "the exited thread's index was never handed out again"
+        );
+    }
+
+    #[test]
+    fn a_live_thread_is_in_the_live_set_and_its_exit_is_counted() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tx.send(current_thread_index().unwrap()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        let index = rx.recv().unwrap();
+        assert!(live_thread_indices().contains(&index));
+        let mine = current_thread_index().unwrap(); // registers this thread
+        assert!(live_thread_indices().contains(&mine));
+        let before = thread_exits();
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert!(
+            thread_exits() > before,
+            "the exit is counted by the time join returns"
         );
     }
 
