@@ -302,6 +302,9 @@ impl Monitor {
     /// columns are empty and the baseline is kept.
     pub fn row(&mut self, guard: &FrameGuard, inputs: Option<&MonitorInputs>) -> MonitorRow {
         let frames = guard.take_interval();
+        // The first interval may have begun before the monitor (at the
+        // guard's creation): elapsed time counts from there too.
+        self.started = self.started.min(frames.start);
         self.last_row = frames.end;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
