@@ -166,6 +166,8 @@ pub(crate) struct Crew {
     round: RoundSlot<RoundJob<'static>>,
     round_lock: Mutex<()>,
     served: RwLock<Arc<[Arc<PoolCore>]>>,
+    /// Bumped on every change of `served`, so workers re-read it only then.
+    served_gen: AtomicU64,
     state: Mutex<CrewState>,
     exited: Condvar,
     live: AtomicUsize,
@@ -193,6 +195,7 @@ impl Crew {
             round: RoundSlot::new(),
             round_lock: Mutex::new(()),
             served: RwLock::new(Arc::from(vec![own])),
+            served_gen: AtomicU64::new(0),
             state: Mutex::new(CrewState {
                 target: 0,
                 live: 0,
@@ -231,11 +234,20 @@ impl Crew {
     /// The pools whose queues this crew serves: its own first, then guests.
     pub(crate) fn set_served(&self, pools: Vec<Arc<PoolCore>>) {
         *self.served.write() = Arc::from(pools);
+        self.served_gen.fetch_add(1, Ordering::Release);
         self.parker.notify_all();
     }
 
     fn served(&self) -> Arc<[Arc<PoolCore>]> {
         self.served.read().clone()
+    }
+
+    /// Refreshes a worker's copy of the served list if it changed.
+    fn refresh_served(&self, cache: &mut (u64, Arc<[Arc<PoolCore>]>)) {
+        let generation = self.served_gen.load(Ordering::Acquire);
+        if generation != cache.0 {
+            *cache = (generation, self.served());
+        }
     }
 
     /// Threads missing to reach the target (0 while shutting down).
@@ -326,12 +338,17 @@ impl Crew {
     }
 
     /// Runs one queued task of `pool` on worker `me`.
-    fn run_task(&self, me: &WorkerRecord, pool: &PoolCore, entry: Entry<BoxedJob>) -> Outcome {
+    fn run_task(
+        &self,
+        me: &WorkerRecord,
+        pool: &PoolCore,
+        entry: Entry<BoxedJob>,
+    ) -> (Outcome, Instant) {
         let start = Instant::now();
         me.begin_busy(self.ns(start), pool.role.index());
         let (outcome, end) = pool.run_entry(entry, start, &me.name);
         me.end_busy(self.ns(end));
-        outcome
+        (outcome, end)
     }
 
     /// Runs a fork-join round: `body(caller_index)` on the calling thread
@@ -508,6 +525,7 @@ fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>) {
     let mut spin = AdaptiveSpin::new(crew.spin_max);
     let mut last_gen = 0;
     let mut idle_since = Instant::now();
+    let mut served = (u64::MAX, crew.served());
     loop {
         let seen = crew.parker.epoch();
         let now = Instant::now();
@@ -523,25 +541,24 @@ fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>) {
             idle_since = Instant::now();
             continue;
         }
-        let served = crew.served();
+        crew.refresh_served(&mut served);
         let mut next_timer = None;
-        for pool in served.iter() {
+        for pool in served.1.iter() {
             if let Some(scheduler) = &pool.scheduler {
                 scheduler.fire_due(now, pool);
                 next_timer = earliest(next_timer, scheduler.next_due());
             }
         }
-        if let Some((pool, entry)) = served.iter().find_map(|p| p.queue.pop().map(|e| (p, e))) {
+        if let Some((pool, entry)) = served.1.iter().find_map(|p| p.queue.pop().map(|e| (p, e))) {
             spin.record_gap(now - idle_since);
-            let outcome = crew.run_task(&me, pool, entry);
-            idle_since = Instant::now();
+            let (outcome, end) = crew.run_task(&me, pool, entry);
+            idle_since = end;
             if outcome == Outcome::Panicked {
                 exit.reason = Exit::Replace;
                 return;
             }
             continue;
         }
-        drop(served);
         if spin_until(spin.budget(), || crew.parker.epoch() != seen) {
             continue;
         }

@@ -10,6 +10,7 @@ use crate::queue::{Entry, PushError, TaskQueue, Wait};
 use crate::scheduler::SchedulerCore;
 use crate::task::{BoxedJob, Outcome, RunContext, TaskHandle, TaskJob};
 use parking_lot::RwLock;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -97,9 +98,10 @@ impl PoolCore {
             worker,
             counters: &self.counters,
             start,
+            end: Cell::new(None),
         };
         let outcome = entry.job.run(&ctx);
-        (outcome, Instant::now())
+        (outcome, ctx.end.get().unwrap_or_else(Instant::now))
     }
 
     /// Runs a job on the calling thread.
@@ -114,6 +116,7 @@ impl PoolCore {
             worker: &name,
             counters: &self.counters,
             start: Instant::now(),
+            end: Cell::new(None),
         })
     }
 

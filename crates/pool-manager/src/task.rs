@@ -8,6 +8,7 @@ use crate::config::Role;
 use crate::error::{TaskError, panic_message};
 use crate::metrics::TaskCounters;
 use crate::sync::{Condvar, Mutex};
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -129,6 +130,8 @@ pub(crate) struct RunContext<'a> {
     pub(crate) worker: &'a str,
     pub(crate) counters: &'a TaskCounters,
     pub(crate) start: Instant,
+    /// Set by [`finish`](Self::finish).
+    pub(crate) end: Cell<Option<Instant>>,
 }
 
 impl RunContext<'_> {
@@ -143,6 +146,7 @@ impl RunContext<'_> {
             Outcome::Failed | Outcome::Panicked => &self.counters.failed,
         };
         TaskCounters::add(counter, 1);
+        self.end.set(Some(end));
         end
     }
 }
