@@ -112,6 +112,14 @@ pub type cllm_range_fn = Option<
 /// several threads at once.
 #[derive(Clone, Copy)]
 struct SharedArg(*mut c_void);
+
+impl SharedArg {
+    /// The pointer; a method, so that closures capture the whole (Sync)
+    /// wrapper rather than its raw-pointer field.
+    fn get(self) -> *mut c_void {
+        self.0
+    }
+}
 // SAFETY: see above; the library itself never dereferences the pointer.
 unsafe impl Send for SharedArg {}
 // SAFETY: as above.
@@ -314,14 +322,13 @@ pub unsafe extern "C" fn cllm_pool_run_all(
         let task = task.ok_or_else(|| FfiError::null("fn"))?;
         let arg = SharedArg(arg);
         pool.try_run_all(|p: &Participant<'_>| {
-            let arg = arg;
             let me = cllm_participant {
                 index: p.index(),
                 count: p.count(),
                 internal_: (p as *const Participant<'_>).cast(),
             };
             // SAFETY: the caller promised `task` may run on every participant.
-            match unsafe { task(arg.0, &me) } {
+            match unsafe { task(arg.get(), &me) } {
                 0 => Ok(()),
                 code => Err(code),
             }
@@ -389,9 +396,8 @@ pub unsafe extern "C" fn cllm_pool_parallel_for(
         }
         let arg = SharedArg(arg);
         pool.parallel_for_with(begin..end, grain, |r, participant| {
-            let arg = arg;
             // SAFETY: the caller promised `body` may run concurrently.
-            match unsafe { body(arg.0, r.start, r.end, participant) } {
+            match unsafe { body(arg.get(), r.start, r.end, participant) } {
                 0 => Ok(()),
                 code => Err(code),
             }

@@ -5,14 +5,19 @@
 use std::ffi::c_void;
 
 /// The host's training state (model, activations, gradients, optimizer).
-/// Opaque to the drop-in.
+/// Opaque to the drop-in (the Rustonomicon's opaque-type pattern: not
+/// constructible, not Send, not Unpin).
+#[repr(C)]
 pub struct CLLMTraining {
     _opaque: [u8; 0],
+    _marker: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,
 }
 
 /// The host's batch iterator. Opaque to the drop-in; not thread-safe.
+#[repr(C)]
 pub struct CLLMBatchIterator {
     _opaque: [u8; 0],
+    _marker: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,
 }
 
 /// One batch as the host's iterator returns it (40 bytes on x86-64).
@@ -74,4 +79,117 @@ pub struct cllm_replica_ops {
             capacity: usize,
         ) -> usize,
     >,
+}
+
+/// The host functions the drop-in calls (cllm-abi.md section 2), behind a
+/// trait so that the orchestration can be tested from Rust with a mock host.
+///
+/// # Safety
+/// Implementations forward to the host; every method may only be called with
+/// pointers the host gave out (a live training object, iterator or batch)
+/// and under the host's rules: never twice at once on one training object,
+/// never the iterator from two threads at once.
+pub unsafe trait Host: Clone + Send + Sync + 'static {
+    /// `cllm_batch_iterator_reset`.
+    unsafe fn reset(&self, iter: *mut CLLMBatchIterator);
+    /// `cllm_batch_iterator_next`: a new heap batch, or NULL at the end.
+    unsafe fn next(&self, iter: *mut CLLMBatchIterator) -> *mut CLLMBatch;
+    /// `cllm_batch_iterator_num_batches`.
+    unsafe fn num_batches(&self, iter: *mut CLLMBatchIterator) -> usize;
+    /// `cllm_batch_free`.
+    unsafe fn free_batch(&self, batch: *mut CLLMBatch);
+    /// `cllm_forward_training` (returns 0).
+    unsafe fn forward(&self, training: *mut CLLMTraining, inputs: *mut u32) -> f32;
+    /// `cllm_compute_loss_training`: the batch's mean cross-entropy.
+    unsafe fn loss(&self, training: *mut CLLMTraining, targets: *mut u32) -> f32;
+    /// `cllm_backward_training`: zeroes, then fills the gradients.
+    unsafe fn backward(&self, training: *mut CLLMTraining, targets: *mut u32);
+    /// `cllm_optimizer_step_adam`: applies and clears the gradients.
+    unsafe fn step(&self, training: *mut CLLMTraining);
+}
+
+#[cfg(not(test))]
+unsafe extern "C" {
+    fn cllm_batch_iterator_reset(iter: *mut CLLMBatchIterator);
+    fn cllm_batch_iterator_next(iter: *mut CLLMBatchIterator) -> *mut CLLMBatch;
+    fn cllm_batch_iterator_num_batches(iter: *mut CLLMBatchIterator) -> usize;
+    fn cllm_batch_free(batch: *mut CLLMBatch);
+    fn cllm_forward_training(training: *mut CLLMTraining, input_tokens: *mut u32) -> f32;
+    fn cllm_compute_loss_training(training: *mut CLLMTraining, target_tokens: *mut u32) -> f32;
+    fn cllm_backward_training(training: *mut CLLMTraining, target_tokens: *mut u32);
+    fn cllm_optimizer_step_adam(training: *mut CLLMTraining);
+}
+
+/// The CLLM host linked into the program: the symbols of cllm-abi.md
+/// section 2, resolved by the linker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LinkedHost;
+
+// In unit tests the host symbols are not linked; the tests use mock hosts.
+#[cfg(not(test))]
+// SAFETY: each method forwards to the host function of the same meaning; the
+// callers keep the host's rules (see the trait).
+unsafe impl Host for LinkedHost {
+    unsafe fn reset(&self, iter: *mut CLLMBatchIterator) {
+        // SAFETY: forwarded contract.
+        unsafe { cllm_batch_iterator_reset(iter) }
+    }
+    unsafe fn next(&self, iter: *mut CLLMBatchIterator) -> *mut CLLMBatch {
+        // SAFETY: forwarded contract.
+        unsafe { cllm_batch_iterator_next(iter) }
+    }
+    unsafe fn num_batches(&self, iter: *mut CLLMBatchIterator) -> usize {
+        // SAFETY: forwarded contract.
+        unsafe { cllm_batch_iterator_num_batches(iter) }
+    }
+    unsafe fn free_batch(&self, batch: *mut CLLMBatch) {
+        // SAFETY: forwarded contract.
+        unsafe { cllm_batch_free(batch) }
+    }
+    unsafe fn forward(&self, training: *mut CLLMTraining, inputs: *mut u32) -> f32 {
+        // SAFETY: forwarded contract.
+        unsafe { cllm_forward_training(training, inputs) }
+    }
+    unsafe fn loss(&self, training: *mut CLLMTraining, targets: *mut u32) -> f32 {
+        // SAFETY: forwarded contract.
+        unsafe { cllm_compute_loss_training(training, targets) }
+    }
+    unsafe fn backward(&self, training: *mut CLLMTraining, targets: *mut u32) {
+        // SAFETY: forwarded contract.
+        unsafe { cllm_backward_training(training, targets) }
+    }
+    unsafe fn step(&self, training: *mut CLLMTraining) {
+        // SAFETY: forwarded contract.
+        unsafe { cllm_optimizer_step_adam(training) }
+    }
+}
+
+// Unit tests link no host: they use mock hosts, and this one must never run.
+#[cfg(test)]
+// SAFETY: every method panics before touching a pointer.
+unsafe impl Host for LinkedHost {
+    unsafe fn reset(&self, _: *mut CLLMBatchIterator) {
+        panic!("no CLLM host is linked into unit tests")
+    }
+    unsafe fn next(&self, _: *mut CLLMBatchIterator) -> *mut CLLMBatch {
+        panic!("no CLLM host is linked into unit tests")
+    }
+    unsafe fn num_batches(&self, _: *mut CLLMBatchIterator) -> usize {
+        panic!("no CLLM host is linked into unit tests")
+    }
+    unsafe fn free_batch(&self, _: *mut CLLMBatch) {
+        panic!("no CLLM host is linked into unit tests")
+    }
+    unsafe fn forward(&self, _: *mut CLLMTraining, _: *mut u32) -> f32 {
+        panic!("no CLLM host is linked into unit tests")
+    }
+    unsafe fn loss(&self, _: *mut CLLMTraining, _: *mut u32) -> f32 {
+        panic!("no CLLM host is linked into unit tests")
+    }
+    unsafe fn backward(&self, _: *mut CLLMTraining, _: *mut u32) {
+        panic!("no CLLM host is linked into unit tests")
+    }
+    unsafe fn step(&self, _: *mut CLLMTraining) {
+        panic!("no CLLM host is linked into unit tests")
+    }
 }

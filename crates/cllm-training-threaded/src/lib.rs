@@ -1,27 +1,34 @@
-//! Drop-in replacement for CLLM's `cllm_training_threaded.c` (being written).
+//! # cllm-training-threaded: the drop-in for CLLM's threaded training
 //!
-//! This library calls the CLLM host's functions (`cllm_forward_training`, ...),
-//! so it is a separate library from `libcllm_threaded`: a program that uses
-//! only the generic `cllm_*` API links that one and needs no host symbols.
-//! This one also carries the whole generic API.
+//! `libcllm_training_threaded.a` (and `.so`) replaces CLLM's
+//! `cllm_training_threaded.c`: a CLLM program links it instead of that object
+//! and trains, in parallel and correctly. It exports the seven
+//! `threaded_training_*` functions of `cllm_training_threaded.h` with their
+//! exact signatures ([`ffi`]), calls only the host functions of
+//! `cllm-abi.md` section 2 ([`host`]), and adds two extensions of ours,
+//! declared in `include/cllm_training_threaded.h`:
+//! `threaded_training_create_with_replicas` (data-parallel training when the
+//! host can make replicas of its training state) and
+//! `threaded_training_get_stats`.
+//!
+//! The work is done by [`system::TrainingSystem`] on a `sphere-pool`; its
+//! documentation describes the two modes. Guarantees: threads are created
+//! once and joined at free, also after failures; an epoch never fetches more
+//! than `cllm_batch_iterator_num_batches` batches and never spins on
+//! padding-only ones; the host is never called concurrently on one training
+//! object; serialised mode gives exactly the weights of a plain sequential
+//! loop, and replica mode gives bitwise-identical weights from run to run.
+//!
+//! Because it calls the host, this is a separate library from
+//! `libcllm_threaded` (the generic `cllm_*` API, which links without any host
+//! symbol); it carries the whole generic API too.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_snake_case)]
 
+pub mod ffi;
 pub mod host;
+pub mod system;
 
 pub use cllm_threaded;
 pub use host::{CLLMBatch, CLLMBatchIterator, CLLMTraining, cllm_float_span, cllm_replica_ops};
-
-/// Placeholder so cbindgen emits the interface types until the entry points
-/// land; replaced by the real `threaded_training_*` functions.
-#[doc(hidden)]
-#[unsafe(no_mangle)]
-pub extern "C" fn cllm_training_threaded_abi_types(
-    _batch: *const CLLMBatch,
-    _ops: *const cllm_replica_ops,
-    _span: *const cllm_float_span,
-    _training: *const CLLMTraining,
-    _iter: *const CLLMBatchIterator,
-) {
-}

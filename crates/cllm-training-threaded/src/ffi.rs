@@ -1,0 +1,315 @@
+//! The C entry points: the seven `threaded_training_*` functions of CLLM's
+//! `cllm_training_threaded.h` (exact names and signatures), and our optional
+//! extras. Every entry point checks its arguments and runs inside the panic
+//! boundary; failures leave a message in `cllm_last_error()`.
+
+use crate::host::{CLLMBatchIterator, CLLMTraining, LinkedHost, cllm_replica_ops};
+use crate::system::{Mode, TrainingSystem};
+use cllm_threaded::FfiError;
+use cllm_threaded::cllm_status;
+use cllm_threaded::guard::{arg_ref, ffi_status, ffi_value, out_ptr, write_out};
+use std::ffi::{CString, c_int};
+use std::fmt::Write as _;
+
+/// The threaded training system: the spheres and the training state. Create
+/// it with `threaded_training_create`, release it with
+/// `threaded_training_free`. The statistics functions may be called from
+/// another thread while an epoch runs; `threaded_training_free` must not run
+/// concurrently with any other call on the system.
+pub struct ThreadedTrainingSystem {
+    inner: TrainingSystem<LinkedHost>,
+}
+
+/// Figures of a training system (our extension).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct cllm_training_stats {
+    /// Spheres (worker threads).
+    pub num_workers: u32,
+    /// 1 in replica mode, 0 in serialised mode.
+    pub replica_mode: u32,
+    /// Epochs completed.
+    pub epochs: u64,
+    /// Batches trained over all epochs.
+    pub batches: u64,
+    /// Valid tokens trained over all epochs.
+    pub tokens: u64,
+    /// Padding-only batches skipped over all epochs.
+    pub skipped_batches: u64,
+    /// Optimizer steps taken over all epochs.
+    pub optimizer_steps: u64,
+    /// Mean loss of the last epoch, token-weighted.
+    pub last_loss: f32,
+    /// L2 norm of the last reduced gradient; -1 in serialised mode.
+    pub gradient_norm: f32,
+    /// Wall time of the last epoch, in seconds.
+    pub last_epoch_seconds: f64,
+    /// Valid tokens per second in the last epoch.
+    pub last_epoch_tokens_per_second: f64,
+}
+
+fn create(
+    training: *mut CLLMTraining,
+    batch_iterator: *mut CLLMBatchIterator,
+    num_threads: c_int,
+    ops: Option<cllm_replica_ops>,
+) -> *mut ThreadedTrainingSystem {
+    ffi_value(
+        |_| std::ptr::null_mut(),
+        || {
+            // SAFETY: the caller passes live host objects (checked for NULL
+            // inside) and, optionally, replica operations for them.
+            let inner = unsafe {
+                TrainingSystem::create(LinkedHost, training, batch_iterator, i64::from(num_threads), ops)
+            }?;
+            Ok(Box::into_raw(Box::new(ThreadedTrainingSystem { inner })))
+        },
+    )
+}
+
+/// Creates the system in serialised mode: `num_threads` spheres (`<= 0`:
+/// cores - 1, at least 1; at most 4096) that train on `training` one batch at
+/// a time in iterator order (forward, loss, backward, optimizer step), while
+/// fetching and freeing batches overlaps. Threads are created here, once.
+/// Returns NULL (nothing leaked, `cllm_last_error()` says why) if `training`
+/// or `batch_iterator` is NULL, the thread count is absurd, or a thread could
+/// not be created. Both objects must outlive the system.
+///
+/// # Safety
+/// `training` and `batch_iterator` are NULL or live host objects.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threaded_training_create(
+    training: *mut CLLMTraining,
+    batch_iterator: *mut CLLMBatchIterator,
+    num_threads: c_int,
+) -> *mut ThreadedTrainingSystem {
+    create(training, batch_iterator, num_threads, None)
+}
+
+/// Creates the system in replica mode (our extension): each sphere trains
+/// on its own replica made by `ops->create_replica`; the gradients of each
+/// group of up to `num_threads` batches are averaged (weighted by valid
+/// tokens, in sphere order, in parallel) into `training`'s gradients, then
+/// one optimizer step runs on `training`. Results are bitwise identical from
+/// run to run. `ops == NULL` gives serialised mode. Returns NULL as
+/// `threaded_training_create` does, also when an operation is missing, a
+/// replica cannot be made, or the gradient layouts differ.
+///
+/// # Safety
+/// As `threaded_training_create`; `ops` is NULL or points to operations
+/// valid for `training` (copied: the struct need not outlive the call).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threaded_training_create_with_replicas(
+    training: *mut CLLMTraining,
+    batch_iterator: *mut CLLMBatchIterator,
+    num_threads: c_int,
+    ops: *const cllm_replica_ops,
+) -> *mut ThreadedTrainingSystem {
+    // SAFETY: the caller passes NULL or valid operations.
+    let ops = unsafe { ops.as_ref() }.copied();
+    create(training, batch_iterator, num_threads, ops)
+}
+
+/// Joins every thread and frees the replicas. NULL is a no-op.
+///
+/// # Safety
+/// `system` is NULL or a system from `threaded_training_create*`, not used
+/// after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threaded_training_free(system: *mut ThreadedTrainingSystem) {
+    if system.is_null() {
+        return;
+    }
+    ffi_status(|| {
+        // SAFETY: the caller gives the system up.
+        drop(unsafe { Box::from_raw(system) });
+        Ok(())
+    });
+}
+
+/// # Safety
+/// `system` is NULL or live.
+unsafe fn system_ref<'a>(system: *const ThreadedTrainingSystem) -> Result<&'a TrainingSystem<LinkedHost>, FfiError> {
+    // SAFETY: forwarded.
+    Ok(&unsafe { arg_ref(system, "system") }?.inner)
+}
+
+/// Trains one epoch (at most `cllm_batch_iterator_num_batches` batches;
+/// padding-only batches are skipped) and returns its mean loss over valid
+/// tokens (0 if no batch had one). Returns -1.0 on error: NULL system, an
+/// epoch already running, a malformed batch, a non-finite gradient (replica
+/// mode: the step is not taken), or an internal failure.
+///
+/// # Safety
+/// `system` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threaded_train_epoch(system: *mut ThreadedTrainingSystem) -> f32 {
+    ffi_value(
+        |_| -1.0,
+        || {
+            // SAFETY: forwarded.
+            unsafe { system_ref(system) }?.train_epoch()
+        },
+    )
+}
+
+/// Prints the system's figures and one line per sphere to stdout (the C
+/// stream, so that it stays in order with the host's printf output).
+///
+/// # Safety
+/// `system` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threaded_training_print_stats(system: *mut ThreadedTrainingSystem) {
+    ffi_status(|| {
+        // SAFETY: forwarded.
+        let sys = unsafe { system_ref(system) }?;
+        let s = sys.stats();
+        let mut out = String::new();
+        let mode = match sys.mode() {
+            Mode::Serialized => "serialised",
+            Mode::Replicas => "replicas",
+        };
+        let secs = s.last_epoch_time.as_secs_f64();
+        let _ = writeln!(
+            out,
+            "threaded training: {} spheres, {mode} mode; {} epochs, {} batches, {} tokens, {} steps, {} padding-only batches skipped",
+            sys.workers(),
+            s.epochs,
+            s.batches,
+            s.tokens,
+            s.steps,
+            s.skipped_batches
+        );
+        let norm = s.grad_norm.map_or("n/a".to_owned(), |n| format!("{n:.6}"));
+        let _ = writeln!(
+            out,
+            "  last epoch: loss {:.6}, {:.3} s, {:.0} tokens/s; gradient norm {norm}",
+            s.last_loss,
+            secs,
+            if secs > 0.0 { s.last_epoch_tokens as f64 / secs } else { 0.0 }
+        );
+        for (i, sp) in s.spheres.iter().enumerate() {
+            let _ = writeln!(out, "  sphere {i}: {} batches, mean loss {:.6}", sp.batches, sp.mean_loss());
+        }
+        print_c_stdout(&out);
+        Ok(())
+    });
+}
+
+unsafe extern "C" {
+    /// The C library's standard output stream.
+    static mut stdout: *mut libc::FILE;
+}
+
+fn print_c_stdout(text: &str) {
+    let Ok(text) = CString::new(text) else { return };
+    // SAFETY: `stdout` is the C library's stream, valid for the program's
+    // life; fputs and fflush lock it internally.
+    unsafe {
+        libc::fputs(text.as_ptr(), stdout);
+        libc::fflush(stdout);
+    }
+}
+
+/// Writes sphere `sphere_id`'s figures for the current (or last) epoch:
+/// batches it trained and their mean loss over valid tokens. Returns 0, or
+/// -1 (nothing written) for a NULL system or output, or an id out of range.
+///
+/// # Safety
+/// `system` is NULL or live; the outputs are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threaded_training_get_sphere_stats(
+    system: *mut ThreadedTrainingSystem,
+    sphere_id: c_int,
+    batches_processed: *mut c_int,
+    avg_loss: *mut f32,
+) -> c_int {
+    ffi_value(
+        |_| -1,
+        || {
+            // SAFETY: forwarded.
+            let sys = unsafe { system_ref(system) }?;
+            let batches_out = out_ptr(batches_processed, "batches_processed")?;
+            let loss_out = out_ptr(avg_loss, "avg_loss")?;
+            let stats = sys.stats();
+            let sphere = usize::try_from(sphere_id)
+                .ok()
+                .and_then(|i| stats.spheres.get(i))
+                .ok_or_else(|| FfiError::invalid(format!("sphere_id {sphere_id} is out of range 0..{}", sys.workers())))?;
+            // SAFETY: both outputs were checked.
+            unsafe {
+                write_out(batches_out, c_int::try_from(sphere.batches).unwrap_or(c_int::MAX));
+                write_out(loss_out, sphere.mean_loss());
+            }
+            Ok(0)
+        },
+    )
+}
+
+/// The L2 norm of the last reduced gradient (replica mode, before the
+/// optimizer step). Returns -1.0 in serialised mode (the host's gradients are
+/// not reachable), before the first step, or for a NULL system.
+///
+/// # Safety
+/// `system` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threaded_training_get_gradient_norm(system: *mut ThreadedTrainingSystem) -> f32 {
+    ffi_value(
+        |_| -1.0,
+        || {
+            // SAFETY: forwarded.
+            Ok(unsafe { system_ref(system) }?.stats().grad_norm.unwrap_or(-1.0))
+        },
+    )
+}
+
+/// The number of spheres, or -1 for a NULL system.
+///
+/// # Safety
+/// `system` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threaded_training_get_num_workers(system: *mut ThreadedTrainingSystem) -> c_int {
+    ffi_value(
+        |_| -1,
+        || {
+            // SAFETY: forwarded.
+            let n = unsafe { system_ref(system) }?.workers();
+            Ok(c_int::try_from(n).unwrap_or(c_int::MAX))
+        },
+    )
+}
+
+/// Writes the system's figures to `*out` (our extension).
+///
+/// # Safety
+/// `system` is NULL or live; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threaded_training_get_stats(
+    system: *const ThreadedTrainingSystem,
+    out: *mut cllm_training_stats,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: forwarded.
+        let sys = unsafe { system_ref(system) }?;
+        let s = sys.stats();
+        let secs = s.last_epoch_time.as_secs_f64();
+        let stats = cllm_training_stats {
+            num_workers: sys.workers() as u32,
+            replica_mode: u32::from(sys.mode() == Mode::Replicas),
+            epochs: s.epochs,
+            batches: s.batches,
+            tokens: s.tokens,
+            skipped_batches: s.skipped_batches,
+            optimizer_steps: s.steps,
+            last_loss: s.last_loss,
+            gradient_norm: s.grad_norm.unwrap_or(-1.0),
+            last_epoch_seconds: secs,
+            last_epoch_tokens_per_second: if secs > 0.0 { s.last_epoch_tokens as f64 / secs } else { 0.0 },
+        };
+        // SAFETY: checked above.
+        unsafe { write_out(out, stats) };
+        Ok(())
+    })
+}

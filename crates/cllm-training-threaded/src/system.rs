@@ -1,0 +1,657 @@
+//! The threaded training system: spheres, the two training modes, epochs and
+//! statistics. Generic over [`Host`] so that it can be tested with mock hosts;
+//! the C entry points (`ffi.rs`) use the linked CLLM host.
+//!
+//! # The two modes
+//! - **Serialised** (no help from the host): every batch is forward, loss,
+//!   backward and optimizer step on the one training object. Batch `k` goes
+//!   to sphere `k % N`, which waits for its turn (batches train in iterator
+//!   order, one at a time: the result equals a plain sequential loop), while
+//!   the calling thread fetches the next batches and the spheres free theirs.
+//! - **Replicas** (the host supplies [`cllm_replica_ops`]): sphere `j` owns
+//!   replica `j`. A group of up to N batches is trained at once, batch `j` on
+//!   replica `j` (forward, loss, backward); the caller prefetches the next
+//!   group meanwhile. The group's gradients are reduced into the master's,
+//!   token-weighted and in sphere order, in parallel over the spheres
+//!   (`grad-reduce`), and one optimizer step runs on the master. Nothing
+//!   depends on timing: runs are bitwise identical.
+//!
+//! The epoch stops after `cllm_batch_iterator_num_batches` batches at most
+//! (the host's iterator may return padding-only batches for ever); batches
+//! without a valid token are freed without training.
+
+use crate::host::{CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, cllm_float_span, cllm_replica_ops};
+use cllm_threaded::{FfiError, cllm_status};
+use grad_reduce::{GradReducer, ReduceError, Weights, token_weights};
+use parking_lot::{Condvar, Mutex};
+use sphere_pool::{PoolConfig, SpherePool};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A host pointer that may cross threads: the system's rules (one call at a
+/// time per training object, the iterator only on the calling thread) are
+/// what makes sharing it sound, and each use says so.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct HostPtr<T>(*mut T);
+
+impl<T> HostPtr<T> {
+    /// The pointer (a method, so that closures capture the whole wrapper).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+impl<T> Clone for HostPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for HostPtr<T> {}
+// SAFETY: see above: the pointer is only dereferenced by the host, under the
+// host's threading rules that this module keeps.
+unsafe impl<T> Send for HostPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for HostPtr<T> {}
+
+/// A batch owned by the system, given back to the host when dropped.
+struct Batch<H: Host> {
+    ptr: HostPtr<CLLMBatch>,
+    host: H,
+}
+
+impl<H: Host> Batch<H> {
+    fn get(&self) -> &CLLMBatch {
+        // SAFETY: the host returned a valid batch that lives until we free it.
+        unsafe { &*self.ptr.get() }
+    }
+}
+
+impl<H: Host> Drop for Batch<H> {
+    fn drop(&mut self) {
+        // SAFETY: the batch came from the host's iterator and is freed once;
+        // batches are independent heap objects, free from any thread.
+        unsafe { self.host.free_batch(self.ptr.get()) }
+    }
+}
+
+/// Which way the spheres train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One training object, calls serialised in batch order.
+    Serialized,
+    /// One replica per sphere, reduced gradients, one step per group.
+    Replicas,
+}
+
+/// Per-sphere figures of the current (or last) epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SphereEpoch {
+    /// Batches trained.
+    pub batches: u64,
+    /// Valid tokens of those batches.
+    pub tokens: u64,
+    /// Sum of loss x valid tokens.
+    pub weighted_loss: f64,
+}
+
+impl SphereEpoch {
+    /// The token-weighted mean loss (0 before any batch).
+    pub fn mean_loss(&self) -> f32 {
+        if self.tokens == 0 { 0.0 } else { (self.weighted_loss / self.tokens as f64) as f32 }
+    }
+
+    fn add(&mut self, loss: f32, tokens: u32) {
+        self.batches += 1;
+        self.tokens += u64::from(tokens);
+        self.weighted_loss += f64::from(loss) * f64::from(tokens);
+    }
+}
+
+/// What the system has done.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Epochs completed.
+    pub epochs: u64,
+    /// Batches trained, over all epochs.
+    pub batches: u64,
+    /// Valid tokens trained, over all epochs.
+    pub tokens: u64,
+    /// Padding-only batches skipped, over all epochs.
+    pub skipped_batches: u64,
+    /// Optimizer steps taken, over all epochs.
+    pub steps: u64,
+    /// Mean loss of the last completed epoch (token-weighted).
+    pub last_loss: f32,
+    /// L2 norm of the last reduced gradient; `None` in serialised mode.
+    pub grad_norm: Option<f32>,
+    /// Wall time of the last completed epoch.
+    pub last_epoch_time: Duration,
+    /// Valid tokens of the last completed epoch.
+    pub last_epoch_tokens: u64,
+    /// Per sphere, the current epoch (the last one once it ended).
+    pub spheres: Vec<SphereEpoch>,
+}
+
+/// The replicas of replica mode, freed with the system.
+struct Replicas {
+    ops: cllm_replica_ops,
+    list: Vec<HostPtr<CLLMTraining>>,
+    reducer: GradReducer,
+}
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        if let Some(free) = self.ops.free_replica {
+            for r in &self.list {
+                // SAFETY: each replica was made by `create_replica` and is
+                // freed once, after every sphere is done with it.
+                unsafe { free(self.ops.user, r.get()) };
+            }
+        }
+    }
+}
+
+/// Batch `k` of a serialised epoch waits until `next == k`.
+#[derive(Default)]
+struct Turn {
+    state: Mutex<TurnState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct TurnState {
+    next: usize,
+    failed: bool,
+}
+
+impl Turn {
+    fn reset(&self) {
+        *self.state.lock() = TurnState::default();
+    }
+
+    /// Waits for batch `k`'s turn; false if an earlier batch failed.
+    fn wait_for(&self, k: usize) -> bool {
+        let mut s = self.state.lock();
+        while s.next != k && !s.failed {
+            self.changed.wait(&mut s);
+        }
+        !s.failed
+    }
+
+    /// Ends batch `k`'s turn (also when it panicked: then the later batches
+    /// give up instead of waiting for ever).
+    fn finish(&self, failed: bool) {
+        let mut s = self.state.lock();
+        s.next += 1;
+        s.failed |= failed;
+        self.changed.notify_all();
+    }
+}
+
+/// Ends a turn when dropped, so that a panic cannot leave it open.
+struct TurnGuard<'a>(&'a Turn);
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        self.0.finish(std::thread::panicking());
+    }
+}
+
+/// One batch's result: its index in the epoch, its loss and valid tokens.
+type BatchResult = (usize, f32, u32);
+
+/// The threaded training system behind `ThreadedTrainingSystem*`.
+pub struct TrainingSystem<H: Host> {
+    host: H,
+    training: HostPtr<CLLMTraining>,
+    iter: HostPtr<CLLMBatchIterator>,
+    pool: SpherePool,
+    mode: Mode,
+    /// Held for the whole of an epoch: one epoch at a time.
+    epoch: Mutex<EpochState>,
+    stats: Arc<Mutex<Stats>>,
+    turn: Arc<Turn>,
+}
+
+struct EpochState {
+    replicas: Option<Replicas>,
+    /// Tokens per batch (batch_size x seq_len), from the first batch seen.
+    batch_tokens: Option<usize>,
+}
+
+fn status(status: cllm_status, message: impl Into<String>) -> FfiError {
+    FfiError::new(status, message)
+}
+
+impl<H: Host> TrainingSystem<H> {
+    /// Starts the spheres (and, with `ops`, makes one replica per sphere).
+    /// `num_threads <= 0` means cores - 1 (at least 1); above 4096 is an
+    /// error. Nothing is leaked on failure.
+    ///
+    /// # Safety
+    /// `training` and `iter` are live host objects that outlive the system;
+    /// `ops`, if given, operates on them as `cllm_replica_ops` documents.
+    pub unsafe fn create(
+        host: H,
+        training: *mut CLLMTraining,
+        iter: *mut CLLMBatchIterator,
+        num_threads: i64,
+        ops: Option<cllm_replica_ops>,
+    ) -> Result<Self, FfiError> {
+        if training.is_null() {
+            return Err(FfiError::null("training"));
+        }
+        if iter.is_null() {
+            return Err(FfiError::null("batch_iterator"));
+        }
+        let spheres = sphere_pool::resolve_spheres(num_threads)?;
+        // Replicas first: if they fail, no thread was started.
+        let replicas = match ops {
+            // SAFETY: forwarded from the caller.
+            Some(ops) => Some(unsafe { make_replicas(ops, training, spheres) }?),
+            None => None,
+        };
+        let pool = SpherePool::with_config(PoolConfig { spheres, ..PoolConfig::default() })?;
+        let mode = if replicas.is_some() { Mode::Replicas } else { Mode::Serialized };
+        let stats = Stats { spheres: vec![SphereEpoch::default(); spheres], ..Stats::default() };
+        Ok(Self {
+            host,
+            training: HostPtr(training),
+            iter: HostPtr(iter),
+            pool,
+            mode,
+            epoch: Mutex::new(EpochState { replicas, batch_tokens: None }),
+            stats: Arc::new(Mutex::new(stats)),
+            turn: Arc::default(),
+        })
+    }
+
+    /// The number of spheres.
+    pub fn workers(&self) -> usize {
+        self.pool.spheres()
+    }
+
+    /// The training mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// A snapshot of the statistics (safe to take while an epoch runs).
+    pub fn stats(&self) -> Stats {
+        self.stats.lock().clone()
+    }
+
+    /// Trains one epoch and returns its token-weighted mean loss (0 if it
+    /// had no batch with a valid token). One epoch at a time: a concurrent
+    /// call fails with `CLLM_ERR_BUSY`.
+    pub fn train_epoch(&self) -> Result<f32, FfiError> {
+        let mut epoch = self
+            .epoch
+            .try_lock()
+            .ok_or_else(|| status(cllm_status::CLLM_ERR_BUSY, "an epoch is already running on this system"))?;
+        let start = Instant::now();
+        {
+            let mut stats = self.stats.lock();
+            stats.spheres.iter_mut().for_each(|s| *s = SphereEpoch::default());
+        }
+        // SAFETY: the iterator is only used on this thread, under the epoch lock.
+        unsafe { self.host.reset(self.iter.get()) };
+        // SAFETY: as above.
+        let limit = unsafe { self.host.num_batches(self.iter.get()) };
+        let mut feed = Feed { host: &self.host, iter: self.iter, fetched: 0, limit, skipped: 0 };
+        let results = match self.mode {
+            Mode::Serialized => self.epoch_serialized(&mut epoch, &mut feed),
+            Mode::Replicas => self.epoch_replicas(&mut epoch, &mut feed),
+        };
+        // Whatever happened, no sphere may still hold a batch or a replica.
+        let drained = self.drain();
+        let results = results.and_then(|r| drained.map(|()| r));
+        let mut stats = self.stats.lock();
+        stats.skipped_batches += feed.skipped;
+        let mut results = results?;
+        results.sort_by_key(|r| r.0);
+        let (mut weighted, mut tokens) = (0.0f64, 0u64);
+        for &(_, loss, valid) in &results {
+            weighted += f64::from(loss) * f64::from(valid);
+            tokens += u64::from(valid);
+        }
+        let loss = if tokens == 0 { 0.0 } else { (weighted / tokens as f64) as f32 };
+        stats.epochs += 1;
+        stats.batches += results.len() as u64;
+        stats.tokens += tokens;
+        stats.last_loss = loss;
+        stats.last_epoch_time = start.elapsed();
+        stats.last_epoch_tokens = tokens;
+        Ok(loss)
+    }
+
+    /// Waits for every sphere (on every exit path of an epoch, so that no
+    /// job outlives it) and returns the first failure.
+    fn drain(&self) -> Result<(), FfiError> {
+        let mut first = Ok(());
+        for s in 0..self.pool.spheres() {
+            if let Err(e) = self.pool.wait(s) {
+                first = first.and(Err(e.into()));
+            }
+        }
+        first
+    }
+
+    /// Checks a batch against the first one the system saw: every batch must
+    /// hold the same `batch_size x seq_len` tokens (the host's functions read
+    /// a whole configured batch).
+    fn check_batch(&self, epoch: &mut EpochState, batch: &CLLMBatch) -> Result<(), FfiError> {
+        let tokens = batch.batch_size as usize * batch.seq_len as usize;
+        if batch.input_ids.is_null() || batch.target_ids.is_null() || tokens == 0 {
+            return Err(FfiError::invalid(format!(
+                "the iterator returned a malformed batch ({}x{}, inputs {:?}, targets {:?})",
+                batch.batch_size, batch.seq_len, batch.input_ids, batch.target_ids
+            )));
+        }
+        if batch.num_valid_tokens as usize > tokens {
+            return Err(FfiError::invalid(format!(
+                "batch claims {} valid tokens but holds only {tokens}",
+                batch.num_valid_tokens
+            )));
+        }
+        match epoch.batch_tokens {
+            None => epoch.batch_tokens = Some(tokens),
+            Some(expected) if expected != tokens => {
+                return Err(FfiError::invalid(format!(
+                    "batch of {}x{} = {tokens} tokens; earlier batches had {expected} (the host's functions read a whole configured batch)",
+                    batch.batch_size, batch.seq_len
+                )));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    fn epoch_serialized(&self, epoch: &mut EpochState, feed: &mut Feed<'_, H>) -> Result<Vec<BatchResult>, FfiError> {
+        let n = self.pool.spheres();
+        let results: Arc<Mutex<Vec<BatchResult>>> = Arc::default();
+        self.turn.reset();
+        let mut k = 0;
+        while let Some(batch) = feed.next()? {
+            self.check_batch(epoch, batch.get())?;
+            let sphere = k % n;
+            // The sphere's previous batch (k - n) must be done first.
+            self.pool.wait(sphere)?;
+            let (turn, results, stats, host, training) =
+                (self.turn.clone(), results.clone(), self.stats.clone(), self.host.clone(), self.training);
+            let index = k;
+            self.pool.dispatch(sphere, move || {
+                let (inputs, targets, valid) = (batch.get().input_ids, batch.get().target_ids, batch.get().num_valid_tokens);
+                if !turn.wait_for(index) {
+                    return;
+                }
+                let loss = {
+                    let _turn = TurnGuard(&turn);
+                    // SAFETY: the turn makes this the only call on the
+                    // training object; the batch is a whole batch (checked).
+                    unsafe {
+                        host.forward(training.get(), inputs);
+                        let loss = host.loss(training.get(), targets);
+                        host.backward(training.get(), targets);
+                        host.step(training.get());
+                        loss
+                    }
+                };
+                drop(batch);
+                results.lock().push((index, loss, valid));
+                stats.lock().spheres[sphere].add(loss, valid);
+            })?;
+            k += 1;
+        }
+        self.drain()?;
+        let results = std::mem::take(&mut *results.lock());
+        if results.len() != k {
+            return Err(status(cllm_status::CLLM_ERR_PANIC, "a batch failed; the epoch was stopped"));
+        }
+        self.stats.lock().steps += k as u64;
+        Ok(results)
+    }
+
+    fn epoch_replicas(&self, epoch: &mut EpochState, feed: &mut Feed<'_, H>) -> Result<Vec<BatchResult>, FfiError> {
+        let n = self.pool.spheres();
+        let replicas = epoch.replicas.as_ref().expect("replica mode has replicas").list.clone();
+        let mut all = Vec::new();
+        let mut group = self.next_group(epoch, feed, n)?;
+        while !group.is_empty() {
+            let g = group.len();
+            let losses: Arc<Mutex<Vec<f32>>> = Arc::new(Mutex::new(vec![f32::NAN; g]));
+            let valid: Vec<u32> = group.iter().map(|b| b.get().num_valid_tokens).collect();
+            for (j, batch) in group.drain(..).enumerate() {
+                let (losses, host, replica) = (losses.clone(), self.host.clone(), replicas[j]);
+                self.pool.dispatch(j, move || {
+                    let (inputs, targets) = (batch.get().input_ids, batch.get().target_ids);
+                    // SAFETY: replica j is used by sphere j only; the master's
+                    // weights are not updated while spheres run.
+                    let loss = unsafe {
+                        host.forward(replica.get(), inputs);
+                        let loss = host.loss(replica.get(), targets);
+                        host.backward(replica.get(), targets);
+                        loss
+                    };
+                    drop(batch);
+                    losses.lock()[j] = loss;
+                })?;
+            }
+            // The next group is fetched while this one trains.
+            let next = self.next_group(epoch, feed, n);
+            for j in 0..g {
+                self.pool.wait(j)?;
+            }
+            let next = next?;
+            let norm = self.reduce_group(epoch, &valid)?;
+            // SAFETY: every sphere is idle: the step is the only call.
+            unsafe { self.host.step(self.training.get()) };
+            let losses = losses.lock();
+            let base = all.len();
+            let mut stats = self.stats.lock();
+            for j in 0..g {
+                all.push((base + j, losses[j], valid[j]));
+                stats.spheres[j].add(losses[j], valid[j]);
+            }
+            stats.steps += 1;
+            stats.grad_norm = Some(norm as f32);
+            drop(stats);
+            group = next;
+        }
+        Ok(all)
+    }
+
+    /// Up to `n` batches with valid tokens, checked.
+    fn next_group(&self, epoch: &mut EpochState, feed: &mut Feed<'_, H>, n: usize) -> Result<Vec<Batch<H>>, FfiError> {
+        let mut group = Vec::with_capacity(n);
+        while group.len() < n {
+            let Some(batch) = feed.next()? else { break };
+            self.check_batch(epoch, batch.get())?;
+            group.push(batch);
+        }
+        Ok(group)
+    }
+
+    /// Sums the gradients of replicas `0..valid.len()` into the master's,
+    /// weighted by valid tokens, in sphere order; returns the norm.
+    fn reduce_group(&self, epoch: &EpochState, valid: &[u32]) -> Result<f64, FfiError> {
+        let replicas = epoch.replicas.as_ref().expect("replica mode has replicas");
+        // SAFETY: the master and the replicas are live; the host lists buffers
+        // that stay valid until its next call on the same object.
+        let master = unsafe { gradient_spans(&replicas.ops, self.training.get(), &replicas.reducer) }?;
+        let mut sources = Vec::with_capacity(valid.len());
+        for r in &replicas.list[..valid.len()] {
+            // SAFETY: as above.
+            sources.push(unsafe { gradient_spans(&replicas.ops, r.get(), &replicas.reducer) }?);
+        }
+        check_disjoint(&master, &sources)?;
+        // SAFETY: every sphere is idle, so nothing writes these buffers while
+        // the slices live; the destination does not overlap any source
+        // (checked above).
+        let source_slices: Vec<Vec<&[f32]>> =
+            sources.iter().map(|spans| spans.iter().map(|s| unsafe { span_slice(s) }).collect()).collect();
+        // SAFETY: as above; the master's buffers are distinct from each other
+        // as the host lists them, and are only written here.
+        let mut dst: Vec<&mut [f32]> = master.iter().map(|s| unsafe { span_slice_mut(s) }).collect();
+        let weights = token_weights(valid);
+        let summary = replicas
+            .reducer
+            .reduce(Some(&self.pool), &source_slices, Weights::Given(&weights), &mut dst, None)
+            .map_err(|e| match e {
+                ReduceError::NonFinite(at) => status(
+                    cllm_status::CLLM_ERR_NUMERIC,
+                    format!("non-finite gradient, the optimizer step was not taken: {at}"),
+                ),
+                other => status(cllm_status::CLLM_ERR_INVALID_ARGUMENT, other.to_string()),
+            })?;
+        Ok(summary.norm)
+    }
+}
+
+/// The batches of one epoch, at most `limit` of them, skipping (and
+/// freeing) padding-only batches.
+struct Feed<'h, H: Host> {
+    host: &'h H,
+    iter: HostPtr<CLLMBatchIterator>,
+    fetched: usize,
+    limit: usize,
+    skipped: u64,
+}
+
+impl<H: Host> Feed<'_, H> {
+    fn next(&mut self) -> Result<Option<Batch<H>>, FfiError> {
+        while self.fetched < self.limit {
+            self.fetched += 1;
+            // SAFETY: the iterator is used on the calling thread only.
+            let ptr = unsafe { self.host.next(self.iter.get()) };
+            if ptr.is_null() {
+                self.fetched = self.limit;
+                return Ok(None);
+            }
+            let batch = Batch { ptr: HostPtr(ptr), host: self.host.clone() };
+            if batch.get().num_valid_tokens == 0 {
+                self.skipped += 1;
+                continue;
+            }
+            return Ok(Some(batch));
+        }
+        Ok(None)
+    }
+}
+
+/// Makes one replica per sphere and the reducer for the master's layout.
+///
+/// # Safety
+/// `ops` operates on `master` as `cllm_replica_ops` documents.
+unsafe fn make_replicas(ops: cllm_replica_ops, master: *mut CLLMTraining, n: usize) -> Result<Replicas, FfiError> {
+    let (Some(create), Some(_), Some(_)) = (ops.create_replica, ops.free_replica, ops.gradient_buffers) else {
+        return Err(FfiError::null("a function of the replica operations"));
+    };
+    // SAFETY: forwarded from the caller.
+    let layout = unsafe { list_spans(&ops, master) }?;
+    let lens: Vec<usize> = layout.iter().map(|s| s.len).collect();
+    if lens.iter().sum::<usize>() == 0 {
+        return Err(FfiError::invalid("the master training object lists no gradient values"));
+    }
+    let mut replicas = Replicas { ops, list: Vec::with_capacity(n), reducer: GradReducer::new(&lens) };
+    for i in 0..n {
+        // SAFETY: forwarded from the caller.
+        let replica = unsafe { create(ops.user, master) };
+        if replica.is_null() {
+            // `replicas` frees the ones made so far.
+            return Err(status(cllm_status::CLLM_ERR_INVALID_ARGUMENT, format!("create_replica failed for sphere {i}")));
+        }
+        replicas.list.push(HostPtr(replica));
+        // SAFETY: the replica was just made by the host.
+        unsafe { gradient_spans(&ops, replica, &replicas.reducer) }?;
+    }
+    Ok(replicas)
+}
+
+/// The gradient buffers the host lists for `training`.
+///
+/// # Safety
+/// `ops.gradient_buffers` is set and `training` is live.
+unsafe fn list_spans(ops: &cllm_replica_ops, training: *mut CLLMTraining) -> Result<Vec<cllm_float_span>, FfiError> {
+    let list = ops.gradient_buffers.ok_or_else(|| FfiError::null("gradient_buffers"))?;
+    let empty = cllm_float_span { data: std::ptr::null_mut(), len: 0 };
+    // SAFETY: capacity 0: the host only counts.
+    let count = unsafe { list(ops.user, training, std::ptr::null_mut(), 0) };
+    if count > 1 << 20 {
+        return Err(FfiError::invalid(format!("gradient_buffers reports {count} buffers")));
+    }
+    let mut spans = vec![empty; count];
+    // SAFETY: `spans` has room for `count` entries.
+    let again = unsafe { list(ops.user, training, spans.as_mut_ptr(), count) };
+    if again != count {
+        return Err(FfiError::invalid(format!("gradient_buffers reported {count} buffers, then {again}")));
+    }
+    if let Some(i) = spans.iter().position(|s| s.data.is_null() && s.len > 0) {
+        return Err(FfiError::invalid(format!("gradient buffer {i} is NULL")));
+    }
+    Ok(spans)
+}
+
+/// The gradient buffers of `training`, checked against the reducer's layout.
+///
+/// # Safety
+/// As [`list_spans`].
+unsafe fn gradient_spans(
+    ops: &cllm_replica_ops,
+    training: *mut CLLMTraining,
+    reducer: &GradReducer,
+) -> Result<Vec<cllm_float_span>, FfiError> {
+    // SAFETY: forwarded.
+    let spans = unsafe { list_spans(ops, training) }?;
+    let lens: Vec<usize> = spans.iter().map(|s| s.len).collect();
+    if lens != reducer.buffer_lens() {
+        return Err(FfiError::invalid(format!(
+            "gradient buffers of lengths {lens:?} differ from the master's {:?}",
+            reducer.buffer_lens()
+        )));
+    }
+    Ok(spans)
+}
+
+/// Refuses gradient buffers of the master that overlap a replica's.
+fn check_disjoint(master: &[cllm_float_span], sources: &[Vec<cllm_float_span>]) -> Result<(), FfiError> {
+    let range = |s: &cllm_float_span| {
+        let start = s.data as usize;
+        start..start + s.len * std::mem::size_of::<f32>()
+    };
+    for m in master.iter().filter(|m| m.len > 0) {
+        let mr = range(m);
+        for (j, spans) in sources.iter().enumerate() {
+            if spans.iter().filter(|s| s.len > 0).any(|s| {
+                let sr = range(s);
+                sr.start < mr.end && mr.start < sr.end
+            }) {
+                return Err(FfiError::invalid(format!(
+                    "a gradient buffer of replica {j} overlaps the master's: replicas need their own gradients"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// # Safety
+/// The span is valid for reads and not written while the slice lives.
+unsafe fn span_slice<'a>(s: &cllm_float_span) -> &'a [f32] {
+    if s.len == 0 {
+        return &[];
+    }
+    // SAFETY: promised by the caller.
+    unsafe { std::slice::from_raw_parts(s.data, s.len) }
+}
+
+/// # Safety
+/// The span is valid for writes and not otherwise accessed while it lives.
+unsafe fn span_slice_mut<'a>(s: &cllm_float_span) -> &'a mut [f32] {
+    if s.len == 0 {
+        return &mut [];
+    }
+    // SAFETY: promised by the caller.
+    unsafe { std::slice::from_raw_parts_mut(s.data, s.len) }
+}
