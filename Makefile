@@ -67,7 +67,9 @@ ffi-test: $(FFI_TESTS)
 valgrind: $(FFI_TESTS)
 	VALGRIND=1 ffi-tests/run.sh $(FFI_TESTS)
 
--include mk/*.mk
+# Areas' fragments; the demos last, as they use the other areas' variables
+# (make expands prerequisites when it reads a rule).
+include $(filter-out mk/demo.mk,$(sort $(wildcard mk/*.mk))) mk/demo.mk
 
 test: lint header-check rust-test loom ffi-test valgrind $(TEST_TARGETS)
 	@echo "make test: all passed"
