@@ -176,6 +176,28 @@ fn bench_rounds(c: &mut Criterion) {
         rayon_t.as_secs_f64() / pool.as_secs_f64(),
     );
 
+    // Rounds where the worker must help: two shares of 5 us each. Ideal
+    // wall time 5 us; the caller alone would take 10 us.
+    let busy = |us: u64| {
+        let end = Instant::now() + Duration::from_micros(us);
+        while Instant::now() < end {
+            std::hint::spin_loop();
+        }
+    };
+    let pool_work = time_round(500, 9, || {
+        ai.for_each_index(2, Partitioning::Interleaved, |_| busy(5))
+            .unwrap()
+    });
+    let sphere_work = time_round(500, 9, || spheres.run_all(|_| busy(5)).unwrap());
+    let rayon_work = time_round(500, 9, || {
+        rayon.broadcast(|_| busy(5));
+    });
+    println!(
+        "summary loop round of 2 x 5 us, 2 threads (ideal 5 us, alone 10 us): role_pool {pool_work:?}, sphere_pool run_all {sphere_work:?} ({:.2}x the pool), rayon broadcast {rayon_work:?} ({:.2}x the pool)",
+        sphere_work.as_secs_f64() / pool_work.as_secs_f64(),
+        rayon_work.as_secs_f64() / pool_work.as_secs_f64(),
+    );
+
     // How often the worker actually joined a round (vs the caller doing it
     // alone), over rounds with some work.
     let worker_ran = AtomicBool::new(false);

@@ -104,7 +104,13 @@ impl WorkerRecord {
     }
 
     pub(crate) fn read(&self, now_ns: u64) -> WorkerReading {
+        let mut tries = 0u32;
         loop {
+            tries += 1;
+            if tries % 64 == 0 {
+                // The writer may have been preempted mid-update.
+                std::thread::yield_now();
+            }
             let s1 = self.seq.load(Ordering::Acquire);
             if s1 % 2 == 1 {
                 std::hint::spin_loop();

@@ -230,7 +230,9 @@ impl RolePool {
         self.core.queue.len()
     }
 
-    /// Queues `f`, waiting while the queue is full (back-pressure).
+    /// Queues `f`, waiting while the queue is full (back-pressure). From a
+    /// task of this same pool prefer [`try_submit`](Self::try_submit): if
+    /// every worker blocks on a full queue, nobody is left to empty it.
     pub fn submit<T, F>(&self, f: F) -> Result<TaskHandle<T>, SubmitError>
     where
         F: FnOnce() -> T + Send + 'static,

@@ -261,19 +261,21 @@ fn a_panicking_task_gives_its_handle_the_panic_and_its_worker_is_replaced() {
 fn health_reports_a_task_running_past_its_limit_with_pool_worker_and_duration() {
     let rt = runtime(&[(Role::Evaluation, 1), (Role::Ai, 1)], 2, |c| {
         c.pool_mut(Role::Evaluation).stuck_after = Duration::from_millis(40);
-        c.heartbeat = Duration::from_millis(20);
     });
     assert!(rt.health().is_healthy());
     let release = Arc::new(AtomicBool::new(false));
-    let r = release.clone();
+    let started = Arc::new(Barrier::new(2));
+    let (r, s) = (release.clone(), started.clone());
     let h = rt
         .pool(Role::Evaluation)
         .submit(move || {
+            s.wait();
             while !r.load(Ordering::Relaxed) {
                 sleep(Duration::from_millis(1));
             }
         })
         .unwrap();
+    started.wait();
     sleep(Duration::from_millis(100));
     let report = rt.health();
     assert_eq!(report.stuck.len(), 1, "{report:?}");

