@@ -3,7 +3,10 @@
 //!
 //! Phase 1 (parallel over files, dynamic: each participant takes the next
 //! file): open, read whole, hash, classify, tokenise into the participant's
-//! own table and output buffer. A file above [`BIG_FILE`] is only read in
+//! own table and output buffer. Files a little ahead of the one being read
+//! are opened early and announced to the kernel (`posix_fadvise(WILLNEED)`),
+//! so that the disk reads them while the participants tokenise; the reader
+//! then uses that descriptor (still one open per file). A file above [`BIG_FILE`] is only read in
 //! phase 1 and tokenised in phase 2, split at white space into chunks that
 //! all participants share, so one huge file does not serialise the load.
 //! Phase 3 (sequential): merge the tables and rank the vocabulary.
@@ -21,6 +24,9 @@ use crate::vocab::Vocab;
 use crate::walk::{EntryKind, WalkEntry};
 use parking_lot::Mutex;
 use sphere_pool::SpherePool;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -140,7 +146,7 @@ impl Worker {
         }
     }
 
-    /// Phase 1 for file number `k`.
+    /// Phase 1 for file number `k`, opened ahead, read before, or not yet.
     fn load_file(
         &mut self,
         me: usize,
@@ -148,20 +154,19 @@ impl Worker {
         entry: &WalkEntry,
         kind: TokenizerKind,
         opener: &Opener,
+        input: Input,
     ) -> Outcome {
         let started = Instant::now();
-        let file = match opener.open(&entry.path) {
-            Ok(f) => f,
-            Err(e) => return Outcome::Failed(Error::io(&entry.path, "open", e)),
+        let sig = match input {
+            Input::Read(sig, data) => {
+                self.buf = data;
+                sig
+            }
+            Input::Open(early) => match self.read(entry, opener, early) {
+                Ok(sig) => sig,
+                Err(e) => return Outcome::Failed(e),
+            },
         };
-        let sig = match file.metadata() {
-            Ok(m) => StatSig::of(&m),
-            Err(e) => return Outcome::Failed(Error::io(&entry.path, "inspect", e)),
-        };
-        if let Err(e) = read_all(&file, sig.size, &mut self.buf) {
-            return Outcome::Failed(Error::io(&entry.path, "read", e));
-        }
-        drop(file);
         self.read += started.elapsed();
         self.bytes_read += self.buf.len() as u64;
         let check_started = thread_cpu_time();
@@ -196,6 +201,25 @@ impl Worker {
             }
         }
     }
+
+    /// Opens (unless opened ahead) and reads a file into `self.buf`.
+    fn read(
+        &mut self,
+        entry: &WalkEntry,
+        opener: &Opener,
+        early: Option<File>,
+    ) -> Result<StatSig, Error> {
+        let file = early
+            .map_or_else(|| opener.open(&entry.path), Ok)
+            .map_err(|e| Error::io(&entry.path, "open", e))?;
+        let sig = StatSig::of(
+            &file
+                .metadata()
+                .map_err(|e| Error::io(&entry.path, "inspect", e))?,
+        );
+        read_all(&file, sig.size, &mut self.buf).map_err(|e| Error::io(&entry.path, "read", e))?;
+        Ok(sig)
+    }
 }
 
 /// CPU time of the calling thread (not wall time: a participant that was
@@ -212,6 +236,102 @@ fn thread_cpu_time() -> Duration {
         return Duration::ZERO;
     }
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Files opened ahead of the reads, at most this many files...
+const AHEAD_FILES: usize = 64;
+/// ... and this many bytes past the file being read.
+const AHEAD_BYTES: u64 = 64 << 20;
+
+/// How phase 1 gets a file's bytes.
+enum Input {
+    /// Open (unless this descriptor was opened ahead) and read.
+    Open(Option<File>),
+    /// Already read (by the cache check), with its `stat`.
+    Read(StatSig, Vec<u8>),
+}
+
+/// Files read before the build (by the cache check), by entry index: the
+/// build uses their bytes instead of opening them again.
+pub(crate) type Preread = HashMap<usize, (StatSig, Vec<u8>)>;
+
+/// A file's descriptor, opened ahead or not.
+enum Early {
+    NotYet,
+    Open(File),
+    /// Taken by its reader (who opens it if it was not opened ahead).
+    Taken,
+}
+
+/// Opens files ahead of the readers and asks the kernel to start reading
+/// them, so that disk reads overlap tokenising. Each file is opened once:
+/// by the look-ahead, or by its reader if the look-ahead did not get there.
+struct LookAhead<'a> {
+    paths: Vec<&'a std::path::Path>,
+    /// `ends[i]`: bytes of files `0..=i` (from the walk's `stat`).
+    ends: Vec<u64>,
+    slots: Vec<Mutex<Early>>,
+    next: AtomicUsize,
+}
+
+impl<'a> LookAhead<'a> {
+    fn new(files: &[&'a WalkEntry], skip: impl Fn(usize) -> bool) -> Self {
+        let mut total = 0;
+        Self {
+            paths: files.iter().map(|e| e.path.as_path()).collect(),
+            ends: files
+                .iter()
+                .map(|e| {
+                    total += e.sig.size;
+                    total
+                })
+                .collect(),
+            slots: (0..files.len())
+                .map(|k| Mutex::new(if skip(k) { Early::Taken } else { Early::NotYet }))
+                .collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Opens the files after `k` that are within the window, then returns
+    /// file `k`'s descriptor if it was opened ahead.
+    fn take(&self, k: usize, opener: &Opener) -> Option<File> {
+        loop {
+            let j = self.next.load(Ordering::Relaxed);
+            if j >= self.paths.len()
+                || j > k + AHEAD_FILES
+                || self.ends[j].saturating_sub(self.ends[k]) > AHEAD_BYTES
+            {
+                break;
+            }
+            if self
+                .next
+                .compare_exchange(j, j + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            if j == k {
+                continue; // its reader is here: it opens it below
+            }
+            let mut slot = self.slots[j].lock();
+            if matches!(*slot, Early::NotYet) {
+                // A failed open is left to the reader, who reports it.
+                if let Ok(file) = opener.open(self.paths[j]) {
+                    // SAFETY: advice on a descriptor we own; a failure only
+                    // loses the hint.
+                    unsafe {
+                        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED)
+                    };
+                    *slot = Early::Open(file);
+                }
+            }
+        }
+        match std::mem::replace(&mut *self.slots[k].lock(), Early::Taken) {
+            Early::Open(file) => Some(file),
+            _ => None,
+        }
+    }
 }
 
 /// Runs `task(participant, item)` for every item in `0..n`, each participant
@@ -242,6 +362,7 @@ pub(crate) fn build(
     opener: &Opener,
     pool: &SpherePool,
     stamp_ns: Option<i64>,
+    preread: Preread,
 ) -> Result<Built, Error> {
     let kind = config.tokenizer;
     let files: Vec<usize> = (0..entries.len())
@@ -253,11 +374,19 @@ pub(crate) fn build(
     let outcomes: Vec<Mutex<Option<Outcome>>> = files.iter().map(|_| Mutex::new(None)).collect();
 
     // Phase 1: read, hash, classify, tokenise (small files).
+    let file_entries: Vec<&WalkEntry> = files.iter().map(|&i| &entries[i]).collect();
+    let look_ahead = LookAhead::new(&file_entries, |k| preread.contains_key(&files[k]));
+    let preread = Mutex::new(preread);
     for_each_dynamic(pool, files.len(), |me, k| {
+        let input = match preread.lock().remove(&files[k]) {
+            Some((sig, data)) => Input::Read(sig, data),
+            None => Input::Open(look_ahead.take(k, opener)),
+        };
         let mut worker = workers[me].lock();
-        let outcome = worker.load_file(me, k, &entries[files[k]], kind, opener);
+        let outcome = worker.load_file(me, k, &entries[files[k]], kind, opener, input);
         *outcomes[k].lock() = Some(outcome);
     })?;
+    drop(look_ahead);
 
     // Phase 2: big files, in chunks.
     let mut deferred: Vec<(usize, Vec<u8>)> = workers

@@ -1,7 +1,7 @@
 //! [`Loader`] and [`Corpus`]: a load from the cache if it is valid, else a
 //! cold build (and a new cache).
 
-use crate::build::{Built, FileRecord, build};
+use crate::build::{Built, FileRecord, Preread, build};
 use crate::cache::{self, CacheFile, Meta, Opened, TempCache};
 use crate::config::{LoaderConfig, Source};
 use crate::error::Error;
@@ -144,13 +144,14 @@ impl Loader {
         let started = Instant::now();
         self.config.validate()?;
         let opener = Opener::new(self.fs.clone());
-        let walk = walk(source, self.config.cache_path.as_deref())?;
+        let walk = walk(source, self.config.cache_path.as_deref(), pool)?;
         let walk_time = started.elapsed();
         let mut load = Load {
             config: &self.config,
             opener: &opener,
             pool,
             walk: &walk,
+            bytes_read: 0,
             timings: Timings::default(),
         };
         load.timings.walk = walk_time;
@@ -219,6 +220,8 @@ struct Load<'a> {
     pool: &'a SpherePool,
     walk: &'a Walk,
     timings: Timings,
+    /// Bytes of corpus files read by the cache check.
+    bytes_read: u64,
 }
 
 impl Load<'_> {
@@ -229,6 +232,7 @@ impl Load<'_> {
                 None,
                 CacheStatus::Disabled,
                 "no cache configured".into(),
+                Preread::new(),
             );
         };
         let fingerprint = cache::fingerprint(self.config, &self.walk.description);
@@ -262,7 +266,7 @@ impl Load<'_> {
             },
         };
         self.timings.cache_read = started.elapsed();
-        self.rebuild(Some(&cache_path), temp, status, note)
+        self.rebuild(Some(&cache_path), temp, status, note, Preread::new())
     }
 
     /// Hashes the files whose `stat` changed; if their content is the same,
@@ -275,26 +279,32 @@ impl Load<'_> {
     ) -> Result<Corpus, Error> {
         // The stamp of the refreshed cache must predate the reads below.
         let temp = TempCache::create(&file.path);
-        let mut buf = Vec::new();
         let mut records = file.meta.records.clone();
+        // Kept for a rebuild, so that no file is opened twice in one load.
+        let mut preread = Preread::new();
         for &i in suspects {
             let entry = &self.walk.entries[i];
-            let opened = self.opener.open(&entry.path);
-            let Ok(f) = opened else {
+            let mut data = Vec::new();
+            let read = self.opener.open(&entry.path).and_then(|f| {
+                let sig = StatSig::of(&f.metadata()?);
+                read_all(&f, sig.size, &mut data).map(|()| sig)
+            });
+            let Ok(sig) = read else {
+                // The rebuild reports the error (it opens the file again: it failed).
                 let path = file.path.clone();
-                let why = format!("{} could not be reopened", entry.path.display());
-                return self.rebuild(Some(&path), temp.ok(), CacheStatus::Stale, why);
+                let why = format!("{} could not be read", entry.path.display());
+                return self.rebuild(Some(&path), temp.ok(), CacheStatus::Stale, why, preread);
             };
-            let sig = f.metadata().map(|m| StatSig::of(&m)).unwrap_or_default();
-            let same =
-                read_all(&f, sig.size, &mut buf).is_ok() && xxh64(&buf, 0) == records[i].hash;
-            if !same || sig.size != records[i].sig.size {
+            let same = sig.size == records[i].sig.size && xxh64(&data, 0) == records[i].hash;
+            self.bytes_read += data.len() as u64;
+            preread.insert(i, (sig, data));
+            if !same {
                 let path = file.path.clone();
                 let why = format!(
                     "content of {} changed",
                     String::from_utf8_lossy(&entry.name)
                 );
-                return self.rebuild(Some(&path), temp.ok(), CacheStatus::Stale, why);
+                return self.rebuild(Some(&path), temp.ok(), CacheStatus::Stale, why, preread);
             }
             records[i].sig = sig;
         }
@@ -372,6 +382,7 @@ impl Load<'_> {
         report.cache_status = status;
         report.cache_note = note;
         report.cache_bytes = file.header.file_len;
+        report.bytes_read = self.bytes_read;
         Corpus::new(
             file.meta.vocab,
             tokens,
@@ -387,6 +398,7 @@ impl Load<'_> {
         temp: Option<TempCache>,
         status: CacheStatus,
         note: String,
+        preread: Preread,
     ) -> Result<Corpus, Error> {
         let mut cache_error = None;
         let temp = match (cache_path, temp) {
@@ -409,6 +421,7 @@ impl Load<'_> {
             self.opener,
             self.pool,
             temp.as_ref().map(|t| t.stamp_ns),
+            preread,
         )?;
         self.timings.read = times.read;
         self.timings.check = times.check;

@@ -4,6 +4,8 @@
 use crate::config::Source;
 use crate::error::Error;
 use crate::fs::StatSig;
+use parking_lot::Mutex;
+use sphere_pool::SpherePool;
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -60,14 +62,37 @@ pub(crate) struct Walk {
     pub description: Vec<u8>,
 }
 
-/// Lists the inputs of `source`, leaving out the files named in `exclude`
-/// (the cache) and names that start with one of `exclude_prefixes` (its
-/// temporary files), by absolute path.
-pub(crate) fn walk(source: &Source, exclude: Option<&Path>) -> Result<Walk, Error> {
-    match source {
-        Source::Directory(root) => walk_directory(root, exclude),
-        Source::Files(paths) => list_files(paths),
+/// Lists the inputs of `source`, leaving out the cache file `exclude` and
+/// its temporary files. The regular files are `stat`ed in parallel on
+/// `pool` (on a cold inode cache each `stat` may wait for the disk).
+pub(crate) fn walk(
+    source: &Source,
+    exclude: Option<&Path>,
+    pool: &SpherePool,
+) -> Result<Walk, Error> {
+    let mut walk = match source {
+        Source::Directory(root) => walk_directory(root, exclude)?,
+        Source::Files(paths) => return list_files(paths),
+    };
+    let files: Vec<usize> = (0..walk.entries.len())
+        .filter(|&i| walk.entries[i].kind == EntryKind::File)
+        .collect();
+    let sigs: Vec<Mutex<Result<StatSig, Error>>> = files
+        .iter()
+        .map(|_| Mutex::new(Ok(StatSig::default())))
+        .collect();
+    pool.parallel_for(0..files.len(), 16, |range| {
+        for k in range {
+            let path = &walk.entries[files[k]].path;
+            *sigs[k].lock() = std::fs::symlink_metadata(path)
+                .map(|m| StatSig::of(&m))
+                .map_err(|e| Error::io(path, "inspect", e));
+        }
+    })?;
+    for (k, sig) in sigs.into_iter().enumerate() {
+        walk.entries[files[k]].sig = sig.into_inner()?;
     }
+    Ok(walk)
 }
 
 fn walk_directory(root: &Path, exclude: Option<&Path>) -> Result<Walk, Error> {
