@@ -185,7 +185,7 @@ pub struct PoolConfig {
     /// The size the pool requests; `None`: the plan's ratio of the cores;
     /// `Some(0)`: the pool is off, as with `enabled = false`.
     pub threads: Option<usize>,
-    /// The most threads [`resize`](crate::RolePool::resize) and the balancer
+    /// The most threads [`Runtime::resize`](crate::Runtime::resize) and the balancer
     /// may give the pool; `None`: the budget.
     pub max_threads: Option<usize>,
     /// Capacity of the submit queue (at least 1).

@@ -3,7 +3,7 @@
 //! resize, rebalance, shutdown.
 
 use crate::config::{Role, RuntimeConfig, ThreadPlan};
-use crate::crew::{Budget, Crew, ROUND_ROLE};
+use crate::crew::{Budget, Crew, ROUND_ROLE, WorkerReading};
 use crate::error::Error;
 use crate::health::{HealthReport, SilentWorker, StuckTask};
 use crate::metrics::{RuntimeSnapshot, ns};
@@ -225,40 +225,10 @@ impl Runtime {
     /// heartbeat stopped (silent for more than three heartbeat intervals).
     pub fn health(&self) -> HealthReport {
         let mut report = HealthReport::default();
-        let silent_after = ns(self.config.heartbeat) * 3;
         for pool in &self.pools {
             for (worker, reading) in pool.crew.workers() {
                 report.workers += 1;
-                match reading.running {
-                    Some((role_index, running_ns)) => {
-                        let in_parallel_loop = role_index == ROUND_ROLE;
-                        let role = if in_parallel_loop {
-                            pool.role()
-                        } else {
-                            Role::from_index(role_index).unwrap_or(pool.role())
-                        };
-                        let limit = self.config.pool(role).stuck_after;
-                        let running_for = Duration::from_nanos(running_ns);
-                        if running_for > limit {
-                            report.stuck.push(StuckTask {
-                                role,
-                                worker_pool: pool.role(),
-                                worker,
-                                running_for,
-                                limit,
-                                in_parallel_loop,
-                            });
-                        }
-                    }
-                    None if reading.since_beat_ns > silent_after => {
-                        report.silent.push(SilentWorker {
-                            role: pool.role(),
-                            worker,
-                            silent_for: Duration::from_nanos(reading.since_beat_ns),
-                        })
-                    }
-                    None => {}
-                }
+                check_worker(&self.config, pool.role(), worker, reading, &mut report);
             }
         }
         report
@@ -505,8 +475,131 @@ impl Runtime {
     }
 }
 
+/// Adds one worker's state to a health report: a task past its pool's
+/// limit is stuck; an idle worker silent for three heartbeats is silent.
+fn check_worker(
+    config: &RuntimeConfig,
+    worker_pool: Role,
+    worker: String,
+    reading: WorkerReading,
+    report: &mut HealthReport,
+) {
+    match reading.running {
+        Some((role_index, running_ns)) => {
+            let in_parallel_loop = role_index == ROUND_ROLE;
+            let role = if in_parallel_loop {
+                worker_pool
+            } else {
+                Role::from_index(role_index).unwrap_or(worker_pool)
+            };
+            let limit = config.pool(role).stuck_after;
+            let running_for = Duration::from_nanos(running_ns);
+            if running_for > limit {
+                report.stuck.push(StuckTask {
+                    role,
+                    worker_pool,
+                    worker,
+                    running_for,
+                    limit,
+                    in_parallel_loop,
+                });
+            }
+        }
+        None if reading.since_beat_ns > ns(config.heartbeat) * 3 => {
+            report.silent.push(SilentWorker {
+                role: worker_pool,
+                worker,
+                silent_for: Duration::from_nanos(reading.since_beat_ns),
+            })
+        }
+        None => {}
+    }
+}
+
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shutdown(DrainPolicy::Finish, self.config.shutdown_deadline);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(running: Option<(usize, Duration)>, since_beat: Duration) -> WorkerReading {
+        WorkerReading {
+            busy_ns: 0,
+            running: running.map(|(r, d)| (r, ns(d))),
+            since_beat_ns: ns(since_beat),
+        }
+    }
+
+    #[test]
+    fn health_classifies_stuck_tasks_by_their_own_pool_and_silent_idle_workers() {
+        let mut config = RuntimeConfig::for_cores(2);
+        config.pool_mut(Role::Stats).stuck_after = Duration::from_millis(10);
+        config.pool_mut(Role::Ai).stuck_after = Duration::from_secs(1);
+        config.heartbeat = Duration::from_millis(100);
+        let mut report = HealthReport::default();
+        let ms = Duration::from_millis;
+        // A guest's (stats) task on an ai thread: judged by the stats limit.
+        check_worker(
+            &config,
+            Role::Ai,
+            "a".into(),
+            reading(Some((Role::Stats.index(), ms(20))), ms(1)),
+            &mut report,
+        );
+        // A loop share on an ai thread: judged by the ai limit (not past it).
+        check_worker(
+            &config,
+            Role::Ai,
+            "b".into(),
+            reading(Some((ROUND_ROLE, ms(500))), ms(1)),
+            &mut report,
+        );
+        // Idle and beating: healthy. Idle and silent for 3+ heartbeats: silent.
+        check_worker(
+            &config,
+            Role::Ai,
+            "c".into(),
+            reading(None, ms(250)),
+            &mut report,
+        );
+        check_worker(
+            &config,
+            Role::Background,
+            "d".into(),
+            reading(None, ms(350)),
+            &mut report,
+        );
+        // A running task is never "silent", however long since the beat.
+        check_worker(
+            &config,
+            Role::Ai,
+            "e".into(),
+            reading(Some((Role::Ai.index(), ms(5))), ms(900)),
+            &mut report,
+        );
+        assert_eq!(
+            report.stuck,
+            vec![StuckTask {
+                role: Role::Stats,
+                worker_pool: Role::Ai,
+                worker: "a".into(),
+                running_for: ms(20),
+                limit: ms(10),
+                in_parallel_loop: false,
+            }]
+        );
+        assert_eq!(
+            report.silent,
+            vec![SilentWorker {
+                role: Role::Background,
+                worker: "d".into(),
+                silent_for: ms(350)
+            }]
+        );
+        assert!(!report.is_healthy());
     }
 }
