@@ -61,7 +61,13 @@ fn create(
             // SAFETY: the caller passes live host objects (checked for NULL
             // inside) and, optionally, replica operations for them.
             let inner = unsafe {
-                TrainingSystem::create(LinkedHost, training, batch_iterator, i64::from(num_threads), ops)
+                TrainingSystem::create(
+                    LinkedHost,
+                    training,
+                    batch_iterator,
+                    i64::from(num_threads),
+                    ops,
+                )
             }?;
             Ok(Box::into_raw(Box::new(ThreadedTrainingSystem { inner })))
         },
@@ -130,7 +136,9 @@ pub unsafe extern "C" fn threaded_training_free(system: *mut ThreadedTrainingSys
 
 /// # Safety
 /// `system` is NULL or live.
-unsafe fn system_ref<'a>(system: *const ThreadedTrainingSystem) -> Result<&'a TrainingSystem<LinkedHost>, FfiError> {
+unsafe fn system_ref<'a>(
+    system: *const ThreadedTrainingSystem,
+) -> Result<&'a TrainingSystem<LinkedHost>, FfiError> {
     // SAFETY: forwarded.
     Ok(&unsafe { arg_ref(system, "system") }?.inner)
 }
@@ -187,10 +195,19 @@ pub unsafe extern "C" fn threaded_training_print_stats(system: *mut ThreadedTrai
             "  last epoch: loss {:.6}, {:.3} s, {:.0} tokens/s; gradient norm {norm}",
             s.last_loss,
             secs,
-            if secs > 0.0 { s.last_epoch_tokens as f64 / secs } else { 0.0 }
+            if secs > 0.0 {
+                s.last_epoch_tokens as f64 / secs
+            } else {
+                0.0
+            }
         );
         for (i, sp) in s.spheres.iter().enumerate() {
-            let _ = writeln!(out, "  sphere {i}: {} batches, mean loss {:.6}", sp.batches, sp.mean_loss());
+            let _ = writeln!(
+                out,
+                "  sphere {i}: {} batches, mean loss {:.6}",
+                sp.batches,
+                sp.mean_loss()
+            );
         }
         print_c_stdout(&out);
         Ok(())
@@ -236,10 +253,18 @@ pub unsafe extern "C" fn threaded_training_get_sphere_stats(
             let sphere = usize::try_from(sphere_id)
                 .ok()
                 .and_then(|i| stats.spheres.get(i))
-                .ok_or_else(|| FfiError::invalid(format!("sphere_id {sphere_id} is out of range 0..{}", sys.workers())))?;
+                .ok_or_else(|| {
+                    FfiError::invalid(format!(
+                        "sphere_id {sphere_id} is out of range 0..{}",
+                        sys.workers()
+                    ))
+                })?;
             // SAFETY: both outputs were checked.
             unsafe {
-                write_out(batches_out, c_int::try_from(sphere.batches).unwrap_or(c_int::MAX));
+                write_out(
+                    batches_out,
+                    c_int::try_from(sphere.batches).unwrap_or(c_int::MAX),
+                );
                 write_out(loss_out, sphere.mean_loss());
             }
             Ok(0)
@@ -254,12 +279,17 @@ pub unsafe extern "C" fn threaded_training_get_sphere_stats(
 /// # Safety
 /// `system` is NULL or live.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn threaded_training_get_gradient_norm(system: *mut ThreadedTrainingSystem) -> f32 {
+pub unsafe extern "C" fn threaded_training_get_gradient_norm(
+    system: *mut ThreadedTrainingSystem,
+) -> f32 {
     ffi_value(
         |_| -1.0,
         || {
             // SAFETY: forwarded.
-            Ok(unsafe { system_ref(system) }?.stats().grad_norm.unwrap_or(-1.0))
+            Ok(unsafe { system_ref(system) }?
+                .stats()
+                .grad_norm
+                .unwrap_or(-1.0))
         },
     )
 }
@@ -269,7 +299,9 @@ pub unsafe extern "C" fn threaded_training_get_gradient_norm(system: *mut Thread
 /// # Safety
 /// `system` is NULL or live.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn threaded_training_get_num_workers(system: *mut ThreadedTrainingSystem) -> c_int {
+pub unsafe extern "C" fn threaded_training_get_num_workers(
+    system: *mut ThreadedTrainingSystem,
+) -> c_int {
     ffi_value(
         |_| -1,
         || {
@@ -306,7 +338,11 @@ pub unsafe extern "C" fn threaded_training_get_stats(
             last_loss: s.last_loss,
             gradient_norm: s.grad_norm.unwrap_or(-1.0),
             last_epoch_seconds: secs,
-            last_epoch_tokens_per_second: if secs > 0.0 { s.last_epoch_tokens as f64 / secs } else { 0.0 },
+            last_epoch_tokens_per_second: if secs > 0.0 {
+                s.last_epoch_tokens as f64 / secs
+            } else {
+                0.0
+            },
         };
         // SAFETY: checked above.
         unsafe { write_out(out, stats) };

@@ -63,8 +63,9 @@ pub struct cllm_replica_ops {
     /// Passed back as the first argument of every operation.
     pub user: *mut c_void,
     /// Returns a new replica of `master`, or NULL on failure.
-    pub create_replica:
-        Option<unsafe extern "C" fn(user: *mut c_void, master: *mut CLLMTraining) -> *mut CLLMTraining>,
+    pub create_replica: Option<
+        unsafe extern "C" fn(user: *mut c_void, master: *mut CLLMTraining) -> *mut CLLMTraining,
+    >,
     /// Frees a replica made by `create_replica`.
     pub free_replica: Option<unsafe extern "C" fn(user: *mut c_void, replica: *mut CLLMTraining)>,
     /// Lists the gradient buffers of `training`: writes up to `capacity`
@@ -91,20 +92,44 @@ pub struct cllm_replica_ops {
 /// never the iterator from two threads at once.
 pub unsafe trait Host: Clone + Send + Sync + 'static {
     /// `cllm_batch_iterator_reset`.
+    ///
+    /// # Safety
+    /// The trait's rules: pointers the host gave out, one call at a time per object.
     unsafe fn reset(&self, iter: *mut CLLMBatchIterator);
     /// `cllm_batch_iterator_next`: a new heap batch, or NULL at the end.
+    ///
+    /// # Safety
+    /// The trait's rules: pointers the host gave out, one call at a time per object.
     unsafe fn next(&self, iter: *mut CLLMBatchIterator) -> *mut CLLMBatch;
     /// `cllm_batch_iterator_num_batches`.
+    ///
+    /// # Safety
+    /// The trait's rules: pointers the host gave out, one call at a time per object.
     unsafe fn num_batches(&self, iter: *mut CLLMBatchIterator) -> usize;
     /// `cllm_batch_free`.
+    ///
+    /// # Safety
+    /// The trait's rules: pointers the host gave out, one call at a time per object.
     unsafe fn free_batch(&self, batch: *mut CLLMBatch);
     /// `cllm_forward_training` (returns 0).
+    ///
+    /// # Safety
+    /// The trait's rules: pointers the host gave out, one call at a time per object.
     unsafe fn forward(&self, training: *mut CLLMTraining, inputs: *mut u32) -> f32;
     /// `cllm_compute_loss_training`: the batch's mean cross-entropy.
+    ///
+    /// # Safety
+    /// The trait's rules: pointers the host gave out, one call at a time per object.
     unsafe fn loss(&self, training: *mut CLLMTraining, targets: *mut u32) -> f32;
     /// `cllm_backward_training`: zeroes, then fills the gradients.
+    ///
+    /// # Safety
+    /// The trait's rules: pointers the host gave out, one call at a time per object.
     unsafe fn backward(&self, training: *mut CLLMTraining, targets: *mut u32);
     /// `cllm_optimizer_step_adam`: applies and clears the gradients.
+    ///
+    /// # Safety
+    /// The trait's rules: pointers the host gave out, one call at a time per object.
     unsafe fn step(&self, training: *mut CLLMTraining);
 }
 

@@ -29,6 +29,8 @@
 pub mod ffi;
 pub mod host;
 pub mod system;
+#[cfg(test)]
+mod tests;
 
 pub use cllm_threaded;
 pub use host::{CLLMBatch, CLLMBatchIterator, CLLMTraining, cllm_float_span, cllm_replica_ops};

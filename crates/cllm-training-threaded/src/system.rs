@@ -20,7 +20,9 @@
 //! (the host's iterator may return padding-only batches for ever); batches
 //! without a valid token are freed without training.
 
-use crate::host::{CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, cllm_float_span, cllm_replica_ops};
+use crate::host::{
+    CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, cllm_float_span, cllm_replica_ops,
+};
 use cllm_threaded::{FfiError, cllm_status};
 use grad_reduce::{GradReducer, ReduceError, Weights, token_weights};
 use parking_lot::{Condvar, Mutex};
@@ -98,7 +100,11 @@ pub struct SphereEpoch {
 impl SphereEpoch {
     /// The token-weighted mean loss (0 before any batch).
     pub fn mean_loss(&self) -> f32 {
-        if self.tokens == 0 { 0.0 } else { (self.weighted_loss / self.tokens as f64) as f32 }
+        if self.tokens == 0 {
+            0.0
+        } else {
+            (self.weighted_loss / self.tokens as f64) as f32
+        }
     }
 
     fn add(&mut self, loss: f32, tokens: u32) {
@@ -139,6 +145,12 @@ struct Replicas {
     list: Vec<HostPtr<CLLMTraining>>,
     reducer: GradReducer,
 }
+
+// SAFETY: the replicas and their operations are only used by the thread that
+// holds the epoch lock (and by the spheres it hands a replica to, one each),
+// then by `drop`; the host's operations are promised callable from any one
+// thread at a time (cllm_replica_ops).
+unsafe impl Send for Replicas {}
 
 impl Drop for Replicas {
     fn drop(&mut self) {
@@ -252,16 +264,29 @@ impl<H: Host> TrainingSystem<H> {
             Some(ops) => Some(unsafe { make_replicas(ops, training, spheres) }?),
             None => None,
         };
-        let pool = SpherePool::with_config(PoolConfig { spheres, ..PoolConfig::default() })?;
-        let mode = if replicas.is_some() { Mode::Replicas } else { Mode::Serialized };
-        let stats = Stats { spheres: vec![SphereEpoch::default(); spheres], ..Stats::default() };
+        let pool = SpherePool::with_config(PoolConfig {
+            spheres,
+            ..PoolConfig::default()
+        })?;
+        let mode = if replicas.is_some() {
+            Mode::Replicas
+        } else {
+            Mode::Serialized
+        };
+        let stats = Stats {
+            spheres: vec![SphereEpoch::default(); spheres],
+            ..Stats::default()
+        };
         Ok(Self {
             host,
             training: HostPtr(training),
             iter: HostPtr(iter),
             pool,
             mode,
-            epoch: Mutex::new(EpochState { replicas, batch_tokens: None }),
+            epoch: Mutex::new(EpochState {
+                replicas,
+                batch_tokens: None,
+            }),
             stats: Arc::new(Mutex::new(stats)),
             turn: Arc::default(),
         })
@@ -286,20 +311,31 @@ impl<H: Host> TrainingSystem<H> {
     /// had no batch with a valid token). One epoch at a time: a concurrent
     /// call fails with `CLLM_ERR_BUSY`.
     pub fn train_epoch(&self) -> Result<f32, FfiError> {
-        let mut epoch = self
-            .epoch
-            .try_lock()
-            .ok_or_else(|| status(cllm_status::CLLM_ERR_BUSY, "an epoch is already running on this system"))?;
+        let mut epoch = self.epoch.try_lock().ok_or_else(|| {
+            status(
+                cllm_status::CLLM_ERR_BUSY,
+                "an epoch is already running on this system",
+            )
+        })?;
         let start = Instant::now();
         {
             let mut stats = self.stats.lock();
-            stats.spheres.iter_mut().for_each(|s| *s = SphereEpoch::default());
+            stats
+                .spheres
+                .iter_mut()
+                .for_each(|s| *s = SphereEpoch::default());
         }
         // SAFETY: the iterator is only used on this thread, under the epoch lock.
         unsafe { self.host.reset(self.iter.get()) };
         // SAFETY: as above.
         let limit = unsafe { self.host.num_batches(self.iter.get()) };
-        let mut feed = Feed { host: &self.host, iter: self.iter, fetched: 0, limit, skipped: 0 };
+        let mut feed = Feed {
+            host: &self.host,
+            iter: self.iter,
+            fetched: 0,
+            limit,
+            skipped: 0,
+        };
         let results = match self.mode {
             Mode::Serialized => self.epoch_serialized(&mut epoch, &mut feed),
             Mode::Replicas => self.epoch_replicas(&mut epoch, &mut feed),
@@ -316,7 +352,11 @@ impl<H: Host> TrainingSystem<H> {
             weighted += f64::from(loss) * f64::from(valid);
             tokens += u64::from(valid);
         }
-        let loss = if tokens == 0 { 0.0 } else { (weighted / tokens as f64) as f32 };
+        let loss = if tokens == 0 {
+            0.0
+        } else {
+            (weighted / tokens as f64) as f32
+        };
         stats.epochs += 1;
         stats.batches += results.len() as u64;
         stats.tokens += tokens;
@@ -368,7 +408,11 @@ impl<H: Host> TrainingSystem<H> {
         Ok(())
     }
 
-    fn epoch_serialized(&self, epoch: &mut EpochState, feed: &mut Feed<'_, H>) -> Result<Vec<BatchResult>, FfiError> {
+    fn epoch_serialized(
+        &self,
+        epoch: &mut EpochState,
+        feed: &mut Feed<'_, H>,
+    ) -> Result<Vec<BatchResult>, FfiError> {
         let n = self.pool.spheres();
         let results: Arc<Mutex<Vec<BatchResult>>> = Arc::default();
         self.turn.reset();
@@ -378,11 +422,20 @@ impl<H: Host> TrainingSystem<H> {
             let sphere = k % n;
             // The sphere's previous batch (k - n) must be done first.
             self.pool.wait(sphere)?;
-            let (turn, results, stats, host, training) =
-                (self.turn.clone(), results.clone(), self.stats.clone(), self.host.clone(), self.training);
+            let (turn, results, stats, host, training) = (
+                self.turn.clone(),
+                results.clone(),
+                self.stats.clone(),
+                self.host.clone(),
+                self.training,
+            );
             let index = k;
             self.pool.dispatch(sphere, move || {
-                let (inputs, targets, valid) = (batch.get().input_ids, batch.get().target_ids, batch.get().num_valid_tokens);
+                let (inputs, targets, valid) = (
+                    batch.get().input_ids,
+                    batch.get().target_ids,
+                    batch.get().num_valid_tokens,
+                );
                 if !turn.wait_for(index) {
                     return;
                 }
@@ -407,15 +460,27 @@ impl<H: Host> TrainingSystem<H> {
         self.drain()?;
         let results = std::mem::take(&mut *results.lock());
         if results.len() != k {
-            return Err(status(cllm_status::CLLM_ERR_PANIC, "a batch failed; the epoch was stopped"));
+            return Err(status(
+                cllm_status::CLLM_ERR_PANIC,
+                "a batch failed; the epoch was stopped",
+            ));
         }
         self.stats.lock().steps += k as u64;
         Ok(results)
     }
 
-    fn epoch_replicas(&self, epoch: &mut EpochState, feed: &mut Feed<'_, H>) -> Result<Vec<BatchResult>, FfiError> {
+    fn epoch_replicas(
+        &self,
+        epoch: &mut EpochState,
+        feed: &mut Feed<'_, H>,
+    ) -> Result<Vec<BatchResult>, FfiError> {
         let n = self.pool.spheres();
-        let replicas = epoch.replicas.as_ref().expect("replica mode has replicas").list.clone();
+        let replicas = epoch
+            .replicas
+            .as_ref()
+            .expect("replica mode has replicas")
+            .list
+            .clone();
         let mut all = Vec::new();
         let mut group = self.next_group(epoch, feed, n)?;
         while !group.is_empty() {
@@ -463,7 +528,12 @@ impl<H: Host> TrainingSystem<H> {
     }
 
     /// Up to `n` batches with valid tokens, checked.
-    fn next_group(&self, epoch: &mut EpochState, feed: &mut Feed<'_, H>, n: usize) -> Result<Vec<Batch<H>>, FfiError> {
+    fn next_group(
+        &self,
+        epoch: &mut EpochState,
+        feed: &mut Feed<'_, H>,
+        n: usize,
+    ) -> Result<Vec<Batch<H>>, FfiError> {
         let mut group = Vec::with_capacity(n);
         while group.len() < n {
             let Some(batch) = feed.next()? else { break };
@@ -479,7 +549,8 @@ impl<H: Host> TrainingSystem<H> {
         let replicas = epoch.replicas.as_ref().expect("replica mode has replicas");
         // SAFETY: the master and the replicas are live; the host lists buffers
         // that stay valid until its next call on the same object.
-        let master = unsafe { gradient_spans(&replicas.ops, self.training.get(), &replicas.reducer) }?;
+        let master =
+            unsafe { gradient_spans(&replicas.ops, self.training.get(), &replicas.reducer) }?;
         let mut sources = Vec::with_capacity(valid.len());
         for r in &replicas.list[..valid.len()] {
             // SAFETY: as above.
@@ -489,15 +560,26 @@ impl<H: Host> TrainingSystem<H> {
         // SAFETY: every sphere is idle, so nothing writes these buffers while
         // the slices live; the destination does not overlap any source
         // (checked above).
-        let source_slices: Vec<Vec<&[f32]>> =
-            sources.iter().map(|spans| spans.iter().map(|s| unsafe { span_slice(s) }).collect()).collect();
+        let source_slices: Vec<Vec<&[f32]>> = sources
+            .iter()
+            .map(|spans| spans.iter().map(|s| unsafe { span_slice(s) }).collect())
+            .collect();
         // SAFETY: as above; the master's buffers are distinct from each other
         // as the host lists them, and are only written here.
-        let mut dst: Vec<&mut [f32]> = master.iter().map(|s| unsafe { span_slice_mut(s) }).collect();
+        let mut dst: Vec<&mut [f32]> = master
+            .iter()
+            .map(|s| unsafe { span_slice_mut(s) })
+            .collect();
         let weights = token_weights(valid);
         let summary = replicas
             .reducer
-            .reduce(Some(&self.pool), &source_slices, Weights::Given(&weights), &mut dst, None)
+            .reduce(
+                Some(&self.pool),
+                &source_slices,
+                Weights::Given(&weights),
+                &mut dst,
+                None,
+            )
             .map_err(|e| match e {
                 ReduceError::NonFinite(at) => status(
                     cllm_status::CLLM_ERR_NUMERIC,
@@ -529,7 +611,10 @@ impl<H: Host> Feed<'_, H> {
                 self.fetched = self.limit;
                 return Ok(None);
             }
-            let batch = Batch { ptr: HostPtr(ptr), host: self.host.clone() };
+            let batch = Batch {
+                ptr: HostPtr(ptr),
+                host: self.host.clone(),
+            };
             if batch.get().num_valid_tokens == 0 {
                 self.skipped += 1;
                 continue;
@@ -544,23 +629,38 @@ impl<H: Host> Feed<'_, H> {
 ///
 /// # Safety
 /// `ops` operates on `master` as `cllm_replica_ops` documents.
-unsafe fn make_replicas(ops: cllm_replica_ops, master: *mut CLLMTraining, n: usize) -> Result<Replicas, FfiError> {
-    let (Some(create), Some(_), Some(_)) = (ops.create_replica, ops.free_replica, ops.gradient_buffers) else {
+unsafe fn make_replicas(
+    ops: cllm_replica_ops,
+    master: *mut CLLMTraining,
+    n: usize,
+) -> Result<Replicas, FfiError> {
+    let (Some(create), Some(_), Some(_)) =
+        (ops.create_replica, ops.free_replica, ops.gradient_buffers)
+    else {
         return Err(FfiError::null("a function of the replica operations"));
     };
     // SAFETY: forwarded from the caller.
     let layout = unsafe { list_spans(&ops, master) }?;
     let lens: Vec<usize> = layout.iter().map(|s| s.len).collect();
     if lens.iter().sum::<usize>() == 0 {
-        return Err(FfiError::invalid("the master training object lists no gradient values"));
+        return Err(FfiError::invalid(
+            "the master training object lists no gradient values",
+        ));
     }
-    let mut replicas = Replicas { ops, list: Vec::with_capacity(n), reducer: GradReducer::new(&lens) };
+    let mut replicas = Replicas {
+        ops,
+        list: Vec::with_capacity(n),
+        reducer: GradReducer::new(&lens),
+    };
     for i in 0..n {
         // SAFETY: forwarded from the caller.
         let replica = unsafe { create(ops.user, master) };
         if replica.is_null() {
             // `replicas` frees the ones made so far.
-            return Err(status(cllm_status::CLLM_ERR_INVALID_ARGUMENT, format!("create_replica failed for sphere {i}")));
+            return Err(status(
+                cllm_status::CLLM_ERR_INVALID_ARGUMENT,
+                format!("create_replica failed for sphere {i}"),
+            ));
         }
         replicas.list.push(HostPtr(replica));
         // SAFETY: the replica was just made by the host.
@@ -573,19 +673,31 @@ unsafe fn make_replicas(ops: cllm_replica_ops, master: *mut CLLMTraining, n: usi
 ///
 /// # Safety
 /// `ops.gradient_buffers` is set and `training` is live.
-unsafe fn list_spans(ops: &cllm_replica_ops, training: *mut CLLMTraining) -> Result<Vec<cllm_float_span>, FfiError> {
-    let list = ops.gradient_buffers.ok_or_else(|| FfiError::null("gradient_buffers"))?;
-    let empty = cllm_float_span { data: std::ptr::null_mut(), len: 0 };
+unsafe fn list_spans(
+    ops: &cllm_replica_ops,
+    training: *mut CLLMTraining,
+) -> Result<Vec<cllm_float_span>, FfiError> {
+    let list = ops
+        .gradient_buffers
+        .ok_or_else(|| FfiError::null("gradient_buffers"))?;
+    let empty = cllm_float_span {
+        data: std::ptr::null_mut(),
+        len: 0,
+    };
     // SAFETY: capacity 0: the host only counts.
     let count = unsafe { list(ops.user, training, std::ptr::null_mut(), 0) };
     if count > 1 << 20 {
-        return Err(FfiError::invalid(format!("gradient_buffers reports {count} buffers")));
+        return Err(FfiError::invalid(format!(
+            "gradient_buffers reports {count} buffers"
+        )));
     }
     let mut spans = vec![empty; count];
     // SAFETY: `spans` has room for `count` entries.
     let again = unsafe { list(ops.user, training, spans.as_mut_ptr(), count) };
     if again != count {
-        return Err(FfiError::invalid(format!("gradient_buffers reported {count} buffers, then {again}")));
+        return Err(FfiError::invalid(format!(
+            "gradient_buffers reported {count} buffers, then {again}"
+        )));
     }
     if let Some(i) = spans.iter().position(|s| s.data.is_null() && s.len > 0) {
         return Err(FfiError::invalid(format!("gradient buffer {i} is NULL")));
@@ -615,7 +727,10 @@ unsafe fn gradient_spans(
 }
 
 /// Refuses gradient buffers of the master that overlap a replica's.
-fn check_disjoint(master: &[cllm_float_span], sources: &[Vec<cllm_float_span>]) -> Result<(), FfiError> {
+fn check_disjoint(
+    master: &[cllm_float_span],
+    sources: &[Vec<cllm_float_span>],
+) -> Result<(), FfiError> {
     let range = |s: &cllm_float_span| {
         let start = s.data as usize;
         start..start + s.len * std::mem::size_of::<f32>()

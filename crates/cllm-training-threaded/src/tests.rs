@@ -1,0 +1,514 @@
+//! Unit tests of the orchestration with a mock host: the edge cases a real
+//! host rarely produces (iterators that pad for ever, batches of changing
+//! size, replicas that cannot be made, non-finite gradients, two epochs at
+//! once), and the host's rules (never two calls at once on one object, steps
+//! in batch order).
+
+use crate::host::{
+    CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, cllm_float_span, cllm_replica_ops,
+};
+use crate::system::{Mode, TrainingSystem};
+use cllm_threaded::cllm_status;
+use std::ffi::c_void;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// What the mock iterator returns: batches of `(batch_size, seq_len, valid)`.
+#[derive(Clone, Default)]
+struct Script {
+    batches: Vec<(u32, u32, u32)>,
+    /// After the script: padding-only batches for ever (else NULL).
+    pad_forever: bool,
+    /// What `num_batches` reports.
+    num_batches: usize,
+}
+
+/// A training object of the mock: one weight, a gradient buffer, an in-use
+/// flag to catch concurrent calls.
+struct MockTraining {
+    weight: f64,
+    grad: Vec<f32>,
+    in_use: AtomicBool,
+    is_replica: bool,
+    /// The last batch's first input token (forward stores it for backward).
+    last_input: u32,
+}
+
+#[derive(Default)]
+struct Mock {
+    script: Script,
+    next: AtomicUsize,
+    live_batches: AtomicUsize,
+    fetched: AtomicUsize,
+    misuse: AtomicUsize,
+    steps_on_replicas: AtomicUsize,
+    replicas_made: AtomicUsize,
+    replicas_freed: AtomicUsize,
+    /// `create_replica` fails from this call on (0: never).
+    fail_replica_at: usize,
+    /// Backward writes NaN into the gradient for this input token.
+    nan_on_token: Option<u32>,
+    /// Forward sleeps this long (to hold an epoch open).
+    slow_forward: Duration,
+    /// The replicas report a gradient buffer of a different length.
+    bad_replica_layout: bool,
+}
+
+#[derive(Clone)]
+struct MockHost(Arc<Mock>);
+
+fn training(t: *mut CLLMTraining) -> &'static mut MockTraining {
+    // SAFETY: the tests only pass pointers made by `new_training`.
+    unsafe { &mut *t.cast::<MockTraining>() }
+}
+
+fn new_training(is_replica: bool, grad_len: usize) -> *mut CLLMTraining {
+    Box::into_raw(Box::new(MockTraining {
+        weight: 1.0,
+        grad: vec![0.0; grad_len],
+        in_use: AtomicBool::new(false),
+        is_replica,
+        last_input: 0,
+    }))
+    .cast()
+}
+
+fn free_training(t: *mut CLLMTraining) {
+    // SAFETY: made by `new_training`, freed once.
+    drop(unsafe { Box::from_raw(t.cast::<MockTraining>()) });
+}
+
+impl MockHost {
+    fn enter(&self, t: *mut CLLMTraining) -> &'static mut MockTraining {
+        let m = training(t);
+        if m.in_use.swap(true, Ordering::SeqCst) {
+            self.0.misuse.fetch_add(1, Ordering::SeqCst);
+        }
+        m
+    }
+    fn leave(m: &MockTraining) {
+        m.in_use.store(false, Ordering::SeqCst);
+    }
+}
+
+// SAFETY: the mock keeps its own rules; it checks the drop-in's use of them.
+unsafe impl Host for MockHost {
+    unsafe fn reset(&self, _: *mut CLLMBatchIterator) {
+        self.0.next.store(0, Ordering::SeqCst);
+    }
+    unsafe fn next(&self, _: *mut CLLMBatchIterator) -> *mut CLLMBatch {
+        self.0.fetched.fetch_add(1, Ordering::SeqCst);
+        let i = self.0.next.fetch_add(1, Ordering::SeqCst);
+        let (bs, sl, valid) = match self.0.script.batches.get(i) {
+            Some(&b) => b,
+            None if self.0.script.pad_forever => {
+                (self.0.script.batches[0].0, self.0.script.batches[0].1, 0)
+            }
+            None => return std::ptr::null_mut(),
+        };
+        let n = (bs * sl) as usize;
+        // Inputs carry the batch index, so forward can tell batches apart.
+        let inputs = vec![i as u32 + 1; n].leak().as_mut_ptr();
+        let targets = vec![1u32; n].leak().as_mut_ptr();
+        self.0.live_batches.fetch_add(1, Ordering::SeqCst);
+        Box::into_raw(Box::new(CLLMBatch {
+            input_ids: inputs,
+            target_ids: targets,
+            attention_mask: std::ptr::null_mut(),
+            batch_size: bs,
+            seq_len: sl,
+            num_valid_tokens: valid,
+        }))
+    }
+    unsafe fn num_batches(&self, _: *mut CLLMBatchIterator) -> usize {
+        self.0.script.num_batches
+    }
+    unsafe fn free_batch(&self, b: *mut CLLMBatch) {
+        // SAFETY: made by `next` above.
+        let b = unsafe { Box::from_raw(b) };
+        let n = (b.batch_size * b.seq_len) as usize;
+        // SAFETY: the vectors were leaked with exactly this length.
+        unsafe {
+            drop(Vec::from_raw_parts(b.input_ids, n, n));
+            drop(Vec::from_raw_parts(b.target_ids, n, n));
+        }
+        self.0.live_batches.fetch_sub(1, Ordering::SeqCst);
+    }
+    unsafe fn forward(&self, t: *mut CLLMTraining, inputs: *mut u32) -> f32 {
+        let m = self.enter(t);
+        std::thread::sleep(self.0.slow_forward);
+        // SAFETY: a whole batch is passed.
+        m.last_input = unsafe { *inputs };
+        Self::leave(m);
+        0.0
+    }
+    unsafe fn loss(&self, t: *mut CLLMTraining, _: *mut u32) -> f32 {
+        let m = self.enter(t);
+        let loss = 1.0 / m.last_input as f32;
+        Self::leave(m);
+        loss
+    }
+    unsafe fn backward(&self, t: *mut CLLMTraining, _: *mut u32) {
+        let m = self.enter(t);
+        let g = if self.0.nan_on_token == Some(m.last_input) {
+            f32::NAN
+        } else {
+            m.last_input as f32
+        };
+        m.grad.iter_mut().for_each(|x| *x = g);
+        Self::leave(m);
+    }
+    unsafe fn step(&self, t: *mut CLLMTraining) {
+        let m = self.enter(t);
+        if m.is_replica {
+            self.0.steps_on_replicas.fetch_add(1, Ordering::SeqCst);
+        }
+        // Order-sensitive: the result tells whether steps ran in batch order.
+        m.weight = m.weight * 0.5 + f64::from(m.grad[0]);
+        m.grad.iter_mut().for_each(|x| *x = 0.0);
+        Self::leave(m);
+    }
+}
+
+const GRAD_LEN: usize = 8;
+
+unsafe extern "C" fn mock_create_replica(
+    user: *mut c_void,
+    _master: *mut CLLMTraining,
+) -> *mut CLLMTraining {
+    // SAFETY: `user` is the test's `Mock`.
+    let mock = unsafe { &*(user as *const Mock) };
+    let made = mock.replicas_made.fetch_add(1, Ordering::SeqCst) + 1;
+    if mock.fail_replica_at != 0 && made >= mock.fail_replica_at {
+        mock.replicas_made.fetch_sub(1, Ordering::SeqCst);
+        return std::ptr::null_mut();
+    }
+    let len = if mock.bad_replica_layout {
+        GRAD_LEN + 1
+    } else {
+        GRAD_LEN
+    };
+    new_training(true, len)
+}
+
+unsafe extern "C" fn mock_free_replica(user: *mut c_void, replica: *mut CLLMTraining) {
+    // SAFETY: `user` is the test's `Mock`.
+    let mock = unsafe { &*(user as *const Mock) };
+    mock.replicas_freed.fetch_add(1, Ordering::SeqCst);
+    free_training(replica);
+}
+
+unsafe extern "C" fn mock_gradients(
+    _user: *mut c_void,
+    t: *mut CLLMTraining,
+    out: *mut cllm_float_span,
+    capacity: usize,
+) -> usize {
+    let m = training(t);
+    if capacity >= 1 {
+        // SAFETY: room for one span.
+        unsafe {
+            *out = cllm_float_span {
+                data: m.grad.as_mut_ptr(),
+                len: m.grad.len(),
+            }
+        };
+    }
+    1
+}
+
+fn ops(mock: &Arc<Mock>) -> cllm_replica_ops {
+    cllm_replica_ops {
+        user: Arc::as_ptr(mock) as *mut c_void,
+        create_replica: Some(mock_create_replica),
+        free_replica: Some(mock_free_replica),
+        gradient_buffers: Some(mock_gradients),
+    }
+}
+
+fn script(n: usize) -> Script {
+    Script {
+        batches: vec![(4, 8, 32); n],
+        pad_forever: false,
+        num_batches: n,
+    }
+}
+
+fn system(
+    mock: &Arc<Mock>,
+    threads: i64,
+    replicas: bool,
+) -> (TrainingSystem<MockHost>, *mut CLLMTraining) {
+    let master = new_training(false, GRAD_LEN);
+    let iter = std::ptr::NonNull::<u8>::dangling()
+        .as_ptr()
+        .cast::<CLLMBatchIterator>();
+    let ops = replicas.then(|| ops(mock));
+    // SAFETY: the mock host accepts any iterator pointer; `master` is live.
+    let sys = unsafe { TrainingSystem::create(MockHost(mock.clone()), master, iter, threads, ops) }
+        .unwrap();
+    (sys, master)
+}
+
+#[test]
+fn an_epoch_stops_at_num_batches_when_the_iterator_pads_for_ever() {
+    let mock = Arc::new(Mock {
+        script: Script {
+            batches: vec![(4, 8, 32); 3],
+            pad_forever: true,
+            num_batches: 5,
+        },
+        ..Mock::default()
+    });
+    let (sys, master) = system(&mock, 2, false);
+    let loss = sys.train_epoch().unwrap();
+    assert_eq!(
+        mock.fetched.load(Ordering::SeqCst),
+        5,
+        "fetched past num_batches"
+    );
+    let stats = sys.stats();
+    assert_eq!((stats.batches, stats.skipped_batches), (3, 2));
+    // Losses 1/1, 1/2, 1/3 with equal token counts.
+    assert!(
+        (loss - (1.0 + 0.5 + 1.0 / 3.0) / 3.0).abs() < 1e-6,
+        "loss {loss}"
+    );
+    drop(sys);
+    assert_eq!(
+        mock.live_batches.load(Ordering::SeqCst),
+        0,
+        "batches leaked"
+    );
+    free_training(master);
+}
+
+#[test]
+fn serialised_mode_steps_in_batch_order_one_call_at_a_time() {
+    let mock = Arc::new(Mock {
+        script: script(40),
+        ..Mock::default()
+    });
+    let (sys, master) = system(&mock, 4, false);
+    sys.train_epoch().unwrap();
+    sys.train_epoch().unwrap();
+    drop(sys);
+    // The same steps applied sequentially, in order.
+    let mut expected = 1.0f64;
+    for _ in 0..2 {
+        for k in 1..=40u32 {
+            expected = expected * 0.5 + f64::from(k);
+        }
+    }
+    assert_eq!(training(master).weight, expected);
+    assert_eq!(
+        mock.misuse.load(Ordering::SeqCst),
+        0,
+        "concurrent calls on the training object"
+    );
+    assert_eq!(mock.live_batches.load(Ordering::SeqCst), 0);
+    free_training(master);
+}
+
+#[test]
+fn a_batch_of_another_size_stops_the_epoch_and_frees_every_batch() {
+    let mut s = script(6);
+    s.batches[4] = (2, 8, 16);
+    let mock = Arc::new(Mock {
+        script: s,
+        ..Mock::default()
+    });
+    for replicas in [false, true] {
+        let (sys, master) = system(&mock, 2, replicas);
+        let err = sys.train_epoch().unwrap_err();
+        assert_eq!(err.status, cllm_status::CLLM_ERR_INVALID_ARGUMENT);
+        assert!(err.message.contains("2x8"), "{}", err.message);
+        assert_eq!(
+            mock.live_batches.load(Ordering::SeqCst),
+            0,
+            "replicas={replicas}: batches leaked"
+        );
+        drop(sys);
+        free_training(master);
+    }
+}
+
+#[test]
+fn a_batch_claiming_more_valid_tokens_than_it_holds_is_refused() {
+    let mut s = script(2);
+    s.batches[1] = (4, 8, 33);
+    let mock = Arc::new(Mock {
+        script: s,
+        ..Mock::default()
+    });
+    let (sys, master) = system(&mock, 1, false);
+    assert_eq!(
+        sys.train_epoch().unwrap_err().status,
+        cllm_status::CLLM_ERR_INVALID_ARGUMENT
+    );
+    drop(sys);
+    free_training(master);
+}
+
+#[test]
+fn replica_mode_reduces_token_weighted_and_steps_once_per_group() {
+    let mut s = script(5);
+    s.batches[1].2 = 16; // batch 2 has half the valid tokens
+    let mock = Arc::new(Mock {
+        script: s,
+        ..Mock::default()
+    });
+    let (sys, master) = system(&mock, 2, true);
+    assert_eq!(sys.mode(), Mode::Replicas);
+    sys.train_epoch().unwrap();
+    let stats = sys.stats();
+    assert_eq!(stats.steps, 3, "groups of 2, 2 and 1");
+    // Group 1: gradients 1 (32 tokens) and 2 (16 tokens): 1*2/3 + 2*1/3.
+    let g1 = 1.0f32 * (32.0f64 / 48.0) as f32 + 2.0 * (16.0f64 / 48.0) as f32;
+    let g2 = 3.0f32 * 0.5 + 4.0 * 0.5;
+    let g3 = 5.0f32;
+    let expected = ((1.0 * 0.5 + f64::from(g1)) * 0.5 + f64::from(g2)) * 0.5 + f64::from(g3);
+    assert_eq!(training(master).weight, expected);
+    assert_eq!(
+        stats.grad_norm,
+        Some((5.0f64 * 5.0 * GRAD_LEN as f64).sqrt() as f32)
+    );
+    assert_eq!(
+        mock.steps_on_replicas.load(Ordering::SeqCst),
+        0,
+        "a step ran on a replica"
+    );
+    assert_eq!(mock.misuse.load(Ordering::SeqCst), 0);
+    drop(sys);
+    assert_eq!(mock.replicas_freed.load(Ordering::SeqCst), 2);
+    free_training(master);
+}
+
+#[test]
+fn a_non_finite_gradient_stops_the_epoch_without_a_step() {
+    let mock = Arc::new(Mock {
+        script: script(4),
+        nan_on_token: Some(3),
+        ..Mock::default()
+    });
+    let (sys, master) = system(&mock, 2, true);
+    let err = sys.train_epoch().unwrap_err();
+    assert_eq!(err.status, cllm_status::CLLM_ERR_NUMERIC);
+    assert!(err.message.contains("non-finite"), "{}", err.message);
+    assert_eq!(
+        sys.stats().steps,
+        1,
+        "the group holding the NaN was not applied"
+    );
+    assert!(training(master).weight.is_finite());
+    assert_eq!(mock.live_batches.load(Ordering::SeqCst), 0);
+    drop(sys);
+    free_training(master);
+}
+
+#[test]
+fn failing_to_make_a_replica_frees_those_made_and_starts_no_thread() {
+    let mock = Arc::new(Mock {
+        script: script(1),
+        fail_replica_at: 3,
+        ..Mock::default()
+    });
+    let master = new_training(false, GRAD_LEN);
+    let iter = std::ptr::NonNull::<u8>::dangling()
+        .as_ptr()
+        .cast::<CLLMBatchIterator>();
+    // SAFETY: as in `system`.
+    let err = unsafe {
+        TrainingSystem::create(MockHost(mock.clone()), master, iter, 4, Some(ops(&mock)))
+    }
+    .err()
+    .expect("creation must fail");
+    assert!(
+        err.message.contains("create_replica failed for sphere 2"),
+        "{}",
+        err.message
+    );
+    assert_eq!(mock.replicas_made.load(Ordering::SeqCst), 2);
+    assert_eq!(mock.replicas_freed.load(Ordering::SeqCst), 2);
+    free_training(master);
+}
+
+#[test]
+fn replicas_with_another_gradient_layout_are_refused() {
+    let mock = Arc::new(Mock {
+        script: script(1),
+        bad_replica_layout: true,
+        ..Mock::default()
+    });
+    let master = new_training(false, GRAD_LEN);
+    let iter = std::ptr::NonNull::<u8>::dangling()
+        .as_ptr()
+        .cast::<CLLMBatchIterator>();
+    // SAFETY: as in `system`.
+    let err = unsafe {
+        TrainingSystem::create(MockHost(mock.clone()), master, iter, 2, Some(ops(&mock)))
+    }
+    .err()
+    .expect("creation must fail");
+    assert!(
+        err.message.contains("differ from the master"),
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        mock.replicas_freed.load(Ordering::SeqCst),
+        mock.replicas_made.load(Ordering::SeqCst)
+    );
+    free_training(master);
+}
+
+#[test]
+fn a_second_epoch_at_the_same_time_is_refused_as_busy() {
+    let mock = Arc::new(Mock {
+        script: script(8),
+        slow_forward: Duration::from_millis(20),
+        ..Mock::default()
+    });
+    let (sys, master) = system(&mock, 1, false);
+    let sys = Arc::new(sys);
+    let first = {
+        let sys = sys.clone();
+        std::thread::spawn(move || sys.train_epoch())
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    let second = sys.train_epoch();
+    assert_eq!(second.unwrap_err().status, cllm_status::CLLM_ERR_BUSY);
+    assert!(first.join().unwrap().is_ok());
+    drop(sys);
+    free_training(master);
+}
+
+#[test]
+fn absurd_thread_counts_and_null_objects_are_refused() {
+    let mock = Arc::new(Mock {
+        script: script(1),
+        ..Mock::default()
+    });
+    let master = new_training(false, GRAD_LEN);
+    let iter = std::ptr::NonNull::<u8>::dangling()
+        .as_ptr()
+        .cast::<CLLMBatchIterator>();
+    // SAFETY: as in `system`; NULL pointers are refused before any use.
+    unsafe {
+        let host = MockHost(mock.clone());
+        let e = TrainingSystem::create(host.clone(), master, iter, 5000, None)
+            .err()
+            .unwrap();
+        assert_eq!(e.status, cllm_status::CLLM_ERR_INVALID_ARGUMENT);
+        let e = TrainingSystem::create(host.clone(), std::ptr::null_mut(), iter, 1, None)
+            .err()
+            .unwrap();
+        assert_eq!(e.status, cllm_status::CLLM_ERR_NULL);
+        let e = TrainingSystem::create(host, master, std::ptr::null_mut(), 1, None)
+            .err()
+            .unwrap();
+        assert_eq!(e.status, cllm_status::CLLM_ERR_NULL);
+    }
+    free_training(master);
+}
