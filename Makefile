@@ -25,7 +25,7 @@ TEST_TARGETS :=
 FFI_TESTS :=
 
 .PHONY: all libs header header-check lint rust-test loom ffi-test valgrind test \
-        bench compare demo install link-line clean
+        bench compare demo install install-check link-line clean
 all: libs
 
 libs: $(LIB_A) $(DROPIN_A)
@@ -85,14 +85,33 @@ link-line:
 	  | grep -o 'native-static-libs: .*' || true
 	@echo "Makefile uses: $(NATIVE_LIBS)"
 
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+PC_SED  := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|g' -e 's|@VERSION@|$(VERSION)|g'
+
 install: libs
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 644 $(LIB_A) $(DROPIN_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIB_SO) $(DROPIN_SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|g' \
-	  -e 's|@VERSION@|$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|g' \
-	  cllm-threaded.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cllm-threaded.pc
+	sed $(PC_SED) cllm-threaded.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cllm-threaded.pc
+	sed $(PC_SED) cllm-training-threaded.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cllm-training-threaded.pc
+
+# Installs into build/ and builds a program from the installed files only,
+# through pkg-config, statically and dynamically.
+install-check:
+	rm -rf $(BUILD)/install-check
+	$(MAKE) --no-print-directory install PREFIX=$(abspath $(BUILD)/install-check) >/dev/null
+	PKG_CONFIG_PATH=$(abspath $(BUILD)/install-check)/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	$(CC) -std=c11 -Wall -Werror $$(pkg-config --cflags cllm-threaded) ffi-tests/demo/mandelbrot.c \
+	  -o $(BUILD)/install-check/static $$(pkg-config --variable=libdir cllm-threaded)/libcllm_threaded.a \
+	  $$(pkg-config --libs --static cllm-threaded | sed 's/-lcllm_threaded//') && \
+	$(CC) -std=c11 -Wall -Werror $$(pkg-config --cflags cllm-threaded) ffi-tests/demo/mandelbrot.c \
+	  -o $(BUILD)/install-check/shared $$(pkg-config --libs cllm-threaded) \
+	  -Wl,-rpath,$$(pkg-config --variable=libdir cllm-threaded)
+	$(BUILD)/install-check/shared >/dev/null
+	@echo "install-check: headers, libraries and pkg-config files build a program"
+
+TEST_TARGETS += install-check
 
 clean:
 	$(CARGO) clean
