@@ -462,6 +462,44 @@ fn dropping_the_pool_from_inside_its_own_job_does_not_deadlock() {
     }
 }
 
+/// The CPUs the calling thread may run on.
+fn my_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the call fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+#[test]
+fn pinned_spheres_run_on_their_own_core() {
+    let allowed = my_cpus();
+    let pool = SpherePool::with_config(PoolConfig {
+        spheres: 3,
+        pin: true,
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let seen = Mutex::new(vec![Vec::new(); 3]);
+    pool.run_all(|p| {
+        if !p.is_caller() {
+            seen.lock().unwrap()[p.index()] = my_cpus();
+        }
+    })
+    .unwrap();
+    for (i, cpus) in seen.into_inner().unwrap().into_iter().enumerate() {
+        assert_eq!(cpus, vec![allowed[(i + 1) % allowed.len()]], "sphere {i}");
+    }
+    // The caller is never pinned by the pool.
+    assert_eq!(my_cpus(), allowed);
+}
+
 fn sphere_threads_alive(prefix: &str) -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
