@@ -17,7 +17,10 @@ pub struct FfiError {
 impl FfiError {
     /// An error with this status and message.
     pub fn new(status: cllm_status, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self {
+            status,
+            message: message.into(),
+        }
     }
 
     /// `CLLM_ERR_NULL` for the named argument.
@@ -33,7 +36,12 @@ impl FfiError {
 
 impl fmt::Display for FfiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.status.name().to_string_lossy(), self.message)
+        write!(
+            f,
+            "{}: {}",
+            self.status.name().to_string_lossy(),
+            self.message
+        )
     }
 }
 

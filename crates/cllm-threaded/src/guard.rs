@@ -64,7 +64,11 @@ pub unsafe fn arg_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, FfiEr
 /// Checks that an output pointer is not NULL before any work is done, so that
 /// outputs can be written only on success.
 pub fn out_ptr<T>(ptr: *mut T, name: &str) -> Result<*mut T, FfiError> {
-    if ptr.is_null() { Err(FfiError::null(name)) } else { Ok(ptr) }
+    if ptr.is_null() {
+        Err(FfiError::null(name))
+    } else {
+        Ok(ptr)
+    }
 }
 
 /// Writes `value` to a checked output pointer.

@@ -8,7 +8,10 @@ use std::process::ExitCode;
 /// Crate directory (relative to the workspace root) and the header it makes.
 const HEADERS: &[(&str, &str)] = &[
     ("crates/cllm-threaded", "include/cllm_threaded.h"),
-    ("crates/cllm-training-threaded", "include/cllm_training_threaded.h"),
+    (
+        "crates/cllm-training-threaded",
+        "include/cllm_training_threaded.h",
+    ),
 ];
 
 fn generate(root: &Path, crate_dir: &str) -> Result<Vec<u8>, String> {
@@ -36,7 +39,9 @@ fn run(check: bool) -> Result<bool, String> {
             continue;
         }
         if check {
-            eprintln!("stale header: {header} differs from what {crate_dir} generates; run `make header`");
+            eprintln!(
+                "stale header: {header} differs from what {crate_dir} generates; run `make header`"
+            );
             fresh = false;
         } else {
             std::fs::write(&path, &generated).map_err(|e| format!("{header}: {e}"))?;
