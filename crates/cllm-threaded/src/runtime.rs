@@ -68,9 +68,10 @@ pub struct cllm_roles_options {
     /// ratio of the cores (ai 1/3, physics 1/12, stats 1/6, background 1/4,
     /// evaluation 1/6, at least 1); 0: the pool is off and runs its work
     /// inline on the caller; positive: that many (at most 4096). When the
-    /// sizes do not fit the budget they are shared in proportion (see the
-    /// README); a pool left without a thread has its tasks run by the
-    /// largest pool's idle threads.
+    /// sizes do not fit the budget, the budget is shared in proportion to
+    /// them (largest remainder, at least one each when the budget allows);
+    /// a pool left without a thread has its tasks run by the idle threads of
+    /// the largest pool. On 2 cores the defaults give ai 1 and background 1.
     pub threads: [i32; CLLM_ROLE_COUNT],
     /// Capacity of each pool's queue; 0: 1024.
     pub queue_capacity: u32,
