@@ -11,14 +11,17 @@
 //!   lock; an optional cap on live objects ([`PoolConfig::max_live`], beyond
 //!   which `acquire` fails with [`PoolError::Exhausted`]); [`PoolStats`]
 //!   (hits, misses, in use, idle per shard and in caches).
-//! - [`Pooled`]: the guard that `acquire` returns; it dereferences to the
-//!   object and releases it on drop, from any thread.
+//! - [`Pooled`]: the guard that `acquire` returns; it borrows the pool,
+//!   dereferences to the object and releases it on drop, from any thread.
+//!   [`ObjectPool::take`] / [`ObjectPool::put`] do the same with plain boxes
+//!   for owners that keep objects in their own structures (the C API).
 //!
 //! Guarantees: an object is never handed to two users at once (each one
 //! leaves a cache or a shard by exactly one atomic swap or locked pop); every
 //! object is freed exactly once, when the pool is dropped if it is idle then,
 //! wherever it is cached, because the per-thread caches belong to the pool,
-//! not to the threads (see [`ObjectPool`]). The cache protocol is
+//! not to the threads; objects cached by exited threads are reclaimed before
+//! new ones are made (see [`ObjectPool`]). The cache protocol is
 //! model-checked with loom (`tests/loom.rs`, `RUSTFLAGS="--cfg loom"`).
 
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -39,9 +39,17 @@ impl Drop for Tracked {
     }
 }
 
+/// `loom::model` with a preemption bound of 3 unless `LOOM_MAX_PREEMPTIONS`
+/// sets one, so that the models finish in seconds however they are run.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound.get_or_insert(3);
+    builder.check(f);
+}
+
 #[test]
 fn owner_and_thief_never_take_the_same_object() {
-    loom::model(|| {
+    model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let cache = Arc::new(ThreadCache::<Tracked>::default());
         let thief = {
@@ -65,7 +73,7 @@ fn owner_and_thief_never_take_the_same_object() {
 
 #[test]
 fn objects_left_in_the_cache_are_freed_with_it() {
-    loom::model(|| {
+    model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let cache = Arc::new(ThreadCache::<Tracked>::default());
         let owner = {
