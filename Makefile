@@ -61,15 +61,17 @@ $(BUILD)/%: ffi-tests/%.c $(LIB_A) $(HEADERS) ffi-tests/check.h
 	@mkdir -p $(dir $@)
 	$(CC) $(C_WARN) $(CFLAGS) $< -o $@ $(LIB_A) $(NATIVE_LIBS)
 
+# Areas' fragments; the demos last, as they use the other areas' variables
+# (make expands prerequisites when it reads a rule).
+include $(filter-out mk/demo.mk,$(sort $(wildcard mk/*.mk))) mk/demo.mk
+
+# Rules whose prerequisites name the areas' files come after the fragments.
 ffi-test: $(FFI_TESTS)
 	ffi-tests/run.sh $(FFI_TESTS)
 
 valgrind: $(FFI_TESTS)
 	VALGRIND=1 ffi-tests/run.sh $(FFI_TESTS)
 
-# Areas' fragments; the demos last, as they use the other areas' variables
-# (make expands prerequisites when it reads a rule).
-include $(filter-out mk/demo.mk,$(sort $(wildcard mk/*.mk))) mk/demo.mk
 
 test: lint header-check rust-test loom ffi-test valgrind $(TEST_TARGETS)
 	@echo "make test: all passed"
