@@ -44,7 +44,9 @@ pub const MAGIC: [u8; 8] = *b"CLLMTOKC";
 /// The format version this code reads and writes.
 pub const VERSION: u32 = 1;
 const HEADER_LEN: usize = 128;
-const BLOCK: usize = 1 << 20;
+/// Tokens are checksummed in blocks of this size: small enough that the
+/// range check after the hash reads the block from the core's own cache.
+const BLOCK: usize = 64 << 10;
 const TEMP_MARK: &[u8] = b".tmp-";
 
 /// True if `name` is a temporary file of the cache named `cache_name`.
@@ -404,7 +406,7 @@ impl CacheFile {
         let vocab = self.header.vocab_size;
         let first_bad = AtomicU64::new(u64::MAX);
         let out_of_range = AtomicBool::new(false);
-        pool.parallel_for(0..stored.len(), 1, |blocks| {
+        pool.parallel_for(0..stored.len(), 16, |blocks| {
             for b in blocks {
                 let data = &tokens[b * BLOCK..tokens.len().min((b + 1) * BLOCK)];
                 if xxh64(data, b as u64) != stored[b] {
@@ -427,16 +429,25 @@ impl CacheFile {
 
 /// The largest little-endian id in `data` (ids of `width` bytes).
 fn max_id(data: &[u8], width: usize) -> u32 {
-    if width == 2 {
-        data.chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+    // SAFETY: every bit pattern is a valid u16 and u32; `align_to` only
+    // reinterprets the aligned middle of the slice.
+    let (head16, mid16, _) = unsafe { data.align_to::<u16>() };
+    // SAFETY: as above.
+    let (head32, mid32, _) = unsafe { data.align_to::<u32>() };
+    match width {
+        // The cache's token section is aligned: the fast paths always apply.
+        2 if head16.is_empty() => mid16.iter().copied().max().unwrap_or(0) as u32,
+        4 if head32.is_empty() => mid32.iter().copied().max().unwrap_or(0),
+        2 => data
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]) as u32)
             .max()
-            .unwrap_or(0) as u32
-    } else {
-        data.chunks_exact(4)
+            .unwrap_or(0),
+        _ => data
+            .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .max()
-            .unwrap_or(0)
+            .unwrap_or(0),
     }
 }
 
@@ -447,7 +458,7 @@ pub(crate) fn block_hashes(
 ) -> Result<Vec<u64>, sphere_pool::Error> {
     let n = tokens.len().div_ceil(BLOCK);
     let hashes: Vec<Mutex<u64>> = (0..n).map(|_| Mutex::new(0)).collect();
-    pool.parallel_for(0..n, 1, |blocks| {
+    pool.parallel_for(0..n, 16, |blocks| {
         for b in blocks {
             *hashes[b].lock() = xxh64(
                 &tokens[b * BLOCK..tokens.len().min((b + 1) * BLOCK)],

@@ -6,11 +6,14 @@
 //!
 //! - [`Loader`] (options: [`LoaderConfig`], input: [`Source`]) walks a
 //!   directory recursively in a fixed order (names in byte order, depth
-//!   first) or takes a list of files, opens and reads each regular file once
-//!   (through an injectable [`FileSystem`], which also counts opens), skips
-//!   non-text files by their content (a NUL byte, or more than 5% invalid
-//!   UTF-8) and says why in the [`LoadReport`], and tokenises on a
-//!   [`SpherePool`](sphere_pool::SpherePool).
+//!   first; directories listed in parallel) or takes a list of files, opens
+//!   and reads each regular file once (through an injectable [`FileSystem`],
+//!   which also counts opens), skips non-text files by their content (a NUL
+//!   byte, or more than 5% invalid UTF-8) and says why in the
+//!   [`LoadReport`], and tokenises on a
+//!   [`SpherePool`](sphere_pool::SpherePool). Files a little ahead of the
+//!   readers are opened early with `posix_fadvise(WILLNEED)`, so the disk
+//!   works while the spheres tokenise.
 //! - The result is a [`Corpus`]: a [`Vocab`] (PAD=0, UNK=1, BOS=2, EOS=3,
 //!   then tokens by count, ties by byte string, at most `max_vocab`) and the
 //!   token dataset, documents back to back, each wrapped in BOS ... EOS.

@@ -6,9 +6,11 @@ use crate::error::Error;
 use crate::fs::StatSig;
 use parking_lot::Mutex;
 use sphere_pool::SpherePool;
-use std::ffi::OsString;
+use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What a walked entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,39 +65,20 @@ pub(crate) struct Walk {
 }
 
 /// Lists the inputs of `source`, leaving out the cache file `exclude` and
-/// its temporary files. The regular files are `stat`ed in parallel on
-/// `pool` (on a cold inode cache each `stat` may wait for the disk).
+/// its temporary files. Directories are listed (and their files `stat`ed)
+/// in parallel on `pool`: on a cold inode cache each may wait for the disk.
 pub(crate) fn walk(
     source: &Source,
     exclude: Option<&Path>,
     pool: &SpherePool,
 ) -> Result<Walk, Error> {
-    let mut walk = match source {
-        Source::Directory(root) => walk_directory(root, exclude)?,
-        Source::Files(paths) => return list_files(paths),
-    };
-    let files: Vec<usize> = (0..walk.entries.len())
-        .filter(|&i| walk.entries[i].kind == EntryKind::File)
-        .collect();
-    let sigs: Vec<Mutex<Result<StatSig, Error>>> = files
-        .iter()
-        .map(|_| Mutex::new(Ok(StatSig::default())))
-        .collect();
-    pool.parallel_for(0..files.len(), 16, |range| {
-        for k in range {
-            let path = &walk.entries[files[k]].path;
-            *sigs[k].lock() = std::fs::symlink_metadata(path)
-                .map(|m| StatSig::of(&m))
-                .map_err(|e| Error::io(path, "inspect", e));
-        }
-    })?;
-    for (k, sig) in sigs.into_iter().enumerate() {
-        walk.entries[files[k]].sig = sig.into_inner()?;
+    match source {
+        Source::Directory(root) => walk_directory(root, exclude, pool),
+        Source::Files(paths) => list_files(paths),
     }
-    Ok(walk)
 }
 
-fn walk_directory(root: &Path, exclude: Option<&Path>) -> Result<Walk, Error> {
+fn walk_directory(root: &Path, exclude: Option<&Path>, pool: &SpherePool) -> Result<Walk, Error> {
     let meta = std::fs::metadata(root).map_err(|e| Error::io(root, "inspect", e))?;
     if !meta.is_dir() {
         return Err(Error::InvalidArgument(format!(
@@ -105,13 +88,134 @@ fn walk_directory(root: &Path, exclude: Option<&Path>) -> Result<Walk, Error> {
     }
     let canonical = std::fs::canonicalize(root).map_err(|e| Error::io(root, "resolve", e))?;
     let exclusion = exclude.and_then(Exclusion::new);
+    let mut listings = list_all(&canonical, exclusion.as_ref(), pool)?;
     let mut walk = Walk {
         entries: Vec::new(),
-        dirs_listed: 0,
+        dirs_listed: listings.len() as u64,
         description: [b"dir:".as_slice(), canonical.as_os_str().as_bytes()].concat(),
     };
-    visit(&canonical, Vec::new(), exclusion.as_ref(), &mut walk)?;
+    emit(&canonical, Vec::new(), &mut listings, &mut walk);
     Ok(walk)
+}
+
+/// A directory's entries, sorted by name; regular files with their `stat`.
+struct Listing {
+    children: Vec<(Vec<u8>, Child)>,
+}
+
+enum Child {
+    Dir,
+    File(StatSig),
+    Other(EntryKind),
+}
+
+/// Lists one directory and `stat`s its regular files relative to it (no
+/// walk of the whole path per file).
+fn list_one(dir: &Path, exclusion: Option<&Exclusion>) -> Result<Listing, Error> {
+    let reader = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list", e))?;
+    let mut children = Vec::new();
+    for entry in reader {
+        let entry = entry.map_err(|e| Error::io(dir, "list", e))?;
+        let name = entry.file_name().into_vec();
+        if exclusion.is_some_and(|x| x.matches(dir, &name)) {
+            continue;
+        }
+        let file_type = entry
+            .file_type()
+            .map_err(|e| Error::io(&entry.path(), "inspect", e))?;
+        let child = if file_type.is_dir() {
+            Child::Dir
+        } else if file_type.is_file() {
+            Child::File(StatSig::of(
+                &entry
+                    .metadata()
+                    .map_err(|e| Error::io(&entry.path(), "inspect", e))?,
+            ))
+        } else if file_type.is_symlink() {
+            Child::Other(EntryKind::Symlink)
+        } else {
+            Child::Other(EntryKind::Special)
+        };
+        children.push((name, child));
+    }
+    children.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Listing { children })
+}
+
+/// Lists every directory under `root`, directories in parallel on `pool`
+/// (each participant takes the next directory from a shared queue).
+fn list_all(
+    root: &Path,
+    exclusion: Option<&Exclusion>,
+    pool: &SpherePool,
+) -> Result<HashMap<PathBuf, Listing>, Error> {
+    let queue = Mutex::new(vec![root.to_owned()]);
+    // Directories queued or being listed; 0 means the walk is over.
+    let pending = AtomicUsize::new(1);
+    let listings = Mutex::new(HashMap::new());
+    let errors = Mutex::new(Vec::new());
+    pool.run_all(|_| {
+        loop {
+            let Some(dir) = queue.lock().pop() else {
+                if pending.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                std::thread::yield_now();
+                continue;
+            };
+            match list_one(&dir, exclusion) {
+                Ok(listing) => {
+                    let subdirs: Vec<PathBuf> = listing
+                        .children
+                        .iter()
+                        .filter(|c| matches!(c.1, Child::Dir))
+                        .map(|c| dir.join(OsStr::from_bytes(&c.0)))
+                        .collect();
+                    // Counted before this directory is done, so `pending`
+                    // cannot reach 0 while work remains.
+                    pending.fetch_add(subdirs.len(), Ordering::AcqRel);
+                    queue.lock().extend(subdirs);
+                    listings.lock().insert(dir, listing);
+                }
+                Err(e) => errors.lock().push((dir, e)),
+            }
+            pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    })?;
+    // Several failures: report the first in path order, whatever the timing.
+    if let Some((_, e)) = errors.into_inner().into_iter().min_by(|a, b| a.0.cmp(&b.0)) {
+        return Err(e);
+    }
+    Ok(listings.into_inner())
+}
+
+/// Appends the entries under `dir` in walk order (depth first, names in
+/// byte order).
+fn emit(dir: &Path, prefix: Vec<u8>, listings: &mut HashMap<PathBuf, Listing>, walk: &mut Walk) {
+    let listing = listings.remove(dir).expect("every directory was listed");
+    for (name, child) in listing.children {
+        let path = dir.join(OsStr::from_bytes(&name));
+        let mut rel = prefix.clone();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(&name);
+        match child {
+            Child::Dir => emit(&path, rel, listings, walk),
+            Child::File(sig) => walk.entries.push(WalkEntry {
+                name: rel,
+                path,
+                kind: EntryKind::File,
+                sig,
+            }),
+            Child::Other(kind) => walk.entries.push(WalkEntry {
+                name: rel,
+                path,
+                kind,
+                sig: StatSig::default(),
+            }),
+        }
+    }
 }
 
 /// The cache file and its temporary siblings, to be left out of the walk.
@@ -136,61 +240,6 @@ impl Exclusion {
         dir == self.dir
             && (name == self.name.as_slice() || crate::cache::is_temp_name(&self.name, name))
     }
-}
-
-fn visit(
-    dir: &Path,
-    prefix: Vec<u8>,
-    exclusion: Option<&Exclusion>,
-    walk: &mut Walk,
-) -> Result<(), Error> {
-    let reader = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list", e))?;
-    walk.dirs_listed += 1;
-    let mut children = Vec::new();
-    for entry in reader {
-        let entry = entry.map_err(|e| Error::io(dir, "list", e))?;
-        let file_type = entry
-            .file_type()
-            .map_err(|e| Error::io(&entry.path(), "inspect", e))?;
-        children.push((entry.file_name().into_vec(), file_type));
-    }
-    children.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, file_type) in children {
-        if exclusion.is_some_and(|x| x.matches(dir, &name)) {
-            continue;
-        }
-        let path = dir.join(OsString::from_vec(name.clone()));
-        let mut rel = prefix.clone();
-        if !rel.is_empty() {
-            rel.push(b'/');
-        }
-        rel.extend_from_slice(&name);
-        if file_type.is_dir() {
-            visit(&path, rel, exclusion, walk)?;
-        } else if file_type.is_file() {
-            let meta =
-                std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, "inspect", e))?;
-            walk.entries.push(WalkEntry {
-                name: rel,
-                path,
-                kind: EntryKind::File,
-                sig: StatSig::of(&meta),
-            });
-        } else {
-            let kind = if file_type.is_symlink() {
-                EntryKind::Symlink
-            } else {
-                EntryKind::Special
-            };
-            walk.entries.push(WalkEntry {
-                name: rel,
-                path,
-                kind,
-                sig: StatSig::default(),
-            });
-        }
-    }
-    Ok(())
 }
 
 fn list_files(paths: &[PathBuf]) -> Result<Walk, Error> {
