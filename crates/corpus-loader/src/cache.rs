@@ -577,3 +577,103 @@ impl Drop for TempCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{Opener, OsFileSystem};
+    use crate::tokens::Tokens;
+
+    fn meta(vocab_words: &[&[u8]]) -> Meta {
+        let record = FileRecord {
+            name: b"a.txt".to_vec(),
+            kind: EntryKind::File,
+            sig: StatSig {
+                size: 3,
+                mtime_ns: 1,
+                ctime_ns: 2,
+                ino: 3,
+                dev: 4,
+            },
+            hash: 5,
+            racy: false,
+            tokens: 4,
+            skip: None,
+        };
+        let vocab = Vocab::new(TokenizerKind::Words, vocab_words.iter().map(|w| (*w, 1)));
+        Meta {
+            records: vec![record],
+            vocab,
+            distinct: vocab_words.len() as u64,
+        }
+    }
+
+    fn write(dir: &Path, meta: &Meta, tokens: &[u16]) -> PathBuf {
+        let path = dir.join("t.cache");
+        let pool = SpherePool::new(1).unwrap();
+        let bytes = Tokens::U16(tokens).as_bytes();
+        let blocks = block_hashes(&pool, bytes).unwrap();
+        let temp = TempCache::create(&path).unwrap();
+        temp.persist(
+            &path,
+            42,
+            b"dir:/x",
+            meta,
+            Tokens::U16(tokens),
+            &blocks,
+            false,
+        )
+        .unwrap();
+        path
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("corpus-loader-cache-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_written_cache_reads_back_and_verifies() {
+        let dir = temp_dir("roundtrip");
+        let m = meta(&[b"x", b"y"]);
+        let path = write(&dir, &m, &[2, 4, 5, 3]);
+        let opener = Opener::new(std::sync::Arc::new(OsFileSystem));
+        let Opened::Valid(file) = open(&opener, &path) else {
+            panic!("valid cache")
+        };
+        assert_eq!(file.header.fingerprint, 42);
+        assert_eq!(file.meta.records, m.records);
+        assert_eq!(file.meta.vocab, m.vocab);
+        assert_eq!(file.token_bytes(), Tokens::U16(&[2, 4, 5, 3]).as_bytes());
+        assert_eq!(file.verify_tokens(&SpherePool::new(2).unwrap()), Ok(()));
+        assert_eq!(opener.opened(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ids_outside_the_vocabulary_are_rejected_even_with_valid_checksums() {
+        // A cache the loader never writes: checksums right, an id (6) past
+        // the vocabulary (6 ids). Batches would hand it to a model's
+        // embedding table, so it must not be trusted.
+        let dir = temp_dir("range");
+        let path = write(&dir, &meta(&[b"x", b"y"]), &[2, 4, 6, 3]);
+        let opener = Opener::new(std::sync::Arc::new(OsFileSystem));
+        let Opened::Valid(file) = open(&opener, &path) else {
+            panic!("checksums are valid")
+        };
+        let verdict = file.verify_tokens(&SpherePool::new(1).unwrap());
+        assert_eq!(verdict, Err("token id outside the vocabulary".to_string()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporary_names_are_recognised_and_only_them() {
+        assert!(is_temp_name(b"c.cache", b"c.cache.tmp-12-0"));
+        assert!(!is_temp_name(b"c.cache", b"c.cache"));
+        assert!(!is_temp_name(b"c.cache", b"c.cache.tmp"));
+        assert!(!is_temp_name(b"c.cache", b"d.cache.tmp-1-1"));
+    }
+}

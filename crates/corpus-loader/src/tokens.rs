@@ -80,7 +80,7 @@ pub enum Tokens<'a> {
     U32(&'a [u32]),
 }
 
-impl Tokens<'_> {
+impl<'a> Tokens<'a> {
     /// Number of tokens.
     pub fn len(&self) -> usize {
         match self {
@@ -134,7 +134,7 @@ impl Tokens<'_> {
     }
 
     /// The stored bytes (little-endian ids), as written to the cache.
-    pub(crate) fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &'a [u8] {
         // SAFETY: reinterpreting initialised integers as bytes: u8 has no
         // alignment requirement and no invalid values; the length is exact.
         unsafe {
