@@ -14,3 +14,6 @@ TEST_TARGETS += loader-check
 # "loader cold_mb_s=.. warm_mb_s=.. cat_mb_s=.. files_opened=.. files=..".
 bench-loader:
 	$(CARGO) run --release -q -p corpus-loader --example bench_loader
+
+# The loader's work queue and look-ahead hand-over are model-checked by loom.
+LOOM_CRATES += corpus-loader

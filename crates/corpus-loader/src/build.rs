@@ -13,6 +13,7 @@
 //! Phase 4 (parallel over documents): map local ids to global ids into the
 //! final array.
 
+use crate::ahead::OnceSlots;
 use crate::config::{BOS_ID, EOS_ID, LoaderConfig, NUM_SPECIAL, TokenizerKind, UNK_ID};
 use crate::error::Error;
 use crate::fs::{Opener, StatSig, read_all};
@@ -255,23 +256,15 @@ enum Input {
 /// build uses their bytes instead of opening them again.
 pub(crate) type Preread = HashMap<usize, (StatSig, Vec<u8>)>;
 
-/// A file's descriptor, opened ahead or not.
-enum Early {
-    NotYet,
-    Open(File),
-    /// Taken by its reader (who opens it if it was not opened ahead).
-    Taken,
-}
-
 /// Opens files ahead of the readers and asks the kernel to start reading
 /// them, so that disk reads overlap tokenising. Each file is opened once:
-/// by the look-ahead, or by its reader if the look-ahead did not get there.
+/// by the look-ahead, or by its reader if the look-ahead did not get there
+/// ([`OnceSlots`]).
 struct LookAhead<'a> {
     paths: Vec<&'a std::path::Path>,
     /// `ends[i]`: bytes of files `0..=i` (from the walk's `stat`).
     ends: Vec<u64>,
-    slots: Vec<Mutex<Early>>,
-    next: AtomicUsize,
+    slots: OnceSlots<File>,
 }
 
 impl<'a> LookAhead<'a> {
@@ -286,51 +279,24 @@ impl<'a> LookAhead<'a> {
                     total
                 })
                 .collect(),
-            slots: (0..files.len())
-                .map(|k| Mutex::new(if skip(k) { Early::Taken } else { Early::NotYet }))
-                .collect(),
-            next: AtomicUsize::new(0),
+            slots: OnceSlots::new(files.len(), skip),
         }
     }
 
     /// Opens the files after `k` that are within the window, then returns
     /// file `k`'s descriptor if it was opened ahead.
     fn take(&self, k: usize, opener: &Opener) -> Option<File> {
-        loop {
-            let j = self.next.load(Ordering::Relaxed);
-            if j >= self.paths.len()
-                || j > k + AHEAD_FILES
-                || self.ends[j].saturating_sub(self.ends[k]) > AHEAD_BYTES
-            {
-                break;
-            }
-            if self
-                .next
-                .compare_exchange(j, j + 1, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            if j == k {
-                continue; // its reader is here: it opens it below
-            }
-            let mut slot = self.slots[j].lock();
-            if matches!(*slot, Early::NotYet) {
-                // A failed open is left to the reader, who reports it.
-                if let Ok(file) = opener.open(self.paths[j]) {
-                    // SAFETY: advice on a descriptor we own; a failure only
-                    // loses the hint.
-                    unsafe {
-                        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED)
-                    };
-                    *slot = Early::Open(file);
-                }
-            }
-        }
-        match std::mem::replace(&mut *self.slots[k].lock(), Early::Taken) {
-            Early::Open(file) => Some(file),
-            _ => None,
-        }
+        let in_window = |j: usize| {
+            j <= k + AHEAD_FILES && self.ends[j].saturating_sub(self.ends[k]) <= AHEAD_BYTES
+        };
+        // A failed open is left to the reader, who reports it.
+        let open = |j: usize| {
+            let file = opener.open(self.paths[j]).ok()?;
+            // SAFETY: advice on a descriptor we own; a failure only loses the hint.
+            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
+            Some(file)
+        };
+        self.slots.take(k, in_window, open)
     }
 }
 

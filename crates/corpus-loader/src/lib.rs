@@ -58,35 +58,73 @@
 #[cfg(target_endian = "big")]
 compile_error!("the cache format and the mapped token views assume a little-endian host");
 
+// The two small protocols, model-checked by `tests/loom.rs` (`--cfg loom`).
+mod ahead;
+mod queue;
+mod sync;
+
+/// The protocols, exposed only for the loom model checks.
+#[cfg(loom)]
+pub mod loom_api {
+    pub use crate::ahead::OnceSlots;
+    pub use crate::queue::WorkQueue;
+}
+
+#[cfg(not(loom))]
 mod batch;
+#[cfg(not(loom))]
 mod build;
+#[cfg(not(loom))]
 pub mod cache;
+#[cfg(not(loom))]
 mod config;
+#[cfg(not(loom))]
 mod corpus;
+#[cfg(not(loom))]
 mod error;
+#[cfg(not(loom))]
 mod fs;
+#[cfg(not(loom))]
 mod hash;
+#[cfg(not(loom))]
 mod prefetch;
+#[cfg(not(loom))]
 mod report;
+#[cfg(not(loom))]
 mod text;
+#[cfg(not(loom))]
 mod tokenize;
+#[cfg(not(loom))]
 mod tokens;
+#[cfg(not(loom))]
 mod vocab;
+#[cfg(not(loom))]
 mod walk;
 
+#[cfg(not(loom))]
 pub use batch::{
     Batch, BatchConfig, BatchIter, BatchPlan, MAX_BATCH_TOKENS, MAX_SHARDS, SplitMix64,
 };
+#[cfg(not(loom))]
 pub use config::{
     BOS_ID, DEFAULT_MAX_VOCAB, EOS_ID, LoaderConfig, MAX_VOCAB_LIMIT, NUM_SPECIAL, PAD_ID, Source,
     TokenizerKind, UNK_ID,
 };
+#[cfg(not(loom))]
 pub use corpus::{Corpus, Document, Loader};
+#[cfg(not(loom))]
 pub use error::Error;
+#[cfg(not(loom))]
 pub use fs::{FileSystem, OsFileSystem, StatSig};
+#[cfg(not(loom))]
 pub use hash::xxh64;
+#[cfg(not(loom))]
 pub use prefetch::Prefetcher;
+#[cfg(not(loom))]
 pub use report::{CacheStatus, LoadReport, SkippedFile, Timings};
+#[cfg(not(loom))]
 pub use text::MAX_INVALID_UTF8_FRACTION;
+#[cfg(not(loom))]
 pub use tokens::Tokens;
+#[cfg(not(loom))]
 pub use vocab::{SPECIAL_TOKENS, Vocab};

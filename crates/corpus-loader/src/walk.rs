@@ -4,13 +4,13 @@
 use crate::config::Source;
 use crate::error::Error;
 use crate::fs::StatSig;
+use crate::queue::WorkQueue;
 use parking_lot::Mutex;
 use sphere_pool::SpherePool;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What a walked entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,45 +143,34 @@ fn list_one(dir: &Path, exclusion: Option<&Exclusion>) -> Result<Listing, Error>
 }
 
 /// Lists every directory under `root`, directories in parallel on `pool`
-/// (each participant takes the next directory from a shared queue).
+/// (each participant takes the next directory from a shared [`WorkQueue`]).
 fn list_all(
     root: &Path,
     exclusion: Option<&Exclusion>,
     pool: &SpherePool,
 ) -> Result<HashMap<PathBuf, Listing>, Error> {
-    let queue = Mutex::new(vec![root.to_owned()]);
-    // Directories queued or being listed; 0 means the walk is over.
-    let pending = AtomicUsize::new(1);
+    let queue = WorkQueue::new(vec![root.to_owned()]);
     let listings = Mutex::new(HashMap::new());
     let errors = Mutex::new(Vec::new());
     pool.run_all(|_| {
-        loop {
-            let Some(dir) = queue.lock().pop() else {
-                if pending.load(Ordering::Acquire) == 0 {
-                    break;
-                }
-                std::thread::yield_now();
-                continue;
-            };
-            match list_one(&dir, exclusion) {
-                Ok(listing) => {
-                    let subdirs: Vec<PathBuf> = listing
-                        .children
-                        .iter()
-                        .filter(|c| matches!(c.1, Child::Dir))
-                        .map(|c| dir.join(OsStr::from_bytes(&c.0)))
-                        .collect();
-                    // Counted before this directory is done, so `pending`
-                    // cannot reach 0 while work remains.
-                    pending.fetch_add(subdirs.len(), Ordering::AcqRel);
-                    queue.lock().extend(subdirs);
-                    listings.lock().insert(dir, listing);
-                }
-                Err(e) => errors.lock().push((dir, e)),
+        queue.run(|dir: PathBuf| match list_one(&dir, exclusion) {
+            Ok(listing) => {
+                let subdirs = listing
+                    .children
+                    .iter()
+                    .filter(|c| matches!(c.1, Child::Dir))
+                    .map(|c| dir.join(OsStr::from_bytes(&c.0)))
+                    .collect();
+                listings.lock().insert(dir, listing);
+                subdirs
             }
-            pending.fetch_sub(1, Ordering::AcqRel);
-        }
+            Err(e) => {
+                errors.lock().push((dir, e));
+                Vec::new()
+            }
+        })
     })?;
+    debug_assert!(queue.is_finished());
     // Several failures: report the first in path order, whatever the timing.
     if let Some((_, e)) = errors.into_inner().into_iter().min_by(|a, b| a.0.cmp(&b.0)) {
         return Err(e);
