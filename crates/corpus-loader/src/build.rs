@@ -28,7 +28,7 @@ use sphere_pool::SpherePool;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Files larger than this are tokenised in chunks shared by all participants.
@@ -256,15 +256,19 @@ enum Input {
 /// build uses their bytes instead of opening them again.
 pub(crate) type Preread = HashMap<usize, (StatSig, Vec<u8>)>;
 
-/// Opens files ahead of the readers and asks the kernel to start reading
-/// them, so that disk reads overlap tokenising. Each file is opened once:
-/// by the look-ahead, or by its reader if the look-ahead did not get there
-/// ([`OnceSlots`]).
+/// Opens files ahead of the readers, on a thread of its own, and asks the
+/// kernel to start reading them (`posix_fadvise(WILLNEED)`), so that disk
+/// reads overlap tokenising and no tokenising thread waits in those calls.
+/// Each file is opened once: by the look-ahead, or by its reader if the
+/// look-ahead did not get there ([`OnceSlots`]).
 struct LookAhead<'a> {
     paths: Vec<&'a std::path::Path>,
     /// `ends[i]`: bytes of files `0..=i` (from the walk's `stat`).
     ends: Vec<u64>,
     slots: OnceSlots<File>,
+    /// One more than the highest file a reader took.
+    progress: AtomicUsize,
+    stop: AtomicBool,
 }
 
 impl<'a> LookAhead<'a> {
@@ -280,23 +284,44 @@ impl<'a> LookAhead<'a> {
                 })
                 .collect(),
             slots: OnceSlots::new(files.len(), skip),
+            progress: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
         }
     }
 
-    /// Opens the files after `k` that are within the window, then returns
-    /// file `k`'s descriptor if it was opened ahead.
-    fn take(&self, k: usize, opener: &Opener) -> Option<File> {
-        let in_window = |j: usize| {
-            j <= k + AHEAD_FILES && self.ends[j].saturating_sub(self.ends[k]) <= AHEAD_BYTES
-        };
-        // A failed open is left to the reader, who reports it.
-        let open = |j: usize| {
-            let file = opener.open(self.paths[j]).ok()?;
-            // SAFETY: advice on a descriptor we own; a failure only loses the hint.
-            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
-            Some(file)
-        };
-        self.slots.take(k, in_window, open)
+    /// The reader of file `k`: its descriptor if it was opened ahead.
+    fn take(&self, k: usize) -> Option<File> {
+        self.progress.fetch_max(k + 1, Ordering::Relaxed);
+        self.slots.take(k)
+    }
+
+    /// The look-ahead thread: opens files in order, at most `AHEAD_FILES`
+    /// files and `AHEAD_BYTES` bytes past the readers, until all are open
+    /// or `stop` is set.
+    fn run(&self, opener: &Opener) {
+        let mut j = 0;
+        while j < self.paths.len() && !self.stop.load(Ordering::Relaxed) {
+            let progress = self.progress.load(Ordering::Relaxed);
+            j = j.max(progress); // files the readers reached are theirs
+            if j >= self.paths.len() {
+                break;
+            }
+            let window_end = progress.saturating_sub(1);
+            if j > progress + AHEAD_FILES
+                || self.ends[j].saturating_sub(self.ends[window_end]) > AHEAD_BYTES
+            {
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            }
+            self.slots.open_ahead(j, || {
+                // A failed open is left to the reader, who reports it.
+                let file = opener.open(self.paths[j]).ok()?;
+                // SAFETY: advice on a descriptor we own; a failure only loses the hint.
+                unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
+                Some(file)
+            });
+            j += 1;
+        }
     }
 }
 
@@ -343,14 +368,25 @@ pub(crate) fn build(
     let file_entries: Vec<&WalkEntry> = files.iter().map(|&i| &entries[i]).collect();
     let look_ahead = LookAhead::new(&file_entries, |k| preread.contains_key(&files[k]));
     let preread = Mutex::new(preread);
-    for_each_dynamic(pool, files.len(), |me, k| {
-        let input = match preread.lock().remove(&files[k]) {
-            Some((sig, data)) => Input::Read(sig, data),
-            None => Input::Open(look_ahead.take(k, opener)),
-        };
-        let mut worker = workers[me].lock();
-        let outcome = worker.load_file(me, k, &entries[files[k]], kind, opener, input);
-        *outcomes[k].lock() = Some(outcome);
+    std::thread::scope(|scope| {
+        // Without the thread (the system refused it) readers open their files.
+        let ahead = std::thread::Builder::new()
+            .name("cllm-readahead".into())
+            .spawn_scoped(scope, || look_ahead.run(opener));
+        let phase1 = for_each_dynamic(pool, files.len(), |me, k| {
+            let input = match preread.lock().remove(&files[k]) {
+                Some((sig, data)) => Input::Read(sig, data),
+                None => Input::Open(look_ahead.take(k)),
+            };
+            let mut worker = workers[me].lock();
+            let outcome = worker.load_file(me, k, &entries[files[k]], kind, opener, input);
+            *outcomes[k].lock() = Some(outcome);
+        });
+        look_ahead.stop.store(true, Ordering::Relaxed);
+        if let Ok(thread) = ahead {
+            let _ = thread.join();
+        }
+        phase1
     })?;
     drop(look_ahead);
 

@@ -47,28 +47,31 @@ fn every_item_of_a_growing_work_queue_is_processed_once_and_all_threads_end() {
 #[test]
 fn a_file_is_opened_once_by_the_look_ahead_or_by_its_reader() {
     loom::model(|| {
-        // Two readers, of files 0 and 1, with a window that lets reader 0
-        // open file 1 ahead: whichever comes first, file 1 is opened once.
+        // The look-ahead opens files 0 and 1 while a reader takes them: in
+        // every interleaving each file is opened exactly once, and the
+        // reader gets the file the look-ahead opened.
         let slots = Arc::new(OnceSlots::<usize>::new(2, |_| false));
         let opens: Arc<Vec<AtomicUsize>> = Arc::new((0..2).map(|_| AtomicUsize::new(0)).collect());
-        let read = |slots: &OnceSlots<usize>, opens: &Vec<AtomicUsize>, k: usize| {
-            let open = |j: usize| {
-                opens[j].fetch_add(1, Ordering::Relaxed);
-                Some(j)
-            };
-            match slots.take(k, |_| true, open) {
+        let ahead = {
+            let (slots, opens) = (slots.clone(), opens.clone());
+            thread::spawn(move || {
+                for j in 0..2 {
+                    slots.open_ahead(j, || {
+                        opens[j].fetch_add(1, Ordering::Relaxed);
+                        Some(j)
+                    });
+                }
+            })
+        };
+        for k in 0..2 {
+            match slots.take(k) {
                 Some(file) => assert_eq!(file, k, "a reader gets its own file"),
                 None => {
                     opens[k].fetch_add(1, Ordering::Relaxed); // the reader opens it
                 }
             }
-        };
-        let other = {
-            let (slots, opens) = (slots.clone(), opens.clone());
-            thread::spawn(move || read(&slots, &opens, 1))
-        };
-        read(&slots, &opens, 0);
-        other.join().unwrap();
+        }
+        ahead.join().unwrap();
         assert_eq!(opens[0].load(Ordering::Relaxed), 1, "file 0 opened once");
         assert_eq!(opens[1].load(Ordering::Relaxed), 1, "file 1 opened once");
     });
@@ -77,16 +80,16 @@ fn a_file_is_opened_once_by_the_look_ahead_or_by_its_reader() {
 #[test]
 fn a_failed_early_open_is_left_to_the_reader() {
     loom::model(|| {
-        let slots = Arc::new(OnceSlots::<usize>::new(2, |_| false));
-        let other = {
+        let slots = Arc::new(OnceSlots::<usize>::new(1, |_| false));
+        let ahead = {
             let slots = slots.clone();
-            thread::spawn(move || slots.take(0, |_| true, |_| None))
+            thread::spawn(move || slots.open_ahead(0, || None))
         };
-        let mine = slots.take(1, |_| true, |_| None);
-        assert_eq!(other.join().unwrap(), None);
         assert_eq!(
-            mine, None,
+            slots.take(0),
+            None,
             "nothing parked: the reader opens (and reports) it"
         );
+        ahead.join().unwrap();
     });
 }
