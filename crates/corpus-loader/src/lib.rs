@@ -11,9 +11,10 @@
 //!   which also counts opens), skips non-text files by their content (a NUL
 //!   byte, or more than 5% invalid UTF-8) and says why in the
 //!   [`LoadReport`], and tokenises on a
-//!   [`SpherePool`](sphere_pool::SpherePool). Files a little ahead of the
-//!   readers are opened early with `posix_fadvise(WILLNEED)`, so the disk
-//!   works while the spheres tokenise.
+//!   [`SpherePool`](sphere_pool::SpherePool). A look-ahead thread opens the
+//!   files a little ahead of the readers and calls
+//!   `posix_fadvise(WILLNEED)`, so the disk works while the spheres tokenise
+//!   (the reader then uses that descriptor: still one open per file).
 //! - The result is a [`Corpus`]: a [`Vocab`] (PAD=0, UNK=1, BOS=2, EOS=3,
 //!   then tokens by count, ties by byte string, at most `max_vocab`) and the
 //!   token dataset, documents back to back, each wrapped in BOS ... EOS.
