@@ -198,6 +198,13 @@ fn bench_rounds(c: &mut Criterion) {
         rayon_work.as_secs_f64() / pool_work.as_secs_f64(),
     );
 
+    // Put the worker to sleep with long gaps (its spin budget drops to
+    // zero), then see whether back-to-back loops bring it back.
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(2));
+        ai.for_each_index(2, Partitioning::Interleaved, |_| busy(1))
+            .unwrap();
+    }
     // How often the worker actually joined a round (vs the caller doing it
     // alone), over rounds with some work.
     let worker_ran = AtomicBool::new(false);

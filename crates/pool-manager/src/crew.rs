@@ -528,9 +528,14 @@ fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>) {
         me: &me,
         reason: Exit::Unexpected,
     };
+    // The spin budget follows the idle gaps: from the end of the last piece
+    // of work to the next announcement of work. A worker woken from sleep
+    // uses the time of the notification, not of its (possibly slow) wake-up,
+    // so that back-to-back rounds bring it back to spinning.
     let mut spin = AdaptiveSpin::new(crew.spin_max);
-    let mut last_gen = 0;
     let mut idle_since = Instant::now();
+    let mut gap_recorded = false;
+    let mut last_gen = 0;
     let mut served = (u64::MAX, crew.served());
     loop {
         let seen = crew.parker.epoch();
@@ -541,10 +546,13 @@ fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>) {
             return;
         }
         if let Some(joined) = crew.round.try_join(&mut last_gen) {
-            spin.record_gap(now - idle_since);
+            if !gap_recorded {
+                spin.record_gap(now - idle_since);
+            }
             crew.run_share(&me, joined.job());
             drop(joined);
             idle_since = Instant::now();
+            gap_recorded = false;
             continue;
         }
         crew.refresh_served(&mut served);
@@ -556,9 +564,12 @@ fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>) {
             }
         }
         if let Some((pool, entry)) = served.1.iter().find_map(|p| p.queue.pop().map(|e| (p, e))) {
-            spin.record_gap(now - idle_since);
+            if !gap_recorded {
+                spin.record_gap(now - idle_since);
+            }
             let (outcome, end) = crew.run_task(&me, pool, entry);
             idle_since = end;
+            gap_recorded = false;
             if outcome == Outcome::Panicked {
                 exit.reason = Exit::Replace;
                 return;
@@ -566,10 +577,20 @@ fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>) {
             continue;
         }
         if spin_until(spin.budget(), || crew.parker.epoch() != seen) {
+            if !gap_recorded {
+                spin.record_gap(idle_since.elapsed());
+                gap_recorded = true;
+            }
             continue;
         }
         let deadline = earliest(Some(now + crew.heartbeat), next_timer);
         crew.parker.park(seen, deadline);
+        if let Some(at) = crew.parker.last_notified().filter(|at| *at > idle_since) {
+            if !gap_recorded {
+                spin.record_gap(at - idle_since);
+                gap_recorded = true;
+            }
+        }
     }
 }
 

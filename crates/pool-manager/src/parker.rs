@@ -9,10 +9,14 @@
 //! checks. Spinning workers watch the epoch without the lock.
 
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub struct Parker {
     epoch: AtomicU64,
+    created: Instant,
+    /// When a sleeper was last notified (ns since `created`, plus one; 0:
+    /// never), so that a woken worker knows how long it really was idle.
+    notified: AtomicU64,
     /// Workers asleep on `wake`.
     sleepers: Mutex<usize>,
     wake: Condvar,
@@ -22,6 +26,8 @@ impl Parker {
     pub fn new() -> Self {
         Self {
             epoch: AtomicU64::new(0),
+            created: Instant::now(),
+            notified: AtomicU64::new(0),
             sleepers: Mutex::new(0),
             wake: Condvar::new(),
         }
@@ -37,6 +43,7 @@ impl Parker {
         let sleepers = self.sleepers.lock();
         self.epoch.fetch_add(1, Ordering::Release);
         if *sleepers > 0 {
+            self.stamp();
             self.wake.notify_one();
         }
     }
@@ -46,7 +53,21 @@ impl Parker {
         let sleepers = self.sleepers.lock();
         self.epoch.fetch_add(1, Ordering::Release);
         if *sleepers > 0 {
+            self.stamp();
             self.wake.notify_all();
+        }
+    }
+
+    fn stamp(&self) {
+        let ns = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.notified.store(ns + 1, Ordering::Relaxed);
+    }
+
+    /// When a sleeper was last woken by a notification, if ever.
+    pub fn last_notified(&self) -> Option<Instant> {
+        match self.notified.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(self.created + Duration::from_nanos(n - 1)),
         }
     }
 

@@ -12,6 +12,10 @@ pub fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// How long a spin checks at full speed before it starts yielding.
+#[cfg(not(loom))]
+const PURE_SPIN: Duration = Duration::from_micros(10);
+
 #[cfg(not(loom))]
 mod gate {
     use std::sync::OnceLock;
@@ -58,18 +62,27 @@ pub(crate) fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> b
     };
     let backoff = crossbeam_utils::Backoff::new();
     let start = Instant::now();
+    let mut pure = true;
     loop {
         for _ in 0..32 {
             if ready() {
                 return true;
             }
-            // Spins briefly at first, then yields the CPU on every call, so
-            // that an oversubscribed machine runs the thread with real work.
-            backoff.snooze();
+            if pure {
+                std::hint::spin_loop();
+            } else {
+                // Yields the CPU more and more, so that an oversubscribed
+                // machine runs the thread with real work.
+                backoff.snooze();
+            }
         }
-        if start.elapsed() >= budget {
+        let spun = start.elapsed();
+        if spun >= budget {
             return ready();
         }
+        // A hand-off usually comes within microseconds: check at full
+        // speed for the first part of the budget, then back off.
+        pure = spun < PURE_SPIN;
     }
 }
 
