@@ -224,11 +224,11 @@ static void test_resize_and_rebalance(void) {
     CHECK_STATUS(cllm_roles_resize(rt, CLLM_ROLE_EVALUATION, 2), CLLM_OK);
     cllm_role_metrics m;
     double start = now_ms();
-    do {
-        CHECK_STATUS(cllm_roles_metrics(rt, CLLM_ROLE_EVALUATION, &m), CLLM_OK);
-        if (m.threads == 2) break;
+    int st;
+    while ((st = cllm_roles_metrics(rt, CLLM_ROLE_EVALUATION, &m)) == CLLM_OK && m.threads != 2 &&
+           now_ms() - start < 5000)
         sleep_ms(1);
-    } while (now_ms() - start < 5000);
+    CHECK_STATUS(st, CLLM_OK);
     CHECK(m.threads == 2 && m.target_threads == 2, "grew to %u", m.threads);
     CHECK_STATUS(cllm_roles_resize(rt, CLLM_ROLE_EVALUATION, 4), CLLM_ERR_INVALID_ARGUMENT);
     CHECK(contains(cllm_last_error(), "maximum"), "%s", cllm_last_error());
@@ -301,10 +301,12 @@ static void test_scheduler(void) {
     uint64_t bad = 0;
     CHECK_STATUS(cllm_sched_add(rt, "failing", 5, 0, fail_seven, NULL, &bad), CLLM_OK);
     start = now_ms();
+    int st;
     do {
         sleep_ms(5);
-        CHECK_STATUS(cllm_sched_stats(rt, bad, &s), CLLM_OK);
-    } while (s.failures < 1 && now_ms() - start < 5000);
+        st = cllm_sched_stats(rt, bad, &s);
+    } while (st == CLLM_OK && s.failures < 1 && now_ms() - start < 5000);
+    CHECK_STATUS(st, CLLM_OK);
     CHECK(s.failures >= 1, "a non-zero return counts as a failure");
 
     CHECK_STATUS(cllm_sched_add(rt, "zero", 0, 0, add_one, &ticks, &id), CLLM_ERR_INVALID_ARGUMENT);
