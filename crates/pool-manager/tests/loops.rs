@@ -85,8 +85,10 @@ fn map_reduce_gives_identical_bits_with_1_2_and_4_threads_and_inline() {
     let n = 10_007;
     let mut results = Vec::new();
     for threads in [0, 1, 2, 4] {
-        let rt = ai_runtime(threads.min(3));
+        // Worker threads of the ai pool (0: off, inline), plus the caller.
+        let rt = ai_runtime(threads);
         let pool = rt.pool(Role::Ai);
+        assert_eq!(pool.threads(), threads);
         for _ in 0..3 {
             let sum = pool
                 .map_reduce(n, 0, || 0.0f64, value, |a, b| a + b)
