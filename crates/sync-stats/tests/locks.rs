@@ -420,3 +420,52 @@ fn passing_contention_is_never_reported_as_a_deadlock() {
         "the test must actually contend"
     );
 }
+
+#[test]
+fn a_recursive_read_behind_a_queued_writer_is_found() {
+    // R holds a read; W queues for the write (parking_lot then blocks new
+    // readers); R reads again: R waits for W, which waits for R.
+    let rw = Arc::new(CountingRwLock::new("recursive-read", ()));
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel();
+    let held = rw.read();
+    let rw2 = rw.clone();
+    let writer = thread::Builder::new()
+        .name("queued-writer".into())
+        .spawn(move || {
+            queued_tx.send(()).unwrap();
+            rw2.write_checked(Duration::from_secs(20)).map(drop)
+        })
+        .unwrap();
+    queued_rx.recv().unwrap();
+    // Wait until the writer is really parked (a new try_read then fails).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rw.try_read().is_some() {
+        assert!(Instant::now() < deadline, "the writer never queued");
+        thread::sleep(Duration::from_millis(1));
+    }
+    let again = rw.read_checked(Duration::from_secs(20));
+    let mine = match again {
+        Err(LockError::Deadlock(r)) => Some(r),
+        Ok(guard) => {
+            drop(guard);
+            None
+        }
+        Err(e) => panic!("{e}"),
+    };
+    drop(held);
+    let theirs = writer.join().unwrap();
+    let report = mine
+        .or(match theirs {
+            Err(LockError::Deadlock(r)) => Some(r),
+            _ => None,
+        })
+        .expect("one side must see the cycle");
+    assert_eq!(report.cycle.len(), 2, "{report}");
+    assert!(
+        report
+            .cycle
+            .iter()
+            .any(|e| e.mode == WaitMode::Read && e.blocked_by_name == "queued-writer"),
+        "{report}"
+    );
+}
