@@ -240,9 +240,9 @@ fn thread_cpu_time() -> Duration {
 }
 
 /// Files opened ahead of the reads, at most this many files...
-const AHEAD_FILES: usize = 64;
+const AHEAD_FILES: usize = 128;
 /// ... and this many bytes past the file being read.
-const AHEAD_BYTES: u64 = 64 << 20;
+const AHEAD_BYTES: u64 = 128 << 20;
 
 /// How phase 1 gets a file's bytes.
 enum Input {
