@@ -93,7 +93,7 @@ fn bench_submit(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("submit_to_start");
     group
-        .measurement_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(1))
         .warm_up_time(Duration::from_millis(300))
         .sample_size(20);
     let cases: [(&str, Submit); 3] = [
@@ -159,7 +159,7 @@ fn bench_rounds(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("loop_round_2_threads");
     group
-        .measurement_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(1))
         .warm_up_time(Duration::from_millis(300))
         .sample_size(20);
     group.bench_function("role_pool_for_each", |b| b.iter(pool_round));
