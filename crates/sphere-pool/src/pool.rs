@@ -369,10 +369,13 @@ impl SpherePool {
     /// [`Error::Busy`] (running nothing) if a sphere holds a job that was not
     /// waited for; a panic in any share is returned after all have ended.
     pub fn run_all(&self, task: impl Fn(&Participant<'_>) + Sync) -> Result<(), Error> {
-        self.fork_join(&|p: &Participant<'_>| {
-            task(p);
-            Ok(())
-        })
+        self.fork_join(
+            &|p: &Participant<'_>| {
+                task(p);
+                Ok(())
+            },
+            false,
+        )
     }
 
     /// As [`run_all`](Self::run_all) for a task that reports failure with an
@@ -381,10 +384,14 @@ impl SpherePool {
         &self,
         task: impl Fn(&Participant<'_>) -> Result<(), i32> + Sync,
     ) -> Result<(), Error> {
-        self.fork_join(&task)
+        self.fork_join(&task, false)
     }
 
-    fn fork_join(&self, task: &ShareFn<'_>) -> Result<(), Error> {
+    /// Runs `task` on every sphere and the caller. With `optional` shares
+    /// (parallel-for, where the caller's share takes whatever work is left),
+    /// a share that no sphere has started when the caller is done is
+    /// revoked instead of waited for.
+    fn fork_join(&self, task: &ShareFn<'_>, optional: bool) -> Result<(), Error> {
         let slots = &self.shared.slots;
         for (i, slot) in slots.iter().enumerate() {
             if let Err(e) = slot.claim(i) {
@@ -408,6 +415,15 @@ impl SpherePool {
         // goes out of scope, even if something below panics.
         let join = JoinAll { pool: self };
         let mine = run_share(&fork_join, slots.len(), Worker::Caller);
+        if optional {
+            for slot in slots.iter() {
+                // A revoked share never touches `fork_join`; leave its
+                // barrier place, which nobody waits on in a parallel-for.
+                if slot.revoke().is_some() {
+                    fork_join.barrier.leave();
+                }
+            }
+        }
         let theirs = join.wait_all();
         mine.and(theirs)
     }
@@ -476,7 +492,7 @@ impl SpherePool {
         };
         let plan = StealPlan::new(len, parts, grain);
         let stop = AtomicBool::new(false);
-        self.try_run_all(|p| {
+        let share = |p: &Participant<'_>| {
             let mut result = Ok(());
             plan.for_each_chunk(p.index(), &stop, |chunk| {
                 let r = catch_unwind(AssertUnwindSafe(|| {
@@ -499,7 +515,8 @@ impl SpherePool {
                 }
             });
             result
-        })
+        };
+        self.fork_join(&share, true)
     }
 
     /// A snapshot of the per-sphere counters.

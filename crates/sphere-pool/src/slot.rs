@@ -22,6 +22,10 @@
 //! - `SHUTDOWN`: no new claims; the sphere finishes a claimed or ready job and
 //!   then exits.
 //!
+//! A published job that the sphere has not taken yet can be revoked
+//! (READY -> CLAIMED -> EMPTY): `parallel_for` does this so that its caller
+//! never waits for a sphere that was not scheduled in time to help.
+//!
 //! The flag is set under the mutex and re-checked in the same atomic step as
 //! the state (a compare-exchange), and the waker takes the same mutex before
 //! notifying, so the notification cannot fall between the sleeper's check and
@@ -54,6 +58,13 @@ fn with_state(word: u32, new_state: u32) -> u32 {
 /// What a job reports when it ends.
 pub type Outcome = Result<(), Error>;
 
+/// What a sphere found when it went to take its job.
+enum Taken<J> {
+    Job(J),
+    Exit,
+    Revoked,
+}
+
 /// The result of waiting on a slot.
 #[derive(Debug, PartialEq)]
 pub enum Waited {
@@ -74,6 +85,7 @@ pub struct SlotCounters {
     pub idle_ns: AtomicU64,
     pub parks: AtomicU64,
     pub spin_hits: AtomicU64,
+    pub revoked: AtomicU64,
 }
 
 /// The hand-off point of one sphere. `J` is the job type (generic so that the
@@ -139,9 +151,14 @@ impl<J> Slot<J> {
     }
 
     /// Gives back a claim that will not be published: CLAIMED -> EMPTY.
+    /// A waiter parked on a revoked job is woken (it then finds nothing).
     pub fn release_claim(&self) {
-        let prev = self.transition(|w| with_state(w, EMPTY), Ordering::Release);
+        let prev = self.transition(|w| with_state(w, EMPTY) & !WAITER_PARKED, Ordering::Release);
         debug_assert_eq!(state(prev), CLAIMED);
+        if prev & WAITER_PARKED != 0 {
+            let _guard = self.lock.lock();
+            self.work_done.notify_all();
+        }
     }
 
     /// Hands `job` to the sphere: CLAIMED -> READY, waking it if it sleeps.
@@ -186,16 +203,23 @@ impl<J> Slot<J> {
     /// (returns `None`). Spins for the adaptive budget before parking.
     pub fn next_job(&self, spin: &mut AdaptiveSpin) -> Option<(J, Instant)> {
         let idle_since = Instant::now();
-        let hit = spin_until(spin.budget(), spin.yielding(), || {
-            let w = self.word.load(Ordering::Acquire);
-            state(w) == READY || Self::worker_may_exit(w)
-        });
-        if hit {
-            self.counters.spin_hits.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.park_worker();
-        }
-        let job = self.take_job()?;
+        let job = loop {
+            let hit = spin_until(spin.budget(), spin.yielding(), || {
+                let w = self.word.load(Ordering::Acquire);
+                state(w) == READY || Self::worker_may_exit(w)
+            });
+            if hit {
+                self.counters.spin_hits.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.park_worker();
+            }
+            match self.take_job() {
+                Taken::Job(job) => break job,
+                Taken::Exit => return None,
+                // The job was revoked before this sphere took it: wait again.
+                Taken::Revoked => continue,
+            }
+        };
         // The idle gap decides whether spinning pays off next time.
         let started = Instant::now();
         let idle = started - idle_since;
@@ -231,8 +255,9 @@ impl<J> Slot<J> {
         }
     }
 
-    /// READY -> RUNNING and the job, or `None` if the sphere should exit.
-    fn take_job(&self) -> Option<J> {
+    /// READY -> RUNNING and the job; or the sphere should exit; or the job
+    /// it saw was revoked in the meantime.
+    fn take_job(&self) -> Taken<J> {
         let prev = self.transition(
             |w| {
                 if state(w) == READY {
@@ -244,13 +269,42 @@ impl<J> Slot<J> {
             Ordering::AcqRel,
         );
         if state(prev) != READY {
-            debug_assert!(Self::worker_may_exit(prev));
-            return None;
+            return if Self::worker_may_exit(prev) {
+                Taken::Exit
+            } else {
+                Taken::Revoked
+            };
         }
         // SAFETY: the acquire transition READY -> RUNNING made this thread the
         // only one that may touch `job` until it publishes DONE.
         let job = self.job.with_mut(|cell| unsafe { (*cell).take() });
-        debug_assert!(job.is_some(), "READY slot without a job");
+        Taken::Job(job.expect("READY slot without a job"))
+    }
+
+    /// Takes back a published job that the sphere has not started:
+    /// READY -> CLAIMED -> EMPTY. Returns the job, or `None` if the sphere
+    /// took it first (then wait for it as usual).
+    pub fn revoke(&self) -> Option<J> {
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            if state(word) != READY {
+                return None;
+            }
+            match self.word.compare_exchange_weak(
+                word,
+                with_state(word, CLAIMED),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => word = now,
+            }
+        }
+        // SAFETY: the acquire transition READY -> CLAIMED gives this thread
+        // the job cell back (the sphere takes it only from READY).
+        let job = self.job.with_mut(|cell| unsafe { (*cell).take() });
+        self.release_claim();
+        self.counters.revoked.fetch_add(1, Ordering::Relaxed);
         job
     }
 

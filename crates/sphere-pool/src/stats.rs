@@ -20,6 +20,9 @@ pub struct SphereStats {
     pub parks: u64,
     /// Jobs that found the sphere still spinning (no wake-up needed).
     pub spin_hits: u64,
+    /// Parallel-for shares taken back because the sphere had not started
+    /// them when the calling thread ran out of work.
+    pub revoked: u64,
 }
 
 impl SphereStats {
@@ -31,6 +34,7 @@ impl SphereStats {
             idle: Duration::from_nanos(c.idle_ns.load(Ordering::Relaxed)),
             parks: c.parks.load(Ordering::Relaxed),
             spin_hits: c.spin_hits.load(Ordering::Relaxed),
+            revoked: c.revoked.load(Ordering::Relaxed),
         }
     }
 
@@ -51,6 +55,7 @@ impl SphereStats {
         self.idle += other.idle;
         self.parks += other.parks;
         self.spin_hits += other.spin_hits;
+        self.revoked += other.revoked;
     }
 }
 

@@ -192,6 +192,44 @@ fn a_released_claim_leaves_the_slot_free() {
 }
 
 #[test]
+fn revoke_races_the_sphere_and_exactly_one_of_them_gets_the_job() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::new());
+        let worker = spawn_sphere(&slot);
+        slot.dispatch(0, 1).unwrap();
+        let revoked = slot.revoke();
+        match revoked {
+            Some(job) => {
+                assert_eq!(job, 1);
+                assert_eq!(wait(&slot), Waited::Nothing);
+            }
+            None => assert_eq!(wait(&slot), Waited::Collected(Ok(()))),
+        }
+        // The slot is free again either way.
+        slot.dispatch(0, 1).unwrap();
+        assert_eq!(wait(&slot), Waited::Collected(Ok(())));
+        slot.shutdown();
+        let ran = worker.join().unwrap();
+        assert_eq!(ran, if revoked.is_some() { 1 } else { 2 });
+    });
+}
+
+#[test]
+fn revoking_wakes_another_thread_parked_on_the_job() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::<u32>::new());
+        // No sphere: the job stays READY until it is revoked.
+        slot.dispatch(0, 1).unwrap();
+        let waiter = {
+            let slot = slot.clone();
+            thread::spawn(move || wait(&slot))
+        };
+        assert_eq!(slot.revoke(), Some(1));
+        assert_eq!(waiter.join().unwrap(), Waited::Nothing);
+    });
+}
+
+#[test]
 fn barrier_releases_both_parties_with_one_leader() {
     loom::model(|| {
         let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));

@@ -391,6 +391,44 @@ fn parallel_for_steals_from_a_participant_whose_block_is_slow() {
 }
 
 #[test]
+fn parallel_for_does_not_wait_for_spheres_that_never_started() {
+    // Spheres that sleep at once need a wake-up; a tiny loop is over before
+    // they run, and their shares are taken back instead of waited for.
+    let config = PoolConfig {
+        spheres: 3,
+        max_spin: Duration::ZERO,
+        ..PoolConfig::default()
+    };
+    let pool = SpherePool::with_config(config).unwrap();
+    let total = AtomicUsize::new(0);
+    for _ in 0..200 {
+        pool.parallel_for(0..4, 1, |r| {
+            total.fetch_add(r.len(), Ordering::Relaxed);
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        total.load(Ordering::Relaxed),
+        800,
+        "every index exactly once"
+    );
+    let stats = pool.stats().total;
+    assert!(stats.revoked > 0, "no share was ever revoked: {stats:?}");
+    assert_eq!(
+        stats.jobs + stats.revoked,
+        600,
+        "each share either ran or was revoked"
+    );
+    // The pool is consistent afterwards: run_all still reaches every sphere.
+    let seen = AtomicUsize::new(0);
+    pool.run_all(|_| {
+        seen.fetch_add(1, Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(seen.load(Ordering::Relaxed), 4);
+}
+
+#[test]
 fn try_parallel_for_stops_at_the_first_error() {
     let pool = SpherePool::new(2).unwrap();
     let done = AtomicUsize::new(0);
