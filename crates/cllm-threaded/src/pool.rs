@@ -64,6 +64,9 @@ pub struct cllm_sphere_stats {
     pub parks: u64,
     /// Jobs that found the sphere awake (no wake-up system call needed).
     pub spin_hits: u64,
+    /// Parallel-for shares taken back because the sphere had not started
+    /// them when the calling thread ran out of work.
+    pub revoked: u64,
 }
 
 impl From<&SphereStats> for cllm_sphere_stats {
@@ -76,6 +79,7 @@ impl From<&SphereStats> for cllm_sphere_stats {
             idle_ns: ns(s.idle),
             parks: s.parks,
             spin_hits: s.spin_hits,
+            revoked: s.revoked,
         }
     }
 }
