@@ -6,19 +6,9 @@
 
 use crate::error::{FfiError, set_last_error};
 use crate::status::cllm_status;
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// The text of a panic payload.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
-}
+pub use sphere_pool::panic_message;
 
 /// Runs `body` inside the panic boundary and turns its outcome into a status.
 pub fn ffi_status(body: impl FnOnce() -> Result<(), FfiError>) -> cllm_status {

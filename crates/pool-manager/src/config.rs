@@ -254,7 +254,7 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self::for_cores(crate::spin::available_cores())
+        Self::for_cores(sphere_pool::available_cores())
     }
 }
 

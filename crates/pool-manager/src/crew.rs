@@ -20,9 +20,9 @@ use crate::parker::Parker;
 use crate::pool::PoolCore;
 use crate::queue::Entry;
 use crate::round::RoundSlot;
-use crate::spin::{AdaptiveSpin, spin_until};
 use crate::task::{BoxedJob, Outcome};
 use parking_lot::{Condvar, Mutex, RwLock};
+use sphere_pool::spin::{AdaptiveSpin, spin_until};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -532,7 +532,7 @@ fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>) {
     // of work to the next announcement of work. A worker woken from sleep
     // uses the time of the notification, not of its (possibly slow) wake-up,
     // so that back-to-back rounds bring it back to spinning.
-    let mut spin = AdaptiveSpin::new(crew.spin_max);
+    let mut spin = AdaptiveSpin::new(crew.spin_max, false);
     let mut idle_since = Instant::now();
     let mut gap_recorded = false;
     let mut last_gen = 0;
@@ -576,7 +576,9 @@ fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>) {
             }
             continue;
         }
-        if spin_until(spin.budget(), || crew.parker.epoch() != seen) {
+        if spin_until(spin.budget(), spin.yielding(), || {
+            crew.parker.epoch() != seen
+        }) {
             if !gap_recorded {
                 spin.record_gap(idle_since.elapsed());
                 gap_recorded = true;

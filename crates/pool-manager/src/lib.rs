@@ -61,7 +61,6 @@ mod round;
 mod runtime;
 #[cfg(not(loom))]
 mod scheduler;
-mod spin;
 mod sync;
 mod task;
 
@@ -89,7 +88,7 @@ pub use scheduler::{
     CLEANUP_INTERVAL, EVALUATION_INTERVAL, MONITORING_INTERVAL, PRIORITY_HIGH, PRIORITY_LOW,
     PRIORITY_NORMAL, PeriodicId, PeriodicStats, Scheduler,
 };
-pub use spin::available_cores;
+pub use sphere_pool::available_cores;
 #[cfg(not(loom))]
 pub use task::TaskHandle;
 

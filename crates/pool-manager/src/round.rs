@@ -25,8 +25,8 @@
 //!   WAITER set under the mutex) until `active == 0`. After that no worker
 //!   holds the job and the caller may free it.
 
-use crate::spin::spin_until;
 use crate::sync::{AtomicPtr, AtomicU64, Condvar, Mutex, Ordering};
+use sphere_pool::spin::spin_until;
 use std::time::Duration;
 
 const ACTIVE_MASK: u64 = (1 << 32) - 1;
@@ -133,7 +133,9 @@ impl<J> RoundSlot<J> {
         if active(prev) == 0 {
             return;
         }
-        if spin_until(spin, || active(self.word.load(Ordering::Acquire)) == 0) {
+        if spin_until(spin, false, || {
+            active(self.word.load(Ordering::Acquire)) == 0
+        }) {
             return;
         }
         let mut guard = self.lock.lock();

@@ -35,13 +35,13 @@ mod error;
 #[cfg(not(loom))]
 mod pool;
 mod slot;
-mod spin;
+pub mod spin;
 #[cfg(not(loom))]
 mod stats;
 mod sync;
 
 pub use barrier::{BarrierBroken, MAX_BARRIER_PARTIES, SphereBarrier};
-pub use error::{Error, Worker};
+pub use error::{Error, Worker, panic_message};
 #[cfg(not(loom))]
 pub use pool::{
     MAX_SPHERES, Participant, PoolConfig, RawJob, SpherePool, default_spheres, resolve_spheres,
@@ -54,5 +54,4 @@ pub use stats::{PoolStats, SphereStats};
 #[cfg(loom)]
 pub mod loom_api {
     pub use crate::slot::{Slot, Waited};
-    pub use crate::spin::AdaptiveSpin;
 }

@@ -8,7 +8,8 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use sphere_pool::loom_api::{AdaptiveSpin, Slot, Waited};
+use sphere_pool::loom_api::{Slot, Waited};
+use sphere_pool::spin::AdaptiveSpin;
 use sphere_pool::{Error, SphereBarrier, Worker};
 use std::time::{Duration, Instant};
 
