@@ -1,0 +1,65 @@
+//! The cost profile of walker.md: most agent-frames well under a
+//! microsecond, a few tens of microseconds (decisions with a forward pass),
+//! about 3 to 4 % milliseconds (trainings), a coefficient of variation
+//! around 5.
+
+use walker_sim::agent::Work;
+use walker_sim::exec::Executor;
+use walker_sim::run::CostProfile;
+use walker_sim::world::{World, WorldConfig};
+
+#[test]
+fn agent_costs_are_mostly_tiny_with_a_few_percent_of_milliseconds() {
+    let mut world = World::new(WorldConfig {
+        agents: 40,
+        substeps: 1,
+        seed: 3,
+        ..WorldConfig::default()
+    })
+    .unwrap();
+    let mut profile = CostProfile::default();
+    for _ in 0..150 {
+        world.step_frame(&Executor::Sequential).unwrap();
+        for (cost, work) in world.last_costs() {
+            profile.record(cost, work);
+        }
+    }
+    let n = profile.count() as f64;
+    let share = |w: Work| profile.by_work[w as usize] as f64 / n;
+    // What the agents did is deterministic: about 20 % decide, 3-5 % train.
+    assert!(
+        (0.03..0.05).contains(&share(Work::Train)),
+        "{}",
+        share(Work::Train)
+    );
+    assert!(
+        (0.12..0.25).contains(&share(Work::Decide)),
+        "{}",
+        share(Work::Decide)
+    );
+    // What it cost: medians far apart (robust to a loaded machine).
+    let median = |w: Work| {
+        profile.by_work_costs[w as usize]
+            .quantile(0.5)
+            .as_secs_f64()
+            * 1e6
+    };
+    assert!(
+        median(Work::Step) < 5.0,
+        "full step {} us",
+        median(Work::Step)
+    );
+    assert!(
+        (5.0..1000.0).contains(&median(Work::Decide)),
+        "decision {} us",
+        median(Work::Decide)
+    );
+    assert!(
+        median(Work::Train) >= 1000.0,
+        "training {} us",
+        median(Work::Train)
+    );
+    let cv = profile.cv();
+    assert!((3.0..8.0).contains(&cv), "coefficient of variation {cv}");
+    assert!(profile.milli_share() > 0.02, "{}", profile.milli_share());
+}
