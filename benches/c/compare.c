@@ -173,16 +173,22 @@ enum { REPS = 21 };
 
 /* Median over REPS batches of the mean time of one round, in ns; the three
  * methods take turns batch by batch, with a pause between batches so that
- * one method's spinning threads do not run during another's batch. */
+ * one method's spinning threads do not run during another's batch: with its
+ * default wait policy, libgomp's idle workers spin for about 10-12 ms after
+ * a parallel region (measured here), the pool's for at most 50 us. */
+enum { PAUSE_MS = 30 };
 static void measure_rounds(int n, long iters, int rounds, double out[3]) {
     seed_worker *ws = seed_create(n);
     cllm_pool *pool = pool_create(n);
     double t[3][REPS];
     for (int r = -1; r < REPS; r++) { /* r = -1: warm-up, not recorded */
         for (int m = 0; m < 3; m++) {
-            sleep_ms(5);
-            double t0 = now_ns();
-            for (int k = 0; k < rounds; k++) {
+            sleep_ms(PAUSE_MS);
+            /* An untimed warm-up first: after the pause the CPUs (virtual
+             * ones here) need a moment to be fully awake again. */
+            double t0 = 0;
+            for (int k = -rounds / 4; k < rounds; k++) {
+                if (k == 0) t0 = now_ns();
                 if (m == 0) pool_round(pool, iters);
                 else if (m == 1) omp_round(n, iters);
                 else seed_round(ws, n, iters);
@@ -232,8 +238,9 @@ int main(void) {
             cllm_available_cores(), WORK_US, work_iters, getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "(unset)");
 
     double h2[3], h4[3];
-    measure_rounds(2, 0, 2000, h2);
-    measure_rounds(4, 0, 500, h4);
+    /* Batches of about 20 ms each. */
+    measure_rounds(2, 0, 40000, h2);
+    measure_rounds(4, 0, 1000, h4);
     printf("handoff N=2 pool_ns=%.0f omp_ns=%.0f seed_ns=%.0f\n", h2[0], h2[1], h2[2]);
     printf("handoff N=4 pool_ns=%.0f omp_ns=%.0f seed_ns=%.0f\n", h4[0], h4[1], h4[2]);
     fflush(stdout);
@@ -249,7 +256,7 @@ int main(void) {
     }
     double serial_ns = median(serial, REPS);
     double par[3];
-    measure_rounds(n, work_iters, 200, par);
+    measure_rounds(n, work_iters, 500, par);
     printf("efficiency N=%d work_us=%d pool=%.3f omp=%.3f seed=%.3f\n", n, WORK_US, serial_ns / (par[0] * n),
            serial_ns / (par[1] * n), serial_ns / (par[2] * n));
     fprintf(stderr, "serial %d shares: %.0f ns; rounds: pool %.0f omp %.0f seed %.0f ns\n", n, serial_ns, par[0], par[1],
@@ -257,6 +264,7 @@ int main(void) {
     fflush(stdout);
 
     /* Idle CPU: the pool's threads in the second after its last job. */
+    sleep_ms(PAUSE_MS);
     cllm_pool *pool = pool_create(2);
     for (int k = 0; k < 10000; k++) pool_round(pool, 0);
     double cpu0 = sphere_cpu_ns(), t0 = now_ns();

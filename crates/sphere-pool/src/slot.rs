@@ -32,6 +32,7 @@
 //! its wait. The loom tests in `tests/loom.rs` check exactly this code.
 
 use crate::error::Error;
+use crossbeam_utils::CachePadded;
 use crate::spin::{AdaptiveSpin, spin_until};
 use crate::sync::{AtomicU32, AtomicU64, Condvar, Mutex, Ordering, UnsafeCell};
 use std::time::{Duration, Instant};
@@ -90,15 +91,22 @@ pub struct SlotCounters {
 
 /// The hand-off point of one sphere. `J` is the job type (generic so that the
 /// loom tests can use a plain value).
+///
+/// Layout: what both sides touch on the fast path (the word, the job, the
+/// outcome: an error is boxed to keep it small) shares the first cache line;
+/// the counters, which the sphere writes after every job, sit on their own
+/// line so that those writes never take the hand-off line from a waiter.
+#[repr(C)]
 pub struct Slot<J> {
     word: AtomicU32,
     job: UnsafeCell<Option<J>>,
-    outcome: UnsafeCell<Outcome>,
+    /// `None` for success.
+    outcome: UnsafeCell<Option<Box<Error>>>,
     lock: Mutex,
     work_ready: Condvar,
     work_done: Condvar,
     /// What the sphere did (for statistics).
-    pub counters: SlotCounters,
+    pub counters: CachePadded<SlotCounters>,
 }
 
 // SAFETY: `job` and `outcome` are only accessed by the thread that owns the
@@ -115,11 +123,11 @@ impl<J> Slot<J> {
         Self {
             word: AtomicU32::new(EMPTY),
             job: UnsafeCell::new(None),
-            outcome: UnsafeCell::new(Ok(())),
+            outcome: UnsafeCell::new(None),
             lock: Mutex::new(),
             work_ready: Condvar::new(),
             work_done: Condvar::new(),
-            counters: SlotCounters::default(),
+            counters: CachePadded::new(SlotCounters::default()),
         }
     }
 
@@ -318,7 +326,7 @@ impl<J> Slot<J> {
         }
         // SAFETY: in state RUNNING only the sphere touches `outcome`; waiters
         // read it only after the release transition to DONE below.
-        self.outcome.with_mut(|cell| unsafe { *cell = outcome });
+        self.outcome.with_mut(|cell| unsafe { *cell = outcome.err().map(Box::new) });
         let prev = self.transition(|w| with_state(w, DONE) & !WAITER_PARKED, Ordering::AcqRel);
         debug_assert_eq!(state(prev), RUNNING);
         if prev & WAITER_PARKED != 0 {
@@ -386,12 +394,10 @@ impl<J> Slot<J> {
             .ok()?;
         // SAFETY: the acquire transition DONE -> COLLECTING gives this thread
         // sole access to `outcome` until it releases the slot (EMPTY) below.
-        let outcome = self
-            .outcome
-            .with_mut(|cell| unsafe { std::mem::replace(&mut *cell, Ok(())) });
+        let outcome = self.outcome.with_mut(|cell| unsafe { (*cell).take() });
         let prev = self.transition(|w| with_state(w, EMPTY), Ordering::Release);
         debug_assert_eq!(state(prev), COLLECTING);
-        Some(outcome)
+        Some(outcome.map_or(Ok(()), |e| Err(*e)))
     }
 
     /// Sleeps until the job is no longer pending; true if the deadline passed.
