@@ -5,7 +5,9 @@
 use crate::error::FfiError;
 use crate::guard::{arg_ref, ffi_status, ffi_value, out_ptr, write_out};
 use crate::status::cllm_status;
-use sphere_pool::{Error, Participant, PoolConfig, RawJob, SpherePool, SphereStats};
+use sphere_pool::{
+    Error, Participant, PoolConfig, RawJob, RawParticipant, RawTask, SpherePool, SphereStats,
+};
 use std::ffi::{c_int, c_void};
 use std::time::Duration;
 
@@ -324,22 +326,41 @@ pub unsafe extern "C" fn cllm_pool_run_all(
         // SAFETY: forwarded from the caller.
         let pool = unsafe { pool_ref(pool) }?;
         let task = task.ok_or_else(|| FfiError::null("fn"))?;
-        let arg = SharedArg(arg);
-        pool.try_run_all(|p: &Participant<'_>| {
-            let me = cllm_participant {
-                index: p.index(),
-                count: p.count(),
-                internal_: (p as *const Participant<'_>).cast(),
-            };
-            // SAFETY: the caller promised `task` may run on every participant.
-            match unsafe { task(arg.get(), &me) } {
-                0 => Ok(()),
-                code => Err(code),
-            }
-        })?;
+        // SAFETY: `cllm_participant` and `RawParticipant` have the same
+        // layout (checked at compile time below), so the two function
+        // pointer types have the same ABI; the caller promised that `task`
+        // may run on every participant.
+        let raw = unsafe {
+            RawTask::new(
+                std::mem::transmute::<
+                    unsafe extern "C" fn(*mut c_void, *const cllm_participant) -> c_int,
+                    unsafe extern "C" fn(*mut c_void, *const RawParticipant) -> c_int,
+                >(task),
+                arg,
+            )
+        };
+        pool.run_all_raw(raw)?;
         Ok(())
     })
 }
+
+// `cllm_participant` is what the engine passes to a raw task.
+const _: () = {
+    assert!(std::mem::size_of::<cllm_participant>() == std::mem::size_of::<RawParticipant>());
+    assert!(std::mem::align_of::<cllm_participant>() == std::mem::align_of::<RawParticipant>());
+    assert!(
+        std::mem::offset_of!(cllm_participant, index)
+            == std::mem::offset_of!(RawParticipant, index)
+    );
+    assert!(
+        std::mem::offset_of!(cllm_participant, count)
+            == std::mem::offset_of!(RawParticipant, count)
+    );
+    assert!(
+        std::mem::offset_of!(cllm_participant, internal_)
+            == std::mem::offset_of!(RawParticipant, internal)
+    );
+};
 
 /// Waits inside `cllm_pool_run_all` until every participant that has not
 /// returned yet arrives (a participant that returns no longer counts).

@@ -141,11 +141,68 @@ impl Participant<'_> {
 /// The closure of a fork-join, as every share sees it.
 type ShareFn<'a> = dyn Fn(&Participant<'_>) -> Result<(), i32> + Sync + 'a;
 
+/// What a C fork-join share receives: its index, the number of
+/// participants, and an opaque pointer to its [`Participant`] (for the
+/// barrier). `repr(C)`: the C API passes it on as is.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawParticipant {
+    /// This participant, `0..count`; the calling thread is `count - 1`.
+    pub index: usize,
+    /// Participants: the spheres and the calling thread.
+    pub count: usize,
+    /// The share's `Participant`, valid during the call.
+    pub internal: *const c_void,
+}
+
+impl RawParticipant {
+    /// The participant behind a `RawParticipant` a raw task was given.
+    ///
+    /// # Safety
+    /// `self` is the value passed to a running raw task, used during the call.
+    pub unsafe fn participant(&self) -> Option<&Participant<'_>> {
+        // SAFETY: promised by the caller: `internal` points to the share's
+        // live Participant (or is NULL if forged).
+        unsafe { self.internal.cast::<Participant<'_>>().as_ref() }
+    }
+}
+
+/// A fork-join task given to C: `func(arg, &participant)` on every
+/// participant; a non-zero return is reported as [`Error::JobFailed`]. The
+/// function and argument travel inside the fork-join record itself, so a
+/// sphere reads no other memory of the caller's to start it.
+#[derive(Debug, Clone, Copy)]
+pub struct RawTask {
+    func: unsafe extern "C" fn(*mut c_void, *const RawParticipant) -> c_int,
+    arg: *mut c_void,
+}
+
+impl RawTask {
+    /// Wraps a C function and its argument.
+    ///
+    /// # Safety
+    /// `func(arg, participant)` must be safe to call from every participant
+    /// at once, and `arg` valid during the fork-join.
+    pub unsafe fn new(
+        func: unsafe extern "C" fn(*mut c_void, *const RawParticipant) -> c_int,
+        arg: *mut c_void,
+    ) -> Self {
+        Self { func, arg }
+    }
+}
+
+/// The task of a fork-join: a Rust closure or a C function.
+#[derive(Clone, Copy)]
+enum Task<'a> {
+    Closure(&'a ShareFn<'a>),
+    Raw(RawTask),
+}
+
 /// One fork-join, living on the caller's stack while the spheres run it.
 struct ForkJoin<'a> {
-    task: &'a ShareFn<'a>,
-    barrier: SphereBarrier,
+    task: Task<'a>,
     participants: usize,
+    barrier: SphereBarrier,
 }
 
 /// A pointer to a fork-join and the share to run.
@@ -154,8 +211,9 @@ struct Share {
     index: usize,
 }
 
-// SAFETY: the fork-join is Sync (its closure is Sync, the barrier is Sync),
-// and `fork_join` waits for every share before its stack frame ends.
+// SAFETY: the fork-join is Sync (its closure is Sync, the barrier is Sync, a
+// raw task is promised callable from every participant), and `fork_join`
+// waits for every share before its stack frame ends.
 unsafe impl Send for Share {}
 
 /// What a sphere runs.
@@ -370,10 +428,10 @@ impl SpherePool {
     /// waited for; a panic in any share is returned after all have ended.
     pub fn run_all(&self, task: impl Fn(&Participant<'_>) + Sync) -> Result<(), Error> {
         self.fork_join(
-            &|p: &Participant<'_>| {
+            Task::Closure(&|p: &Participant<'_>| {
                 task(p);
                 Ok(())
-            },
+            }),
             false,
         )
     }
@@ -384,14 +442,20 @@ impl SpherePool {
         &self,
         task: impl Fn(&Participant<'_>) -> Result<(), i32> + Sync,
     ) -> Result<(), Error> {
-        self.fork_join(&task, false)
+        self.fork_join(Task::Closure(&task), false)
+    }
+
+    /// As [`try_run_all`](Self::try_run_all) for a C function: no closure
+    /// in between, the fastest fork-join from C.
+    pub fn run_all_raw(&self, task: RawTask) -> Result<(), Error> {
+        self.fork_join(Task::Raw(task), false)
     }
 
     /// Runs `task` on every sphere and the caller. With `optional` shares
     /// (parallel-for, where the caller's share takes whatever work is left),
     /// a share that no sphere has started when the caller is done is
     /// revoked instead of waited for.
-    fn fork_join(&self, task: &ShareFn<'_>, optional: bool) -> Result<(), Error> {
+    fn fork_join(&self, task: Task<'_>, optional: bool) -> Result<(), Error> {
         let slots = &self.shared.slots;
         for (i, slot) in slots.iter().enumerate() {
             if let Err(e) = slot.claim(i) {
@@ -401,8 +465,8 @@ impl SpherePool {
         }
         let fork_join = ForkJoin {
             task,
-            barrier: SphereBarrier::with_spin(self.participants(), self.shared.config.max_spin),
             participants: self.participants(),
+            barrier: SphereBarrier::with_spin(self.participants(), self.shared.config.max_spin),
         };
         let ptr = (&fork_join as *const ForkJoin<'_>).cast::<ForkJoin<'static>>();
         for (index, slot) in slots.iter().enumerate() {
@@ -516,7 +580,7 @@ impl SpherePool {
             });
             result
         };
-        self.fork_join(&share, true)
+        self.fork_join(Task::Closure(&share), true)
     }
 
     /// A snapshot of the per-sphere counters.
@@ -602,7 +666,22 @@ fn run_share(fork_join: &ForkJoin<'_>, index: usize, worker: Worker) -> Outcome 
         count: fork_join.participants,
         barrier: &fork_join.barrier,
     };
-    match catch_unwind(AssertUnwindSafe(|| (fork_join.task)(&participant))) {
+    let run = || match fork_join.task {
+        Task::Closure(f) => f(&participant),
+        Task::Raw(raw) => {
+            let me = RawParticipant {
+                index,
+                count: fork_join.participants,
+                internal: (&participant as *const Participant<'_>).cast(),
+            };
+            // SAFETY: promised by the creator of the RawTask.
+            match unsafe { (raw.func)(raw.arg, &me) } {
+                0 => Ok(()),
+                code => Err(code),
+            }
+        }
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
         Ok(Ok(())) => {
             fork_join.barrier.leave();
             Ok(())
@@ -659,9 +738,10 @@ fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId
     all_started.notify_all();
     let slot = &shared.slots[index];
     let mut spin = AdaptiveSpin::new(shared.config.max_spin, shared.yielding);
-    while let Some((job, started)) = slot.next_job(&mut spin) {
+    let mut idle_since = Instant::now();
+    while let Some((job, started)) = slot.next_job(&mut spin, idle_since) {
         let outcome = run_job(job, index);
-        slot.complete(outcome, started);
+        idle_since = slot.complete(outcome, started);
     }
 }
 

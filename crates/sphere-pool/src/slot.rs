@@ -32,9 +32,9 @@
 //! its wait. The loom tests in `tests/loom.rs` check exactly this code.
 
 use crate::error::Error;
-use crossbeam_utils::CachePadded;
 use crate::spin::{AdaptiveSpin, spin_until};
 use crate::sync::{AtomicU32, AtomicU64, Condvar, Mutex, Ordering, UnsafeCell};
+use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
 
 const STATE_MASK: u32 = 0b111;
@@ -209,8 +209,8 @@ impl<J> Slot<J> {
     /// Blocks the sphere until a job is ready (returns it, now RUNNING, and
     /// the time it started) or the slot is shut down with nothing left to run
     /// (returns `None`). Spins for the adaptive budget before parking.
-    pub fn next_job(&self, spin: &mut AdaptiveSpin) -> Option<(J, Instant)> {
-        let idle_since = Instant::now();
+    /// `idle_since` is when the sphere finished its last job.
+    pub fn next_job(&self, spin: &mut AdaptiveSpin, idle_since: Instant) -> Option<(J, Instant)> {
         let job = loop {
             let hit = spin_until(spin.budget(), spin.yielding(), || {
                 let w = self.word.load(Ordering::Acquire);
@@ -316,26 +316,31 @@ impl<J> Slot<J> {
         job
     }
 
-    /// Stores the outcome of the running job: RUNNING -> DONE, waking waiters.
+    /// Stores the outcome of the running job: RUNNING -> DONE, waking waiters;
+    /// returns when it ended.
     /// Job counts are visible to whoever collects the outcome; the busy time
     /// is added just after the hand-off, to keep the clock off its path.
-    pub fn complete(&self, outcome: Outcome, started: Instant) {
+    pub fn complete(&self, outcome: Outcome, started: Instant) -> Instant {
         self.counters.jobs.fetch_add(1, Ordering::Relaxed);
         if outcome.is_err() {
             self.counters.failures.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: in state RUNNING only the sphere touches `outcome`; waiters
         // read it only after the release transition to DONE below.
-        self.outcome.with_mut(|cell| unsafe { *cell = outcome.err().map(Box::new) });
+        self.outcome
+            .with_mut(|cell| unsafe { *cell = outcome.err().map(Box::new) });
         let prev = self.transition(|w| with_state(w, DONE) & !WAITER_PARKED, Ordering::AcqRel);
         debug_assert_eq!(state(prev), RUNNING);
         if prev & WAITER_PARKED != 0 {
             let _guard = self.lock.lock();
             self.work_done.notify_all();
         }
+        // One clock read ends the job and starts the next idle period.
+        let ended = Instant::now();
         self.counters
             .busy_ns
-            .fetch_add(duration_ns(started.elapsed()), Ordering::Relaxed);
+            .fetch_add(duration_ns(ended - started), Ordering::Relaxed);
+        ended
     }
 
     // ---- the waiter's side ----------------------------------------------

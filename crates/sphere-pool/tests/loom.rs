@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 fn sphere(slot: &Slot<u32>) -> usize {
     let mut spin = AdaptiveSpin::new(Duration::ZERO, false);
     let mut ran = 0;
-    while let Some((job, started)) = slot.next_job(&mut spin) {
+    let mut idle_since = Instant::now();
+    while let Some((job, started)) = slot.next_job(&mut spin, idle_since) {
         ran += 1;
         let outcome = if job == 0 {
             Err(Error::JobFailed {
@@ -28,7 +29,7 @@ fn sphere(slot: &Slot<u32>) -> usize {
         } else {
             Ok(())
         };
-        slot.complete(outcome, started);
+        idle_since = slot.complete(outcome, started);
     }
     ran
 }
