@@ -47,10 +47,65 @@ fn main() {
         black_box(clip_grad_norm(&mut grad, 10.0));
     }
     let train_ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(reps);
+    // The same arithmetic on two threads at once: how much the two CPUs slow
+    // each other down (shared core, caches, memory bandwidth).
+    let both = std::thread::scope(|s| {
+        let work = || {
+            let mut act = Activations::new();
+            let mut grad = vec![0.0f32; layout.len()];
+            let mut back = BackwardScratch::new();
+            let t = Instant::now();
+            for _ in 0..reps {
+                for _ in 0..3 {
+                    forward(&params, &layout, black_box(&x), BATCH, &mut act);
+                }
+                grad.fill(0.0);
+                backward(&params, &layout, &act, &dq, &mut grad, &mut back);
+            }
+            t.elapsed().as_secs_f64() * 1e3 / f64::from(reps)
+        };
+        let a = s.spawn(work);
+        let b = s.spawn(work);
+        (a.join().unwrap() + b.join().unwrap()) / 2.0
+    });
+    // Whole training steps of real agents (their own 3 MB each): one agent
+    // alone, then two agents on two threads at once.
+    let mut agents: Vec<walker_sim::agent::Agent> = (0..2)
+        .map(|i| walker_sim::agent::Agent::new(5, i))
+        .collect();
+    let steps = 30;
+    let t = Instant::now();
+    for _ in 0..steps {
+        agents[0].train_once();
+    }
+    let alone_ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(steps);
+    let pair_ms = std::thread::scope(|s| {
+        let handles: Vec<_> = agents
+            .iter_mut()
+            .map(|a| {
+                s.spawn(move || {
+                    let t = Instant::now();
+                    for _ in 0..steps {
+                        a.train_once();
+                    }
+                    t.elapsed().as_secs_f64() * 1e3 / f64::from(steps)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum::<f64>() / 2.0
+    });
     let macs = layout.forward_macs();
     println!(
         "physics: {physics_us:.2} us per agent-substep; forward (1 state): {forward_us:.1} us ({macs} multiply-adds); \
          training arithmetic (3 x {BATCH} forward + backward): {train_ms:.2} ms (~{:.1}M multiply-adds)",
         (3 * BATCH * macs + 2 * BATCH * macs) as f64 / 1e6
+    );
+    println!(
+        "training arithmetic on two threads at once: {both:.2} ms each ({:.2}x the time alone)",
+        both / train_ms
+    );
+    println!(
+        "agent training step: {alone_ms:.2} ms alone, {pair_ms:.2} ms each with two agents training at once ({:.2}x)",
+        pair_ms / alone_ms
     );
 }

@@ -193,7 +193,11 @@ fn argmax(values: &[f32]) -> (usize, f32) {
 }
 
 /// One walker's brain and bookkeeping (its body is in the physics world).
+/// Aligned to 128 bytes so that neighbours in the agent vector, which the
+/// interleaved partitioning gives to different threads, share no cache line
+/// (or adjacent-line prefetch pair).
 #[derive(Debug, Clone, PartialEq)]
+#[repr(align(128))]
 pub struct Agent {
     /// Index in the world.
     pub index: usize,
@@ -233,6 +237,9 @@ pub struct Agent {
     pub last_cost_ns: u64,
     /// The heaviest work of its last frame (not part of the state).
     pub last_work: Work,
+    /// The thread (sync-stats index) that ran its last frame (not part of
+    /// the state).
+    pub last_thread: usize,
 }
 
 impl Agent {
@@ -301,6 +308,7 @@ impl Agent {
             respawns: 0,
             last_cost_ns: 0,
             last_work: Work::Reapply,
+            last_thread: 0,
             rng,
         }
     }
@@ -533,6 +541,12 @@ impl Agent {
         if self.trainings % target_copy_every == 0 {
             self.target.copy_from_slice(&self.online);
         }
+    }
+
+    /// One training step outside the loop (for measurements: the
+    /// `calibrate` example times it alone and beside another agent's).
+    pub fn train_once(&mut self) {
+        self.train(u64::MAX);
     }
 
     /// Updates its windowed reward means (the statistics phase).

@@ -16,7 +16,7 @@ fn cell(x: f64, decimals: usize) -> String {
 /// One figure of a run, as text.
 type Figure = (&'static str, fn(&RunReport) -> String);
 
-const FIGURES: [Figure; 19] = [
+const FIGURES: [Figure; 21] = [
     ("frames/s", |r| cell(r.fps(), 1)),
     ("world steps/s", |r| cell(r.world_steps_per_s(), 0)),
     ("frame mean (ms)", |r| cell(ms(r.mean_frame()), 3)),
@@ -56,6 +56,11 @@ const FIGURES: [Figure; 19] = [
     ("parallel_speedup_ratio", |r| {
         cell(r.columns.parallel_speedup_ratio, 4)
     }),
+    ("CPU used (cores)", |r| cell(r.cpu_cores, 2)),
+    ("load average before/after", |r| {
+        let f = |x: Option<f64>| x.map_or("?".to_owned(), |v| format!("{v:.2}"));
+        format!("{}/{}", f(r.load.0), f(r.load.1))
+    }),
     ("state hash", |r| format!("{:016x}", r.hash)),
 ];
 
@@ -89,10 +94,16 @@ pub fn format_report(runs: &[RunReport], cores: usize) -> String {
         }
     );
     let agents = first.world.agents.max(1);
+    let last = runs.last().unwrap_or(first);
+    let pools: Vec<String> = last
+        .pool_threads
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
     let _ = writeln!(
         out,
-        "machine: {cores} cores; {threads} loop threads (the loop thread + {} ai worker(s)), 1 background worker, 1 status reader at 30 Hz; agent state {:.1} MB ({:.2} MB per agent)",
-        threads.saturating_sub(1),
+        "machine: {cores} cores; {threads} loop threads (the loop thread takes part); worker threads by pool: {}; 1 status reader thread; agent state {:.1} MB ({:.2} MB per agent)",
+        pools.join(", "),
         first.state_bytes as f64 / 1e6,
         first.state_bytes as f64 / 1e6 / agents as f64,
     );
@@ -226,11 +237,21 @@ pub fn format_report(runs: &[RunReport], cores: usize) -> String {
             .filter(|(_, (n, _))| *n > 0)
             .map(|(k, (n, t))| format!("{k}: {n} x {:.2} ms", ms(*t) / *n as f64))
             .collect();
+        let median = |k: usize| {
+            let h = &r.costs.by_work_costs[k];
+            h.quantile(0.5).as_secs_f64() * 1e6
+        };
         let _ = writeln!(
             out,
-            "{} x{}: frames by trainings in the frame (count x mean time): {}",
+            "{} x{}: agent loop {:.3} ms, busiest thread's work {:.3} ms of {:.3} ms per frame; {} loops on one thread; median agent cost: decision {:.1} us, training {:.0} us; frames by trainings in the frame (count x mean time): {}",
             r.mode.name(),
             r.threads,
+            ms(r.phases.agents) / r.phases.frames.max(1) as f64,
+            ms(r.phases.busiest_thread) / r.phases.frames.max(1) as f64,
+            ms(r.phases.agents_work) / r.phases.frames.max(1) as f64,
+            r.phases.single_thread_loops,
+            median(2),
+            median(3),
             by.join(", ")
         );
     }

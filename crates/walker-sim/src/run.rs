@@ -354,6 +354,10 @@ pub struct PhaseTotals {
     pub deferred: u64,
     /// By trainings in the frame (index): frames and summed frame time.
     pub by_trainings: Vec<(u64, Duration)>,
+    /// Agent loops: summed work of each loop's busiest thread.
+    pub busiest_thread: Duration,
+    /// Agent loops run by one thread only.
+    pub single_thread_loops: u64,
 }
 
 impl PhaseTotals {
@@ -368,6 +372,8 @@ impl PhaseTotals {
         self.parallel += t.parallel();
         self.trainings += u64::from(t.trainings);
         self.deferred += u64::from(t.deferred);
+        self.busiest_thread += t.busiest_thread;
+        self.single_thread_loops += u64::from(t.threads_used <= 1);
         let k = t.trainings as usize;
         if self.by_trainings.len() <= k {
             self.by_trainings.resize(k + 1, (0, Duration::ZERO));
@@ -491,6 +497,41 @@ pub struct RunReport {
     pub evaluations: Vec<Evaluation>,
     /// Snapshots the writer had to allocate because a reader held the spare.
     pub status_fresh_buffers: u64,
+    /// Worker threads of each role pool during the run (pools with none
+    /// left out).
+    pub pool_threads: Vec<(&'static str, usize)>,
+    /// The machine's 1-minute load average before and after the run.
+    pub load: (Option<f64>, Option<f64>),
+    /// CPU time this process used during the loop, in cores (CPU time over
+    /// wall time): below the thread count when other programs took the CPUs.
+    pub cpu_cores: f64,
+}
+
+/// The machine's 1-minute load average (`/proc/loadavg`).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// CPU time used by this process so far (user + system, every thread).
+pub fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 impl RunReport {
@@ -596,7 +637,7 @@ impl Progress {
         let bar: String = "#".repeat(filled) + &"-".repeat(width - filled);
         let s = guard.stats();
         let line = format!(
-            "{} [{bar}] {:5.1}% frame {frame} | {:.1} fps | p50 {:.2} p99 {:.2} max {:.1} ms | <16.7ms {:.1}% | status p99 {:.3} ms | stops {}/{}",
+            "{} [{bar}] {:5.1}% frame {frame} | {:.1} fps | p50 {:.2} p99 {:.2} max {:.1} ms | <16.7ms {:.1}% | status p99 {:.3} ms | stops (plan/coded) {}/{}",
             self.label,
             done * 100.0,
             frame as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -651,6 +692,21 @@ pub fn run(config: &RunConfig) -> Result<RunReport, String> {
         },
     };
     let participants = exec.participants();
+    let pool_threads: Vec<(&'static str, usize)> = Role::ALL
+        .iter()
+        .map(|&r| (r.name(), runtime.pool(r).threads()))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    // The statistics pass runs on the stats pool when it has threads of its
+    // own (by default it has none: the ai pool's threads run it).
+    let stats_pool = runtime.pool(Role::Stats);
+    let stats_exec = match exec {
+        Executor::Pool { partitioning, .. } if stats_pool.threads() > 0 => Executor::Pool {
+            pool: stats_pool,
+            partitioning,
+        },
+        other => other,
+    };
     // The monitoring rows, computed and written by the monitoring task.
     let monitor = Arc::new(Mutex::new(Monitor::new(&guard)));
     let start_inputs = monitor_inputs(&runtime, &meter);
@@ -720,8 +776,10 @@ pub fn run(config: &RunConfig) -> Result<RunReport, String> {
         None
     };
     let label = format!("{run_name} x{participants}");
+    let load_before = load_average();
     let mut progress = Progress::new(config.progress, label);
     let started = Instant::now();
+    let cpu_start = process_cpu_time();
     let mut frames = 0u64;
     let mut failure = None;
     loop {
@@ -733,7 +791,7 @@ pub fn run(config: &RunConfig) -> Result<RunReport, String> {
             break;
         }
         guard.begin_frame().map_err(|e| e.to_string())?;
-        let result = world.step_frame(&exec);
+        let result = world.step_frame_with(&exec, &stats_exec);
         if let Some(slow) = config.slow_frames
             && (slow.from_frame..slow.from_frame + slow.count).contains(&frames)
         {
@@ -763,6 +821,8 @@ pub fn run(config: &RunConfig) -> Result<RunReport, String> {
         }
     }
     let elapsed = started.elapsed();
+    let cpu_cores = process_cpu_time().saturating_sub(cpu_start).as_secs_f64()
+        / elapsed.as_secs_f64().max(1e-9);
     let end_inputs = monitor_inputs(&runtime, &meter);
     let background = runtime
         .scheduler()
@@ -826,5 +886,8 @@ pub fn run(config: &RunConfig) -> Result<RunReport, String> {
         background,
         evaluations: evaluations.lock().clone(),
         status_fresh_buffers: world.status_board().fresh_buffers(),
+        pool_threads,
+        load: (load_before, load_average()),
+        cpu_cores,
     })
 }

@@ -171,6 +171,10 @@ pub struct FrameTimes {
     pub deferred: u32,
     /// True if the physics ran on the pool.
     pub physics_parallel: bool,
+    /// The agent work of the thread that did the most in the agent loop.
+    pub busiest_thread: Duration,
+    /// Threads that ran at least one agent.
+    pub threads_used: u32,
 }
 
 impl FrameTimes {
@@ -330,6 +334,16 @@ impl World {
 
     /// Runs one frame with `exec` (see the module docs).
     pub fn step_frame(&mut self, exec: &Executor<'_>) -> Result<FrameTimes, String> {
+        self.step_frame_with(exec, exec)
+    }
+
+    /// Runs one frame with `exec` for the physics islands and the agents,
+    /// and `stats` for the statistics pass.
+    pub fn step_frame_with(
+        &mut self,
+        exec: &Executor<'_>,
+        stats: &Executor<'_>,
+    ) -> Result<FrameTimes, String> {
         let start = Instant::now();
         let mut times = FrameTimes {
             physics_parallel: self.config.physics == PhysicsMode::Islands,
@@ -373,9 +387,21 @@ impl World {
             let work = agent.frame(&ctx);
             agent.last_cost_ns = t.elapsed().as_nanos() as u64;
             agent.last_work = work;
+            agent.last_thread = sync_stats::current_thread_index().unwrap_or(0);
         })?;
         times.agents = agents_start.elapsed();
         times.agents_work = Duration::from_nanos(self.agents.iter().map(|a| a.last_cost_ns).sum());
+        // Load balance: the work of the thread that did the most.
+        let mut per_thread: Vec<(usize, u64)> = Vec::new();
+        for a in &self.agents {
+            match per_thread.iter_mut().find(|(t, _)| *t == a.last_thread) {
+                Some(e) => e.1 += a.last_cost_ns,
+                None => per_thread.push((a.last_thread, a.last_cost_ns)),
+            }
+        }
+        times.busiest_thread =
+            Duration::from_nanos(per_thread.iter().map(|e| e.1).max().unwrap_or(0));
+        times.threads_used = per_thread.len() as u32;
         // 4. Frame end.
         let end_start = Instant::now();
         let demand = self.demand.take();
@@ -383,7 +409,7 @@ impl World {
         self.frame += 1;
         self.window_start = (self.window_start + window.len) % self.config.agents;
         if self.frame % self.config.stats_every == 0 {
-            times.stats = self.statistics(exec)?;
+            times.stats = self.statistics(stats)?;
         }
         if self.frame % self.config.ecosystem_every == 0 {
             self.ecosystem();
