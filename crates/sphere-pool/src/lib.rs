@@ -56,3 +56,8 @@ pub use stats::{PoolStats, SphereStats};
 pub mod loom_api {
     pub use crate::slot::{Slot, Waited};
 }
+
+/// The README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
