@@ -45,6 +45,7 @@ checks:
   --sweep-frames K    frames per sweep point (default 150)
   --sweep-csv PATH    (default build/walker/sweep.csv)
   --sweep-svg PATH    (default docs/walker-sweep.svg)
+  --plot CSV          draw the plot (--sweep-svg) from a sweep CSV without running
   -h, --help          this text
 
 The role pools also read pool-manager's environment (ENABLE_PARALLEL_AI,
@@ -61,6 +62,8 @@ pub enum Command {
     Check,
     /// The scenario sweep.
     Sweep,
+    /// Plot a sweep CSV again.
+    Plot(String),
     /// Print the usage.
     Help,
 }
@@ -111,7 +114,7 @@ impl Options {
             command: Command::Run,
             world: WorldConfig::default(),
             threads: cores.max(1),
-            partitionings: vec![Partitioning::DYNAMIC],
+            partitionings: vec![crate::run::DYNAMIC],
             frames: 3000,
             duration: None,
             baseline: true,
@@ -158,6 +161,7 @@ impl Options {
                 "-h" | "--help" => o.command = Command::Help,
                 "--check" => o.command = Command::Check,
                 "--sweep" => o.command = Command::Sweep,
+                "--plot" => o.command = Command::Plot(value("a sweep CSV")?),
                 "--agents" => {
                     o.world.agents =
                         count(name, &value("a number of agents, at least 2")?, 2, 100_000)?

@@ -102,7 +102,7 @@ fn command_check(o: &Options, cores: usize) -> Result<ExitCode, String> {
     o.duration = None;
     let modes = [
         LoopMode::Sequential,
-        LoopMode::Parallel(pool_manager::Partitioning::DYNAMIC),
+        LoopMode::Parallel(walker_sim::run::DYNAMIC),
         LoopMode::Parallel(pool_manager::Partitioning::Interleaved),
     ];
     let reports = run_all(&o, &modes, None)?;
@@ -158,7 +158,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let result = match o.command {
+    let result = match o.command.clone() {
         Command::Help => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -166,6 +166,9 @@ fn main() -> ExitCode {
         Command::Run => command_run(&o, cores),
         Command::Check => command_check(&o, cores),
         Command::Sweep => command_sweep(&o, cores),
+        Command::Plot(csv) => sweep::read_csv(&csv)
+            .and_then(|points| sweep::plot(&points, &o.sweep_svg, cores))
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@ use crate::cli::Options;
 use crate::report::speedup;
 use crate::run::{LoopMode, PARTITIONINGS, RunConfig, RunReport, amdahl_ceiling, ms, run};
 use crate::world::WorldConfig;
+use plotters::coord::combinators::{BindKeyPoints, LogCoord, WithKeyPoints};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 
@@ -176,6 +177,51 @@ pub fn sweep(o: &Options, cores: usize) -> Result<Vec<SweepPoint>, String> {
     Ok(points)
 }
 
+/// Reads a sweep CSV written by [`write_csv`] (to plot it again).
+pub fn read_csv(path: &str) -> Result<Vec<SweepPoint>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(CSV_HEADER) {
+        return Err(format!(
+            "{path}: not a walker-sim sweep CSV (header differs)"
+        ));
+    }
+    let runs = ["sequential", "interleaved", "contiguous", "dynamic"];
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let bad = || format!("{path}:{}: cannot parse {line:?}", i + 2);
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() != CSV_HEADER.split(',').count() {
+                return Err(bad());
+            }
+            let num = |k: usize| f[k].parse::<f64>().map_err(|_| bad());
+            let int = |k: usize| f[k].parse::<u64>().map_err(|_| bad());
+            Ok(SweepPoint {
+                agents: int(0)? as usize,
+                planned_threads: int(1)? as usize,
+                threads: int(2)? as usize,
+                p: num(4)?,
+                substeps: int(5)? as usize,
+                run: runs.into_iter().find(|r| *r == f[6]).ok_or_else(bad)?,
+                frames: int(7)?,
+                mean_ms: num(8)?,
+                p50_ms: num(9)?,
+                p99_ms: num(10)?,
+                max_ms: num(11)?,
+                fps: num(12)?,
+                world_steps_per_s: num(13)?,
+                under_budget: num(14)?,
+                speedup: num(15)?,
+                amdahl_ceiling: num(16)?,
+                status_p99_ms: num(17)?,
+                emergency_stops: int(18)?,
+                same_hash: f[19] == "true",
+            })
+        })
+        .collect()
+}
+
 /// Writes the sweep CSV.
 pub fn write_csv(points: &[SweepPoint], path: &str) -> Result<(), String> {
     let mut text = String::new();
@@ -190,6 +236,13 @@ pub fn write_csv(points: &[SweepPoint], path: &str) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     std::fs::write(path, text).map_err(|e| format!("cannot write {path}: {e}"))
+}
+
+/// The agents axis: logarithmic, labelled at the scenarios' agent counts.
+fn agents_axis() -> WithKeyPoints<LogCoord<f64>> {
+    (25f64..260f64)
+        .log_scale()
+        .with_key_points(SCENARIOS.iter().map(|&(a, _)| a as f64).collect())
 }
 
 fn color(run: &str) -> RGBColor {
@@ -251,12 +304,12 @@ pub fn plot(points: &[SweepPoint], path: &str, cores: usize) -> Result<(), Strin
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(55)
-            .build_cartesian_2d((25f64..260f64).log_scale(), 0f64..max_ms)
+            .build_cartesian_2d(agents_axis(), 0f64..max_ms)
             .map_err(|e| err(&e))?;
         left.configure_mesh()
-            .x_desc("agents")
+            .x_desc("agents (log scale)")
             .y_desc("ms per frame")
-            .x_labels(8)
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()
             .map_err(|e| err(&e))?;
         for run in runs {
@@ -288,13 +341,13 @@ pub fn plot(points: &[SweepPoint], path: &str, cores: usize) -> Result<(), Strin
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(55)
-            .build_cartesian_2d((25f64..260f64).log_scale(), 0f64..max_speedup)
+            .build_cartesian_2d(agents_axis(), 0f64..max_speedup)
             .map_err(|e| err(&e))?;
         right
             .configure_mesh()
-            .x_desc("agents")
+            .x_desc("agents (log scale)")
             .y_desc("speed-up")
-            .x_labels(8)
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()
             .map_err(|e| err(&e))?;
         let ceiling = series("sequential", |x| x.amdahl_ceiling);

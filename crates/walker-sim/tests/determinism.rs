@@ -55,8 +55,10 @@ fn the_state_after_k_frames_is_the_same_on_1_2_and_3_threads_with_every_partitio
     );
     assert!(w.deferred_trainings() > 0, "the budget made requests wait");
     assert!(!w.leaderboard().is_empty(), "statistics ran");
+    // The walker's three, and pool-manager's automatic dynamic grain.
+    let all = PARTITIONINGS.into_iter().chain([Partitioning::DYNAMIC]);
     for threads in [1, 2, 3] {
-        for partitioning in PARTITIONINGS {
+        for partitioning in all.clone() {
             assert_eq!(
                 run_on_pool(&config, threads, partitioning),
                 reference,
@@ -76,7 +78,7 @@ fn food_modes_and_island_physics_give_the_same_state() {
     for food in [FoodMode::Atomic, FoodMode::Deltas] {
         let config = world(food, PhysicsMode::Serial, 1.0);
         assert_eq!(
-            run_on_pool(&config, 2, Partitioning::DYNAMIC),
+            run_on_pool(&config, 2, walker_sim::run::DYNAMIC),
             reference,
             "{food:?}"
         );
@@ -84,7 +86,7 @@ fn food_modes_and_island_physics_give_the_same_state() {
     for threads in [2, 3] {
         let config = world(FoodMode::Deltas, PhysicsMode::Islands, 1.0);
         assert_eq!(
-            run_on_pool(&config, threads, Partitioning::DYNAMIC),
+            run_on_pool(&config, threads, walker_sim::run::DYNAMIC),
             reference,
             "islands on {threads} threads"
         );
@@ -99,7 +101,7 @@ fn a_partial_window_is_deterministic_too_and_the_hash_sees_the_seed_and_the_fram
         run_on_pool(&config, 2, Partitioning::Interleaved),
         reference
     );
-    assert_eq!(run_on_pool(&config, 3, Partitioning::DYNAMIC), reference);
+    assert_eq!(run_on_pool(&config, 3, walker_sim::run::DYNAMIC), reference);
     // The hash is not blind: another seed, or one frame less, differs.
     let other_seed = WorldConfig {
         seed: 8,

@@ -13,12 +13,7 @@ fn config(rules: StopRules, slow: Option<SlowFrames>) -> RunConfig {
         substeps: 1,
         ..WorldConfig::default()
     };
-    let mut c = RunConfig::new(
-        world,
-        LoopMode::Parallel(pool_manager::Partitioning::DYNAMIC),
-        2,
-        40,
-    );
+    let mut c = RunConfig::new(world, LoopMode::Parallel(walker_sim::run::DYNAMIC), 2, 40);
     // The plan's and the coded rule, scaled down: 3 frames over 60 ms; a
     // sample every 20 ms, slow if the frame gap is over 50 ms, 3 in a row.
     c.guard.rules = rules;
