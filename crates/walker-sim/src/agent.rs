@@ -18,7 +18,7 @@ use crate::food::{FOOD_CAPACITY, FOOD_POINTS, FoodDemand, FoodField};
 use crate::hash::StateHash;
 use crate::nn::{
     ADAM_LR, Activations, Adam, BATCH, BackwardScratch, INPUTS, Layout, MAX_ACTIONS, backward,
-    clip_grad_norm, forward,
+    clip_factor, forward,
 };
 use crate::physics::{OBS_FEATURES, Observation};
 use crate::replay::{CAPACITY, Replay};
@@ -532,8 +532,10 @@ impl Agent {
             let grad = &mut s.grad[..self.layout.len()];
             grad.fill(0.0);
             backward(&self.online, &self.layout, &s.act, dq, grad, &mut s.back);
-            self.last_grad_norm = clip_grad_norm(grad, MAX_GRAD_NORM);
-            self.adam.step(&mut self.online, grad, ADAM_LR);
+            let (scale, norm) = clip_factor(grad, MAX_GRAD_NORM);
+            self.last_grad_norm = norm;
+            self.adam
+                .step_scaled(&mut self.online, grad, scale, ADAM_LR);
             self.replay.update_priorities(&indices, &td);
             self.last_loss = loss / BATCH as f32;
         });

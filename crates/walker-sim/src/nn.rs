@@ -682,12 +682,25 @@ pub fn backward(
     }
 }
 
+/// The factor that brings `grad`'s L2 norm to at most `max_norm` (1 if it
+/// already is), and the norm. Clipping is applied by multiplying each
+/// gradient by the factor ([`clip_grad_norm`], or fused into
+/// [`Adam::step_scaled`], which saves a pass over the gradient).
+pub fn clip_factor(grad: &[f32], max_norm: f32) -> (f32, f32) {
+    let norm = dot(grad, grad).sqrt();
+    let scale = if norm > max_norm {
+        max_norm / norm
+    } else {
+        1.0
+    };
+    (scale, norm)
+}
+
 /// Scales `grad` so that its L2 norm is at most `max_norm`; returns the norm
 /// before clipping.
 pub fn clip_grad_norm(grad: &mut [f32], max_norm: f32) -> f32 {
-    let norm = dot(grad, grad).sqrt();
-    if norm > max_norm {
-        let scale = max_norm / norm;
+    let (scale, norm) = clip_factor(grad, max_norm);
+    if scale != 1.0 {
         for g in grad.iter_mut() {
             *g *= scale;
         }
@@ -737,6 +750,12 @@ impl Adam {
 
     /// One Adam step of `params` along `grad`.
     pub fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f32) {
+        self.step_scaled(params, grad, 1.0, lr);
+    }
+
+    /// One Adam step along `grad * scale` (the same bits as scaling the
+    /// gradient first, without writing it back).
+    pub fn step_scaled(&mut self, params: &mut [f32], grad: &[f32], scale: f32, lr: f32) {
         self.steps += 1;
         // Running powers instead of powi: the same bits on every platform.
         self.beta1_pow *= BETA1;
@@ -749,6 +768,7 @@ impl Adam {
             .zip(self.m.iter_mut())
             .zip(self.v.iter_mut())
         {
+            let g = if scale == 1.0 { *g } else { *g * scale };
             *m = BETA1 * *m + (1.0 - BETA1) * g;
             *v = BETA2 * *v + (1.0 - BETA2) * g * g;
             *p -= lr * (*m * c1) / ((*v * c2).sqrt() + ADAM_EPS);
@@ -890,6 +910,23 @@ mod tests {
         adam.step(&mut params, &grad, 0.1);
         assert!(params[0] < 1.0 && params[1] > -1.0 && params[2] == 0.5);
         assert_eq!(adam.steps, 1);
+    }
+
+    #[test]
+    fn fused_clipping_gives_the_same_bits_as_clipping_then_adam() {
+        let mut rng = Rng::new(11, 0);
+        let grad: Vec<f32> = (0..1000).map(|_| rng.signed() * 3.0).collect();
+        let start: Vec<f32> = (0..1000).map(|_| rng.signed()).collect();
+        let (mut a, mut b) = (start.clone(), start);
+        let (mut adam_a, mut adam_b) = (Adam::new(1000), Adam::new(1000));
+        let mut clipped = grad.clone();
+        clip_grad_norm(&mut clipped, 10.0);
+        adam_a.step(&mut a, &clipped, 1e-3);
+        let (scale, _) = clip_factor(&grad, 10.0);
+        assert!(scale < 1.0);
+        adam_b.step_scaled(&mut b, &grad, scale, 1e-3);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert_eq!(adam_a, adam_b);
     }
 
     #[test]
