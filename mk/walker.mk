@@ -10,9 +10,10 @@
 #                           fixed final state hash on every partitioning
 
 WALKER      := $(CARGO) run --release -q -p walker-sim --
-WALKER_ARGS ?= --agents 60 --frames 3000 --partition all --p 1.0 --substeps 5 --csv $(BUILD)/walker/monitor.csv
+WALKER_ARGS ?= --agents 60 --frames 1500 --partition all --p 1.0 --substeps 5 --csv $(BUILD)/walker/monitor.csv
 # walker-check: 60 agents, p = 1.0, M = 5 on 2 threads (the issue's figures).
-WALKER_CHECK_FRAMES ?= 2000
+WALKER_CHECK_FRAMES ?= 1000
+WALKER_CHECK_ROUNDS ?= 2
 WALKER_SWEEP_FRAMES ?= 150
 WALKER_SOAK_DURATION ?= 1h
 # The state after 300 frames of this world, whatever the thread count,
@@ -29,7 +30,7 @@ walker:
 
 walker-check:
 	@mkdir -p $(BUILD)/walker
-	@$(WALKER) --check --agents 60 --threads 2 --p 1.0 --substeps 5 --frames $(WALKER_CHECK_FRAMES)
+	@$(WALKER) --check --agents 60 --threads 2 --p 1.0 --substeps 5 --frames $(WALKER_CHECK_FRAMES) --rounds $(WALKER_CHECK_ROUNDS)
 
 walker-sweep:
 	@mkdir -p $(BUILD)/walker

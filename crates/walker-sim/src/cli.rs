@@ -35,6 +35,8 @@ run:
   --status-hz HZ      status requests per second from the reader thread (default 30; 0 = none)
   --csv PATH          the monitoring CSV to PATH (- = standard output)
   --quiet             no progress line
+  --rounds R          run every mode R times, alternating, and report each mode's fastest run
+                      (other programs on the machine only slow runs down) (default 1)
   --inject-slow F:N:MS  sleep MS ms inside N frames from frame F (tests the stop rules)
 checks:
   --hash              print the final state hash (hash=<16 hex digits>)
@@ -42,7 +44,7 @@ checks:
   --require-no-stops  exit 4 if any emergency stop happened
   --check             make walker-check: sequential, dynamic, interleaved; print one line
   --sweep             the scenario sweep of walker.md (CSV and SVG plot)
-  --sweep-frames K    frames per sweep point (default 150)
+  --sweep-frames K    frames per sweep run at 120 and 240 agents; 2x at 60, 4x at 30 (default 150)
   --sweep-csv PATH    (default build/walker/sweep.csv)
   --sweep-svg PATH    (default docs/walker-sweep.svg)
   --plot CSV          draw the plot (--sweep-svg) from a sweep CSV without running
@@ -99,6 +101,8 @@ pub struct Options {
     pub expect_hash: Option<u64>,
     /// Fail on an emergency stop.
     pub require_no_stops: bool,
+    /// Runs of each mode (alternating); the fastest of each is reported.
+    pub rounds: usize,
     /// Frames per sweep point.
     pub sweep_frames: u64,
     /// Sweep CSV path.
@@ -125,6 +129,7 @@ impl Options {
             print_hash: false,
             expect_hash: None,
             require_no_stops: false,
+            rounds: 1,
             sweep_frames: 150,
             sweep_csv: "build/walker/sweep.csv".into(),
             sweep_svg: "docs/walker-sweep.svg".into(),
@@ -231,6 +236,7 @@ impl Options {
                 }
                 "--csv" => o.csv = Some(value("a path, or - for standard output")?),
                 "--quiet" => o.progress = false,
+                "--rounds" => o.rounds = count(name, &value("a number of rounds")?, 1, 100)?,
                 "--baseline" => explicit_baseline = Some(true),
                 "--no-baseline" => explicit_baseline = Some(false),
                 "--inject-slow" => o.slow_frames = Some(parse_slow(&value("FROM:COUNT:MS")?)?),

@@ -58,7 +58,13 @@ fn command_run(o: &Options, cores: usize) -> Result<ExitCode, String> {
     }
     let csv = o.csv.as_deref().map(MonitorCsv::open).transpose()?;
     let reports = run_all(o, &modes(o), csv)?;
-    let text = format_report(&reports, cores);
+    let mut text = format_report(&reports, cores);
+    if o.rounds > 1 {
+        text.push_str(&format!(
+            "each mode ran {} times, alternating with the others; the fastest run of each is shown\n",
+            o.rounds
+        ));
+    }
     if o.csv.as_deref() == Some("-") {
         eprint!("{text}");
     } else {
@@ -109,6 +115,12 @@ fn command_check(o: &Options, cores: usize) -> Result<ExitCode, String> {
     let figures = CheckFigures::new(&reports[0], &reports[1], &reports[2]);
     // The full report goes to a file; standard output gets the one line.
     let mut text = format_report(&reports, cores);
+    if o.rounds > 1 {
+        text.push_str(&format!(
+            "each mode ran {} times, alternating with the others; the fastest run of each is shown\n",
+            o.rounds
+        ));
+    }
     let missed = figures.missed_targets();
     text.push_str(&if missed.is_empty() {
         "targets: all met\n".to_owned()
