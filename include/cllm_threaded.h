@@ -8,6 +8,163 @@
 #include <stdint.h>
 
 /**
+ * Rule bit of `cllm_frame_options.rules`: stop after `slow_frame_count`
+ * consecutive frames longer than `slow_frame_limit_ms` (the walker plan's
+ * rule: 10 frames over 2 s).
+ */
+#define CLLM_FRAME_RULE_CONSECUTIVE 1
+
+/**
+ * Rule bit: every `sample_interval_ms` take a sample, slow if the frame gap
+ * exceeds `sample_gap_ms`; stop after `slow_sample_count` slow samples in a
+ * row (the original code's rule: 5 s, 0.5 s, 10).
+ */
+#define CLLM_FRAME_RULE_SAMPLED 2
+
+/**
+ * Rule bit: stop when the resident memory exceeds `memory_limit_mb`.
+ */
+#define CLLM_FRAME_RULE_MEMORY 4
+
+/**
+ * Size of `cllm_frame_stop.message`, NUL included.
+ */
+#define CLLM_FRAME_MESSAGE_MAX 192
+
+/**
+ * The smallest buffer `cllm_frame_monitor_row` accepts: every row, its
+ * newline and NUL fit in it.
+ */
+#define CLLM_FRAME_ROW_MAX 512
+
+/**
+ * Tokeniser of `cllm_loader_options.tokenizer`: words and punctuation
+ * (runs of letters, digits, `_` and non-ASCII bytes; every other
+ * non-space character alone; white space dropped).
+ */
+#define CLLM_TOKENIZER_WORDS 0
+
+/**
+ * Tokeniser: every byte is a token (exact round trip, small vocabulary).
+ */
+#define CLLM_TOKENIZER_BYTES 1
+
+/**
+ * `cllm_loader_report.cache_status`: no cache path was given.
+ */
+#define CLLM_LOADER_CACHE_DISABLED 0
+
+/**
+ * Loaded from the cache; no corpus file was opened.
+ */
+#define CLLM_LOADER_CACHE_HIT 1
+
+/**
+ * Loaded from the cache after hashing files whose `stat` changed (or was
+ * too recent to trust) and finding the same content; the cache was
+ * rewritten with their new `stat`.
+ */
+#define CLLM_LOADER_CACHE_REFRESHED 2
+
+/**
+ * No cache file yet: built and written.
+ */
+#define CLLM_LOADER_CACHE_MISSING 3
+
+/**
+ * A file was added, removed or changed: rebuilt.
+ */
+#define CLLM_LOADER_CACHE_STALE 4
+
+/**
+ * The cache failed a check (truncated, header, version, checksum): rebuilt.
+ */
+#define CLLM_LOADER_CACHE_CORRUPT 5
+
+/**
+ * The cache was made with other options or from another source: rebuilt.
+ */
+#define CLLM_LOADER_CACHE_OPTIONS_CHANGED 6
+
+/**
+ * The most batches an iterator may prepare ahead.
+ */
+#define CLLM_LOADER_MAX_PREFETCH 4096
+
+/**
+ * Alignment of every block: a cache line, so that blocks used by different
+ * threads never share one.
+ */
+#define CLLM_OBJPOOL_BLOCK_ALIGN 64
+
+/**
+ * `cllm_objpool_options.shard_choice`: shards in turn (the default).
+ */
+#define CLLM_OBJPOOL_ROUND_ROBIN 0
+
+/**
+ * `cllm_objpool_options.shard_choice`: the shard of the calling thread.
+ */
+#define CLLM_OBJPOOL_THREAD_AFFINE 1
+
+/**
+ * Role of the ai pool (agent thinking, neural networks).
+ */
+#define CLLM_ROLE_AI 0
+
+/**
+ * Role of the physics pool (physics helpers).
+ */
+#define CLLM_ROLE_PHYSICS 1
+
+/**
+ * Role of the stats pool (statistics).
+ */
+#define CLLM_ROLE_STATS 2
+
+/**
+ * Role of the background pool (periodic tasks, cleanup, monitoring).
+ */
+#define CLLM_ROLE_BACKGROUND 3
+
+/**
+ * Role of the evaluation pool.
+ */
+#define CLLM_ROLE_EVALUATION 4
+
+/**
+ * The number of roles (the size of per-role arrays).
+ */
+#define CLLM_ROLE_COUNT 5
+
+/**
+ * Partitioning of `cllm_roles_parallel_for`: the plan's `agents[i::k]`, `k`
+ * parts of items `p, p + k, ...` (k = the pool's threads + the caller).
+ */
+#define CLLM_PARTITION_INTERLEAVED 0
+
+/**
+ * Partitioning: `k` contiguous blocks.
+ */
+#define CLLM_PARTITION_CONTIGUOUS 1
+
+/**
+ * Partitioning: chunks of `grain` items, each participant starting on its
+ * own block and then stealing from the others (balances uneven items).
+ */
+#define CLLM_PARTITION_DYNAMIC 2
+
+/**
+ * Shutdown policy: run every queued task before stopping.
+ */
+#define CLLM_DRAIN_FINISH 0
+
+/**
+ * Shutdown policy: drop queued tasks (their handles get `CLLM_ERR_CANCELLED`).
+ */
+#define CLLM_DRAIN_DROP 1
+
+/**
  * Result code of every fallible `cllm_*` function. `CLLM_OK` is zero; every
  * other value names one kind of failure, and `cllm_last_error()` gives the
  * details of the most recent failure on the calling thread.
@@ -87,12 +244,1028 @@ typedef enum cllm_status {
    * The operation was cancelled (for example dropped at shutdown).
    */
   CLLM_ERR_CANCELLED = 17,
+  /**
+   * A barrier was broken because another participant failed.
+   */
+  CLLM_ERR_BARRIER_BROKEN = 18,
 } cllm_status;
+
+/**
+ * The rule that stopped the loop.
+ */
+typedef enum cllm_frame_stop_reason {
+  /**
+   * Not stopped.
+   */
+  CLLM_FRAME_STOP_NONE = 0,
+  /**
+   * K consecutive frames over the slow-frame limit.
+   */
+  CLLM_FRAME_STOP_SLOW_FRAMES = 1,
+  /**
+   * Too many slow samples in a row (the sampled rule).
+   */
+  CLLM_FRAME_STOP_SLOW_SAMPLES = 2,
+  /**
+   * Resident memory over the limit.
+   */
+  CLLM_FRAME_STOP_MEMORY = 3,
+} cllm_frame_stop_reason;
+
+/**
+ * A `uint64_t` counter that many threads add to without sharing a cache
+ * line (one shard per thread). Sums wrap at 2^64. Any thread may use it;
+ * `cllm_counter_free` must not race with other calls on it.
+ */
+typedef struct cllm_counter cllm_counter;
+
+/**
+ * A frame guard: the frame clock, its statistics, the stop rules and the
+ * monitoring rows of one frame loop. The loop thread calls begin/end or
+ * tick; any thread may query it. `cllm_frame_free` must not race with other
+ * calls on the same guard.
+ */
+typedef struct cllm_frame cllm_frame;
+
+/**
+ * A loaded corpus: vocabulary, tokens, report. Read-only; any thread.
+ */
+typedef struct cllm_loader cllm_loader;
+
+/**
+ * The batches of one shard, epoch after epoch. One thread at a time.
+ */
+typedef struct cllm_loader_iter cllm_loader_iter;
+
+/**
+ * A mutex with a name that counts acquisitions, contended acquisitions and
+ * wait time, and that the deadlock detector sees. It is an error-checking
+ * mutex: only the thread that locked it may unlock it, and a thread that
+ * locks it again while holding it gets `CLLM_ERR_DEADLOCK` instead of
+ * hanging. Any thread may use it; `cllm_lock_free` must not race with other
+ * calls on the same lock.
+ */
+typedef struct cllm_lock cllm_lock;
+
+/**
+ * A pool of memory blocks of one size. Any thread may acquire and release;
+ * `cllm_objpool_free` must not race with other calls on the same pool.
+ */
+typedef struct cllm_objpool cllm_objpool;
+
+/**
+ * A pool of persistent worker threads ("spheres"), named `cllm-sphere-<i>`.
+ * Every function may be called from any thread, except `cllm_pool_free`,
+ * which must not race with other calls on the same pool.
+ */
+typedef struct cllm_pool cllm_pool;
+
+/**
+ * The five role pools of the walker plan and their periodic scheduler.
+ * Every function may be called from any thread, except `cllm_roles_free`,
+ * which must not race with other calls on the same handle.
+ */
+typedef struct cllm_roles cllm_roles;
+
+/**
+ * A submitted task. Wait for it with `cllm_task_wait` (any thread), then
+ * release it with `cllm_task_free`.
+ */
+typedef struct cllm_task cllm_task;
+
+/**
+ * How to build a frame guard; fill it with `cllm_frame_options_default()`.
+ * Times are in milliseconds.
+ */
+typedef struct cllm_frame_options {
+  /**
+   * Frame budget of `under_budget_share` (default 16.7).
+   */
+  double budget_ms;
+  /**
+   * Active stop rules: an OR of `CLLM_FRAME_RULE_*` bits, 0 for none
+   * (default `CLLM_FRAME_RULE_CONSECUTIVE`).
+   */
+  uint32_t rules;
+  /**
+   * A frame longer than this is slow; a frame in progress longer than
+   * this is stalled (default 2000).
+   */
+  double slow_frame_limit_ms;
+  /**
+   * K, consecutive slow frames that stop the loop (default 10, at least 1).
+   */
+  uint32_t slow_frame_count;
+  /**
+   * Sampled rule: time between samples (default 5000, at least 1).
+   */
+  double sample_interval_ms;
+  /**
+   * Sampled rule: frame-gap limit of a sample (default 500).
+   */
+  double sample_gap_ms;
+  /**
+   * Sampled rule: slow samples in a row that stop (default 10, at least 1).
+   */
+  uint32_t slow_sample_count;
+  /**
+   * Memory rule: resident-memory limit in MiB (default 2000).
+   */
+  double memory_limit_mb;
+  /**
+   * Memory rule: time between two reads of the resident size (default 5000).
+   */
+  double memory_check_interval_ms;
+  /**
+   * Period of the watchdog thread that checks the rules while the loop is
+   * frozen; 0 (the default) starts no thread, at least 1 otherwise.
+   */
+  double watchdog_period_ms;
+  /**
+   * Interval of `cllm_frame_monitor_due` (default 1000, at least 1).
+   */
+  double monitor_interval_ms;
+  /**
+   * If true, time moves only by `cllm_frame_tick` and
+   * `cllm_frame_advance`: replays, simulations, tests. Default false (the
+   * monotonic system clock).
+   */
+  bool manual_clock;
+} cllm_frame_options;
+
+/**
+ * The stop state of a guard (`cllm_frame_stop_info`, and the argument of
+ * the stop callback).
+ */
+typedef struct cllm_frame_stop {
+  /**
+   * Which rule fired; `CLLM_FRAME_STOP_NONE` if the guard is not stopped
+   * (then every other field is zero).
+   */
+  enum cllm_frame_stop_reason reason;
+  /**
+   * Index (from 0) of the frame at which the rule fired: the K-th slow
+   * frame, or the frame in progress (or next to begin) at a sample or
+   * memory check.
+   */
+  uint64_t frame;
+  /**
+   * Guard-clock time of the firing, ms since the guard was created.
+   */
+  double at_ms;
+  /**
+   * The figure that broke the limit: the K-th frame's duration (or its
+   * age if still in progress) or the sample's frame gap, in ms; the
+   * resident memory in MiB.
+   */
+  double value;
+  /**
+   * The limit, in the unit of `value`.
+   */
+  double limit;
+  /**
+   * The rule's count (K, or slow samples); 0 for memory.
+   */
+  uint32_t count;
+  /**
+   * True if the K-th slow frame had not ended yet (a frozen loop, seen by
+   * the watchdog or `cllm_frame_poll`).
+   */
+  bool in_progress;
+  /**
+   * A sentence describing the stop, NUL-terminated (empty if not stopped).
+   */
+  char message[CLLM_FRAME_MESSAGE_MAX];
+} cllm_frame_stop;
+
+/**
+ * Cumulative figures of a guard. Frame times are 0 while `frames` is 0.
+ */
+typedef struct cllm_frame_statistics {
+  /**
+   * Frames recorded (ended or ticked).
+   */
+  uint64_t frames;
+  /**
+   * Median frame time, ms (within 1.6 %).
+   */
+  double p50_ms;
+  /**
+   * 99th-percentile frame time, ms (within 1.6 %).
+   */
+  double p99_ms;
+  /**
+   * Longest frame, ms (exact).
+   */
+  double max_ms;
+  /**
+   * Shortest frame, ms (exact).
+   */
+  double min_ms;
+  /**
+   * Mean frame time, ms (exact).
+   */
+  double mean_ms;
+  /**
+   * Share of frames at most `budget_ms` (0 when no frame).
+   */
+  double under_budget_share;
+  /**
+   * The budget.
+   */
+  double budget_ms;
+  /**
+   * Frames longer than the slow-frame limit.
+   */
+  uint64_t slow_frames;
+  /**
+   * Current run of consecutive slow frames.
+   */
+  uint32_t consecutive_slow;
+  /**
+   * Frames seen in progress past the slow-frame limit.
+   */
+  uint64_t stalled_frames;
+  /**
+   * Samples taken by the sampled rule.
+   */
+  uint64_t samples;
+  /**
+   * Samples that saw a frame gap over the limit.
+   */
+  uint64_t slow_samples;
+  /**
+   * Firings of the consecutive rule (the first one stops; rules go on
+   * counting afterwards).
+   */
+  uint64_t trips_consecutive;
+  /**
+   * Firings of the sampled rule.
+   */
+  uint64_t trips_sampled;
+  /**
+   * Firings of the memory rule.
+   */
+  uint64_t trips_memory;
+  /**
+   * Last resident-memory reading in MiB, -1 if the memory rule never read it.
+   */
+  double resident_mb;
+  /**
+   * Index of the frame in progress, -1 if none.
+   */
+  int64_t frame_in_progress;
+  /**
+   * Stop callbacks that returned non-zero.
+   */
+  uint64_t callback_failures;
+  /**
+   * Polls made by the watchdog thread.
+   */
+  uint64_t watchdog_polls;
+} cllm_frame_statistics;
+
+/**
+ * Called once when a rule first stops the loop, with the stop state (valid
+ * during the call only). It runs on the thread whose call fired the rule:
+ * the loop's (`cllm_frame_end`, `cllm_frame_tick`, `cllm_frame_poll`...) or
+ * the watchdog thread, so `arg` must be usable from there. Return 0; a
+ * non-zero value makes the call that fired it return `CLLM_ERR_JOB_FAILED`
+ * (the frame is still recorded and the guard stopped) and is counted in
+ * `callback_failures`.
+ */
+typedef int (*cllm_frame_stop_fn)(void *arg, const struct cllm_frame_stop *info);
+
+/**
+ * Cumulative thread-time of one pool, in seconds.
+ */
+typedef struct cllm_frame_pool_counters {
+  /**
+   * Sum over the pool's threads of the time spent running tasks.
+   */
+  double busy_s;
+  /**
+   * Sum over the pool's threads of the time they were alive.
+   */
+  double alive_s;
+} cllm_frame_pool_counters;
+
+/**
+ * A sample of cumulative counters; a monitoring row uses the difference
+ * from the previous row's sample. Every field only grows. See
+ * `cllm_frame_monitor_row` for the columns computed from them.
+ */
+typedef struct cllm_frame_monitor_inputs {
+  /**
+   * The ai role pool.
+   */
+  struct cllm_frame_pool_counters ai;
+  /**
+   * The physics role pool.
+   */
+  struct cllm_frame_pool_counters physics;
+  /**
+   * The stats role pool.
+   */
+  struct cllm_frame_pool_counters stats;
+  /**
+   * The background role pool.
+   */
+  struct cllm_frame_pool_counters background;
+  /**
+   * The evaluation role pool.
+   */
+  struct cllm_frame_pool_counters evaluation;
+  /**
+   * Lock acquisitions.
+   */
+  uint64_t lock_acquisitions;
+  /**
+   * Acquisitions that had to wait.
+   */
+  uint64_t lock_contended;
+  /**
+   * Summed run time (CPU time) of the tasks of parallel sections, seconds.
+   */
+  double parallel_work_s;
+  /**
+   * Wall time of those sections, seconds.
+   */
+  double parallel_wall_s;
+} cllm_frame_monitor_inputs;
+
+/**
+ * How to load a corpus; fill it with `cllm_loader_options_default()`.
+ */
+typedef struct cllm_loader_options {
+  /**
+   * `CLLM_TOKENIZER_WORDS` (default) or `CLLM_TOKENIZER_BYTES`.
+   */
+  uint32_t tokenizer;
+  /**
+   * Largest vocabulary, the four special ids (PAD=0, UNK=1, BOS=2,
+   * EOS=3) included: 5 .. 16777216, default 32768. The most frequent
+   * tokens are kept (ties: smaller byte string first); others become UNK.
+   */
+  uint32_t max_vocab;
+  /**
+   * Threads that tokenise (spheres; the calling thread works too).
+   * `<= 0`: one per CPU minus one, at least one. At most 4096. They exist
+   * only during `cllm_loader_create*`.
+   */
+  int num_threads;
+  /**
+   * The cache file (its directory is created if needed), or NULL for no
+   * cache. Copied: the string need not outlive the call.
+   */
+  const char *cache_path;
+  /**
+   * `fsync` the cache before it replaces the old one (default false: a
+   * cache damaged by a crash is detected by its checksums and rebuilt).
+   */
+  bool durable_cache;
+  /**
+   * Wrap every document (file) in BOS ... EOS (default true).
+   */
+  bool document_markers;
+} cllm_loader_options;
+
+/**
+ * What a load found, did and cost (`cllm_loader_get_report`).
+ */
+typedef struct cllm_loader_report {
+  /**
+   * Inputs found (regular files, links, special files).
+   */
+  uint64_t inputs;
+  /**
+   * Regular files found; a load without a valid cache opens each once.
+   */
+  uint64_t regular_files;
+  /**
+   * Text files in the dataset.
+   */
+  uint64_t files;
+  /**
+   * Inputs not in the dataset (see `cllm_loader_skipped_file`).
+   */
+  uint64_t files_skipped;
+  /**
+   * Bytes of the text files in the dataset.
+   */
+  uint64_t bytes;
+  /**
+   * Files this load opened: corpus files and the cache (1 on a cache hit).
+   */
+  uint64_t files_opened;
+  /**
+   * Bytes read from corpus files by this load (0 on a cache hit).
+   */
+  uint64_t bytes_read;
+  /**
+   * Directories listed.
+   */
+  uint64_t dirs_listed;
+  /**
+   * Tokens in the dataset, document markers included.
+   */
+  uint64_t tokens;
+  /**
+   * Vocabulary size, special ids included.
+   */
+  uint64_t vocab_size;
+  /**
+   * Distinct tokens of the corpus before the `max_vocab` limit.
+   */
+  uint64_t distinct_tokens;
+  /**
+   * One of `CLLM_LOADER_CACHE_*`.
+   */
+  uint32_t cache_status;
+  /**
+   * True if this load wrote the cache.
+   */
+  bool cache_written;
+  /**
+   * True if writing the cache failed (the load still succeeded; the
+   * reason is in `cllm_loader_report_text`).
+   */
+  bool cache_write_failed;
+  /**
+   * Size of the cache file, 0 if none.
+   */
+  uint64_t cache_bytes;
+  /**
+   * Seconds listing directories and `stat`ing files.
+   */
+  double walk_seconds;
+  /**
+   * Seconds opening and reading files (wall time, summed over threads).
+   */
+  double read_seconds;
+  /**
+   * Seconds hashing and classifying contents (CPU time, summed over threads).
+   */
+  double check_seconds;
+  /**
+   * Seconds tokenising (CPU time, summed over threads).
+   */
+  double tokenize_seconds;
+  /**
+   * Seconds merging and ranking the vocabulary.
+   */
+  double vocab_seconds;
+  /**
+   * Seconds assembling the dataset.
+   */
+  double assemble_seconds;
+  /**
+   * Seconds opening, mapping and verifying the cache.
+   */
+  double cache_read_seconds;
+  /**
+   * Seconds writing the cache.
+   */
+  double cache_write_seconds;
+  /**
+   * Seconds of the whole load.
+   */
+  double total_seconds;
+} cllm_loader_report;
+
+/**
+ * How to cut the corpus into batches; fill it with
+ * `cllm_batch_options_default()`.
+ */
+typedef struct cllm_batch_options {
+  /**
+   * Sequences per batch (at least 1; default 8).
+   */
+  uint32_t batch_size;
+  /**
+   * Tokens per sequence (at least 1, less than the corpus; default 64).
+   * `batch_size * seq_len` is at most 2^26.
+   */
+  uint32_t seq_len;
+  /**
+   * Shuffle the sequences every epoch, seeded by (`seed`, epoch)
+   * (default true); false: corpus order.
+   */
+  bool shuffle;
+  /**
+   * Leave out the last incomplete batch and partial sequence (default
+   * false: they are padded with PAD ids and mask 0.0).
+   */
+  bool drop_last;
+  /**
+   * Seed of the shuffle (default 0).
+   */
+  uint64_t seed;
+  /**
+   * Batches prepared ahead by a background thread of the iterator (0: none,
+   * batches are built by `cllm_loader_iter_next`; at most 4096). Set it to
+   * the number of spheres to prepare the next group while one trains.
+   */
+  uint32_t prefetch;
+} cllm_batch_options;
+
+/**
+ * One batch, with exactly the layout of the host's `CLLMBatch` (40 bytes on
+ * x86-64): row-major `batch_size x seq_len` arrays. Targets are the inputs
+ * shifted by one token; padding has id 0 and mask 0.0; `num_valid_tokens`
+ * counts the mask's 1.0 entries. Free it with `cllm_loader_batch_free`
+ * (a pointer to it may be passed where a `CLLMBatch*` is expected).
+ */
+typedef struct cllm_loader_batch {
+  /**
+   * Input ids.
+   */
+  uint32_t *input_ids;
+  /**
+   * Target ids.
+   */
+  uint32_t *target_ids;
+  /**
+   * 1.0 for a real token, 0.0 for padding.
+   */
+  float *attention_mask;
+  /**
+   * Rows.
+   */
+  uint32_t batch_size;
+  /**
+   * Columns.
+   */
+  uint32_t seq_len;
+  /**
+   * Number of real (unmasked) tokens.
+   */
+  uint32_t num_valid_tokens;
+} cllm_loader_batch;
+
+/**
+ * Contention figures of one lock (`cllm_lock_stats`) or of every counting
+ * lock of the process, freed ones included (`cllm_lock_global_stats`).
+ */
+typedef struct cllm_lock_contention {
+  /**
+   * Successful acquisitions.
+   */
+  uint64_t acquisitions;
+  /**
+   * Acquisitions that found the lock taken and had to wait.
+   */
+  uint64_t contended;
+  /**
+   * Nanoseconds spent waiting in contended acquisitions.
+   */
+  uint64_t wait_ns;
+  /**
+   * `contended / acquisitions` (0 without acquisitions): the monitoring
+   * column `lock_contention_rate`.
+   */
+  double contention_rate;
+} cllm_lock_contention;
+
+/**
+ * How to build a block pool; fill it with `cllm_objpool_options_default()`.
+ */
+typedef struct cllm_objpool_options {
+  /**
+   * The most blocks alive at once (in use or idle); 0 = no cap. At the
+   * cap, `cllm_objpool_acquire` fails with `CLLM_ERR_FULL` (it does not wait).
+   */
+  size_t max_blocks;
+  /**
+   * Number of shards (locked free lists), 1..=1024. Default 4.
+   */
+  size_t shards;
+  /**
+   * Idle blocks each thread keeps for itself, 0..=32 (0 = none). Default 8.
+   */
+  size_t thread_cache;
+  /**
+   * `CLLM_OBJPOOL_ROUND_ROBIN` (default) or `CLLM_OBJPOOL_THREAD_AFFINE`.
+   */
+  uint32_t shard_choice;
+  /**
+   * Zero every released block before reuse, so that every acquired block
+   * reads as zeros. Default false: a reused block holds what its last
+   * user left (new blocks are always zeroed).
+   */
+  bool zero_on_release;
+} cllm_objpool_options;
+
+/**
+ * Usage figures of a block pool. Exact when no thread is using the pool.
+ */
+typedef struct cllm_objpool_usage {
+  /**
+   * Acquisitions served by a reused block.
+   */
+  uint64_t hits;
+  /**
+   * Acquisitions that allocated a new block.
+   */
+  uint64_t misses;
+  /**
+   * Blocks acquired and not yet released.
+   */
+  uint64_t in_use;
+  /**
+   * Blocks alive (in use plus idle).
+   */
+  uint64_t live;
+  /**
+   * Idle blocks in the shards.
+   */
+  uint64_t idle_in_shards;
+  /**
+   * Idle blocks in per-thread caches.
+   */
+  uint64_t idle_in_caches;
+  /**
+   * Number of shards.
+   */
+  uint64_t shards;
+  /**
+   * The cap (0 = none).
+   */
+  uint64_t max_blocks;
+  /**
+   * Size of each block in bytes.
+   */
+  uint64_t block_size;
+} cllm_objpool_usage;
+
+/**
+ * How to build a pool; fill it with `cllm_pool_options_default()`.
+ */
+typedef struct cllm_pool_options {
+  /**
+   * Number of spheres. `<= 0`: one per CPU minus one (at least one), the
+   * calling thread being the last participant of fork-join work. At most
+   * 4096.
+   */
+  int num_threads;
+  /**
+   * Pin sphere i to CPU (i + 1) % CPUs.
+   */
+  bool pin_threads;
+  /**
+   * Longest busy-wait, in microseconds, before a waiting thread sleeps
+   * (default 50; 0: sleep at once; at most 1000000).
+   */
+  uint32_t max_spin_us;
+} cllm_pool_options;
+
+/**
+ * A job for one sphere: `fn(arg, sphere)`; return 0 on success, any other
+ * value is reported by the wait as `CLLM_ERR_JOB_FAILED`.
+ */
+typedef int (*cllm_job_fn)(void *arg, size_t sphere);
+
+/**
+ * One participant of a fork-join (`cllm_pool_run_all`), valid only during
+ * the call it is passed to.
+ */
+typedef struct cllm_participant {
+  /**
+   * This participant: 0 .. count-1; the calling thread is count-1.
+   */
+  size_t index;
+  /**
+   * Participants: the spheres plus the calling thread.
+   */
+  size_t count;
+  /**
+   * Private to the library.
+   */
+  const void *internal_;
+} cllm_participant;
+
+/**
+ * A fork-join share: `fn(arg, self)`; return 0 on success.
+ */
+typedef int (*cllm_task_fn)(void *arg, const struct cllm_participant *participant);
+
+/**
+ * A parallel-for body over `[begin, end)`, run by `participant`
+ * (0 .. spheres); return 0 on success, non-zero stops the loop.
+ */
+typedef int (*cllm_range_fn)(void *arg, size_t begin, size_t end, size_t participant);
+
+/**
+ * Counters of one sphere (or their sum over the pool).
+ */
+typedef struct cllm_sphere_stats {
+  /**
+   * Jobs run, failed ones included.
+   */
+  uint64_t jobs;
+  /**
+   * Jobs that failed (non-zero return) or panicked.
+   */
+  uint64_t failures;
+  /**
+   * Nanoseconds spent running jobs.
+   */
+  uint64_t busy_ns;
+  /**
+   * Nanoseconds spent waiting for the jobs run so far.
+   */
+  uint64_t idle_ns;
+  /**
+   * Times the sphere went to sleep waiting for work.
+   */
+  uint64_t parks;
+  /**
+   * Jobs that found the sphere awake (no wake-up system call needed).
+   */
+  uint64_t spin_hits;
+  /**
+   * Parallel-for shares taken back because the sphere had not started
+   * them when the calling thread ran out of work.
+   */
+  uint64_t revoked;
+} cllm_sphere_stats;
+
+/**
+ * How to build the role pools; fill it with `cllm_roles_options_default()`.
+ */
+typedef struct cllm_roles_options {
+  /**
+   * Most worker threads of all pools together; 0: the core count.
+   */
+  uint32_t thread_budget;
+  /**
+   * Threads of each pool, indexed by `CLLM_ROLE_*`: negative: the plan's
+   * ratio of the cores (ai 1/3, physics 1/12, stats 1/6, background 1/4,
+   * evaluation 1/6, at least 1); 0: the pool is off and runs its work
+   * inline on the caller; positive: that many (at most 4096). When the
+   * sizes do not fit the budget, the budget is shared in proportion to
+   * them (largest remainder, at least one each when the budget allows);
+   * a pool left without a thread has its tasks run by the idle threads of
+   * the largest pool. On 2 cores the defaults give ai 1 and background 1.
+   */
+  int32_t threads[CLLM_ROLE_COUNT];
+  /**
+   * Capacity of each pool's queue; 0: 1024.
+   */
+  uint32_t queue_capacity;
+  /**
+   * A task running longer is reported by `cllm_roles_stuck_tasks`, in
+   * milliseconds; 0: 5000.
+   */
+  uint32_t stuck_task_ms;
+  /**
+   * Idle workers wake this often to beat their heartbeat, in milliseconds;
+   * 0: 1000.
+   */
+  uint32_t heartbeat_ms;
+  /**
+   * How long `cllm_roles_free` waits for queued and running tasks, in
+   * milliseconds; 0: 5000.
+   */
+  uint32_t shutdown_deadline_ms;
+} cllm_roles_options;
+
+/**
+ * A task for a role pool: `func(arg)`; return 0 on success, any other value
+ * is reported as `CLLM_ERR_JOB_FAILED` (the code is in `cllm_last_error()`).
+ */
+typedef int (*cllm_role_task_fn)(void *arg);
+
+/**
+ * Metrics of one role pool. Cumulative counters only grow.
+ */
+typedef struct cllm_role_metrics {
+  /**
+   * False if the pool is off (its work runs inline).
+   */
+  bool enabled;
+  /**
+   * Worker threads of its own alive now.
+   */
+  uint32_t threads;
+  /**
+   * The size it is being brought to (resize, balancer).
+   */
+  uint32_t target_threads;
+  /**
+   * For a pool without threads: the role whose threads run its tasks; -1 if none.
+   */
+  int32_t host_role;
+  /**
+   * Nanoseconds its threads spent running tasks and loop shares.
+   */
+  uint64_t busy_ns;
+  /**
+   * Nanoseconds its threads were alive (thread-time).
+   */
+  uint64_t alive_ns;
+  /**
+   * Tasks queued now.
+   */
+  uint64_t queue_depth;
+  /**
+   * Queue capacity.
+   */
+  uint64_t queue_capacity;
+  /**
+   * Tasks accepted (queued or run inline).
+   */
+  uint64_t tasks_submitted;
+  /**
+   * Tasks that ran and succeeded.
+   */
+  uint64_t tasks_done;
+  /**
+   * Tasks that ran and failed (non-zero return) or panicked.
+   */
+  uint64_t tasks_failed;
+  /**
+   * Tasks dropped at shutdown without running.
+   */
+  uint64_t tasks_cancelled;
+  /**
+   * Submissions refused because the queue was full.
+   */
+  uint64_t tasks_rejected;
+  /**
+   * Tasks run inline on the submitter.
+   */
+  uint64_t tasks_inline;
+  /**
+   * Submit-to-start time, median, nanoseconds.
+   */
+  uint64_t wait_p50_ns;
+  /**
+   * Submit-to-start time, 99th percentile, nanoseconds.
+   */
+  uint64_t wait_p99_ns;
+  /**
+   * Run time, median, nanoseconds.
+   */
+  uint64_t run_p50_ns;
+  /**
+   * Run time, 99th percentile, nanoseconds.
+   */
+  uint64_t run_p99_ns;
+  /**
+   * Summed run time of its tasks, nanoseconds.
+   */
+  uint64_t run_total_ns;
+  /**
+   * Parallel loops run on the pool.
+   */
+  uint64_t rounds;
+  /**
+   * Summed work time of all participants of those loops, nanoseconds.
+   */
+  uint64_t round_work_ns;
+  /**
+   * Summed wall time of those loops, nanoseconds.
+   */
+  uint64_t round_wall_ns;
+  /**
+   * Workers replaced after a panic.
+   */
+  uint64_t workers_replaced;
+} cllm_role_metrics;
+
+/**
+ * A thread moved by `cllm_roles_rebalance`.
+ */
+typedef struct cllm_thread_move {
+  /**
+   * False if nothing needed to move (the other fields are then -1).
+   */
+  bool moved;
+  /**
+   * The role that gave a thread; -1: a free thread of the budget.
+   */
+  int32_t from_role;
+  /**
+   * The role that got it.
+   */
+  int32_t to_role;
+} cllm_thread_move;
+
+/**
+ * A task running past its pool's limit (see `cllm_roles_stuck_tasks`).
+ */
+typedef struct cllm_stuck_task {
+  /**
+   * The task's role.
+   */
+  int32_t role;
+  /**
+   * The role of the pool whose thread runs it.
+   */
+  int32_t worker_role;
+  /**
+   * How long it has run, nanoseconds.
+   */
+  uint64_t running_ns;
+  /**
+   * The limit it passed, nanoseconds.
+   */
+  uint64_t limit_ns;
+  /**
+   * True for a share of a parallel loop.
+   */
+  bool in_parallel_loop;
+  /**
+   * The worker thread's name, NUL-terminated (truncated to 31 bytes).
+   */
+  char worker[32];
+} cllm_stuck_task;
+
+/**
+ * What `cllm_roles_shutdown` did.
+ */
+typedef struct cllm_shutdown_report {
+  /**
+   * Tasks that finished during the shutdown.
+   */
+  uint64_t finished;
+  /**
+   * Queued tasks dropped without running (all pools).
+   */
+  uint64_t dropped;
+  /**
+   * Dropped tasks per role, indexed by `CLLM_ROLE_*`.
+   */
+  uint64_t dropped_by_role[CLLM_ROLE_COUNT];
+  /**
+   * Workers still inside a task at the deadline (detached; they exit
+   * after the task).
+   */
+  uint32_t still_running;
+  /**
+   * True if every worker stopped before the deadline.
+   */
+  bool deadline_met;
+  /**
+   * True if the pools were already shut down (nothing was done).
+   */
+  bool already_shut_down;
+  /**
+   * How long the shutdown took, nanoseconds.
+   */
+  uint64_t elapsed_ns;
+} cllm_shutdown_report;
+
+/**
+ * Statistics of a periodic task (see `cllm_sched_stats`).
+ */
+typedef struct cllm_periodic_stats {
+  /**
+   * Runs so far (failed ones included).
+   */
+  uint64_t runs;
+  /**
+   * Due times skipped because a run was late or still going (runs never
+   * stack up).
+   */
+  uint64_t skipped;
+  /**
+   * Runs that returned non-zero.
+   */
+  uint64_t failures;
+  /**
+   * True while queued or running.
+   */
+  bool pending;
+  /**
+   * Duration of the last run, nanoseconds.
+   */
+  uint64_t last_run_ns;
+  /**
+   * Duration of the longest run, nanoseconds.
+   */
+  uint64_t max_run_ns;
+  /**
+   * Its interval, nanoseconds.
+   */
+  uint64_t interval_ns;
+  /**
+   * Its priority (higher runs first).
+   */
+  int32_t priority;
+} cllm_periodic_stats;
+
+/**
+ * The body of `cllm_roles_parallel_for`: `func(arg, index)` for one item;
+ * called from several threads at once; non-zero stops the loop.
+ */
+typedef int (*cllm_index_fn)(void *arg, size_t index);
 
 /**
  * Every status, in numeric order.
  */
-#define cllm_status_ALL { CLLM_OK, CLLM_ERR_NULL, CLLM_ERR_INVALID_ARGUMENT, CLLM_ERR_BUSY, CLLM_ERR_TIMEOUT, CLLM_ERR_PANIC, CLLM_ERR_SHUTDOWN, CLLM_ERR_SPAWN, CLLM_ERR_JOB_FAILED, CLLM_ERR_IO, CLLM_ERR_FULL, CLLM_ERR_NUMERIC, CLLM_ERR_CORRUPT, CLLM_ERR_EMPTY, CLLM_ERR_CONFIG, CLLM_ERR_NOT_FOUND, CLLM_ERR_DEADLOCK, CLLM_ERR_CANCELLED, }
+#define cllm_status_ALL { CLLM_OK, CLLM_ERR_NULL, CLLM_ERR_INVALID_ARGUMENT, CLLM_ERR_BUSY, CLLM_ERR_TIMEOUT, CLLM_ERR_PANIC, CLLM_ERR_SHUTDOWN, CLLM_ERR_SPAWN, CLLM_ERR_JOB_FAILED, CLLM_ERR_IO, CLLM_ERR_FULL, CLLM_ERR_NUMERIC, CLLM_ERR_CORRUPT, CLLM_ERR_EMPTY, CLLM_ERR_CONFIG, CLLM_ERR_NOT_FOUND, CLLM_ERR_DEADLOCK, CLLM_ERR_CANCELLED, CLLM_ERR_BARRIER_BROKEN, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -109,6 +1282,1088 @@ const char *cllm_version(void);
  * the next failing `cllm_*` call on the same thread; never free it.
  */
 const char *cllm_last_error(void);
+
+/**
+ * The default options: the plan's consecutive rule (10 frames over 2 s),
+ * a 16.7 ms budget, the original code's sampled-rule and memory settings
+ * (off until their bit is set), no watchdog thread, 1 s monitor interval,
+ * the system clock.
+ */
+struct cllm_frame_options cllm_frame_options_default(void);
+
+/**
+ * Creates a frame guard; `*out` receives it on success. `options` may be
+ * NULL for the defaults. Errors: `CLLM_ERR_NULL` (out),
+ * `CLLM_ERR_NUMERIC` (a NaN or infinite time), `CLLM_ERR_INVALID_ARGUMENT`
+ * (unknown rule bits, a negative time, a zero count, budget or limit, an
+ * interval under 1 ms, a zero memory limit with the memory rule on),
+ * `CLLM_ERR_SPAWN` (the watchdog thread could not start).
+ *
+ * # Safety
+ * `options` is NULL or points to a `cllm_frame_options`; `out` is writable.
+ */
+enum cllm_status cllm_frame_create(const struct cllm_frame_options *options,
+                                   struct cllm_frame **out);
+
+/**
+ * Frees a guard (stopping and joining its watchdog thread, after any stop
+ * callback it is running). NULL is a no-op.
+ *
+ * # Safety
+ * `frame` is NULL or a guard from `cllm_frame_create`, not used after this
+ * call, and not freed from inside its own stop callback.
+ */
+void cllm_frame_free(struct cllm_frame *frame);
+
+/**
+ * Begins a frame. Also runs the sampled and memory checks that are due.
+ * Errors: `CLLM_ERR_NULL`, `CLLM_ERR_BUSY` (a frame is already in
+ * progress), `CLLM_ERR_JOB_FAILED` (a stop callback fired here returned
+ * non-zero; the frame has begun).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard.
+ */
+enum cllm_status cllm_frame_begin(struct cllm_frame *frame);
+
+/**
+ * Ends the frame in progress, records its duration and applies the rules.
+ * Errors: `CLLM_ERR_NULL`, `CLLM_ERR_INVALID_ARGUMENT` (no frame in
+ * progress), `CLLM_ERR_JOB_FAILED` (the stop callback returned non-zero;
+ * the frame is recorded).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard.
+ */
+enum cllm_status cllm_frame_end(struct cllm_frame *frame);
+
+/**
+ * Records a frame of `duration_ms` measured by the caller (or injected).
+ * With the system clock the frame ends now; with `manual_clock` the clock
+ * first moves forward by `duration_ms`, so frames are back to back.
+ * Errors: `CLLM_ERR_NULL`, `CLLM_ERR_NUMERIC` (NaN or infinite),
+ * `CLLM_ERR_INVALID_ARGUMENT` (negative or over 1e12), `CLLM_ERR_BUSY` (a
+ * frame begun with `cllm_frame_begin` is in progress), `CLLM_ERR_JOB_FAILED`
+ * (the stop callback returned non-zero; the frame is recorded).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard.
+ */
+enum cllm_status cllm_frame_tick(struct cllm_frame *frame, double duration_ms);
+
+/**
+ * Moves a manual clock forward by `ms` without recording a frame (time
+ * passing inside a frame, or between frames); then call `cllm_frame_poll`
+ * or end the frame to apply the rules. Errors: `CLLM_ERR_NULL`,
+ * `CLLM_ERR_NUMERIC`, `CLLM_ERR_INVALID_ARGUMENT` (negative, over 1e12, or
+ * the guard uses the system clock).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard.
+ */
+enum cllm_status cllm_frame_advance(struct cllm_frame *frame, double ms);
+
+/**
+ * Runs the time-based checks now: samples that are due, the memory check,
+ * and a frame in progress past the slow-frame limit (flagged as stalled; if
+ * it is the K-th slow frame in a row, the stop fires now). The watchdog
+ * thread does this periodically. Errors: `CLLM_ERR_NULL`,
+ * `CLLM_ERR_JOB_FAILED` (the stop callback returned non-zero).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard.
+ */
+enum cllm_status cllm_frame_poll(struct cllm_frame *frame);
+
+/**
+ * 1 if a rule has stopped the loop, 0 if not, -1 if `frame` is NULL (with
+ * the last error set). One atomic load: cheap enough for every frame.
+ *
+ * # Safety
+ * `frame` is NULL or a live guard.
+ */
+int cllm_frame_is_stopped(const struct cllm_frame *frame);
+
+/**
+ * Writes the stop state to `*out` (reason `CLLM_FRAME_STOP_NONE` if the
+ * guard is not stopped). Errors: `CLLM_ERR_NULL` (frame, out).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard; `out` is NULL or writable.
+ */
+enum cllm_status cllm_frame_stop_info(const struct cllm_frame *frame, struct cllm_frame_stop *out);
+
+/**
+ * The name of a stop reason (`"CLLM_FRAME_STOP_MEMORY"`), or
+ * `"CLLM_FRAME_STOP_UNKNOWN"` for any other value. Static; never free it.
+ */
+const char *cllm_frame_stop_reason_str(int reason);
+
+/**
+ * Writes the cumulative figures to `*out`. Errors: `CLLM_ERR_NULL`.
+ *
+ * # Safety
+ * `frame` is NULL or a live guard; `out` is NULL or writable.
+ */
+enum cllm_status cllm_frame_stats(const struct cllm_frame *frame,
+                                  struct cllm_frame_statistics *out);
+
+/**
+ * Sets the function called once when a rule first stops the loop (see
+ * `cllm_frame_stop_fn`); `callback` NULL removes it. Not called for a stop that
+ * already happened. Errors: `CLLM_ERR_NULL` (frame).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard; `callback`, if set, may be called with `arg`
+ * from the loop thread or the watchdog thread until it is replaced or the
+ * guard is freed.
+ */
+enum cllm_status cllm_frame_set_stop_callback(struct cllm_frame *frame,
+                                              cllm_frame_stop_fn callback,
+                                              void *arg);
+
+/**
+ * Writes the monitoring CSV header line (newline included) and a NUL into
+ * `buf`; `*out_len` receives its length without the NUL. The columns:
+ * `timestamp,elapsed_s,interval_s,frames,fps,p50_ms,p99_ms,max_ms,mean_ms,under_budget_share,`
+ * `thread_pool_utilization,ai_thread_efficiency,stats_thread_efficiency,background_thread_efficiency,`
+ * `lock_contention_rate,parallel_speedup_ratio,physics_thread_efficiency,evaluation_thread_efficiency,emergency_stop`.
+ * Errors: `CLLM_ERR_NULL` (buf, out_len), `CLLM_ERR_INVALID_ARGUMENT`
+ * (`cap` too small; the message gives the size needed).
+ *
+ * # Safety
+ * `buf` is NULL or writable for `cap` bytes; `out_len` is NULL or writable.
+ */
+enum cllm_status cllm_frame_monitor_header(char *buf,
+                                           size_t cap,
+                                           size_t *out_len);
+
+/**
+ * Ends the current monitoring interval and writes its CSV row (newline
+ * included, in the header's order) and a NUL into `buf`; `*out_len`
+ * receives its length without the NUL. `inputs` are the cumulative counters
+ * now; the row uses their difference from the previous row's (or the
+ * baseline, zero by default). NULL `inputs` leaves the threading columns
+ * empty. Columns (Δ = change over the interval; an empty cell when the
+ * denominator is 0):
+ * - `thread_pool_utilization` = Σ Δbusy_s / Σ Δalive_s over the five pools;
+ * - `ai_/stats_/background_/physics_/evaluation_thread_efficiency` =
+ *   Δbusy_s / Δalive_s of that pool;
+ * - `lock_contention_rate` = Δlock_contended / Δlock_acquisitions;
+ * - `parallel_speedup_ratio` = Δparallel_work_s / Δparallel_wall_s;
+ * - `frames`, `fps`, `p50_ms`, `p99_ms`, `max_ms`, `mean_ms`,
+ *   `under_budget_share`: the frames recorded in the interval.
+ *
+ * Errors (checked before the interval is ended): `CLLM_ERR_NULL` (frame,
+ * buf, out_len), `CLLM_ERR_INVALID_ARGUMENT` (`cap` under
+ * `CLLM_FRAME_ROW_MAX`, a negative or too large input), `CLLM_ERR_NUMERIC`
+ * (a NaN or infinite input).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard; `inputs` is NULL or readable; `buf` is
+ * NULL or writable for `cap` bytes; `out_len` is NULL or writable.
+ */
+enum cllm_status cllm_frame_monitor_row(struct cllm_frame *frame,
+                                        const struct cllm_frame_monitor_inputs *inputs,
+                                        char *buf,
+                                        size_t cap,
+                                        size_t *out_len);
+
+/**
+ * Like `cllm_frame_monitor_row`, but writes the row to the file descriptor
+ * `fd`, preceded by the header line the first time this guard writes.
+ * Errors: `CLLM_ERR_NULL` (frame), `CLLM_ERR_INVALID_ARGUMENT` (`fd` < 0, a
+ * bad input), `CLLM_ERR_NUMERIC` (a NaN input), `CLLM_ERR_IO` (the write
+ * failed: the interval is then lost, and the header is written again next
+ * time if it was not written).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard; `inputs` is NULL or readable.
+ */
+enum cllm_status cllm_frame_monitor_write(struct cllm_frame *frame,
+                                          const struct cllm_frame_monitor_inputs *inputs,
+                                          int fd);
+
+/**
+ * Takes `inputs` as the starting point of the next row's differences (for
+ * counters that started before the loop). Errors: `CLLM_ERR_NULL` (frame,
+ * inputs), `CLLM_ERR_INVALID_ARGUMENT` / `CLLM_ERR_NUMERIC` (a bad input).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard; `inputs` is NULL or readable.
+ */
+enum cllm_status cllm_frame_monitor_baseline(struct cllm_frame *frame,
+                                             const struct cllm_frame_monitor_inputs *inputs);
+
+/**
+ * 1 if `monitor_interval_ms` has passed since the last row (or since
+ * creation), 0 if not, -1 if `frame` is NULL (with the last error set).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard.
+ */
+int cllm_frame_monitor_due(const struct cllm_frame *frame);
+
+/**
+ * The default options: words, 32768 ids, automatic threads, no cache.
+ */
+struct cllm_loader_options cllm_loader_options_default(void);
+
+/**
+ * Loads every regular file under directory `dir` (recursively; names in
+ * byte order at each level, depth first; symbolic links not followed),
+ * skipping files that are not text (a NUL byte, or more than 5% invalid
+ * UTF-8), empty, or only white space; `*out` receives the loader.
+ * `options` may be NULL for the defaults.
+ *
+ * With `options->cache_path`, a corpus that did not change since the cache
+ * was written is loaded from the cache alone (the directories are listed
+ * and the files `stat`ed, no file is opened); otherwise the cache is
+ * rebuilt (atomically). A damaged cache is detected and rebuilt, never used.
+ *
+ * Errors: `CLLM_ERR_NULL` (dir, out), `CLLM_ERR_NOT_FOUND` (dir missing),
+ * `CLLM_ERR_INVALID_ARGUMENT` (dir not a directory, tokenizer, max_vocab,
+ * num_threads), `CLLM_ERR_IO` (a directory or file that cannot be read:
+ * the message names it), `CLLM_ERR_EMPTY` (no text file), `CLLM_ERR_SPAWN`.
+ * Failing to write the cache is not an error (see the report).
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated path; `options` NULL or valid; `out`
+ * NULL or writable.
+ */
+enum cllm_status cllm_loader_create(const char *dir,
+                                    const struct cllm_loader_options *options,
+                                    struct cllm_loader **out);
+
+/**
+ * As `cllm_loader_create`, for the `count` files of `paths`, in that order
+ * (symbolic links followed; each must be a regular file, listed once).
+ * Errors as `cllm_loader_create`, plus `CLLM_ERR_NULL` for a NULL `paths`
+ * (with `count > 0`) or entry, and `CLLM_ERR_EMPTY` for `count == 0`.
+ *
+ * # Safety
+ * `paths` is NULL or points to `count` pointers, each NULL or a
+ * NUL-terminated path; `options` NULL or valid; `out` NULL or writable.
+ */
+enum cllm_status cllm_loader_create_from_files(const char *const *paths,
+                                               size_t count,
+                                               const struct cllm_loader_options *options,
+                                               struct cllm_loader **out);
+
+/**
+ * Frees a loader. NULL is a no-op. Iterators made from it stay valid (they
+ * keep the data alive); pointers from `cllm_loader_tokens`, `_report_text`
+ * and `_skipped_file` do not.
+ *
+ * # Safety
+ * `loader` is NULL or from `cllm_loader_create*`, not used after this call.
+ */
+void cllm_loader_free(struct cllm_loader *loader);
+
+/**
+ * Writes the report of the load to `*out`.
+ *
+ * # Safety
+ * `loader` is NULL or live; `out` NULL or writable.
+ */
+enum cllm_status cllm_loader_get_report(const struct cllm_loader *loader,
+                                        struct cllm_loader_report *out);
+
+/**
+ * The report as text (several lines: corpus, skipped files with reasons,
+ * cache status and why, files opened and time per phase), for printing.
+ * `*out` stays valid until the loader is freed; never free it.
+ *
+ * # Safety
+ * `loader` is NULL or live; `out` NULL or writable.
+ */
+enum cllm_status cllm_loader_report_text(const struct cllm_loader *loader, const char **out);
+
+/**
+ * Skipped input number `index` (0 .. files_skipped-1): its name (relative
+ * to the corpus directory) and the reason ("binary: NUL byte at offset 4",
+ * "empty file", ...). The strings stay valid until the loader is freed.
+ * `CLLM_ERR_INVALID_ARGUMENT` for an index out of range.
+ *
+ * # Safety
+ * `loader` is NULL or live; `name` and `reason` NULL or writable.
+ */
+enum cllm_status cllm_loader_skipped_file(const struct cllm_loader *loader,
+                                          size_t index,
+                                          const char **name,
+                                          const char **reason);
+
+/**
+ * The token stream: every document's ids back to back (BOS ... EOS each,
+ * unless disabled), as 32-bit ids below the vocabulary size; PAD (0) never
+ * occurs. `*tokens` stays valid until the loader is freed; never free it.
+ * This is what a host's own batch iterator over a token array takes. (If
+ * the ids are stored in 16 bits, the first call makes a 32-bit copy.)
+ *
+ * # Safety
+ * `loader` is NULL or live; `tokens` and `count` NULL or writable.
+ */
+enum cllm_status cllm_loader_tokens(const struct cllm_loader *loader,
+                                    const uint32_t **tokens,
+                                    size_t *count);
+
+/**
+ * Writes the vocabulary size (special ids included) to `*out`: every id
+ * of the corpus is below it.
+ *
+ * # Safety
+ * `loader` is NULL or live; `out` NULL or writable.
+ */
+enum cllm_status cllm_loader_vocab_size(const struct cllm_loader *loader, size_t *out);
+
+/**
+ * Text for `count` ids, for showing samples: words joined by spaces (none
+ * before closing punctuation), bytes concatenated; BOS and PAD print
+ * nothing, EOS a new line, UNK `<unk>`. Like `snprintf`: writes at most
+ * `size - 1` bytes and a NUL to `buf` (nothing if `size` is 0, when `buf`
+ * may be NULL) and the full length to `*length`.
+ * `CLLM_ERR_INVALID_ARGUMENT` if an id is not in the vocabulary.
+ *
+ * # Safety
+ * `loader` is NULL or live; `ids` NULL or `count` readable ids; `buf` NULL
+ * or `size` writable bytes; `length` NULL or writable.
+ */
+enum cllm_status cllm_loader_decode(const struct cllm_loader *loader,
+                                    const uint32_t *ids,
+                                    size_t count,
+                                    char *buf,
+                                    size_t size,
+                                    size_t *length);
+
+/**
+ * The default batch options: 8 x 64, shuffled with seed 0, padded last
+ * batch, no prefetch.
+ */
+struct cllm_batch_options cllm_batch_options_default(void);
+
+/**
+ * Creates the iterator of shard `shard` of `num_shards` (0 of 1 for every
+ * batch), at the start of epoch 0; `*out` receives it. Batch `b` of an
+ * epoch belongs to shard `b % num_shards`: shards are disjoint and together
+ * give every batch once. `options` may be NULL for the defaults.
+ *
+ * Errors: `CLLM_ERR_NULL` (loader, out), `CLLM_ERR_INVALID_ARGUMENT`
+ * (batch_size or seq_len 0, batch_size * seq_len above 2^26, seq_len not
+ * shorter than the corpus, no full batch with drop_last, shard not below
+ * num_shards, num_shards 0 or above 4096, prefetch above 4096),
+ * `CLLM_ERR_SPAWN` (the prefetch thread).
+ *
+ * # Safety
+ * `loader` is NULL or live; `options` NULL or valid; `out` NULL or writable.
+ */
+enum cllm_status cllm_loader_iter_create(const struct cllm_loader *loader,
+                                         const struct cllm_batch_options *options,
+                                         uint32_t shard,
+                                         uint32_t num_shards,
+                                         struct cllm_loader_iter **out);
+
+/**
+ * The next batch of this shard in the current epoch: `*out` receives a new
+ * batch (free it with `cllm_loader_batch_free`), or NULL when the epoch is
+ * over (then call `cllm_loader_iter_reset`). Errors: `CLLM_ERR_NULL`.
+ *
+ * # Safety
+ * `iter` is NULL or live and not used by another thread meanwhile; `out`
+ * NULL or writable.
+ */
+enum cllm_status cllm_loader_iter_next(struct cllm_loader_iter *iter,
+                                       struct cllm_loader_batch **out);
+
+/**
+ * Starts epoch `epoch` from this shard's first batch (shuffled for that
+ * epoch). Resetting to the current epoch repeats it. Errors:
+ * `CLLM_ERR_NULL`, `CLLM_ERR_SPAWN` (the prefetch thread).
+ *
+ * # Safety
+ * `iter` is NULL or live and not used by another thread meanwhile.
+ */
+enum cllm_status cllm_loader_iter_reset(struct cllm_loader_iter *iter, uint64_t epoch);
+
+/**
+ * Writes the number of batches this shard gives per epoch to `*out`.
+ *
+ * # Safety
+ * `iter` is NULL or live; `out` NULL or writable.
+ */
+enum cllm_status cllm_loader_iter_num_batches(const struct cllm_loader_iter *iter, size_t *out);
+
+/**
+ * Frees an iterator (stopping its prefetch thread). NULL is a no-op.
+ * Batches it returned stay valid.
+ *
+ * # Safety
+ * `iter` is NULL or from `cllm_loader_iter_create`, not used after this call.
+ */
+void cllm_loader_iter_free(struct cllm_loader_iter *iter);
+
+/**
+ * Frees a batch from `cllm_loader_iter_next`. NULL is a no-op.
+ *
+ * # Safety
+ * `batch` is NULL or from `cllm_loader_iter_next`, not used after this call.
+ */
+void cllm_loader_batch_free(struct cllm_loader_batch *batch);
+
+/**
+ * Creates an unlocked counting mutex named `name` (copied; it appears in
+ * deadlock reports) and stores it in `*out`.
+ *
+ * Errors: `CLLM_ERR_NULL` if `name` or `out` is NULL.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` must be writable.
+ */
+enum cllm_status cllm_lock_create(const char *name, struct cllm_lock **out);
+
+/**
+ * Frees a lock made by `cllm_lock_create`. NULL does nothing. Freeing a
+ * held lock ends the hold; no thread may wait for it or use it afterwards.
+ *
+ * # Safety
+ * `lock` must be NULL or a live lock, not used by any other call now or later.
+ */
+void cllm_lock_free(struct cllm_lock *lock);
+
+/**
+ * Locks, waiting as long as needed. A thread that waits longer than the
+ * deadlock check period (`CLLM_DEADLOCK_CHECK_MS`, default 200) looks for a
+ * wait-for cycle and prints it on standard error once; it keeps waiting
+ * (use `cllm_lock_lock_timeout` to give up instead).
+ *
+ * Errors: `CLLM_ERR_NULL`; `CLLM_ERR_DEADLOCK` if the calling thread
+ * already holds the lock.
+ *
+ * # Safety
+ * `lock` must be NULL or a live lock.
+ */
+enum cllm_status cllm_lock_lock(const struct cllm_lock *lock);
+
+/**
+ * Locks if the lock is free now, without waiting.
+ *
+ * Errors: `CLLM_ERR_NULL`; `CLLM_ERR_BUSY` if any thread (the caller
+ * included) holds it.
+ *
+ * # Safety
+ * `lock` must be NULL or a live lock.
+ */
+enum cllm_status cllm_lock_trylock(const struct cllm_lock *lock);
+
+/**
+ * Locks, waiting at most `timeout_ms` milliseconds, and gives up as soon as
+ * the deadlock detector finds the calling thread in a wait-for cycle (after
+ * the deadlock check period), so that the caller can release what it holds
+ * and retry.
+ *
+ * Errors: `CLLM_ERR_NULL`; `CLLM_ERR_TIMEOUT`; `CLLM_ERR_DEADLOCK` (the
+ * last error names every thread and lock of the cycle; also at once if the
+ * calling thread already holds the lock).
+ *
+ * # Safety
+ * `lock` must be NULL or a live lock.
+ */
+enum cllm_status cllm_lock_lock_timeout(const struct cllm_lock *lock, uint64_t timeout_ms);
+
+/**
+ * Unlocks a lock held by the calling thread.
+ *
+ * Errors: `CLLM_ERR_NULL`; `CLLM_ERR_INVALID_ARGUMENT` if the calling
+ * thread does not hold the lock (unlocked, or held by another thread): the
+ * lock is left as it was.
+ *
+ * # Safety
+ * `lock` must be NULL or a live lock.
+ */
+enum cllm_status cllm_lock_unlock(const struct cllm_lock *lock);
+
+/**
+ * Writes the lock's contention figures since creation to `*out`.
+ *
+ * Errors: `CLLM_ERR_NULL` if `lock` or `out` is NULL.
+ *
+ * # Safety
+ * `lock` must be NULL or a live lock; `out` must be writable.
+ */
+enum cllm_status cllm_lock_stats(const struct cllm_lock *lock, struct cllm_lock_contention *out);
+
+/**
+ * Writes the sum over every counting lock the process ever created (C and
+ * Rust, freed ones included) to `*out`. Two readings subtracted give an
+ * interval's figures.
+ *
+ * Errors: `CLLM_ERR_NULL` if `out` is NULL.
+ *
+ * # Safety
+ * `out` must be writable.
+ */
+enum cllm_status cllm_lock_global_stats(struct cllm_lock_contention *out);
+
+/**
+ * Sets, for the whole process, how long a thread waits in a counting lock
+ * before it looks for a deadlock (and again after each further period);
+ * 0 turns the automatic check off (`cllm_lock_check_deadlocks` still
+ * works). Overrides the environment variable `CLLM_DEADLOCK_CHECK_MS`
+ * (default 200). Always returns `CLLM_OK`.
+ */
+enum cllm_status cllm_lock_set_deadlock_check_ms(uint64_t period_ms);
+
+/**
+ * Looks for a deadlock among the threads blocked in counting locks now.
+ *
+ * Returns `CLLM_OK` if there is none, `CLLM_ERR_DEADLOCK` if there is: the
+ * last error then describes every cycle (threads and locks by name).
+ */
+enum cllm_status cllm_lock_check_deadlocks(void);
+
+/**
+ * Creates a counter at zero with `shards` shards (rounded up to a power of
+ * two; 0 = the default, twice the CPUs) and stores it in `*out`.
+ *
+ * Errors: `CLLM_ERR_NULL` if `out` is NULL; `CLLM_ERR_INVALID_ARGUMENT` if
+ * `shards` is above 4096.
+ *
+ * # Safety
+ * `out` must be writable.
+ */
+enum cllm_status cllm_counter_create(size_t shards, struct cllm_counter **out);
+
+/**
+ * Adds `delta` (on the calling thread's shard).
+ *
+ * Errors: `CLLM_ERR_NULL` if `counter` is NULL.
+ *
+ * # Safety
+ * `counter` must be NULL or a live counter.
+ */
+enum cllm_status cllm_counter_add(const struct cllm_counter *counter, uint64_t delta);
+
+/**
+ * Writes the total of all shards to `*out` (exact once the adding threads
+ * are done or synchronised with the caller).
+ *
+ * Errors: `CLLM_ERR_NULL` if `counter` or `out` is NULL.
+ *
+ * # Safety
+ * `counter` must be NULL or a live counter; `out` must be writable.
+ */
+enum cllm_status cllm_counter_sum(const struct cllm_counter *counter, uint64_t *out);
+
+/**
+ * Frees a counter made by `cllm_counter_create`. NULL does nothing.
+ *
+ * # Safety
+ * `counter` must be NULL or a live counter, not used afterwards.
+ */
+void cllm_counter_free(struct cllm_counter *counter);
+
+/**
+ * The default options: no cap, 4 shards, 8 cached blocks per thread,
+ * round-robin, no zeroing on release.
+ */
+struct cllm_objpool_options cllm_objpool_options_default(void);
+
+/**
+ * Creates a pool of `block_size`-byte blocks (aligned to
+ * `CLLM_OBJPOOL_BLOCK_ALIGN`) and stores it in `*out`. NULL `options` means
+ * the defaults. Blocks are allocated on demand, not up front.
+ *
+ * Errors: `CLLM_ERR_NULL` if `out` is NULL; `CLLM_ERR_INVALID_ARGUMENT` for
+ * a zero or oversized `block_size`, or an option out of its range.
+ *
+ * # Safety
+ * `options` must be NULL or readable; `out` must be writable.
+ */
+enum cllm_status cllm_objpool_create(size_t block_size,
+                                     const struct cllm_objpool_options *options,
+                                     struct cllm_objpool **out);
+
+/**
+ * Takes a block (reused if one is idle, else newly allocated and zeroed)
+ * and stores its address in `*out_block`. The block belongs to the caller
+ * until `cllm_objpool_release`; any thread may release it.
+ *
+ * Errors: `CLLM_ERR_NULL` if `pool` or `out_block` is NULL; `CLLM_ERR_FULL`
+ * if `max_blocks` blocks are in use.
+ *
+ * # Safety
+ * `pool` must be NULL or a live pool; `out_block` must be writable.
+ */
+enum cllm_status cllm_objpool_acquire(const struct cllm_objpool *pool, void **out_block);
+
+/**
+ * Gives a block back to the pool. The pointer must not be used afterwards.
+ *
+ * Errors: `CLLM_ERR_NULL` if `pool` or `block` is NULL;
+ * `CLLM_ERR_INVALID_ARGUMENT` if `block` is not the start of a block of this
+ * pool, or was released already (a double release): the pool is unchanged.
+ * The pointer is only looked up, never read through.
+ *
+ * # Safety
+ * `pool` must be NULL or a live pool.
+ */
+enum cllm_status cllm_objpool_release(const struct cllm_objpool *pool, void *block);
+
+/**
+ * Writes the pool's usage figures to `*out`.
+ *
+ * Errors: `CLLM_ERR_NULL` if `pool` or `out` is NULL.
+ *
+ * # Safety
+ * `pool` must be NULL or a live pool; `out` must be writable.
+ */
+enum cllm_status cllm_objpool_stats(const struct cllm_objpool *pool,
+                                    struct cllm_objpool_usage *out);
+
+/**
+ * Writes the number of idle blocks in shard `shard` to `*out`.
+ *
+ * Errors: `CLLM_ERR_NULL` if `pool` or `out` is NULL;
+ * `CLLM_ERR_INVALID_ARGUMENT` if `shard` is not below the shard count.
+ *
+ * # Safety
+ * `pool` must be NULL or a live pool; `out` must be writable.
+ */
+enum cllm_status cllm_objpool_shard_idle(const struct cllm_objpool *pool,
+                                         size_t shard,
+                                         size_t *out);
+
+/**
+ * Frees the pool and every block, including blocks still acquired (their
+ * pointers become invalid). NULL does nothing.
+ *
+ * # Safety
+ * `pool` must be NULL or a live pool, not used by any other call now or later.
+ */
+void cllm_objpool_free(struct cllm_objpool *pool);
+
+/**
+ * The default options: automatic thread count, no pinning, 50 us spin.
+ */
+struct cllm_pool_options cllm_pool_options_default(void);
+
+/**
+ * Creates a pool and starts its threads; `*out` receives it on success.
+ * `options` may be NULL for the defaults. Errors: `CLLM_ERR_NULL` (out),
+ * `CLLM_ERR_INVALID_ARGUMENT` (more than 4096 threads, spin too long),
+ * `CLLM_ERR_SPAWN` (the system refused a thread; nothing is leaked).
+ *
+ * # Safety
+ * `options` is NULL or points to a `cllm_pool_options`; `out` is writable.
+ */
+enum cllm_status cllm_pool_create(const struct cllm_pool_options *options, struct cllm_pool **out);
+
+/**
+ * Stops the pool: each sphere finishes the job it holds, then every thread
+ * is joined. NULL is a no-op. Called from inside one of the pool's own
+ * jobs, it joins the other threads and lets the calling one end after its
+ * job.
+ *
+ * # Safety
+ * `pool` is NULL or a pool from `cllm_pool_create`, not used after this call.
+ */
+void cllm_pool_free(struct cllm_pool *pool);
+
+/**
+ * Writes the number of spheres to `*out`.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `out` is NULL or writable.
+ */
+enum cllm_status cllm_pool_num_spheres(const struct cllm_pool *pool, size_t *out);
+
+/**
+ * Hands `fn(arg, sphere)` to `sphere` and returns at once. Errors:
+ * `CLLM_ERR_BUSY` if the sphere's last job was not waited for,
+ * `CLLM_ERR_INVALID_ARGUMENT` for a sphere out of range, `CLLM_ERR_NULL`.
+ * No allocation or system call when the sphere is awake.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `fn(arg, sphere)` must be safe to run on
+ * the sphere's thread, and `arg` valid until the job was waited for.
+ */
+enum cllm_status cllm_pool_dispatch(const struct cllm_pool *pool,
+                                    size_t sphere,
+                                    cllm_job_fn job,
+                                    void *arg);
+
+/**
+ * Waits for `sphere`'s job to end and returns its status: `CLLM_OK`,
+ * `CLLM_ERR_JOB_FAILED` (non-zero return, the code in the message) or
+ * `CLLM_ERR_PANIC`. A sphere given nothing returns `CLLM_OK` at once.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool.
+ */
+enum cllm_status cllm_pool_wait(const struct cllm_pool *pool, size_t sphere);
+
+/**
+ * As `cllm_pool_wait`, giving up after `timeout_us` microseconds with
+ * `CLLM_ERR_TIMEOUT`; the job goes on and can be waited for again.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool.
+ */
+enum cllm_status cllm_pool_wait_timeout(const struct cllm_pool *pool,
+                                        size_t sphere,
+                                        uint64_t timeout_us);
+
+/**
+ * Writes to `*out` whether `sphere` holds a job that was not waited for.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `out` is NULL or writable.
+ */
+enum cllm_status cllm_pool_is_busy(const struct cllm_pool *pool, size_t sphere, bool *out);
+
+/**
+ * Runs `fn(arg, participant)` once on every sphere and once on the calling
+ * thread (the last participant), returning when all have finished. The
+ * first failure is returned after all ended (`CLLM_ERR_JOB_FAILED`,
+ * `CLLM_ERR_PANIC`); `CLLM_ERR_BUSY` (nothing run) if a sphere holds a job
+ * that was not waited for. Inside `fn`, `cllm_participant_barrier`
+ * synchronises the participants.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `fn` must be safe to run concurrently on
+ * every participant with the same `arg`.
+ */
+enum cllm_status cllm_pool_run_all(const struct cllm_pool *pool, cllm_task_fn task, void *arg);
+
+/**
+ * Waits inside `cllm_pool_run_all` until every participant that has not
+ * returned yet arrives (a participant that returns no longer counts).
+ * Writes to `*is_leader` (may be NULL) whether this caller arrived last.
+ * `CLLM_ERR_BARRIER_BROKEN` if another participant failed: return then.
+ *
+ * # Safety
+ * `participant` is NULL or the pointer passed to the running task.
+ */
+enum cllm_status cllm_participant_barrier(const struct cllm_participant *participant,
+                                          bool *is_leader);
+
+/**
+ * Calls `fn(arg, b, e, participant)` on sub-ranges `[b, e)` that together
+ * cover `[begin, end)` exactly once, spread over the spheres and the calling
+ * thread with work stealing. `grain` is the chunk size (0: automatic). A
+ * non-zero return stops the loop and is returned as `CLLM_ERR_JOB_FAILED`.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `fn` must be safe to run concurrently with
+ * the same `arg`.
+ */
+enum cllm_status cllm_pool_parallel_for(const struct cllm_pool *pool,
+                                        size_t begin,
+                                        size_t end,
+                                        size_t grain,
+                                        cllm_range_fn body,
+                                        void *arg);
+
+/**
+ * Writes the counters of `sphere` to `*out`.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `out` is NULL or writable.
+ */
+enum cllm_status cllm_pool_sphere_stats(const struct cllm_pool *pool,
+                                        size_t sphere,
+                                        struct cllm_sphere_stats *out);
+
+/**
+ * Writes the sum of every sphere's counters to `*out`.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `out` is NULL or writable.
+ */
+enum cllm_status cllm_pool_total_stats(const struct cllm_pool *pool, struct cllm_sphere_stats *out);
+
+/**
+ * The number of CPUs this process may run on (at least 1).
+ */
+size_t cllm_available_cores(void);
+
+/**
+ * The defaults: budget = cores, sizes from the plan's ratios, queues of
+ * 1024, stuck after 5 s, heartbeat 1 s, shutdown deadline 5 s.
+ */
+struct cllm_roles_options cllm_roles_options_default(void);
+
+/**
+ * Starts the role pools as `options` say (NULL: the defaults) and writes
+ * the handle to `*out`. Errors: `CLLM_ERR_NULL` (out),
+ * `CLLM_ERR_INVALID_ARGUMENT` (a size above 4096), `CLLM_ERR_SPAWN`.
+ *
+ * # Safety
+ * `options` is NULL or points to a `cllm_roles_options`; `out` is writable.
+ */
+enum cllm_status cllm_roles_create(const struct cllm_roles_options *options,
+                                   struct cllm_roles **out);
+
+/**
+ * Starts the role pools with the defaults and the environment variables
+ * `ENABLE_PARALLEL_AI`, `ENABLE_PARALLEL_STATS`,
+ * `ENABLE_BACKGROUND_PROCESSING` (true/false/1/0/yes/no), `MAX_AI_THREADS`,
+ * `MAX_STATS_THREADS`, `CLLM_PHYSICS_THREADS`, `CLLM_BACKGROUND_THREADS`,
+ * `CLLM_EVALUATION_THREADS` (sizes, 0 = off), `CLLM_THREAD_BUDGET`,
+ * `CLLM_QUEUE_CAPACITY`, `CLLM_STUCK_TASK_MS`. A bad value fails with
+ * `CLLM_ERR_CONFIG`; `cllm_last_error()` names the variable and the value.
+ *
+ * # Safety
+ * `out` is writable.
+ */
+enum cllm_status cllm_roles_create_from_env(struct cllm_roles **out);
+
+/**
+ * Shuts the pools down (queued tasks run until the configured deadline;
+ * see `cllm_roles_shutdown`), joins the threads and frees the handle. NULL
+ * does nothing. Task handles stay valid (free them separately); tasks that
+ * were never run report `CLLM_ERR_CANCELLED`.
+ *
+ * # Safety
+ * `roles` is NULL or a handle from `cllm_roles_create*`, not used again.
+ */
+void cllm_roles_free(struct cllm_roles *roles);
+
+/**
+ * Writes the thread budget and the worker threads alive in all pools now.
+ *
+ * # Safety
+ * `roles` is a live handle; the outputs are writable.
+ */
+enum cllm_status cllm_roles_threads(const struct cllm_roles *roles,
+                                    size_t *out_budget,
+                                    size_t *out_threads);
+
+/**
+ * Submits `func(arg)` to `role`'s pool with a priority (higher runs first)
+ * and a back-pressure choice: `timeout_ms < 0` waits while the queue is
+ * full, `0` fails at once with `CLLM_ERR_FULL`, `> 0` waits that long, then
+ * fails with `CLLM_ERR_TIMEOUT`. On success writes a task handle to `*out`.
+ * On a pool that is off, `func` runs now on this thread. Other errors:
+ * `CLLM_ERR_NULL`, `CLLM_ERR_INVALID_ARGUMENT` (unknown role),
+ * `CLLM_ERR_SHUTDOWN`. `arg` must stay valid until the task has run (or
+ * the pools were freed).
+ *
+ * # Safety
+ * `roles` is a live handle; `func(arg)` may be called once from a worker
+ * thread; `out` is writable.
+ */
+enum cllm_status cllm_role_submit_ex(const struct cllm_roles *roles,
+                                     int role,
+                                     int32_t priority,
+                                     int64_t timeout_ms,
+                                     cllm_role_task_fn func,
+                                     void *arg,
+                                     struct cllm_task **out);
+
+/**
+ * `cllm_role_submit_ex` with priority 0, waiting while the queue is full.
+ *
+ * # Safety
+ * As `cllm_role_submit_ex`.
+ */
+enum cllm_status cllm_role_submit(const struct cllm_roles *roles,
+                                  int role,
+                                  cllm_role_task_fn func,
+                                  void *arg,
+                                  struct cllm_task **out);
+
+/**
+ * `cllm_role_submit_ex` with priority 0, failing with `CLLM_ERR_FULL` at
+ * once when the queue is full.
+ *
+ * # Safety
+ * As `cllm_role_submit_ex`.
+ */
+enum cllm_status cllm_role_try_submit(const struct cllm_roles *roles,
+                                      int role,
+                                      cllm_role_task_fn func,
+                                      void *arg,
+                                      struct cllm_task **out);
+
+/**
+ * `cllm_role_submit_ex` with priority 0, waiting at most `timeout_ms` (at
+ * least 1) for room, then failing with `CLLM_ERR_TIMEOUT`.
+ *
+ * # Safety
+ * As `cllm_role_submit_ex`.
+ */
+enum cllm_status cllm_role_submit_timeout(const struct cllm_roles *roles,
+                                          int role,
+                                          cllm_role_task_fn func,
+                                          void *arg,
+                                          uint32_t timeout_ms,
+                                          struct cllm_task **out);
+
+/**
+ * Waits for the task and returns its outcome: `CLLM_OK`,
+ * `CLLM_ERR_JOB_FAILED` (its function returned non-zero; the code is in
+ * `cllm_last_error()`), `CLLM_ERR_CANCELLED` (dropped at shutdown). Later
+ * waits return the same outcome. `CLLM_ERR_NULL` for a NULL task.
+ *
+ * # Safety
+ * `task` is NULL or a live handle from a `cllm_role_submit*` call.
+ */
+enum cllm_status cllm_task_wait(const struct cllm_task *task);
+
+/**
+ * As `cllm_task_wait`, giving up after `timeout_ms` with `CLLM_ERR_TIMEOUT`
+ * (the task goes on; wait again later).
+ *
+ * # Safety
+ * As `cllm_task_wait`.
+ */
+enum cllm_status cllm_task_wait_timeout(const struct cllm_task *task, uint32_t timeout_ms);
+
+/**
+ * Releases a task handle; NULL does nothing. A task still pending goes on
+ * running (its `arg` must stay valid until it has run).
+ *
+ * # Safety
+ * `task` is NULL or a live handle, not used again.
+ */
+void cllm_task_free(struct cllm_task *task);
+
+/**
+ * Writes `role`'s metrics to `*out`. Errors: `CLLM_ERR_NULL`,
+ * `CLLM_ERR_INVALID_ARGUMENT` (unknown role).
+ *
+ * # Safety
+ * `roles` is a live handle; `out` is writable.
+ */
+enum cllm_status cllm_roles_metrics(const struct cllm_roles *roles,
+                                    int role,
+                                    struct cllm_role_metrics *out);
+
+/**
+ * Brings `role`'s pool to `threads` threads while it runs (idle workers
+ * leave at once, busy ones after their task; new threads start as the
+ * budget allows; 0 makes the pool a guest of the largest one). Errors:
+ * `CLLM_ERR_INVALID_ARGUMENT` (unknown role, pool off, above the budget),
+ * `CLLM_ERR_SHUTDOWN`, `CLLM_ERR_SPAWN`.
+ *
+ * # Safety
+ * `roles` is a live handle.
+ */
+enum cllm_status cllm_roles_resize(const struct cllm_roles *roles, int role, size_t threads);
+
+/**
+ * Moves at most one thread from an idle pool (or the free budget) to a
+ * busy one, judging by each pool's busy share since the previous call;
+ * writes what it did to `*out`. Call it periodically or on demand.
+ *
+ * # Safety
+ * `roles` is a live handle; `out` is writable.
+ */
+enum cllm_status cllm_roles_rebalance(const struct cllm_roles *roles, struct cllm_thread_move *out);
+
+/**
+ * Writes up to `capacity` tasks running past their pool's limit to `out`
+ * (which may be NULL when `capacity` is 0) and their total number to
+ * `*out_count` (which may exceed `capacity`).
+ *
+ * # Safety
+ * `roles` is a live handle; `out` has room for `capacity` entries.
+ */
+enum cllm_status cllm_roles_stuck_tasks(const struct cllm_roles *roles,
+                                        struct cllm_stuck_task *out,
+                                        size_t capacity,
+                                        size_t *out_count);
+
+/**
+ * Stops every pool: no new tasks (`CLLM_ERR_SHUTDOWN`), no periodic runs;
+ * queued tasks run (`CLLM_DRAIN_FINISH`) or are dropped (`CLLM_DRAIN_DROP`);
+ * waits for the workers up to `deadline_ms`, then drops what is still
+ * queued and detaches workers still inside a task. Writes what happened to
+ * `*out`. A second call does nothing (`already_shut_down`). The handle must
+ * still be freed with `cllm_roles_free`.
+ *
+ * # Safety
+ * `roles` is a live handle; `out` is writable.
+ */
+enum cllm_status cllm_roles_shutdown(const struct cllm_roles *roles,
+                                     int policy,
+                                     uint32_t deadline_ms,
+                                     struct cllm_shutdown_report *out);
+
+/**
+ * Runs `func(arg)` every `interval_ms` (the first run one interval from now)
+ * on the background pool, with `priority` (higher first; the plan:
+ * monitoring 1000 ms high, cleanup 5000 ms, evaluation 10000 ms low). A
+ * run never overlaps the previous one: late due times are skipped
+ * (`cllm_periodic_stats.skipped`). Non-zero returns count as failures.
+ * With the background pool off, due tasks run only in `cllm_sched_run_due`.
+ * Writes the task's id to `*out_id`. Errors: `CLLM_ERR_NULL`,
+ * `CLLM_ERR_INVALID_ARGUMENT` (interval 0), `CLLM_ERR_SHUTDOWN`. `arg` must
+ * stay valid until the task is removed or the pools are freed.
+ *
+ * # Safety
+ * `roles` is a live handle; `name` is a NUL-terminated string; `func(arg)`
+ * may be called from a worker thread; `out_id` is writable.
+ */
+enum cllm_status cllm_sched_add(const struct cllm_roles *roles,
+                                const char *name,
+                                uint32_t interval_ms,
+                                int32_t priority,
+                                cllm_role_task_fn func,
+                                void *arg,
+                                uint64_t *out_id);
+
+/**
+ * Removes a periodic task (a run in progress finishes). `CLLM_ERR_NOT_FOUND`
+ * if there is no such task.
+ *
+ * # Safety
+ * `roles` is a live handle.
+ */
+enum cllm_status cllm_sched_remove(const struct cllm_roles *roles, uint64_t id);
+
+/**
+ * Writes a periodic task's statistics to `*out`; `CLLM_ERR_NOT_FOUND` if
+ * there is no such task.
+ *
+ * # Safety
+ * `roles` is a live handle; `out` is writable.
+ */
+enum cllm_status cllm_sched_stats(const struct cllm_roles *roles,
+                                  uint64_t id,
+                                  struct cllm_periodic_stats *out);
+
+/**
+ * The single-threaded fallback: with the background pool off, runs every
+ * due periodic task now on this thread (highest priority first) and writes
+ * how many ran to `*out_ran`; otherwise does nothing and writes 0, so a
+ * frame loop may call it every frame.
+ *
+ * # Safety
+ * `roles` is a live handle; `out_ran` is writable.
+ */
+enum cllm_status cllm_sched_run_due(const struct cllm_roles *roles, size_t *out_ran);
+
+/**
+ * Calls `func(arg, i)` once for every `i` in `[0, n)` on `role`'s threads and
+ * the calling thread, cut by `partitioning` (`CLLM_PARTITION_*`; `grain`:
+ * items per chunk for `CLLM_PARTITION_DYNAMIC`, 0 = automatic, ignored
+ * otherwise). Returns when every call has returned. The first non-zero
+ * return stops the loop: `CLLM_ERR_JOB_FAILED`. On a pool that is off the
+ * loop runs on the caller alone, with the same calls. Errors also:
+ * `CLLM_ERR_NULL`, `CLLM_ERR_INVALID_ARGUMENT` (role, partitioning).
+ *
+ * # Safety
+ * `roles` is a live handle; `func` may be called from several threads at
+ * once with `arg`.
+ */
+enum cllm_status cllm_roles_parallel_for(const struct cllm_roles *roles,
+                                         int role,
+                                         size_t n,
+                                         int partitioning,
+                                         size_t grain,
+                                         cllm_index_fn func,
+                                         void *arg);
 
 /**
  * The name of a status code (`"CLLM_ERR_BUSY"`), or `"CLLM_UNKNOWN_STATUS"`

@@ -6,12 +6,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "cllm_threaded.h"
 
 #ifndef CLLM_HOST_TYPES_DEFINED
 typedef struct CLLMTraining CLLMTraining;
 typedef struct CLLMBatchIterator CLLMBatchIterator;
 #endif
 
+
+/**
+ * The threaded training system: the spheres and the training state. Create
+ * it with `threaded_training_create`, release it with
+ * `threaded_training_free`. The statistics functions may be called from
+ * another thread while an epoch runs; `threaded_training_free` must not run
+ * concurrently with any other call on the system.
+ */
+typedef struct ThreadedTrainingSystem ThreadedTrainingSystem;
 
 /**
  * A buffer of `len` floats: one of a training object's gradient arrays.
@@ -61,19 +71,164 @@ typedef struct cllm_replica_ops {
                              size_t capacity);
 } cllm_replica_ops;
 
+/**
+ * Figures of a training system (our extension).
+ */
+typedef struct cllm_training_stats {
+  /**
+   * Spheres (worker threads).
+   */
+  uint32_t num_workers;
+  /**
+   * 1 in replica mode, 0 in serialised mode.
+   */
+  uint32_t replica_mode;
+  /**
+   * Epochs completed.
+   */
+  uint64_t epochs;
+  /**
+   * Batches trained over all epochs.
+   */
+  uint64_t batches;
+  /**
+   * Valid tokens trained over all epochs.
+   */
+  uint64_t tokens;
+  /**
+   * Padding-only batches skipped over all epochs.
+   */
+  uint64_t skipped_batches;
+  /**
+   * Optimizer steps taken over all epochs.
+   */
+  uint64_t optimizer_steps;
+  /**
+   * Mean loss of the last epoch, token-weighted.
+   */
+  float last_loss;
+  /**
+   * L2 norm of the last reduced gradient; -1 in serialised mode.
+   */
+  float gradient_norm;
+  /**
+   * Wall time of the last epoch, in seconds.
+   */
+  double last_epoch_seconds;
+  /**
+   * Valid tokens per second in the last epoch.
+   */
+  double last_epoch_tokens_per_second;
+} cllm_training_stats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * Placeholder so cbindgen emits the interface types until the entry points
- * land; replaced by the real `threaded_training_*` functions.
+ * Creates the system in serialised mode: `num_threads` spheres (`<= 0`:
+ * cores - 1, at least 1; at most 4096) that train on `training` one batch at
+ * a time in iterator order (forward, loss, backward, optimizer step), while
+ * fetching and freeing batches overlaps. Threads are created here, once.
+ * Returns NULL (nothing leaked, `cllm_last_error()` says why) if `training`
+ * or `batch_iterator` is NULL, the thread count is absurd, or a thread could
+ * not be created. Both objects must outlive the system.
+ *
+ * # Safety
+ * `training` and `batch_iterator` are NULL or live host objects.
  */
-void cllm_training_threaded_abi_types(const CLLMBatch *_batch,
-                                      const struct cllm_replica_ops *_ops,
-                                      const struct cllm_float_span *_span,
-                                      const CLLMTraining *_training,
-                                      const CLLMBatchIterator *_iter);
+struct ThreadedTrainingSystem *threaded_training_create(CLLMTraining *training,
+                                                        CLLMBatchIterator *batch_iterator,
+                                                        int num_threads);
+
+/**
+ * Creates the system in replica mode (our extension): each sphere trains
+ * on its own replica made by `ops->create_replica`; the gradients of each
+ * group of up to `num_threads` batches are averaged (weighted by valid
+ * tokens, in sphere order, in parallel) into `training`'s gradients, then
+ * one optimizer step runs on `training`. Results are bitwise identical from
+ * run to run. `ops == NULL` gives serialised mode. Returns NULL as
+ * `threaded_training_create` does, also when an operation is missing, a
+ * replica cannot be made, or the gradient layouts differ.
+ *
+ * # Safety
+ * As `threaded_training_create`; `ops` is NULL or points to operations
+ * valid for `training` (copied: the struct need not outlive the call).
+ */
+struct ThreadedTrainingSystem *threaded_training_create_with_replicas(CLLMTraining *training,
+                                                                      CLLMBatchIterator *batch_iterator,
+                                                                      int num_threads,
+                                                                      const struct cllm_replica_ops *ops);
+
+/**
+ * Joins every thread and frees the replicas. NULL is a no-op.
+ *
+ * # Safety
+ * `system` is NULL or a system from `threaded_training_create*`, not used
+ * after this call.
+ */
+void threaded_training_free(struct ThreadedTrainingSystem *system);
+
+/**
+ * Trains one epoch (at most `cllm_batch_iterator_num_batches` batches;
+ * padding-only batches are skipped) and returns its mean loss over valid
+ * tokens (0 if no batch had one). Returns -1.0 on error: NULL system, an
+ * epoch already running, a malformed batch, a non-finite gradient (replica
+ * mode: the step is not taken), or an internal failure.
+ *
+ * # Safety
+ * `system` is NULL or live.
+ */
+float threaded_train_epoch(struct ThreadedTrainingSystem *system);
+
+/**
+ * Prints the system's figures and one line per sphere to stdout (the C
+ * stream, so that it stays in order with the host's printf output).
+ *
+ * # Safety
+ * `system` is NULL or live.
+ */
+void threaded_training_print_stats(struct ThreadedTrainingSystem *system);
+
+/**
+ * Writes sphere `sphere_id`'s figures for the current (or last) epoch:
+ * batches it trained and their mean loss over valid tokens. Returns 0, or
+ * -1 (nothing written) for a NULL system or output, or an id out of range.
+ *
+ * # Safety
+ * `system` is NULL or live; the outputs are NULL or writable.
+ */
+int threaded_training_get_sphere_stats(struct ThreadedTrainingSystem *system,
+                                       int sphere_id,
+                                       int *batches_processed,
+                                       float *avg_loss);
+
+/**
+ * The L2 norm of the last reduced gradient (replica mode, before the
+ * optimizer step). Returns -1.0 in serialised mode (the host's gradients are
+ * not reachable), before the first step, or for a NULL system.
+ *
+ * # Safety
+ * `system` is NULL or live.
+ */
+float threaded_training_get_gradient_norm(struct ThreadedTrainingSystem *system);
+
+/**
+ * The number of spheres, or -1 for a NULL system.
+ *
+ * # Safety
+ * `system` is NULL or live.
+ */
+int threaded_training_get_num_workers(struct ThreadedTrainingSystem *system);
+
+/**
+ * Writes the system's figures to `*out` (our extension).
+ *
+ * # Safety
+ * `system` is NULL or live; `out` is NULL or writable.
+ */
+cllm_status threaded_training_get_stats(const struct ThreadedTrainingSystem *system,
+                                        struct cllm_training_stats *out);
 
 #ifdef __cplusplus
 }  // extern "C"
