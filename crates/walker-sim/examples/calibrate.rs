@@ -96,8 +96,9 @@ fn main() {
     });
     // Cold: 64 agents (190 MB, far more than the caches) trained round-robin,
     // as in the loop, where an agent trains every 25 frames or so.
-    let mut herd: Vec<walker_sim::agent::Agent> =
-        (0..64).map(|i| walker_sim::agent::Agent::new(6, i)).collect();
+    let mut herd: Vec<walker_sim::agent::Agent> = (0..64)
+        .map(|i| walker_sim::agent::Agent::new(6, i))
+        .collect();
     // One pass first: the first training touches Adam's zeroed moments
     // (page faults), which the loop pays once per agent.
     for a in herd.iter_mut() {

@@ -298,16 +298,13 @@ pub fn plot(points: &[SweepPoint], path: &str, cores: usize) -> Result<(), Strin
     title
         .draw(&Text::new(
             format!(
-                "walker-sim sweep: {threads} threads on a {cores}-core machine (the plan's 8/16/32/48 capped at {cores}); {} frames per run",
-                {
-                    let mut f: Vec<String> = SCENARIOS
-                        .iter()
-                        .filter_map(|&(a, _)| points.iter().find(|p| p.agents == a))
-                        .map(|p| format!("{} at {} agents", p.frames, p.agents))
-                        .collect();
-                    f.dedup();
-                    f.join(", ")
-                }
+                "walker-sim sweep: {threads} threads on {cores} cores (the plan's 8/16/32/48 capped at {cores}); frames per run {} at 30/60/120/240 agents",
+                SCENARIOS
+                    .iter()
+                    .filter_map(|&(a, _)| points.iter().find(|p| p.agents == a))
+                    .map(|p| p.frames.to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
             ),
             (20, 20),
             ("sans-serif", 20).into_font(),
