@@ -11,7 +11,8 @@
 
 WALKER      := $(CARGO) run --release -q -p walker-sim --
 WALKER_ARGS ?= --agents 60 --frames 1500 --partition all --p 1.0 --substeps 5 --csv $(BUILD)/walker/monitor.csv
-# walker-check: 60 agents, p = 1.0, M = 5 on 2 threads (the issue's figures).
+# walker-check: 60 agents, p = 1.0, M = 5 on 2 threads (the issue's figures);
+# each mode twice, alternating, the faster run of each kept.
 WALKER_CHECK_FRAMES ?= 1000
 WALKER_CHECK_ROUNDS ?= 2
 WALKER_SWEEP_FRAMES ?= 150
