@@ -191,11 +191,23 @@ mod tests {
 
     #[test]
     fn spin_until_returns_at_the_deadline_when_never_ready() {
-        let start = Instant::now();
-        assert!(!spin_until(Duration::from_millis(2), false, || false));
-        let took = start.elapsed();
-        assert!(took >= Duration::from_millis(2), "spun only {took:?}");
-        assert!(took < Duration::from_millis(500), "spun {took:?}");
+        // Tests run in parallel: when others hold every place at the
+        // process-wide gate, a spin gives up at once (by design), so try a
+        // few times; a spin that is admitted must last its whole budget and
+        // no spin may last much longer.
+        let mut admitted = false;
+        for _ in 0..50 {
+            let start = Instant::now();
+            assert!(!spin_until(Duration::from_millis(2), false, || false));
+            let took = start.elapsed();
+            assert!(took < Duration::from_millis(500), "spun {took:?}");
+            if took >= Duration::from_millis(2) {
+                admitted = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(admitted, "no spin lasted its budget");
     }
 
     #[test]
