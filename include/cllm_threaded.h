@@ -914,7 +914,7 @@ typedef struct cllm_pool_options {
   bool pin_threads;
   /**
    * Longest busy-wait, in microseconds, before a waiting thread sleeps
-   * (default 50; 0: sleep at once; at most 1000000).
+   * (default 200; 0: sleep at once; at most 1000000).
    */
   uint32_t max_spin_us;
 } cllm_pool_options;
@@ -1942,7 +1942,7 @@ enum cllm_status cllm_objpool_shard_idle(const struct cllm_objpool *pool,
 void cllm_objpool_free(struct cllm_objpool *pool);
 
 /**
- * The default options: automatic thread count, no pinning, 50 us spin.
+ * The default options: automatic thread count, no pinning, 200 us spin.
  */
 struct cllm_pool_options cllm_pool_options_default(void);
 

@@ -62,7 +62,7 @@ static void test_status_names_and_version(void) {
 
 static void test_create_and_free(void) {
     cllm_pool_options opts = cllm_pool_options_default();
-    CHECK(opts.num_threads == 0 && !opts.pin_threads && opts.max_spin_us == 50, "defaults");
+    CHECK(opts.num_threads == 0 && !opts.pin_threads && opts.max_spin_us == 200, "defaults");
 
     cllm_pool *pool = NULL;
     CHECK_STATUS(cllm_pool_create(NULL, &pool), CLLM_OK);

@@ -46,7 +46,7 @@ pub struct cllm_pool_options {
     /// Pin sphere i to CPU (i + 1) % CPUs.
     pub pin_threads: bool,
     /// Longest busy-wait, in microseconds, before a waiting thread sleeps
-    /// (default 50; 0: sleep at once; at most 1000000).
+    /// (default 200; 0: sleep at once; at most 1000000).
     pub max_spin_us: u32,
 }
 
@@ -131,7 +131,7 @@ unsafe impl Send for SharedArg {}
 // SAFETY: as above.
 unsafe impl Sync for SharedArg {}
 
-/// The default options: automatic thread count, no pinning, 50 us spin.
+/// The default options: automatic thread count, no pinning, 200 us spin.
 #[unsafe(no_mangle)]
 pub extern "C" fn cllm_pool_options_default() -> cllm_pool_options {
     let defaults = PoolConfig::default();

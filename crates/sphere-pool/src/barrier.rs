@@ -63,7 +63,7 @@ impl SphereBarrier {
     /// # Panics
     /// If `parties` is 0 or above [`MAX_BARRIER_PARTIES`].
     pub fn new(parties: usize) -> Self {
-        Self::with_spin(parties, Duration::from_micros(50))
+        Self::with_spin(parties, Duration::from_micros(200))
     }
 
     /// As [`SphereBarrier::new`], spinning at most `spin` before parking.

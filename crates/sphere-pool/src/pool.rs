@@ -49,7 +49,12 @@ pub struct PoolConfig {
     pub spheres: usize,
     /// Pin sphere `i` to CPU `(i + 1) % cpus` (the caller keeps CPU 0).
     pub pin: bool,
-    /// The longest a sphere or a waiter spins before parking (0: never spin).
+    /// The longest a sphere or a waiter spins before parking (0: never
+    /// spin). The default, 200 us, is long enough that a thread the system
+    /// descheduled for a moment does not make the other one sleep (waking a
+    /// sleeping thread, on a virtual machine especially, costs tens of
+    /// microseconds), and short enough that an idle pool costs nothing
+    /// measurable; spins past 10 us yield the CPU between checks.
     pub max_spin: Duration,
     /// Thread names are `<prefix>-<index>` (Linux shows 15 bytes).
     pub name_prefix: String,
@@ -62,7 +67,7 @@ impl Default for PoolConfig {
         Self {
             spheres: 0,
             pin: false,
-            max_spin: Duration::from_micros(50),
+            max_spin: Duration::from_micros(200),
             name_prefix: "cllm-sphere".to_owned(),
             stack_size: None,
         }

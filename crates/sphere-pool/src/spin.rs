@@ -4,7 +4,8 @@
 //! 100 ns); one to a parked thread costs a futex wake and a context switch
 //! (microseconds). So waiting threads spin for a short, time-bounded budget
 //! first. Three rules keep spinning from hurting:
-//! - **Time bound**: a spin never lasts longer than its budget (default 50 us).
+//! - **Time bound**: a spin never lasts longer than its budget (default 200 us, see
+//!   `PoolConfig::max_spin`).
 //! - **Adaptive budget**: a sphere whose idle gaps keep exceeding the budget
 //!   halves it after each such gap, down to zero (it then parks at once); one
 //!   short gap restores the full budget. An idle pool costs no CPU.
