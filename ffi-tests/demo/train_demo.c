@@ -4,7 +4,8 @@
  * from its cache).
  *   1. replica mode on every core, one progress line per epoch;
  *   2. the speed-up of replica mode with every core over one sphere, each
- *      timed on one epoch from the same starting weights, in this process.
+ *      timed on one epoch from the same starting weights, in this process
+ *      (the two take turns three times; the fastest of each is kept).
  * Ends with: demo epochs=<n> first_loss=<x> last_loss=<x> speedup=<x> threads=<n> */
 #define _POSIX_C_SOURCE 200809L
 #include "cllm_training_threaded.h"
@@ -95,10 +96,16 @@ int main(int argc, char **argv) {
     cllm_host_iterator_free(it);
     cllm_host_training_free(t);
 
-    /* 2. Speed-up of every core over one sphere, same data, same start. */
-    double one = time_one_epoch(&cfg, all, n, 1);
-    double many = time_one_epoch(&cfg, all, n, threads);
-    printf("one epoch: 1 sphere %.2f s, %d spheres %.2f s\n", one, threads, many);
+    /* 2. Speed-up of every core over one sphere, same data, same start:
+     * the two take turns three times and the fastest of each is kept
+     * (other programs on a shared machine only ever slow a run down). */
+    double one = 1e30, many = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double a = time_one_epoch(&cfg, all, n, 1), b = time_one_epoch(&cfg, all, n, threads);
+        if (a < one) one = a;
+        if (b < many) many = b;
+    }
+    printf("one epoch (fastest of 3 each): 1 sphere %.2f s, %d spheres %.2f s\n", one, threads, many);
     cllm_loader_free(loader);
     printf("demo epochs=%d first_loss=%.4f last_loss=%.4f speedup=%.2f threads=%d\n", EPOCHS, first, last, one / many,
            threads);
