@@ -235,20 +235,40 @@ fn script(n: usize) -> Script {
     }
 }
 
+/// The mock iterator ignores its pointer; any non-NULL one will do.
+fn any_iterator() -> *mut CLLMBatchIterator {
+    std::ptr::NonNull::<u8>::dangling().as_ptr().cast()
+}
+
+fn try_system(
+    mock: &Arc<Mock>,
+    master: *mut CLLMTraining,
+    threads: i64,
+    replicas: bool,
+) -> Result<TrainingSystem<MockHost>, cllm_threaded::FfiError> {
+    let ops = replicas.then(|| ops(mock));
+    // SAFETY: the mock host accepts any iterator pointer; `master` is live
+    // (or NULL, which is refused before any use).
+    unsafe { TrainingSystem::create(MockHost(mock.clone()), master, any_iterator(), threads, ops) }
+}
+
 fn system(
     mock: &Arc<Mock>,
     threads: i64,
     replicas: bool,
 ) -> (TrainingSystem<MockHost>, *mut CLLMTraining) {
     let master = new_training(false, GRAD_LEN);
-    let iter = std::ptr::NonNull::<u8>::dangling()
-        .as_ptr()
-        .cast::<CLLMBatchIterator>();
-    let ops = replicas.then(|| ops(mock));
-    // SAFETY: the mock host accepts any iterator pointer; `master` is live.
-    let sys = unsafe { TrainingSystem::create(MockHost(mock.clone()), master, iter, threads, ops) }
-        .unwrap();
-    (sys, master)
+    (try_system(mock, master, threads, replicas).unwrap(), master)
+}
+
+/// The error of a creation over a fresh master that must fail.
+fn create_error(mock: &Arc<Mock>, threads: i64, replicas: bool) -> cllm_threaded::FfiError {
+    let master = new_training(false, GRAD_LEN);
+    let err = try_system(mock, master, threads, replicas)
+        .err()
+        .expect("creation must fail");
+    free_training(master);
+    err
 }
 
 #[test]
@@ -414,16 +434,7 @@ fn failing_to_make_a_replica_frees_those_made_and_starts_no_thread() {
         fail_replica_at: 3,
         ..Mock::default()
     });
-    let master = new_training(false, GRAD_LEN);
-    let iter = std::ptr::NonNull::<u8>::dangling()
-        .as_ptr()
-        .cast::<CLLMBatchIterator>();
-    // SAFETY: as in `system`.
-    let err = unsafe {
-        TrainingSystem::create(MockHost(mock.clone()), master, iter, 4, Some(ops(&mock)))
-    }
-    .err()
-    .expect("creation must fail");
+    let err = create_error(&mock, 4, true);
     assert!(
         err.message.contains("create_replica failed for sphere 2"),
         "{}",
@@ -431,7 +442,6 @@ fn failing_to_make_a_replica_frees_those_made_and_starts_no_thread() {
     );
     assert_eq!(mock.replicas_made.load(Ordering::SeqCst), 2);
     assert_eq!(mock.replicas_freed.load(Ordering::SeqCst), 2);
-    free_training(master);
 }
 
 #[test]
@@ -441,26 +451,14 @@ fn replicas_with_another_gradient_layout_are_refused() {
         bad_replica_layout: true,
         ..Mock::default()
     });
-    let master = new_training(false, GRAD_LEN);
-    let iter = std::ptr::NonNull::<u8>::dangling()
-        .as_ptr()
-        .cast::<CLLMBatchIterator>();
-    // SAFETY: as in `system`.
-    let err = unsafe {
-        TrainingSystem::create(MockHost(mock.clone()), master, iter, 2, Some(ops(&mock)))
-    }
-    .err()
-    .expect("creation must fail");
+    let err = create_error(&mock, 2, true);
     assert!(
         err.message.contains("differ from the master"),
         "{}",
         err.message
     );
-    assert_eq!(
-        mock.replicas_freed.load(Ordering::SeqCst),
-        mock.replicas_made.load(Ordering::SeqCst)
-    );
-    free_training(master);
+    let made = mock.replicas_made.load(Ordering::SeqCst);
+    assert_eq!(mock.replicas_freed.load(Ordering::SeqCst), made);
 }
 
 #[test]
@@ -490,25 +488,25 @@ fn absurd_thread_counts_and_null_objects_are_refused() {
         script: script(1),
         ..Mock::default()
     });
+    let e = create_error(&mock, 5000, false);
+    assert_eq!(e.status, cllm_status::CLLM_ERR_INVALID_ARGUMENT);
+    let e = try_system(&mock, std::ptr::null_mut(), 1, false)
+        .err()
+        .unwrap();
+    assert_eq!(e.status, cllm_status::CLLM_ERR_NULL);
     let master = new_training(false, GRAD_LEN);
-    let iter = std::ptr::NonNull::<u8>::dangling()
-        .as_ptr()
-        .cast::<CLLMBatchIterator>();
-    // SAFETY: as in `system`; NULL pointers are refused before any use.
-    unsafe {
-        let host = MockHost(mock.clone());
-        let e = TrainingSystem::create(host.clone(), master, iter, 5000, None)
-            .err()
-            .unwrap();
-        assert_eq!(e.status, cllm_status::CLLM_ERR_INVALID_ARGUMENT);
-        let e = TrainingSystem::create(host.clone(), std::ptr::null_mut(), iter, 1, None)
-            .err()
-            .unwrap();
-        assert_eq!(e.status, cllm_status::CLLM_ERR_NULL);
-        let e = TrainingSystem::create(host, master, std::ptr::null_mut(), 1, None)
-            .err()
-            .unwrap();
-        assert_eq!(e.status, cllm_status::CLLM_ERR_NULL);
+    // SAFETY: a NULL iterator is refused before any use.
+    let e = unsafe {
+        TrainingSystem::create(
+            MockHost(mock.clone()),
+            master,
+            std::ptr::null_mut(),
+            1,
+            None,
+        )
     }
+    .err()
+    .unwrap();
+    assert_eq!(e.status, cllm_status::CLLM_ERR_NULL);
     free_training(master);
 }
