@@ -10,16 +10,21 @@
 //!
 //! Arrival is one atomic add; the last arrival opens the next generation.
 //! Waiters spin for a bounded time, then park on a condition variable.
+//!
+//! The party count doubles as the fork-join's join counter:
+//! [`SphereBarrier::wait_departed`] returns once every participant has left.
 
 use crate::spin::{available_cores, spin_until};
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 use std::fmt;
 use std::time::Duration;
 
-// The state word: generation (high 32 bits), arrived (16), parties (16).
-const PARTIES_BITS: u32 = 16;
-const PARTIES_MASK: u64 = (1 << PARTIES_BITS) - 1;
-const ARRIVED_ONE: u64 = 1 << PARTIES_BITS;
+// The state word: generation (high 32 bits), BROKEN, arrived (15 bits),
+// DEPART_WAITER, parties (15 bits).
+const PARTIES_MASK: u64 = (1 << 15) - 1;
+/// Set while a thread sleeps in `wait_departed`.
+const DEPART_WAITER: u64 = 1 << 15;
+const ARRIVED_ONE: u64 = 1 << 16;
 /// Set in the arrived field's top bit once the barrier is broken.
 const BROKEN: u64 = 1 << 31;
 
@@ -30,7 +35,7 @@ fn parties(word: u64) -> u64 {
     word & PARTIES_MASK
 }
 fn arrived(word: u64) -> u64 {
-    (word >> PARTIES_BITS) & 0x7fff
+    (word >> 16) & 0x7fff
 }
 fn generation(word: u64) -> u64 {
     word >> 32
@@ -124,23 +129,43 @@ impl SphereBarrier {
 
     /// Leaves the barrier for good: later generations need one participant
     /// fewer, and if everyone else is already waiting, they are released.
+    /// The last one to leave wakes [`wait_departed`](Self::wait_departed).
     pub fn leave(&self) {
-        let mut word = self.word.load(Ordering::Acquire);
-        loop {
-            debug_assert!(parties(word) > 0, "more leaves than parties");
-            let next = word - 1;
-            match self
-                .word
-                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    if next & BROKEN == 0 && arrived(next) > 0 && arrived(next) >= parties(next) {
-                        self.open(next);
-                    }
-                    return;
-                }
-                Err(now) => word = now,
+        let prev = self.word.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(parties(prev) > 0, "more leaves than parties");
+        let next = prev - 1;
+        if parties(next) == 0 {
+            if prev & DEPART_WAITER != 0 {
+                let _guard = self.lock.lock();
+                self.opened.notify_all();
             }
+        } else if next & BROKEN == 0 && arrived(next) > 0 && arrived(next) >= parties(next) {
+            self.open(next);
+        }
+    }
+
+    /// Waits until every participant has left (spins briefly, then sleeps):
+    /// the join of a fork-join whose participants all leave when done.
+    pub fn wait_departed(&self) {
+        let gone = || parties(self.word.load(Ordering::Acquire)) == 0;
+        if spin_until(self.spin, self.yielding, gone) {
+            return;
+        }
+        let mut guard = self.lock.lock();
+        loop {
+            let w = self.word.load(Ordering::Acquire);
+            if parties(w) == 0 {
+                return;
+            }
+            if w & DEPART_WAITER == 0
+                && self
+                    .word
+                    .compare_exchange(w, w | DEPART_WAITER, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            self.opened.wait(&mut guard);
         }
     }
 
@@ -154,7 +179,7 @@ impl SphereBarrier {
 
     /// Opens the generation that `seen` completes, if nobody opened it yet.
     fn open(&self, seen: u64) {
-        let next = (generation(seen) + 1) << 32 | parties(seen);
+        let next = (generation(seen) + 1) << 32 | (seen & DEPART_WAITER) | parties(seen);
         if self
             .word
             .compare_exchange(seen, next, Ordering::AcqRel, Ordering::Acquire)

@@ -204,10 +204,23 @@ enum Task<'a> {
 }
 
 /// One fork-join, living on the caller's stack while the spheres run it.
+/// Every share leaves the barrier when it ends (its last touch of the
+/// record), so the barrier's party count is also the join counter.
 struct ForkJoin<'a> {
     task: Task<'a>,
     participants: usize,
     barrier: SphereBarrier,
+    /// The first failure of any share.
+    first_error: parking_lot::Mutex<Option<Error>>,
+}
+
+impl ForkJoin<'_> {
+    /// Records a share's failure and breaks the barrier, so that no other
+    /// share waits at it for ever.
+    fn fail(&self, error: Error) {
+        self.first_error.lock().get_or_insert(error);
+        self.barrier.break_barrier();
+    }
 }
 
 /// A pointer to a fork-join and the share to run.
@@ -472,6 +485,7 @@ impl SpherePool {
             task,
             participants: self.participants(),
             barrier: SphereBarrier::with_spin(self.participants(), self.shared.config.max_spin),
+            first_error: parking_lot::Mutex::new(None),
         };
         let ptr = (&fork_join as *const ForkJoin<'_>).cast::<ForkJoin<'static>>();
         for (index, slot) in slots.iter().enumerate() {
@@ -480,21 +494,23 @@ impl SpherePool {
                 index,
             }));
         }
-        // From here on, every share must be waited for before `fork_join`
-        // goes out of scope, even if something below panics.
-        let join = JoinAll { pool: self };
-        let mine = run_share(&fork_join, slots.len(), Worker::Caller);
+        // From here on, every share must have left before `fork_join` goes
+        // out of scope, even if something below panics.
+        let join = JoinAll(&fork_join.barrier);
+        if let Err(e) = run_task(&fork_join, slots.len(), Worker::Caller) {
+            fork_join.fail(e);
+        }
+        fork_join.barrier.leave();
         if optional {
             for slot in slots.iter() {
-                // A revoked share never touches `fork_join`; leave its
-                // barrier place, which nobody waits on in a parallel-for.
+                // A revoked share never touches `fork_join`: leave for it.
                 if slot.revoke().is_some() {
                     fork_join.barrier.leave();
                 }
             }
         }
-        let theirs = join.wait_all();
-        mine.and(theirs)
+        drop(join);
+        fork_join.first_error.into_inner().map_or(Ok(()), Err)
     }
 
     /// Calls `body` on sub-ranges that together cover `range` exactly once,
@@ -633,39 +649,18 @@ impl std::fmt::Debug for SpherePool {
     }
 }
 
-/// Waits for every sphere of a fork-join, also while unwinding.
-struct JoinAll<'p> {
-    pool: &'p SpherePool,
-}
-
-impl JoinAll<'_> {
-    /// Waits for every share and returns the first failure.
-    fn wait_all(self) -> Outcome {
-        let mut first = Ok(());
-        for sphere in 0..self.pool.spheres() {
-            if let Err(e) = self.pool.wait(sphere) {
-                if first.is_ok() {
-                    first = Err(e);
-                }
-            }
-        }
-        std::mem::forget(self);
-        first
-    }
-}
+/// Waits until every share of a fork-join has left its barrier (the join),
+/// when dropped: on the normal path and while unwinding alike.
+struct JoinAll<'a>(&'a SphereBarrier);
 
 impl Drop for JoinAll<'_> {
     fn drop(&mut self) {
-        // Only reached on unwinding: the shares still borrow the fork-join.
-        for sphere in 0..self.pool.spheres() {
-            let _ = self.pool.wait(sphere);
-        }
+        self.0.wait_departed();
     }
 }
 
-/// Runs one share of a fork-join and keeps the barrier consistent: a share
-/// that returns leaves it, one that fails breaks it.
-fn run_share(fork_join: &ForkJoin<'_>, index: usize, worker: Worker) -> Outcome {
+/// Runs one share's task, catching its panic.
+fn run_task(fork_join: &ForkJoin<'_>, index: usize, worker: Worker) -> Outcome {
     let participant = Participant {
         index,
         count: fork_join.participants,
@@ -687,33 +682,36 @@ fn run_share(fork_join: &ForkJoin<'_>, index: usize, worker: Worker) -> Outcome 
         }
     };
     match catch_unwind(AssertUnwindSafe(run)) {
-        Ok(Ok(())) => {
-            fork_join.barrier.leave();
-            Ok(())
-        }
-        Ok(Err(code)) => {
-            fork_join.barrier.break_barrier();
-            Err(Error::JobFailed { worker, code })
-        }
-        Err(payload) => {
-            fork_join.barrier.break_barrier();
-            Err(Error::Panicked {
-                worker,
-                message: panic_message(payload.as_ref()),
-            })
-        }
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
+        Err(payload) => Err(Error::Panicked {
+            worker,
+            message: panic_message(payload.as_ref()),
+        }),
     }
+}
+
+/// A sphere's share of a fork-join: run it, record a failure, free the slot
+/// for the next fork-join, then leave (the last touch of the record, which
+/// the caller may drop right after). Returns when the share ended.
+fn run_share_on(slot: &Slot<Job>, share: Share, sphere: usize, started: Instant) -> Instant {
+    // SAFETY: the fork-join waits until this share has left before its
+    // record goes away (see `JoinAll`).
+    let fork_join = unsafe { &*share.fork_join };
+    let outcome = run_task(fork_join, share.index, Worker::Sphere(sphere));
+    let failed = outcome.is_err();
+    if let Err(e) = outcome {
+        fork_join.fail(e);
+    }
+    let ended = slot.release(failed, started);
+    fork_join.barrier.leave();
+    ended
 }
 
 fn run_job(job: Job, sphere: usize) -> Outcome {
     let worker = Worker::Sphere(sphere);
     match job {
-        Job::Share(share) => {
-            // SAFETY: `fork_join` waits for this share before the fork-join
-            // on its stack goes away (see `JoinAll`).
-            let fork_join = unsafe { &*share.fork_join };
-            run_share(fork_join, share.index, worker)
-        }
+        Job::Share(_) => unreachable!("fork-join shares run in run_share_on"),
         Job::Boxed(f) => catch_unwind(AssertUnwindSafe(f)).map_err(|payload| Error::Panicked {
             worker,
             message: panic_message(payload.as_ref()),
@@ -745,8 +743,10 @@ fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId
     let mut spin = AdaptiveSpin::new(shared.config.max_spin, shared.yielding);
     let mut idle_since = Instant::now();
     while let Some((job, started)) = slot.next_job(&mut spin, idle_since) {
-        let outcome = run_job(job, index);
-        idle_since = slot.complete(outcome, started);
+        idle_since = match job {
+            Job::Share(share) => run_share_on(slot, share, index, started),
+            other => slot.complete(run_job(other, index), started),
+        };
     }
 }
 

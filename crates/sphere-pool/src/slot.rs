@@ -343,6 +343,28 @@ impl<J> Slot<J> {
         ended
     }
 
+    /// Ends a fork-join share without an outcome to collect (the fork-join
+    /// record carries it): RUNNING -> EMPTY, so that the next fork-join can
+    /// claim the slot at once; wakes anyone parked on the slot. Returns when
+    /// the share ended.
+    pub fn release(&self, failed: bool, started: Instant) -> Instant {
+        self.counters.jobs.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let prev = self.transition(|w| with_state(w, EMPTY) & !WAITER_PARKED, Ordering::Release);
+        debug_assert_eq!(state(prev), RUNNING);
+        if prev & WAITER_PARKED != 0 {
+            let _guard = self.lock.lock();
+            self.work_done.notify_all();
+        }
+        let ended = Instant::now();
+        self.counters
+            .busy_ns
+            .fetch_add(duration_ns(ended - started), Ordering::Relaxed);
+        ended
+    }
+
     // ---- the waiter's side ----------------------------------------------
 
     /// Waits for the job to end and collects its outcome. `deadline: None`

@@ -232,6 +232,79 @@ fn revoking_wakes_another_thread_parked_on_the_job() {
 }
 
 #[test]
+fn wait_departed_returns_after_the_last_leave() {
+    loom::model(|| {
+        let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
+        let other = {
+            let b = barrier.clone();
+            thread::spawn(move || b.leave())
+        };
+        barrier.leave();
+        barrier.wait_departed();
+        assert_eq!(barrier.parties(), 0);
+        other.join().unwrap();
+    });
+}
+
+#[test]
+fn a_departure_waiter_survives_a_generation_opening() {
+    // One participant leaves and waits for the other to be gone; the other
+    // then arrives at the barrier alone (which opens a generation: it is the
+    // last of the remaining parties) and leaves. The sleeper must be woken,
+    // whichever happened first.
+    loom::model(|| {
+        let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
+        let other = {
+            let b = barrier.clone();
+            thread::spawn(move || {
+                assert!(b.wait().is_ok());
+                b.leave();
+            })
+        };
+        barrier.leave();
+        barrier.wait_departed();
+        other.join().unwrap();
+    });
+}
+
+#[test]
+fn a_share_frees_its_slot_before_it_leaves_so_the_next_fork_join_can_claim_it() {
+    // The fork-join protocol on one slot: the sphere takes the share, frees
+    // the slot, then leaves the barrier; the caller runs its own share,
+    // leaves, and waits for every departure: the slot is free by then.
+    loom::model(|| {
+        let slot = Arc::new(Slot::<u32>::new());
+        let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
+        let sphere = {
+            let (slot, barrier) = (slot.clone(), barrier.clone());
+            thread::spawn(move || {
+                let mut spin = AdaptiveSpin::new(Duration::ZERO, false);
+                let mut idle_since = Instant::now();
+                while let Some((share, started)) = slot.next_job(&mut spin, idle_since) {
+                    idle_since = slot.release(false, started);
+                    // Only the first job is a share of this fork-join.
+                    if share == 7 {
+                        barrier.leave();
+                    }
+                }
+            })
+        };
+        slot.dispatch(0, 7).unwrap();
+        barrier.leave();
+        barrier.wait_departed();
+        assert_eq!(
+            slot.dispatch(0, 8),
+            Ok(()),
+            "the slot is free after the join"
+        );
+        // The second job is either taken back or freed by the sphere.
+        assert!(slot.revoke().is_some() || wait(&slot) == Waited::Nothing);
+        slot.shutdown();
+        sphere.join().unwrap();
+    });
+}
+
+#[test]
 fn barrier_releases_both_parties_with_one_leader() {
     loom::model(|| {
         let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
