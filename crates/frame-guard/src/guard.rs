@@ -259,6 +259,14 @@ impl From<ConfigError> for BuildError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PhaseId(usize);
 
+impl PhaseId {
+    /// The phase's position in registration order, from 0 (the index of
+    /// [`FrameGuard::phase`] and of [`FrameGuard::phase_stats`]).
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// Cumulative timing of one phase.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseStats {
@@ -297,6 +305,19 @@ struct InProgress {
 struct Phase {
     name: String,
     times: Histogram,
+}
+
+impl Phase {
+    fn stats(&self) -> PhaseStats {
+        PhaseStats {
+            name: self.name.clone(),
+            count: self.times.count(),
+            total: self.times.sum(),
+            p50: self.times.quantile(0.5),
+            p99: self.times.quantile(0.99),
+            max: self.times.max(),
+        }
+    }
 }
 
 struct State {
@@ -941,18 +962,28 @@ impl FrameGuard {
     /// The figures of every phase, in registration order.
     pub fn phase_stats(&self) -> Vec<PhaseStats> {
         let state = self.inner.state.lock();
-        state
+        state.phases.iter().map(Phase::stats).collect()
+    }
+
+    /// The number of phases registered (phases are never removed).
+    pub fn phase_count(&self) -> usize {
+        self.inner.state.lock().phases.len()
+    }
+
+    /// The id of the phase registered `index`-th (from 0), if there is one:
+    /// for callers that hold phases by number (the C API).
+    pub fn phase(&self, index: usize) -> Option<PhaseId> {
+        (index < self.phase_count()).then_some(PhaseId(index))
+    }
+
+    /// The figures of one phase; `None` for an id this guard did not give.
+    pub fn phase_stat(&self, phase: PhaseId) -> Option<PhaseStats> {
+        self.inner
+            .state
+            .lock()
             .phases
-            .iter()
-            .map(|p| PhaseStats {
-                name: p.name.clone(),
-                count: p.times.count(),
-                total: p.times.sum(),
-                p50: p.times.quantile(0.5),
-                p99: p.times.quantile(0.99),
-                max: p.times.max(),
-            })
-            .collect()
+            .get(phase.0)
+            .map(Phase::stats)
     }
 
     /// Polls made by the watchdog thread so far (0 without a watchdog).

@@ -477,6 +477,28 @@ fn phases_are_timed_on_the_guard_clock() {
 }
 
 #[test]
+fn phases_are_found_by_index_and_read_one_at_a_time() {
+    let (guard, _clock) = guard_with(FrameGuardConfig::default());
+    assert_eq!((guard.phase_count(), guard.phase(0)), (0, None));
+    let physics = guard.add_phase("physics");
+    let agents = guard.add_phase("agents");
+    assert_eq!(guard.phase_count(), 2);
+    assert_eq!((physics.index(), agents.index()), (0, 1));
+    assert_eq!(guard.phase(1), Some(agents));
+    assert_eq!(guard.phase(2), None);
+    guard.record_phase(agents, ms(3));
+    guard.record_phase(agents, ms(5));
+    let one = guard.phase_stat(agents).unwrap();
+    assert_eq!(one, guard.phase_stats()[1]);
+    assert_eq!(
+        (one.name.as_str(), one.count, one.total, one.max),
+        ("agents", 2, ms(8), ms(5))
+    );
+    let (other, _) = guard_with(FrameGuardConfig::default());
+    assert_eq!(other.phase_stat(agents), None, "an id of another guard");
+}
+
+#[test]
 fn the_scope_guard_ends_its_frame_when_dropped() {
     let (guard, clock) = guard_with(FrameGuardConfig::default());
     {
