@@ -38,6 +38,18 @@
 #define CLLM_FRAME_ROW_MAX 512
 
 /**
+ * A buffer of this size holds every phase name and its NUL: names have 1 to
+ * `CLLM_FRAME_PHASE_NAME_MAX - 1` bytes.
+ */
+#define CLLM_FRAME_PHASE_NAME_MAX 64
+
+/**
+ * The most phases one guard holds (each keeps a 15 KiB histogram); phase
+ * ids run from 0 to `CLLM_FRAME_PHASE_MAX - 1`.
+ */
+#define CLLM_FRAME_PHASE_MAX 256
+
+/**
  * Tokeniser of `cllm_loader_options.tokenizer`: words and punctuation
  * (runs of letters, digits, `_` and non-ASCII bytes; every other
  * non-space character alone; white space dropped).
@@ -593,6 +605,33 @@ typedef struct cllm_frame_monitor_inputs {
    */
   double parallel_wall_s;
 } cllm_frame_monitor_inputs;
+
+/**
+ * Cumulative timing of one phase (`cllm_frame_phase_stats`). Times are 0
+ * while `count` is 0.
+ */
+typedef struct cllm_frame_phase_statistics {
+  /**
+   * Runs recorded.
+   */
+  uint64_t count;
+  /**
+   * Sum of the runs, ms (exact to the nanosecond).
+   */
+  double total_ms;
+  /**
+   * Median run, ms (within 1.6 %).
+   */
+  double p50_ms;
+  /**
+   * 99th-percentile run, ms (within 1.6 %).
+   */
+  double p99_ms;
+  /**
+   * Longest run, ms (exact to the nanosecond).
+   */
+  double max_ms;
+} cllm_frame_phase_statistics;
 
 /**
  * How to load a corpus; fill it with `cllm_loader_options_default()`.
@@ -1503,6 +1542,72 @@ enum cllm_status cllm_frame_monitor_baseline(struct cllm_frame *frame,
  * `frame` is NULL or a live guard.
  */
 int cllm_frame_monitor_due(const struct cllm_frame *frame);
+
+/**
+ * Registers a named phase of the frame (physics, agents, stats...), or finds
+ * the one already registered under `name`; `*out_phase` receives its id,
+ * from 0 in registration order. Time it with `cllm_frame_record_phase`.
+ * Errors: `CLLM_ERR_NULL` (frame, name, out_phase),
+ * `CLLM_ERR_INVALID_ARGUMENT` (`name` empty, not UTF-8, or of
+ * `CLLM_FRAME_PHASE_NAME_MAX` bytes or more), `CLLM_ERR_FULL` (a new name
+ * when the guard already has `CLLM_FRAME_PHASE_MAX` phases).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard; `name` is NULL or a NUL-terminated
+ * string (copied); `out_phase` is NULL or writable.
+ */
+enum cllm_status cllm_frame_add_phase(struct cllm_frame *frame, const char *name, int *out_phase);
+
+/**
+ * Records one run of `phase` that took `duration_ms` (measured by the
+ * caller). Any thread may record. Errors: `CLLM_ERR_NULL` (frame),
+ * `CLLM_ERR_INVALID_ARGUMENT` (`phase` not an id from
+ * `cllm_frame_add_phase` on this guard; `duration_ms` negative or over
+ * 1e12), `CLLM_ERR_NUMERIC` (`duration_ms` NaN or infinite). Nothing is
+ * recorded on error.
+ *
+ * # Safety
+ * `frame` is NULL or a live guard.
+ */
+enum cllm_status cllm_frame_record_phase(struct cllm_frame *frame, int phase, double duration_ms);
+
+/**
+ * Writes the number of phases registered to `*out_count`; their ids are 0
+ * to `*out_count - 1`. Errors: `CLLM_ERR_NULL` (frame, out_count).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard; `out_count` is NULL or writable.
+ */
+enum cllm_status cllm_frame_phase_count(const struct cllm_frame *frame, int *out_count);
+
+/**
+ * Writes the cumulative timing of `phase` to `*out`. Errors:
+ * `CLLM_ERR_NULL` (frame, out), `CLLM_ERR_INVALID_ARGUMENT` (`phase` not
+ * registered).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard; `out` is NULL or writable.
+ */
+enum cllm_status cllm_frame_phase_stats(const struct cllm_frame *frame,
+                                        int phase,
+                                        struct cllm_frame_phase_statistics *out);
+
+/**
+ * Copies the name of `phase` and a NUL into `buf`; `*out_len` receives its
+ * length without the NUL. A buffer of `CLLM_FRAME_PHASE_NAME_MAX` bytes
+ * always suffices. Errors: `CLLM_ERR_NULL` (frame, buf, out_len),
+ * `CLLM_ERR_INVALID_ARGUMENT` (`phase` not registered; `cap` too small:
+ * nothing is written and the message gives the size needed).
+ *
+ * # Safety
+ * `frame` is NULL or a live guard; `buf` is NULL or writable for `cap`
+ * bytes; `out_len` is NULL or writable.
+ */
+enum cllm_status cllm_frame_phase_name(const struct cllm_frame *frame,
+                                       int phase,
+                                       char *buf,
+                                       size_t cap,
+                                       size_t *out_len);
 
 /**
  * The default options: words, 32768 ids, automatic threads, no cache.
