@@ -45,19 +45,72 @@ impl Lanes {
     }
 }
 
-/// `dst[k] = w * src[k]`.
-#[inline(always)]
-fn scale_into(dst: &mut [f32], w: f32, src: &[f32]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = w * *s;
-    }
-}
+/// Sources added in one pass over a sub-block: their slices sit in a stack
+/// array, and each output element stays in registers while they are added,
+/// so the destination is loaded and stored once per group, not per source.
+const GROUP: usize = 8;
 
-/// `dst[k] = dst[k] + w * src[k]`.
+/// Elements per step of a pass: eight AVX2 vectors, eight independent
+/// chains of additions (with two, each step waited for the latency of one
+/// addition per source).
+const STEP: usize = 16;
+
+/// One pass of [`weighted_sum_portable`] over `block`: adds
+/// `weights[i] * sources[i]` to every element in source order, starting from
+/// `weights[0] * sources[0]` when `fresh`, else from `block`'s value. Every
+/// source has `block.len()` elements. With `lanes`, the results' squares are
+/// added to it (the last pass), while they are still in registers.
 #[inline(always)]
-fn add_scaled(dst: &mut [f32], w: f32, src: &[f32]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d += w * *s;
+fn add_group(
+    block: &mut [f32],
+    weights: &[f32],
+    sources: &[&[f32]],
+    fresh: bool,
+    mut lanes: Option<&mut Lanes>,
+) {
+    let skip = usize::from(fresh);
+    let mut steps = block.chunks_exact_mut(STEP);
+    let mut k = 0;
+    for out in &mut steps {
+        let step = |source: &[f32]| -> [f32; STEP] {
+            source[k..k + STEP].try_into().expect("a full step")
+        };
+        let mut acc = [0.0f32; STEP];
+        if fresh {
+            let s = step(sources[0]);
+            for (a, s) in acc.iter_mut().zip(s) {
+                *a = weights[0] * s;
+            }
+        } else {
+            acc.copy_from_slice(out);
+        }
+        for (&w, source) in weights.iter().zip(sources).skip(skip) {
+            let s = step(source);
+            for (a, s) in acc.iter_mut().zip(s) {
+                *a += w * s;
+            }
+        }
+        out.copy_from_slice(&acc);
+        if let Some(lanes) = lanes.as_deref_mut() {
+            lanes.add(&acc);
+        }
+        k += STEP;
+    }
+    let tail = steps.into_remainder();
+    for (j, out) in tail.iter_mut().enumerate() {
+        let k = k + j;
+        let mut v = if fresh {
+            weights[0] * sources[0][k]
+        } else {
+            *out
+        };
+        for (&w, source) in weights.iter().zip(sources).skip(skip) {
+            v += w * source[k];
+        }
+        *out = v;
+    }
+    if let Some(lanes) = lanes {
+        lanes.add(tail);
     }
 }
 
@@ -72,11 +125,24 @@ fn weighted_sum_portable<'a>(
     while start < out.len() {
         let end = out.len().min(start + BLOCK);
         let block = &mut out[start..end];
-        scale_into(block, weights[0], &source(0)[start..end]);
-        for (i, &w) in weights.iter().enumerate().skip(1) {
-            add_scaled(block, w, &source(i)[start..end]);
+        let mut first = 0;
+        while first < weights.len() {
+            let last = weights.len().min(first + GROUP);
+            let mut group: [&[f32]; GROUP] = [&[]; GROUP];
+            for (slot, i) in group.iter_mut().zip(first..last) {
+                *slot = &source(i)[start..end];
+            }
+            let fresh = first == 0;
+            let lanes = (last == weights.len()).then_some(&mut lanes);
+            add_group(
+                block,
+                &weights[first..last],
+                &group[..last - first],
+                fresh,
+                lanes,
+            );
+            first = last;
         }
-        lanes.add(block);
         start = end;
     }
     lanes.total()
@@ -161,6 +227,55 @@ mod tests {
                 (h >> 8) as f32 / (1 << 24) as f32 * 2f32.powi((h % 40) as i32 - 20) - 1e-3
             })
             .collect()
+    }
+
+    /// `((w_0*s_0 + w_1*s_1) + w_2*s_2) + ...` one element at a time, and
+    /// the lane-ordered sum of squares: the documented order, written plainly.
+    fn reference(weights: &[f32], sources: &[Vec<f32>]) -> (Vec<f32>, f64) {
+        let n = sources[0].len();
+        let out: Vec<f32> = (0..n)
+            .map(|k| {
+                let mut v = weights[0] * sources[0][k];
+                for (w, s) in weights.iter().zip(sources).skip(1) {
+                    v += w * s[k];
+                }
+                v
+            })
+            .collect();
+        let mut lanes = [0.0f64; SUMSQ_LANES];
+        for (k, &v) in out.iter().enumerate() {
+            lanes[k % SUMSQ_LANES] += f64::from(v) * f64::from(v);
+        }
+        let l = lanes;
+        let sumsq = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+        (out, sumsq)
+    }
+
+    #[test]
+    fn every_source_count_and_length_gives_the_documented_bits() {
+        // Source counts around the group size (one group, a full group, a
+        // second group of 1, several groups); lengths with partial steps and
+        // a partial block.
+        for count in [1, 2, GROUP - 1, GROUP, GROUP + 1, 2 * GROUP + 3] {
+            for n in [1, STEP - 1, STEP + 3, BLOCK, 2 * BLOCK + STEP + 5] {
+                let sources: Vec<Vec<f32>> = (0..count).map(|i| values(n, i as u32 + 7)).collect();
+                let weights: Vec<f32> = (0..count).map(|i| 0.37 - 0.11 * i as f32).collect();
+                let source = |i: usize| sources[i].as_slice();
+                let mut out = vec![f32::NAN; n];
+                let sumsq = weighted_sum(&mut out, &weights, &source);
+                let (want, want_sumsq) = reference(&weights, &sources);
+                assert_eq!(
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{count} sources of {n}"
+                );
+                assert_eq!(
+                    sumsq.to_bits(),
+                    want_sumsq.to_bits(),
+                    "{count} sources of {n}"
+                );
+            }
+        }
     }
 
     #[test]
