@@ -101,8 +101,9 @@ pub enum Scan {
     Prey,
 }
 
-/// The heaviest thing an agent did in its last frame (for the cost profile).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// The heaviest thing an agent did in its last frame (for the cost profile),
+/// or will do in this one ([`Agent::planned_work`]). Ordered by cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Work {
     /// Re-applied its action (outside the window, or holding).
     #[default]
@@ -341,6 +342,20 @@ impl Agent {
     /// True if its hold time has passed at `frame`.
     pub(crate) fn decision_due(&self, frame: u64) -> bool {
         frame as i64 - self.last_decision >= self.body().hold as i64
+    }
+
+    /// What [`frame`](Self::frame) will do with `ctx`'s frame and window,
+    /// known before it runs: the training plan has set `train_now`.
+    pub(crate) fn planned_work(&self, frame: u64, window: Window) -> Work {
+        if !window.contains(self.index) {
+            Work::Reapply
+        } else if self.train_now {
+            Work::Train
+        } else if self.decision_due(frame) {
+            Work::Decide
+        } else {
+            Work::Step
+        }
     }
 
     /// True if a decision at `frame` would request a training.

@@ -27,6 +27,18 @@ impl Executor<'_> {
         }
     }
 
+    /// True for the dynamic partitioning: its loop hands out items in order
+    /// to whoever is free, so the caller may put the costliest first.
+    pub fn takes_items_in_order(&self) -> bool {
+        matches!(
+            self,
+            Executor::Pool {
+                partitioning: Partitioning::Dynamic { .. },
+                ..
+            }
+        )
+    }
+
     /// Calls `f(i, &mut items[i])` once per item.
     pub fn for_each_mut<T: Send>(
         &self,

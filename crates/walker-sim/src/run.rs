@@ -58,7 +58,8 @@ impl LoopMode {
 /// magnitude, so a chunk of several agents could hold two trainings that
 /// then run one after the other; taking one agent per steal costs one
 /// atomic add, nothing beside an agent's cost. (pool-manager's automatic
-/// grain, n / (16 k), is 7 agents at 240 agents on 2 threads.)
+/// grain, n / (16 k), is 7 agents at 240 agents on 2 threads.) The world
+/// hands the agents to this loop costliest first (see `World::step_frame`).
 pub const DYNAMIC: Partitioning = Partitioning::Dynamic { grain: 1 };
 
 /// The three partitionings, in report order.

@@ -35,6 +35,7 @@ use crate::physics::{Body, Observation, SPAWN_SPACING};
 use crate::status::StatusBoard;
 use parking_lot::Mutex;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use sync_stats::CountingMutex;
 
@@ -175,6 +176,9 @@ pub struct FrameTimes {
     pub busiest_thread: Duration,
     /// Threads that ran at least one agent.
     pub threads_used: u32,
+    /// Agents whose work differed from [`Agent::planned_work`], which orders
+    /// the dynamic loop (0 unless that prediction is wrong).
+    pub mispredicted: u32,
 }
 
 impl FrameTimes {
@@ -382,13 +386,32 @@ impl World {
             window,
             target_copy_every: self.config.target_copy_every,
         };
-        exec.for_each_mut(&mut self.agents, |_, agent| {
+        // The dynamic loop takes the agents costliest first (trainings, then
+        // decisions, then the rest; by index within a kind): a training taken
+        // last would leave the other threads idle for its whole length
+        // (longest-first list scheduling). The static partitionings keep the
+        // index order that defines them. Agents read only frame-start data,
+        // so the order changes no result (the state hash test checks it).
+        let mut order: Vec<&mut Agent> = self.agents.iter_mut().collect();
+        if exec.takes_items_in_order() {
+            let frame = self.frame;
+            order.sort_by_key(|a| (std::cmp::Reverse(a.planned_work(frame, window)), a.index));
+        }
+        let mispredicted = AtomicU32::new(0);
+        let frame = self.frame;
+        exec.for_each_mut(&mut order, |_, agent| {
+            let planned = agent.planned_work(frame, window);
             let t = Instant::now();
             let work = agent.frame(&ctx);
+            if work != planned {
+                mispredicted.fetch_add(1, Ordering::Relaxed);
+            }
             agent.last_cost_ns = t.elapsed().as_nanos() as u64;
             agent.last_work = work;
             agent.last_thread = sync_stats::current_thread_index().unwrap_or(0);
         })?;
+        drop(order);
+        times.mispredicted = mispredicted.into_inner();
         times.agents = agents_start.elapsed();
         times.agents_work = Duration::from_nanos(self.agents.iter().map(|a| a.last_cost_ns).sum());
         // Load balance: the work of the thread that did the most.

@@ -63,3 +63,27 @@ fn agent_costs_are_mostly_tiny_with_a_few_percent_of_milliseconds() {
     assert!((3.0..8.0).contains(&cv), "coefficient of variation {cv}");
     assert!(profile.milli_share() > 0.02, "{}", profile.milli_share());
 }
+
+/// The dynamic loop takes agents costliest first by `Agent::planned_work`;
+/// the plan must match what each agent then does.
+#[test]
+fn the_planned_work_that_orders_the_dynamic_loop_matches_what_agents_do() {
+    let mut world = World::new(WorldConfig {
+        agents: 40,
+        substeps: 1,
+        seed: 5,
+        ..WorldConfig::default()
+    })
+    .unwrap();
+    let (mut trainings, mut mispredicted) = (0, 0);
+    for _ in 0..150 {
+        let times = world.step_frame(&Executor::Sequential).unwrap();
+        trainings += times.trainings;
+        mispredicted += times.mispredicted;
+    }
+    assert!(
+        trainings > 50,
+        "only {trainings} trainings: the test needs some"
+    );
+    assert_eq!(mispredicted, 0);
+}
