@@ -17,7 +17,7 @@ impl From<Error> for FfiError {
             Error::InvalidArgument(_) | Error::SphereOutOfRange { .. } => {
                 cllm_status::CLLM_ERR_INVALID_ARGUMENT
             }
-            Error::Busy { .. } => cllm_status::CLLM_ERR_BUSY,
+            Error::Busy { .. } | Error::RoundInProgress => cllm_status::CLLM_ERR_BUSY,
             Error::Timeout { .. } => cllm_status::CLLM_ERR_TIMEOUT,
             Error::Shutdown => cllm_status::CLLM_ERR_SHUTDOWN,
             Error::Spawn { .. } => cllm_status::CLLM_ERR_SPAWN,

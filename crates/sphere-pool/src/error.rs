@@ -38,6 +38,10 @@ pub enum Error {
         /// The busy sphere.
         sphere: usize,
     },
+    /// A fork-join round (`run_all`, `parallel_for`) is in progress on the
+    /// pool: until it returns, no sphere takes another job or round, even
+    /// one whose share is done.
+    RoundInProgress,
     /// The deadline passed before the job ended; it goes on running.
     Timeout {
         /// The sphere waited for.
@@ -84,6 +88,10 @@ impl fmt::Display for Error {
                     "sphere {sphere} is busy: its last job was not waited for"
                 )
             }
+            Error::RoundInProgress => write!(
+                f,
+                "the pool is busy: a fork-join round (run_all or parallel_for) is in progress"
+            ),
             Error::Timeout { sphere } => {
                 write!(
                     f,

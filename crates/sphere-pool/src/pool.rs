@@ -248,6 +248,20 @@ struct Shared {
     config: PoolConfig,
     /// More participants than CPUs: spinning threads yield the CPU.
     yielding: bool,
+    /// Set while a fork-join round runs. A sphere frees its slot as soon as
+    /// its share is done, before the round returns; this flag keeps other
+    /// jobs and rounds out until then, so "busy" does not depend on timing.
+    /// Only callers touch it (its own cache line, not the spheres').
+    round: CachePadded<AtomicBool>,
+}
+
+/// Clears [`Shared::round`] when a round ends, however it ends.
+struct RoundGuard<'a>(&'a AtomicBool);
+
+impl Drop for RoundGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// A pool of persistent worker threads ("spheres").
@@ -309,6 +323,7 @@ impl SpherePool {
             started: Default::default(),
             config,
             yielding,
+            round: CachePadded::new(AtomicBool::new(false)),
         });
         let cores = if shared.config.pin {
             core_affinity::get_core_ids().unwrap_or_default()
@@ -388,25 +403,38 @@ impl SpherePool {
 
     /// Hands `job` to `sphere` and returns at once (the seed's work-ready).
     /// Fails with [`Error::Busy`] if the sphere's previous job was not waited
-    /// for. Boxing the closure allocates; [`dispatch_raw`](Self::dispatch_raw)
+    /// for, and with [`Error::RoundInProgress`] during a fork-join. Boxing the closure allocates; [`dispatch_raw`](Self::dispatch_raw)
     /// does not.
     pub fn dispatch(
         &self,
         sphere: usize,
         job: impl FnOnce() + Send + 'static,
     ) -> Result<(), Error> {
-        self.slot(sphere)?
-            .dispatch(sphere, Job::Boxed(Box::new(job)))
+        let slot = self.slot(sphere)?;
+        self.refuse_during_round()?;
+        slot.dispatch(sphere, Job::Boxed(Box::new(job)))
     }
 
     /// Hands a C job to `sphere` without allocating.
     pub fn dispatch_raw(&self, sphere: usize, job: RawJob) -> Result<(), Error> {
-        self.slot(sphere)?.dispatch(sphere, Job::Raw(job))
+        let slot = self.slot(sphere)?;
+        self.refuse_during_round()?;
+        slot.dispatch(sphere, Job::Raw(job))
     }
 
-    /// True if `sphere` holds a job that was not waited for yet.
+    /// True if `sphere` holds a job that was not waited for yet, or a
+    /// fork-join round is in progress.
     pub fn is_busy(&self, sphere: usize) -> Result<bool, Error> {
-        Ok(self.slot(sphere)?.is_busy())
+        let slot = self.slot(sphere)?;
+        Ok(self.shared.round.load(Ordering::Acquire) || slot.is_busy())
+    }
+
+    /// [`Error::RoundInProgress`] while a fork-join round runs.
+    fn refuse_during_round(&self) -> Result<(), Error> {
+        if self.shared.round.load(Ordering::Acquire) {
+            return Err(Error::RoundInProgress);
+        }
+        Ok(())
     }
 
     /// Waits for `sphere`'s job to end and returns its outcome (the seed's
@@ -443,7 +471,9 @@ impl SpherePool {
     /// returns when all have finished (fork-join). Each call gets a
     /// [`Participant`] with its index and a barrier. Fails with
     /// [`Error::Busy`] (running nothing) if a sphere holds a job that was not
-    /// waited for; a panic in any share is returned after all have ended.
+    /// waited for, or [`Error::RoundInProgress`] if another round (for
+    /// example the one this is called from) is running; a panic in any share
+    /// is returned after all have ended.
     pub fn run_all(&self, task: impl Fn(&Participant<'_>) + Sync) -> Result<(), Error> {
         self.fork_join(
             Task::Closure(&|p: &Participant<'_>| {
@@ -474,6 +504,10 @@ impl SpherePool {
     /// a share that no sphere has started when the caller is done is
     /// revoked instead of waited for.
     fn fork_join(&self, task: Task<'_>, optional: bool) -> Result<(), Error> {
+        if self.shared.round.swap(true, Ordering::Acquire) {
+            return Err(Error::RoundInProgress);
+        }
+        let _round = RoundGuard(&self.shared.round);
         let slots = &self.shared.slots;
         for (i, slot) in slots.iter().enumerate() {
             if let Err(e) = slot.claim(i) {

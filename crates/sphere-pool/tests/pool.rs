@@ -774,3 +774,42 @@ fn many_threads_dispatching_to_their_own_spheres_concurrently() {
         assert_eq!(h.join().unwrap(), 2000);
     }
 }
+
+#[test]
+fn a_round_keeps_out_other_jobs_and_rounds_until_it_returns_even_after_shares_end() {
+    let pool = SpherePool::new(1).unwrap();
+    let sphere_done = AtomicBool::new(false);
+    let busy_seen = AtomicBool::new(false);
+    let mut seen = Vec::new();
+    let seen_ref = std::sync::Mutex::new(&mut seen);
+    pool.run_all(|p| {
+        if p.is_caller() {
+            // Wait until sphere 0's share has ended (its slot is then free),
+            // and a little more, so the check below is not racing with it.
+            while !sphere_done.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            let mut seen = seen_ref.lock().unwrap();
+            seen.push(pool.dispatch(0, || {}));
+            seen.push(pool.run_all(|_| {}));
+            seen.push(pool.parallel_for(0..10, 1, |_| {}));
+            busy_seen.store(pool.is_busy(0).unwrap(), Ordering::Relaxed);
+        } else {
+            sphere_done.store(true, Ordering::Release);
+        }
+    })
+    .unwrap();
+    assert_eq!(seen[0], Err(Error::RoundInProgress));
+    assert_eq!(seen[1], Err(Error::RoundInProgress));
+    assert_eq!(seen[2], Err(Error::RoundInProgress));
+    assert!(
+        busy_seen.load(Ordering::Relaxed),
+        "is_busy is true during a round"
+    );
+    // After the round, the pool takes work again.
+    assert!(!pool.is_busy(0).unwrap());
+    pool.dispatch(0, || {}).unwrap();
+    pool.wait(0).unwrap();
+    pool.run_all(|_| {}).unwrap();
+}
