@@ -229,7 +229,8 @@ pub unsafe extern "C" fn cllm_pool_num_spheres(
 }
 
 /// Hands `fn(arg, sphere)` to `sphere` and returns at once. Errors:
-/// `CLLM_ERR_BUSY` if the sphere's last job was not waited for,
+/// `CLLM_ERR_BUSY` if the sphere's last job was not waited for or a
+/// fork-join round is running on the pool,
 /// `CLLM_ERR_INVALID_ARGUMENT` for a sphere out of range, `CLLM_ERR_NULL`.
 /// No allocation or system call when the sphere is awake.
 ///
@@ -310,7 +311,8 @@ pub unsafe extern "C" fn cllm_pool_is_busy(
 /// thread (the last participant), returning when all have finished. The
 /// first failure is returned after all ended (`CLLM_ERR_JOB_FAILED`,
 /// `CLLM_ERR_PANIC`); `CLLM_ERR_BUSY` (nothing run) if a sphere holds a job
-/// that was not waited for. Inside `fn`, `cllm_participant_barrier`
+/// that was not waited for or another round is running on the pool (for
+/// example, a call from inside a round). Inside `fn`, `cllm_participant_barrier`
 /// synchronises the participants.
 ///
 /// # Safety
