@@ -88,12 +88,23 @@ pub(crate) fn duration_to_nanos(d: Duration) -> u64 {
 /// so summing it over tasks gives work that fits in `cores x wall` even when
 /// the machine is oversubscribed. Returns zero if the clock is unavailable.
 pub fn thread_cpu_time() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// The CPU time the whole process has used so far, every thread, user and
+/// system (`CLOCK_PROCESS_CPUTIME_ID`). Returns zero if the clock is
+/// unavailable.
+pub fn process_cpu_time() -> Duration {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
     if rc != 0 {
         return Duration::ZERO;
     }

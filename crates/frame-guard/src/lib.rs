@@ -59,7 +59,7 @@ mod sync;
 #[cfg(not(loom))]
 mod watchdog;
 
-pub use clock::{Clock, ManualClock, SystemClock, thread_cpu_time};
+pub use clock::{Clock, ManualClock, SystemClock, process_cpu_time, thread_cpu_time};
 pub use config::{ConfigError, FrameGuardConfig, MIN_INTERVAL, StopRules};
 pub use guard::{
     BuildError, FrameError, FrameGuard, FrameGuardBuilder, FrameRecord, FrameScope, FrameStats,
