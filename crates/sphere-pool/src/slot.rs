@@ -321,26 +321,12 @@ impl<J> Slot<J> {
     /// Job counts are visible to whoever collects the outcome; the busy time
     /// is added just after the hand-off, to keep the clock off its path.
     pub fn complete(&self, outcome: Outcome, started: Instant) -> Instant {
-        self.counters.jobs.fetch_add(1, Ordering::Relaxed);
-        if outcome.is_err() {
-            self.counters.failures.fetch_add(1, Ordering::Relaxed);
-        }
+        let failed = outcome.is_err();
         // SAFETY: in state RUNNING only the sphere touches `outcome`; waiters
-        // read it only after the release transition to DONE below.
+        // read it only after the release transition to DONE in `finish`.
         self.outcome
             .with_mut(|cell| unsafe { *cell = outcome.err().map(Box::new) });
-        let prev = self.transition(|w| with_state(w, DONE) & !WAITER_PARKED, Ordering::AcqRel);
-        debug_assert_eq!(state(prev), RUNNING);
-        if prev & WAITER_PARKED != 0 {
-            let _guard = self.lock.lock();
-            self.work_done.notify_all();
-        }
-        // One clock read ends the job and starts the next idle period.
-        let ended = Instant::now();
-        self.counters
-            .busy_ns
-            .fetch_add(duration_ns(ended - started), Ordering::Relaxed);
-        ended
+        self.finish(DONE, Ordering::AcqRel, failed, started)
     }
 
     /// Ends a fork-join share without an outcome to collect (the fork-join
@@ -348,16 +334,23 @@ impl<J> Slot<J> {
     /// claim the slot at once; wakes anyone parked on the slot. Returns when
     /// the share ended.
     pub fn release(&self, failed: bool, started: Instant) -> Instant {
+        self.finish(EMPTY, Ordering::Release, failed, started)
+    }
+
+    /// Counts the job, moves RUNNING -> `to`, wakes parked waiters, and adds
+    /// the busy time.
+    fn finish(&self, to: u32, order: Ordering, failed: bool, started: Instant) -> Instant {
         self.counters.jobs.fetch_add(1, Ordering::Relaxed);
         if failed {
             self.counters.failures.fetch_add(1, Ordering::Relaxed);
         }
-        let prev = self.transition(|w| with_state(w, EMPTY) & !WAITER_PARKED, Ordering::Release);
+        let prev = self.transition(|w| with_state(w, to) & !WAITER_PARKED, order);
         debug_assert_eq!(state(prev), RUNNING);
         if prev & WAITER_PARKED != 0 {
             let _guard = self.lock.lock();
             self.work_done.notify_all();
         }
+        // One clock read ends the job and starts the next idle period.
         let ended = Instant::now();
         self.counters
             .busy_ns
