@@ -46,9 +46,6 @@ pub struct cllm_frame {
     manual: Option<ManualClock>,
     monitor: Mutex<MonitorState>,
     callback_failures: Arc<AtomicU64>,
-    /// Held while a phase is registered, so the `CLLM_FRAME_PHASE_MAX` check
-    /// and the registration are one step.
-    registering: Mutex<()>,
 }
 
 struct MonitorState {
@@ -574,7 +571,6 @@ pub unsafe extern "C" fn cllm_frame_create(
             manual,
             monitor,
             callback_failures: Arc::new(AtomicU64::new(0)),
-            registering: Mutex::new(()),
         };
         // SAFETY: `out` was checked and is writable.
         unsafe { write_out(out, Box::into_raw(Box::new(frame))) };
@@ -1101,18 +1097,15 @@ pub unsafe extern "C" fn cllm_frame_add_phase(
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let name = unsafe { phase_name_arg(name) }?;
         let out_phase = out_ptr(out_phase, "out_phase")?;
-        let _registering = frame.registering.lock().unwrap_or_else(|e| e.into_inner());
-        let full = frame.guard.phase_count() >= CLLM_FRAME_PHASE_MAX;
-        if full && !frame.guard.phase_stats().iter().any(|p| p.name == name) {
+        let Some(id) = frame.guard.add_phase_within(&name, CLLM_FRAME_PHASE_MAX) else {
             return Err(FfiError::new(
                 cllm_status::CLLM_ERR_FULL,
                 format!(
                     "cannot add phase \"{name}\": the guard already has CLLM_FRAME_PHASE_MAX ({CLLM_FRAME_PHASE_MAX}) phases"
                 ),
             ));
-        }
-        let id = frame.guard.add_phase(&name).index();
-        let id = c_int::try_from(id).expect("phase ids stay under CLLM_FRAME_PHASE_MAX");
+        };
+        let id = c_int::try_from(id.index()).expect("phase ids stay under CLLM_FRAME_PHASE_MAX");
         // SAFETY: `out_phase` was checked and is writable.
         unsafe { write_out(out_phase, id) };
         Ok(())

@@ -933,15 +933,26 @@ impl FrameGuard {
     /// Registers a named phase of the frame (physics, agents, stats...) and
     /// returns its id; the same name gives the same id.
     pub fn add_phase(&self, name: &str) -> PhaseId {
+        self.add_phase_within(name, usize::MAX)
+            .expect("no limit on the number of phases")
+    }
+
+    /// As [`add_phase`](Self::add_phase), but `None` (nothing registered)
+    /// if `name` is new and the guard already has `max_phases` phases; the
+    /// check and the registration are one step.
+    pub fn add_phase_within(&self, name: &str, max_phases: usize) -> Option<PhaseId> {
         let mut state = self.inner.state.lock();
         if let Some(i) = state.phases.iter().position(|p| p.name == name) {
-            return PhaseId(i);
+            return Some(PhaseId(i));
+        }
+        if state.phases.len() >= max_phases {
+            return None;
         }
         state.phases.push(Phase {
             name: name.to_owned(),
             times: Histogram::new(),
         });
-        PhaseId(state.phases.len() - 1)
+        Some(PhaseId(state.phases.len() - 1))
     }
 
     /// Records one run of a phase.

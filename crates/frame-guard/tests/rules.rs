@@ -499,6 +499,25 @@ fn phases_are_found_by_index_and_read_one_at_a_time() {
 }
 
 #[test]
+fn a_phase_limit_refuses_new_names_but_finds_registered_ones() {
+    let (guard, _clock) = guard_with(FrameGuardConfig::default());
+    let a = guard.add_phase_within("a", 2).unwrap();
+    let b = guard.add_phase_within("b", 2).unwrap();
+    assert_eq!(
+        guard.add_phase_within("c", 2),
+        None,
+        "a third name over a limit of 2"
+    );
+    assert_eq!(guard.phase_count(), 2, "nothing registered when refused");
+    assert_eq!(guard.add_phase_within("a", 2), Some(a));
+    assert_eq!(
+        guard.add_phase_within("b", 0),
+        Some(b),
+        "found even over the limit"
+    );
+}
+
+#[test]
 fn the_scope_guard_ends_its_frame_when_dropped() {
     let (guard, clock) = guard_with(FrameGuardConfig::default());
     {
