@@ -8,15 +8,20 @@ use walker_sim::exec::Executor;
 use walker_sim::run::CostProfile;
 use walker_sim::world::{World, WorldConfig};
 
-#[test]
-fn agent_costs_are_mostly_tiny_with_a_few_percent_of_milliseconds() {
-    let mut world = World::new(WorldConfig {
+/// 40 agents, one physics substep.
+fn small_world(seed: u64) -> World {
+    World::new(WorldConfig {
         agents: 40,
         substeps: 1,
-        seed: 3,
+        seed,
         ..WorldConfig::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn agent_costs_are_mostly_tiny_with_a_few_percent_of_milliseconds() {
+    let mut world = small_world(3);
     let mut profile = CostProfile::default();
     for _ in 0..150 {
         world.step_frame(&Executor::Sequential).unwrap();
@@ -68,13 +73,7 @@ fn agent_costs_are_mostly_tiny_with_a_few_percent_of_milliseconds() {
 /// the plan must match what each agent then does.
 #[test]
 fn the_planned_work_that_orders_the_dynamic_loop_matches_what_agents_do() {
-    let mut world = World::new(WorldConfig {
-        agents: 40,
-        substeps: 1,
-        seed: 5,
-        ..WorldConfig::default()
-    })
-    .unwrap();
+    let mut world = small_world(5);
     let (mut trainings, mut mispredicted) = (0, 0);
     for _ in 0..150 {
         let times = world.step_frame(&Executor::Sequential).unwrap();
