@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the real CLLM trainer three ways:
+# Builds the real CLLM trainer three ways, plus our evaluation program:
 #   build.sh OUT_DIR [SANITIZER_FLAGS]
 # OUT_DIR gets a copy of $CLLM_SRC (the source under ../shared is read-only),
 # built by ITS OWN Makefile (its flags, -O0; SANITIZER_FLAGS added through CC
@@ -8,6 +8,7 @@
 #   OUT_DIR/tm_serial    train_model + our drop-in archive (no adapter)
 #   OUT_DIR/tm_replica   train_model + our drop-in archive + the CLLM adapter
 #                        (only once hosts/crystalline/replica_adapter.c exists)
+#   OUT_DIR/eval_model   our evaluation program (CLLM only, no drop-in)
 # Every train_model is linked with check_wrap.c (fixed srand seed, epoch
 # times, weight dumps; see there). train_model.c is compiled with the flags
 # of CLLM's tools/Makefile; the drop-in variants compile it against our
@@ -27,6 +28,7 @@ CLLM_CFLAGS="-Wall -Wextra -g -O0 -fPIC -mavx2 -mfma"
 TOOLS_CFLAGS="-Wall -Wextra -O2"
 
 [ -d "$CLLM_SRC" ] || { echo "build.sh: no CLLM source at $CLLM_SRC" >&2; exit 1; }
+CLLM_SRC=$(cd "$CLLM_SRC" && pwd)
 [ -f "$DROPIN_A" ] || { echo "build.sh: no drop-in archive at $DROPIN_A (make libs)" >&2; exit 1; }
 
 # A fresh copy when the source or the sanitizer flags changed.
@@ -61,6 +63,7 @@ $CC_SAN $TOOLS_CFLAGS -I include -c tools/train_model.c -o tools/train_model.o
 $CC_SAN $TOOLS_CFLAGS -I dropin/include -I "$ROOT/include" -c dropin/tools/train_model.c \
   -o dropin/tools/train_model.o
 $CC_SAN $CLLM_CFLAGS -Werror -I include -c "$CHECK/check_wrap.c" -o check_wrap.o
+$CC_SAN $CLLM_CFLAGS -Werror -I include -c "$CHECK/eval_model.c" -o eval_model.o
 
 WRAP="-Wl,--wrap=srand,--wrap=threaded_training_create,--wrap=threaded_training_free,--wrap=cllm_write_model"
 $CC_SAN -o tm_original tools/train_model.o check_wrap.o src/ai/cllm_training_threaded.o \
@@ -73,4 +76,5 @@ if [ -f "$ADAPTER" ]; then
   $CC_SAN -o tm_replica dropin/tools/train_model.o check_wrap.o replica_adapter.o "$DROPIN_A" \
     $CLLM_LIBS $WRAP $NATIVE_LIBS
 fi
-echo "build.sh: $OUT: tm_original tm_serial$( [ -f tm_replica ] && echo ' tm_replica')"
+$CC_SAN -o eval_model eval_model.o $CLLM_LIBS -lpthread -lm
+echo "build.sh: $OUT: tm_original tm_serial$( [ -f tm_replica ] && echo ' tm_replica') eval_model"
