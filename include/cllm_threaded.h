@@ -99,6 +99,14 @@
 #define CLLM_LOADER_CACHE_OPTIONS_CHANGED 6
 
 /**
+ * The cache path cannot hold a cache file (a directory, not a regular
+ * file, or opening it was refused, e.g. no permission): the corpus was
+ * built without it. The report text says why; `cache_write_failed` tells
+ * whether writing it failed too.
+ */
+#define CLLM_LOADER_CACHE_INACCESSIBLE 7
+
+/**
  * The most batches an iterator may prepare ahead.
  */
 #define CLLM_LOADER_MAX_PREFETCH 4096
@@ -1628,8 +1636,9 @@ struct cllm_loader_options cllm_loader_options_default(void);
  *
  * Errors: `CLLM_ERR_NULL` (dir, out), `CLLM_ERR_NOT_FOUND` (dir missing),
  * `CLLM_ERR_INVALID_ARGUMENT` (dir not a directory, tokenizer, max_vocab,
- * num_threads), `CLLM_ERR_IO` (a directory or file that cannot be read:
- * the message names it), `CLLM_ERR_EMPTY` (no text file), `CLLM_ERR_SPAWN`.
+ * num_threads), `CLLM_ERR_IO` (a directory or file that cannot be read,
+ * also one that vanished after the directory was listed: the message names
+ * it), `CLLM_ERR_EMPTY` (no text file), `CLLM_ERR_SPAWN`.
  * Failing to write the cache is not an error (see the report).
  *
  * # Safety
@@ -1643,8 +1652,9 @@ enum cllm_status cllm_loader_create(const char *dir,
 /**
  * As `cllm_loader_create`, for the `count` files of `paths`, in that order
  * (symbolic links followed; each must be a regular file, listed once).
- * Errors as `cllm_loader_create`, plus `CLLM_ERR_NULL` for a NULL `paths`
- * (with `count > 0`) or entry, and `CLLM_ERR_EMPTY` for `count == 0`.
+ * Errors as `cllm_loader_create` (`CLLM_ERR_NOT_FOUND`: a listed file does
+ * not exist), plus `CLLM_ERR_NULL` for a NULL `paths` (with `count > 0`) or
+ * entry, and `CLLM_ERR_EMPTY` for `count == 0`.
  *
  * # Safety
  * `paths` is NULL or points to `count` pointers, each NULL or a

@@ -395,6 +395,13 @@ static void test_cache(void) {
     path_of(blocked, sizeof blocked, "cached/a.txt/corpus.cache");
     r = cached_load(blocked, 0);
     CHECK(r.files == 3 && !r.cache_written && r.cache_write_failed, "unwritable cache");
+    /* ... and is reported as unusable, not as a damaged cache (it said CORRUPT). */
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_INACCESSIBLE, "cache under a file: %u", r.cache_status);
+    char dir_cache[512];
+    path_of(dir_cache, sizeof dir_cache, "cache-dir");
+    r = cached_load(dir_cache, 0);
+    CHECK(r.files == 3 && r.cache_status == CLLM_LOADER_CACHE_INACCESSIBLE && r.cache_write_failed,
+          "a directory as the cache: %u", r.cache_status);
 }
 
 static void test_bad_input(void) {

@@ -44,6 +44,11 @@ pub const CLLM_LOADER_CACHE_STALE: u32 = 4;
 pub const CLLM_LOADER_CACHE_CORRUPT: u32 = 5;
 /// The cache was made with other options or from another source: rebuilt.
 pub const CLLM_LOADER_CACHE_OPTIONS_CHANGED: u32 = 6;
+/// The cache path cannot hold a cache file (a directory, not a regular
+/// file, or opening it was refused, e.g. no permission): the corpus was
+/// built without it. The report text says why; `cache_write_failed` tells
+/// whether writing it failed too.
+pub const CLLM_LOADER_CACHE_INACCESSIBLE: u32 = 7;
 
 /// The most batches an iterator may prepare ahead.
 pub const CLLM_LOADER_MAX_PREFETCH: u32 = 4096;
@@ -244,8 +249,9 @@ unsafe fn load(
 ///
 /// Errors: `CLLM_ERR_NULL` (dir, out), `CLLM_ERR_NOT_FOUND` (dir missing),
 /// `CLLM_ERR_INVALID_ARGUMENT` (dir not a directory, tokenizer, max_vocab,
-/// num_threads), `CLLM_ERR_IO` (a directory or file that cannot be read:
-/// the message names it), `CLLM_ERR_EMPTY` (no text file), `CLLM_ERR_SPAWN`.
+/// num_threads), `CLLM_ERR_IO` (a directory or file that cannot be read,
+/// also one that vanished after the directory was listed: the message names
+/// it), `CLLM_ERR_EMPTY` (no text file), `CLLM_ERR_SPAWN`.
 /// Failing to write the cache is not an error (see the report).
 ///
 /// # Safety
@@ -267,8 +273,9 @@ pub unsafe extern "C" fn cllm_loader_create(
 
 /// As `cllm_loader_create`, for the `count` files of `paths`, in that order
 /// (symbolic links followed; each must be a regular file, listed once).
-/// Errors as `cllm_loader_create`, plus `CLLM_ERR_NULL` for a NULL `paths`
-/// (with `count > 0`) or entry, and `CLLM_ERR_EMPTY` for `count == 0`.
+/// Errors as `cllm_loader_create` (`CLLM_ERR_NOT_FOUND`: a listed file does
+/// not exist), plus `CLLM_ERR_NULL` for a NULL `paths` (with `count > 0`) or
+/// entry, and `CLLM_ERR_EMPTY` for `count == 0`.
 ///
 /// # Safety
 /// `paths` is NULL or points to `count` pointers, each NULL or a
@@ -358,6 +365,7 @@ pub unsafe extern "C" fn cllm_loader_get_report(
                 CacheStatus::Stale => CLLM_LOADER_CACHE_STALE,
                 CacheStatus::Corrupt => CLLM_LOADER_CACHE_CORRUPT,
                 CacheStatus::OptionsChanged => CLLM_LOADER_CACHE_OPTIONS_CHANGED,
+                CacheStatus::Inaccessible => CLLM_LOADER_CACHE_INACCESSIBLE,
             },
             cache_written: r.cache_written,
             cache_write_failed: r.cache_error.is_some(),

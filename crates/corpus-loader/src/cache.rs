@@ -328,6 +328,8 @@ pub(crate) struct CacheFile {
 /// What opening the cache found.
 pub(crate) enum Opened {
     Missing,
+    /// The path cannot hold a cache (a directory, refused): why.
+    Inaccessible(String),
     Corrupt(String),
     Valid(Box<CacheFile>),
 }
@@ -337,11 +339,19 @@ pub(crate) fn open(opener: &Opener, path: &Path) -> Opened {
     let file = match opener.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Opened::Missing,
-        Err(e) => return Opened::Corrupt(format!("cannot open: {e}")),
+        Err(e) => return Opened::Inaccessible(format!("cannot open {}: {e}", path.display())),
     };
     let len = match file.metadata() {
+        Ok(m) if m.is_dir() => {
+            return Opened::Inaccessible(format!("{} is a directory", path.display()));
+        }
+        Ok(m) if !m.is_file() => {
+            return Opened::Inaccessible(format!("{} is not a regular file", path.display()));
+        }
         Ok(m) => m.len(),
-        Err(e) => return Opened::Corrupt(format!("cannot inspect: {e}")),
+        Err(e) => {
+            return Opened::Inaccessible(format!("cannot inspect {}: {e}", path.display()));
+        }
     };
     if len < HEADER_LEN as u64 {
         return Opened::Corrupt(format!("truncated: {len} bytes, shorter than the header"));

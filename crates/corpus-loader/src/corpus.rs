@@ -239,6 +239,7 @@ impl Load<'_> {
         let started = Instant::now();
         let (status, note, temp) = match cache::open(self.opener, &cache_path) {
             Opened::Missing => (CacheStatus::Missing, "no cache file yet".to_string(), None),
+            Opened::Inaccessible(why) => (CacheStatus::Inaccessible, why, None),
             Opened::Corrupt(why) => (CacheStatus::Corrupt, why, None),
             Opened::Valid(file) if file.header.fingerprint != fingerprint => (
                 CacheStatus::OptionsChanged,

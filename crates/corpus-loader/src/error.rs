@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 /// stale cache is not an error: it is rebuilt (and said so in the report).
 #[derive(Debug)]
 pub enum Error {
-    /// A path does not exist.
+    /// A path the caller named (the corpus directory, a listed file) does
+    /// not exist. A file that the walk found and that vanished before it
+    /// was read is an [`Error::Io`] instead.
     NotFound {
         /// The missing path.
         path: PathBuf,
@@ -34,18 +36,25 @@ pub enum Error {
 }
 
 impl Error {
-    /// An I/O error on `path`; a missing file becomes [`Error::NotFound`].
+    /// An I/O error on `path` (also when it no longer exists: a file found
+    /// by the walk that vanished mid-load is an I/O failure, not a bad name).
     pub(crate) fn io(path: &Path, action: &'static str, source: io::Error) -> Self {
+        Error::Io {
+            path: path.to_owned(),
+            action,
+            source,
+        }
+    }
+
+    /// An I/O error on a path the caller named: a missing one becomes
+    /// [`Error::NotFound`].
+    pub(crate) fn named(path: &Path, action: &'static str, source: io::Error) -> Self {
         if source.kind() == io::ErrorKind::NotFound {
             Error::NotFound {
                 path: path.to_owned(),
             }
         } else {
-            Error::Io {
-                path: path.to_owned(),
-                action,
-                source,
-            }
+            Error::io(path, action, source)
         }
     }
 }

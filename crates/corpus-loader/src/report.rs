@@ -23,6 +23,11 @@ pub enum CacheStatus {
     Corrupt,
     /// The cache was made with other options or another source: rebuilt.
     OptionsChanged,
+    /// The cache path cannot be used as a cache file (it is a directory or
+    /// not a regular file, or opening it was refused, for example for lack
+    /// of permission): the corpus was built without it; the note says why,
+    /// and the attempt to write it is reported in `cache_error`.
+    Inaccessible,
 }
 
 impl CacheStatus {
@@ -41,6 +46,7 @@ impl CacheStatus {
             CacheStatus::Stale => "stale",
             CacheStatus::Corrupt => "corrupt",
             CacheStatus::OptionsChanged => "options-changed",
+            CacheStatus::Inaccessible => "inaccessible",
         }
     }
 }

@@ -79,14 +79,14 @@ pub(crate) fn walk(
 }
 
 fn walk_directory(root: &Path, exclude: Option<&Path>, pool: &SpherePool) -> Result<Walk, Error> {
-    let meta = std::fs::metadata(root).map_err(|e| Error::io(root, "inspect", e))?;
+    let meta = std::fs::metadata(root).map_err(|e| Error::named(root, "inspect", e))?;
     if !meta.is_dir() {
         return Err(Error::InvalidArgument(format!(
             "{} is not a directory",
             root.display()
         )));
     }
-    let canonical = std::fs::canonicalize(root).map_err(|e| Error::io(root, "resolve", e))?;
+    let canonical = std::fs::canonicalize(root).map_err(|e| Error::named(root, "resolve", e))?;
     let exclusion = exclude.and_then(Exclusion::new);
     let mut listings = list_all(&canonical, exclusion.as_ref(), pool)?;
     let mut walk = Walk {
@@ -240,14 +240,15 @@ fn list_files(paths: &[PathBuf]) -> Result<Walk, Error> {
     let mut seen = std::collections::HashSet::new();
     for path in paths {
         // Follows symbolic links: the caller named this file explicitly.
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "inspect", e))?;
+        let meta = std::fs::metadata(path).map_err(|e| Error::named(path, "inspect", e))?;
         if !meta.is_file() {
             return Err(Error::InvalidArgument(format!(
                 "{} is not a regular file",
                 path.display()
             )));
         }
-        let canonical = std::fs::canonicalize(path).map_err(|e| Error::io(path, "resolve", e))?;
+        let canonical =
+            std::fs::canonicalize(path).map_err(|e| Error::named(path, "resolve", e))?;
         if !seen.insert(canonical.clone()) {
             return Err(Error::InvalidArgument(format!(
                 "{} is listed twice",
