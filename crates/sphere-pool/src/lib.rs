@@ -44,8 +44,8 @@ pub use barrier::{BarrierBroken, MAX_BARRIER_PARTIES, SphereBarrier};
 pub use error::{Error, Worker, panic_message};
 #[cfg(not(loom))]
 pub use pool::{
-    MAX_SPHERES, Participant, PoolConfig, RawJob, RawParticipant, RawTask, SpherePool,
-    default_spheres, resolve_spheres,
+    MAX_RANGE_LEN, MAX_SPHERES, Participant, PoolConfig, RawJob, RawParticipant, RawTask,
+    SpherePool, default_spheres, resolve_spheres,
 };
 pub use spin::available_cores;
 #[cfg(not(loom))]

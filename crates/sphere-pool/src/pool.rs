@@ -17,10 +17,58 @@ use std::time::{Duration, Instant};
 thread_local! {
     /// On a sphere thread: (its pool's address, its index).
     static CURRENT_SPHERE: std::cell::Cell<Option<(usize, usize)>> = const { std::cell::Cell::new(None) };
+    /// The innermost call of a pool that this thread is running work of, as
+    /// a chain of frames on its stack (a thread may be inside several pools).
+    static INSIDE: std::cell::Cell<*const Inside> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// One link of [`INSIDE`]: this thread runs work of `pool` as `participant`.
+struct Inside {
+    pool: usize,
+    participant: usize,
+    outer: *const Inside,
+}
+
+/// Runs `f` with `(pool, participant)` pushed on this thread's [`INSIDE`]
+/// chain, popped again however `f` ends.
+fn inside<R>(pool: usize, participant: usize, f: impl FnOnce() -> R) -> R {
+    struct Pop(*const Inside);
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            INSIDE.set(self.0);
+        }
+    }
+    let frame = Inside {
+        pool,
+        participant,
+        outer: INSIDE.get(),
+    };
+    INSIDE.set(&frame);
+    let _pop = Pop(frame.outer);
+    f()
+}
+
+/// The participant this thread runs for `pool` in an [`inside`] frame.
+fn inside_frame_of(pool: usize) -> Option<usize> {
+    let mut frame = INSIDE.get();
+    // SAFETY: every frame of the chain lives on this thread's stack below
+    // the current call (`inside` pops it before its stack frame ends).
+    while let Some(f) = unsafe { frame.as_ref() } {
+        if f.pool == pool {
+            return Some(f.participant);
+        }
+        frame = f.outer;
+    }
+    None
 }
 
 /// The most spheres a pool may have. Larger requests are an error.
 pub const MAX_SPHERES: usize = 4096;
+
+/// The longest range [`SpherePool::parallel_for`] takes (`usize::MAX / 2 -
+/// 4096` items); longer ones are an error. The limit keeps the work-stealing
+/// cursors from wrapping around.
+pub const MAX_RANGE_LEN: usize = usize::MAX / 2 - MAX_SPHERES;
 
 /// The default number of spheres: one per CPU minus one for the calling
 /// thread (which takes a share of fork-join work), and at least one.
@@ -380,9 +428,26 @@ impl SpherePool {
         &self.shared.config
     }
 
+    /// The address that identifies this pool in thread-local records.
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
+    /// Whether dropping the pool here and now is safe: not while a
+    /// fork-join round runs (its caller still uses the pool when the round
+    /// ends), nor from inside a nested call of this pool on this thread.
+    /// Dropping from a dispatched job with no round running is fine. Safe
+    /// Rust cannot drop a borrowed pool; this is for owners through raw
+    /// pointers (the C API).
+    pub fn check_drop(&self) -> Result<(), Error> {
+        if self.shared.round.load(Ordering::Acquire) || inside_frame_of(self.id()).is_some() {
+            return Err(Error::RoundInProgress);
+        }
+        Ok(())
+    }
+
     fn refuse_self_wait(&self, sphere: usize) -> Result<(), Error> {
-        let me = (Arc::as_ptr(&self.shared) as usize, sphere);
-        if CURRENT_SPHERE.get() == Some(me) {
+        if CURRENT_SPHERE.get() == Some((self.id(), sphere)) {
             return Err(Error::InvalidArgument(format!(
                 "sphere {sphere} cannot wait for its own job from inside it"
             )));
@@ -531,7 +596,10 @@ impl SpherePool {
         // From here on, every share must have left before `fork_join` goes
         // out of scope, even if something below panics.
         let join = JoinAll(&fork_join.barrier);
-        if let Err(e) = run_task(&fork_join, slots.len(), Worker::Caller) {
+        let caller = slots.len();
+        if let Err(e) = inside(self.id(), caller, || {
+            run_task(&fork_join, caller, Worker::Caller)
+        }) {
             fork_join.fail(e);
         }
         fork_join.barrier.leave();
@@ -551,7 +619,9 @@ impl SpherePool {
     /// spread over the spheres and the calling thread. Each participant starts
     /// on its own contiguous block and, when done, steals chunks of `grain`
     /// items from the others, so uneven work stays balanced. `grain == 0`
-    /// picks one that gives each participant about eight chunks.
+    /// picks one that gives each participant about eight chunks; a grain
+    /// larger than the range is one chunk per participant's block. A range
+    /// longer than [`MAX_RANGE_LEN`] is an [`Error::InvalidArgument`].
     pub fn parallel_for(
         &self,
         range: Range<usize>,
@@ -595,19 +665,22 @@ impl SpherePool {
         if len == 0 {
             return Ok(());
         }
-        let parts = self.participants();
-        // Cursors move past their block's end by at most one grain per
-        // participant; keeping grain <= len and len * (parts + 1) in range
-        // means they never wrap around.
-        if len.checked_mul(parts + 1).is_none() {
+        if len > MAX_RANGE_LEN {
             return Err(Error::InvalidArgument(format!(
-                "range of {len} items is too long"
+                "range of {len} items is too long: the limit is {MAX_RANGE_LEN} (usize::MAX / 2 - 4096)"
             )));
         }
+        let parts = self.participants();
+        // A chunk never crosses its block's end, so a grain above the
+        // longest block changes nothing; capping it there keeps every
+        // cursor below 2 * len + parts (each participant moves a cursor past
+        // its block's end at most once), which MAX_RANGE_LEN keeps from
+        // wrapping around, whatever grain the caller passed.
+        let longest_block = len.div_ceil(parts);
         let grain = if grain == 0 {
             (len / (parts * 8)).max(1)
         } else {
-            grain.min(len)
+            grain.min(longest_block)
         };
         let plan = StealPlan::new(len, parts, grain);
         let stop = AtomicBool::new(false);
@@ -828,7 +901,7 @@ impl StealPlan {
                     return;
                 }
                 // Claims beyond `end` are empty (see the overflow note in
-                // `try_parallel_for`).
+                // `parallel_for_with`).
                 let start = cursor.fetch_add(self.grain, Ordering::Relaxed);
                 if start >= end {
                     break;

@@ -813,3 +813,19 @@ fn a_round_keeps_out_other_jobs_and_rounds_until_it_returns_even_after_shares_en
     pool.wait(0).unwrap();
     pool.run_all(|_| {}).unwrap();
 }
+
+#[test]
+fn dropping_is_refused_during_a_round_and_allowed_after_it() {
+    let pool = SpherePool::new(2).unwrap();
+    let during = Mutex::new(Vec::new());
+    pool.run_all(|_| during.lock().unwrap().push(pool.check_drop()))
+        .unwrap();
+    let during = during.into_inner().unwrap();
+    assert_eq!(during.len(), 3);
+    assert!(during.iter().all(|r| *r == Err(Error::RoundInProgress)));
+    pool.parallel_for(0..100, 1, |_| {
+        assert_eq!(pool.check_drop(), Err(Error::RoundInProgress));
+    })
+    .unwrap();
+    assert_eq!(pool.check_drop(), Ok(()));
+}
