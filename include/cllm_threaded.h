@@ -8,6 +8,22 @@
 #include <stdint.h>
 
 /**
+ * Major version of the header (`#define` in C). Programs linked against
+ * `libcllm_threaded.so.<major>` run with any library of the same major.
+ */
+#define CLLM_VERSION_MAJOR 0
+
+/**
+ * Minor version of the header (`#define` in C).
+ */
+#define CLLM_VERSION_MINOR 1
+
+/**
+ * Patch version of the header (`#define` in C).
+ */
+#define CLLM_VERSION_PATCH 0
+
+/**
  * Rule bit of `cllm_frame_options.rules`: stop after `slow_frame_count`
  * consecutive frames longer than `slow_frame_limit_ms` (the walker plan's
  * rule: 10 frames over 2 s).
@@ -1319,7 +1335,9 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The library version, `"MAJOR.MINOR.PATCH"`, as a static string.
+ * The library version, `"MAJOR.MINOR.PATCH"`, as a static string: the
+ * version of the library linked at run time, where `CLLM_VERSION_*` give
+ * the one of the header compiled against.
  */
 const char *cllm_version(void);
 
@@ -2074,12 +2092,20 @@ enum cllm_status cllm_pool_create(const struct cllm_pool_options *options, struc
 
 /**
  * Stops the pool: each sphere finishes the job it holds, then every thread
- * is joined. NULL is a no-op. Called from inside one of the pool's own
- * jobs, it joins the other threads and lets the calling one end after its
- * job.
+ * is joined. NULL is a no-op. Called from a job given with
+ * `cllm_pool_dispatch`, it joins the other threads and lets the calling one
+ * end after its job.
+ *
+ * Freeing is REFUSED while a fork-join round of the pool runs (from a
+ * `cllm_pool_run_all` share, a `cllm_pool_parallel_for` body, or any
+ * thread during a round) and from inside a nested call of the pool: the
+ * round's caller still uses the pool when the round ends. A refused free
+ * does nothing (the pool stays valid, free it after the round returns) and
+ * leaves the reason in `cllm_last_error()`.
  *
  * # Safety
- * `pool` is NULL or a pool from `cllm_pool_create`, not used after this call.
+ * `pool` is NULL or a pool from `cllm_pool_create`, not used after a free
+ * that was not refused.
  */
 void cllm_pool_free(struct cllm_pool *pool);
 
@@ -2166,8 +2192,12 @@ enum cllm_status cllm_participant_barrier(const struct cllm_participant *partici
 /**
  * Calls `fn(arg, b, e, participant)` on sub-ranges `[b, e)` that together
  * cover `[begin, end)` exactly once, spread over the spheres and the calling
- * thread with work stealing. `grain` is the chunk size (0: automatic). A
- * non-zero return stops the loop and is returned as `CLLM_ERR_JOB_FAILED`.
+ * thread with work stealing. `grain` is the largest chunk a participant
+ * takes at once (0: automatic; any larger value, SIZE_MAX included, is
+ * valid). A non-zero return stops the loop and is returned as
+ * `CLLM_ERR_JOB_FAILED`. Errors: `CLLM_ERR_INVALID_ARGUMENT` if `begin >
+ * end` or the range is longer than SIZE_MAX / 2 - 4096 items (the limit
+ * keeps the work-stealing cursors from wrapping around).
  *
  * # Safety
  * `pool` is NULL or a live pool; `fn` must be safe to run concurrently with

@@ -184,18 +184,35 @@ pub unsafe extern "C" fn cllm_pool_create(
 }
 
 /// Stops the pool: each sphere finishes the job it holds, then every thread
-/// is joined. NULL is a no-op. Called from inside one of the pool's own
-/// jobs, it joins the other threads and lets the calling one end after its
-/// job.
+/// is joined. NULL is a no-op. Called from a job given with
+/// `cllm_pool_dispatch`, it joins the other threads and lets the calling one
+/// end after its job.
+///
+/// Freeing is REFUSED while a fork-join round of the pool runs (from a
+/// `cllm_pool_run_all` share, a `cllm_pool_parallel_for` body, or any
+/// thread during a round) and from inside a nested call of the pool: the
+/// round's caller still uses the pool when the round ends. A refused free
+/// does nothing (the pool stays valid, free it after the round returns) and
+/// leaves the reason in `cllm_last_error()`.
 ///
 /// # Safety
-/// `pool` is NULL or a pool from `cllm_pool_create`, not used after this call.
+/// `pool` is NULL or a pool from `cllm_pool_create`, not used after a free
+/// that was not refused.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_pool_free(pool: *mut cllm_pool) {
     if pool.is_null() {
         return;
     }
     ffi_status(|| {
+        // SAFETY: the caller passes a live pool made by `cllm_pool_create`.
+        if unsafe { &(*pool).pool }.check_drop().is_err() {
+            return Err(FfiError::new(
+                cllm_status::CLLM_ERR_BUSY,
+                "cllm_pool_free refused: a fork-join round of this pool is running \
+                 (run_all or parallel_for; free it after the round returns); the pool is unchanged"
+                    .to_owned(),
+            ));
+        }
         // SAFETY: the caller gives up a pool made by `cllm_pool_create`.
         drop(unsafe { Box::from_raw(pool) });
         Ok(())
@@ -397,8 +414,12 @@ pub unsafe extern "C" fn cllm_participant_barrier(
 
 /// Calls `fn(arg, b, e, participant)` on sub-ranges `[b, e)` that together
 /// cover `[begin, end)` exactly once, spread over the spheres and the calling
-/// thread with work stealing. `grain` is the chunk size (0: automatic). A
-/// non-zero return stops the loop and is returned as `CLLM_ERR_JOB_FAILED`.
+/// thread with work stealing. `grain` is the largest chunk a participant
+/// takes at once (0: automatic; any larger value, SIZE_MAX included, is
+/// valid). A non-zero return stops the loop and is returned as
+/// `CLLM_ERR_JOB_FAILED`. Errors: `CLLM_ERR_INVALID_ARGUMENT` if `begin >
+/// end` or the range is longer than SIZE_MAX / 2 - 4096 items (the limit
+/// keeps the work-stealing cursors from wrapping around).
 ///
 /// # Safety
 /// `pool` is NULL or a live pool; `fn` must be safe to run concurrently with
