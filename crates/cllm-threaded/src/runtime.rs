@@ -672,7 +672,9 @@ pub unsafe extern "C" fn cllm_roles_metrics(
 /// leave at once, busy ones after their task; new threads start as the
 /// budget allows; 0 makes the pool a guest of the largest one). Errors:
 /// `CLLM_ERR_INVALID_ARGUMENT` (unknown role, pool off, above the budget),
-/// `CLLM_ERR_SHUTDOWN`, `CLLM_ERR_SPAWN`.
+/// `CLLM_ERR_SHUTDOWN`, `CLLM_ERR_SPAWN` (a thread could not start, e.g.
+/// under `RLIMIT_NPROC`: the pool is left as it was, with the threads this
+/// call started gone before it returns and the target unchanged).
 ///
 /// # Safety
 /// `roles` is a live handle.
@@ -947,8 +949,9 @@ pub unsafe extern "C" fn cllm_sched_run_due(
 
 /// Calls `func(arg, i)` once for every `i` in `[0, n)` on `role`'s threads and
 /// the calling thread, cut by `partitioning` (`CLLM_PARTITION_*`; `grain`:
-/// items per chunk for `CLLM_PARTITION_DYNAMIC`, 0 = automatic, ignored
-/// otherwise). Returns when every call has returned. The first non-zero
+/// the most items a participant takes at once for `CLLM_PARTITION_DYNAMIC`,
+/// 0 = automatic, any larger value allowed (a grain of `n` or more is one
+/// chunk); ignored otherwise). Returns when every call has returned. The first non-zero
 /// return stops the loop: `CLLM_ERR_JOB_FAILED`. On a pool that is off the
 /// loop runs on the caller alone, with the same calls. Errors also:
 /// `CLLM_ERR_NULL`, `CLLM_ERR_INVALID_ARGUMENT` (role, partitioning).

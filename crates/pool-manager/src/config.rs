@@ -120,7 +120,8 @@ impl Role {
     /// (ai: cores/3, physics: cores/12, stats: cores/6, background: cores/4,
     /// evaluation: cores/6).
     pub fn default_threads(self, cores: usize) -> usize {
-        (cores * self.plan_threads_at_48() / 48).max(1)
+        // u128: `cores * 16` wraps for a core count near usize::MAX.
+        ((cores as u128 * self.plan_threads_at_48() as u128 / 48) as usize).max(1)
     }
 
     /// The unrounded share of `cores` the plan gives this role.

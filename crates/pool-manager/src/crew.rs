@@ -278,7 +278,11 @@ impl Crew {
     }
 
     /// Starts one worker; the caller holds the budget's lock and a token.
-    fn spawn_worker(self: &Arc<Self>) -> Result<(), String> {
+    /// With a `gate`, the worker waits at it before doing anything.
+    fn spawn_worker(
+        self: &Arc<Self>,
+        gate: Option<Arc<Gate>>,
+    ) -> Result<Arc<WorkerRecord>, String> {
         let mut st = self.state.lock();
         // Join threads that have finished (they hold no lock any more).
         let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut st.handles)
@@ -295,15 +299,15 @@ impl Crew {
         let (crew, rec) = (self.clone(), record.clone());
         match std::thread::Builder::new()
             .name(name)
-            .spawn(move || worker_main(crew, rec))
+            .spawn(move || worker_main(crew, rec, gate))
         {
             Ok(handle) => {
                 st.live += 1;
                 self.live.store(st.live, Ordering::Relaxed);
                 st.workers.push(record.clone());
-                st.handles.push((record, handle));
+                st.handles.push((record.clone(), handle));
                 self.counters.spawned.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                Ok(record)
             }
             Err(e) => {
                 self.counters.spawn_failures.fetch_add(1, Ordering::Relaxed);
@@ -415,6 +419,18 @@ impl Crew {
         job.work_ns.fetch_add(ns(end - start), Ordering::Relaxed);
     }
 
+    /// Waits until the workers `records` have unregistered.
+    fn wait_left(&self, records: &[Arc<WorkerRecord>]) {
+        let mut st = self.state.lock();
+        while st
+            .workers
+            .iter()
+            .any(|w| records.iter().any(|r| Arc::ptr_eq(w, r)))
+        {
+            self.exited.wait(&mut st);
+        }
+    }
+
     /// Thread counts and thread-time, now.
     pub(crate) fn reading(&self) -> CrewReading {
         let st = self.state.lock();
@@ -522,7 +538,17 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>) {
+fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>, gate: Option<Arc<Gate>>) {
+    if let Some(gate) = gate {
+        if !gate.wait() {
+            // A resize that failed takes its threads back: leave without
+            // having run anything; the resizer returns the token.
+            let mut st = crew.state.lock();
+            crew.unregister_locked(&mut st, &me);
+            me.finished.store(true, Ordering::Release);
+            return;
+        }
+    }
     let mut exit = ExitGuard {
         crew: &crew,
         me: &me,
@@ -596,11 +622,42 @@ fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>) {
     }
 }
 
+/// Holds the threads a resize starts until all of them have started.
+struct Gate {
+    open: Mutex<Option<bool>>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            open: Mutex::new(None),
+            changed: Condvar::new(),
+        })
+    }
+
+    /// Lets the waiting threads go on (`true`) or leave (`false`).
+    fn set(&self, go: bool) {
+        *self.open.lock() = Some(go);
+        self.changed.notify_all();
+    }
+
+    /// Waits until the gate is set; true: go on.
+    fn wait(&self) -> bool {
+        let mut open = self.open.lock();
+        loop {
+            if let Some(go) = *open {
+                return go;
+            }
+            self.changed.wait(&mut open);
+        }
+    }
+}
+
 struct BudgetState {
     used: usize,
     crews: Vec<Weak<Crew>>,
     closed: bool,
-    last_error: Option<String>,
 }
 
 /// The thread tokens shared by every pool of a runtime.
@@ -617,7 +674,6 @@ impl Budget {
                 used: 0,
                 crews: Vec::new(),
                 closed: false,
-                last_error: None,
             }),
         })
     }
@@ -630,16 +686,43 @@ impl Budget {
         self.state.lock().crews.push(Arc::downgrade(crew));
     }
 
-    /// Sets a crew's target and starts threads for every pool below its
-    /// target while tokens are free. Returns the last spawn failure, if any.
+    /// Sets a crew's target and starts its threads while tokens are free,
+    /// then threads for the other pools below their targets. All or
+    /// nothing for `crew`: its new threads wait at a gate until every one
+    /// has started; if one cannot start, they leave without having run
+    /// anything, the target goes back to what it was, and the spawn error
+    /// is returned.
     pub(crate) fn set_target(&self, crew: &Arc<Crew>, n: usize) -> Result<(), String> {
         let mut b = self.state.lock();
+        let old = crew.target();
         crew.set_target_locked(n);
+        let gate = Gate::new();
+        let mut started = Vec::new();
+        while !b.closed && b.used < self.limit && crew.deficit() > 0 {
+            match crew.spawn_worker(Some(gate.clone())) {
+                Ok(record) => {
+                    b.used += 1;
+                    started.push(record);
+                }
+                Err(e) => {
+                    // Until the gated threads left, live <= n: no existing
+                    // worker sees a surplus and retires in their place.
+                    gate.set(false);
+                    crew.wait_left(&started);
+                    b.used -= started.len();
+                    crew.set_target_locked(old);
+                    return Err(e);
+                }
+            }
+        }
+        gate.set(true);
         self.grant(&mut b, None);
-        b.last_error.take().map_or(Ok(()), Err)
+        Ok(())
     }
 
     /// Gives free tokens to crews below target, `first` before the others.
+    /// A spawn failure is counted (`spawn_failures`) and retried at the
+    /// next grant.
     fn grant(&self, b: &mut BudgetState, first: Option<&Arc<Crew>>) {
         if b.closed {
             return;
@@ -651,12 +734,9 @@ impl Budget {
             .collect();
         for crew in crews {
             while b.used < self.limit && crew.deficit() > 0 {
-                match crew.spawn_worker() {
-                    Ok(()) => b.used += 1,
-                    Err(e) => {
-                        b.last_error = Some(e);
-                        break;
-                    }
+                match crew.spawn_worker(None) {
+                    Ok(_) => b.used += 1,
+                    Err(_) => break,
                 }
             }
         }

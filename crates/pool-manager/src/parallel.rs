@@ -65,7 +65,7 @@ impl Layout {
         let (units, grain) = match partitioning {
             Partitioning::Interleaved | Partitioning::Contiguous => (parts, 1),
             Partitioning::Dynamic { grain } => {
-                let auto = (n / (16 * participants)).max(1);
+                let auto = (n / participants.saturating_mul(16).max(1)).max(1);
                 (n, if grain == 0 { auto } else { grain })
             }
         };
@@ -146,12 +146,13 @@ impl StealPlan {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                // Claims past `end` are empty; each participant overshoots a
-                // block at most once, so the cursor cannot overflow.
-                let start = cursor.fetch_add(self.grain, Ordering::Relaxed);
-                if start >= end {
-                    break;
-                }
+                // A claim moves the cursor to the chunk's end, never past the
+                // block's end: with a plain fetch_add a grain near usize::MAX
+                // wrapped the cursor and handed items out again.
+                let claim = cursor.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                    (c < end).then(|| end.min(c.saturating_add(self.grain)))
+                });
+                let Ok(start) = claim else { break };
                 if !chunk(start..end.min(start.saturating_add(self.grain))) {
                     return;
                 }
@@ -258,7 +259,9 @@ impl RolePool {
         self.run_units(chunks, 1, |units| {
             for c in units {
                 let mut acc = identity();
-                for i in c * chunk..n.min((c + 1) * chunk) {
+                // c < chunks, so c * chunk < n; the end saturates for huge chunks.
+                let start = c * chunk;
+                for i in start..n.min(start.saturating_add(chunk)) {
                     acc = reduce(acc, map(i));
                 }
                 *partial[c].lock() = Some(acc);
@@ -377,6 +380,7 @@ impl RolePool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::sync::atomic::AtomicU32;
 
     #[test]
@@ -429,6 +433,127 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Grains from 0 to usize::MAX, weighted toward the edges where
+    /// cursor arithmetic wraps.
+    fn any_grain() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            0..=8usize,
+            0..=5000usize,
+            (0..=64usize).prop_map(|k| usize::MAX - k),
+            (0..=64usize).prop_map(|k| (1usize << 63).wrapping_add(k).wrapping_sub(32)),
+            any::<usize>(),
+        ]
+    }
+
+    /// Runs the participants of a plan in turns, `stride` chunks each, as
+    /// threads interleave; returns every unit's count.
+    fn hand_out(plan: &StealPlan, units: usize, order: &[usize], stride: usize) -> Vec<u32> {
+        let seen: Vec<AtomicU32> = (0..units).map(|_| AtomicU32::new(0)).collect();
+        let stop = AtomicBool::new(false);
+        // Each participant takes `stride` chunks per turn, resumed from scratch
+        // (for_each_chunk restarts at its own block, as a new share would).
+        for _ in 0..units + 2 {
+            for &me in order {
+                let mut left = stride;
+                plan.for_each_chunk(me, &stop, |r| {
+                    assert!(r.start < r.end && r.end <= units, "{r:?} of {units}");
+                    r.for_each(|u| {
+                        seen[u].fetch_add(1, Ordering::Relaxed);
+                    });
+                    left -= 1;
+                    left > 0
+                });
+            }
+        }
+        seen.into_iter().map(AtomicU32::into_inner).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn steal_plan_hands_out_every_unit_once_for_any_grain(
+            units in 0..3000usize,
+            parts in 1..9usize,
+            grain in any_grain(),
+            stride in 1..4usize,
+            thieves in 0..3usize,
+        ) {
+            let plan = StealPlan::new(units, parts, grain);
+            let order: Vec<usize> = (0..parts).rev().chain(parts..parts + thieves).collect();
+            let seen = hand_out(&plan, units, &order, stride);
+            prop_assert!(seen.iter().all(|&c| c == 1), "{:?}", seen.iter().filter(|&&c| c != 1).count());
+        }
+
+        #[test]
+        fn steal_plan_never_wraps_on_huge_ranges(
+            units in (usize::MAX / 2)..=usize::MAX,
+            parts in 1..5usize,
+            chunks_per_block in 1..32usize,
+        ) {
+            // Grains of at least a block / chunks_per_block, so the chunks can
+            // be listed: they must tile 0..units exactly.
+            let grain = (units / parts).div_ceil(chunks_per_block).max(1);
+            let plan = StealPlan::new(units, parts, grain);
+            let stop = AtomicBool::new(false);
+            let mut ranges = Vec::new();
+            for me in (0..=parts).rev() {
+                plan.for_each_chunk(me, &stop, |r| {
+                    ranges.push(r);
+                    true
+                });
+            }
+            ranges.sort_by_key(|r| r.start);
+            let mut next = 0usize;
+            for r in &ranges {
+                prop_assert_eq!(r.start, next);
+                prop_assert!(r.end > r.start);
+                next = r.end;
+            }
+            prop_assert_eq!(next, units);
+        }
+
+        #[test]
+        fn layouts_cover_every_item_once_for_any_grain(
+            n in 0..2000usize,
+            k in 1..17usize,
+            kind in 0..3u8,
+            grain in any_grain(),
+        ) {
+            let p = match kind {
+                0 => Partitioning::Interleaved,
+                1 => Partitioning::Contiguous,
+                _ => Partitioning::Dynamic { grain },
+            };
+            let layout = Layout::new(n, k, p);
+            let seen: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
+            layout
+                .for_each_item(0..layout.units, &|i| {
+                    seen[i].fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                })
+                .unwrap();
+            prop_assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) == 1));
+        }
+    }
+
+    #[test]
+    fn a_grain_near_usize_max_is_one_chunk_per_block() {
+        // Failed before the cursor stopped at the block's end: fetch_add
+        // wrapped it and units were handed out again.
+        for grain in [usize::MAX, usize::MAX - 1, 1 << 63] {
+            let plan = StealPlan::new(100, 2, grain);
+            let stop = AtomicBool::new(false);
+            let mut chunks = Vec::new();
+            for me in [1, 0, 1, 0, 2] {
+                plan.for_each_chunk(me, &stop, |r| {
+                    chunks.push(r);
+                    true
+                });
+            }
+            chunks.sort_by_key(|r| r.start);
+            assert_eq!(chunks, vec![0..50, 50..100], "grain {grain}");
         }
     }
 

@@ -241,6 +241,10 @@ impl Runtime {
     /// up with `target_threads`). A pool set to 0 becomes a guest of the
     /// largest pool. Fails if the pool is off, `threads` exceeds its
     /// `max_threads` (default: the budget), or the runtime is shut down.
+    /// A thread that cannot start ([`Error::Spawn`], e.g. `RLIMIT_NPROC`)
+    /// leaves the pool as it was: the threads this call started leave
+    /// before it returns, without having run anything, and the target is
+    /// unchanged.
     pub fn resize(&self, role: Role, threads: usize) -> Result<(), Error> {
         if *self.shut_down.lock() {
             return Err(Error::Shutdown);
@@ -327,15 +331,27 @@ impl Runtime {
                         .unwrap_or(std::cmp::Ordering::Equal)
                         .then(readings[y.index()].target.cmp(&readings[x.index()].target))
                 })?;
+            // Shrinking starts no thread, so it cannot fail.
             let _ = self
                 .budget
                 .set_target(&self.pool(donor).crew, readings[donor.index()].target - 1);
             Some(donor)
         };
-        let _ = self.budget.set_target(
+        let grown = self.budget.set_target(
             &self.pool(receiver).crew,
             readings[receiver.index()].target + 1,
         );
+        if grown.is_err() {
+            // No thread could start (counted in the pool's spawn failures):
+            // the donor keeps its thread; nothing moved.
+            if let Some(donor) = from {
+                let _ = self
+                    .budget
+                    .set_target(&self.pool(donor).crew, readings[donor.index()].target);
+            }
+            self.assign_guests();
+            return None;
+        }
         self.assign_guests();
         Some(ThreadMove { from, to: receiver })
     }
