@@ -43,6 +43,7 @@ header-check:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --release -q
 
 # A hung test fails the run instead of eating CI's time.
 rust-test:
@@ -73,8 +74,14 @@ valgrind: $(FFI_TESTS)
 	VALGRIND=1 ffi-tests/run.sh $(FFI_TESTS)
 
 
-test: lint header-check rust-test loom ffi-test valgrind $(TEST_TARGETS)
-	@echo "make test: all passed"
+# One line per stage (count, time, log under build/test-logs/), the log's tail
+# when a stage fails, every stage run even after a failure, and one closing
+# line "N passed, N failed" (tools/test-summary). It installs what a fresh
+# machine lacks first (tools/install-deps).
+TEST_STAGES = lint header-check rust-test loom ffi-test valgrind $(TEST_TARGETS)
+test:
+	@tools/install-deps
+	@MAKE="$(MAKE)" tools/test-summary $(TEST_STAGES)
 
 demo: $(DEMO_TARGETS)
 
@@ -87,33 +94,7 @@ link-line:
 	  | grep -o 'native-static-libs: .*' || true
 	@echo "Makefile uses: $(NATIVE_LIBS)"
 
-VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-PC_SED  := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|g' -e 's|@VERSION@|$(VERSION)|g'
-
-install: libs
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 644 $(LIB_A) $(DROPIN_A) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(LIB_SO) $(DROPIN_SO) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
-	sed $(PC_SED) cllm-threaded.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cllm-threaded.pc
-	sed $(PC_SED) cllm-training-threaded.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cllm-training-threaded.pc
-
-# Installs into build/ and builds a program from the installed files only,
-# through pkg-config, statically and dynamically.
-install-check:
-	rm -rf $(BUILD)/install-check
-	$(MAKE) --no-print-directory install PREFIX=$(abspath $(BUILD)/install-check) >/dev/null
-	PKG_CONFIG_PATH=$(abspath $(BUILD)/install-check)/lib/pkgconfig; export PKG_CONFIG_PATH; \
-	$(CC) -std=c11 -Wall -Werror $$(pkg-config --cflags cllm-threaded) ffi-tests/demo/mandelbrot.c \
-	  -o $(BUILD)/install-check/static $$(pkg-config --variable=libdir cllm-threaded)/libcllm_threaded.a \
-	  $$(pkg-config --libs --static cllm-threaded | sed 's/-lcllm_threaded//') && \
-	$(CC) -std=c11 -Wall -Werror $$(pkg-config --cflags cllm-threaded) ffi-tests/demo/mandelbrot.c \
-	  -o $(BUILD)/install-check/shared $$(pkg-config --libs cllm-threaded) \
-	  -Wl,-rpath,$$(pkg-config --variable=libdir cllm-threaded)
-	$(BUILD)/install-check/shared >/dev/null
-	@echo "install-check: headers, libraries and pkg-config files build a program"
-
-TEST_TARGETS += install-check
+# make install, install-check: mk/install.mk.
 
 clean:
 	$(CARGO) clean

@@ -36,8 +36,39 @@ pub mod status;
 pub use error::{FfiError, cllm_last_error};
 pub use status::{cllm_status, cllm_status_str};
 
-/// The library version, `"MAJOR.MINOR.PATCH"`, as a static string.
+/// The library version, `"MAJOR.MINOR.PATCH"`, as a static string: the
+/// version of the library linked at run time, where `CLLM_VERSION_*` give
+/// the one of the header compiled against.
 #[unsafe(no_mangle)]
 pub extern "C" fn cllm_version() -> *const std::ffi::c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Major version of the header (`#define` in C). Programs linked against
+/// `libcllm_threaded.so.<major>` run with any library of the same major.
+pub const CLLM_VERSION_MAJOR: u32 = 0;
+/// Minor version of the header (`#define` in C).
+pub const CLLM_VERSION_MINOR: u32 = 1;
+/// Patch version of the header (`#define` in C).
+pub const CLLM_VERSION_PATCH: u32 = 0;
+
+// cbindgen copies only literals into the header, so the three numbers are
+// written out above; a version bump in Cargo.toml that forgets them fails the
+// build here.
+const _: () = {
+    assert!(CLLM_VERSION_MAJOR == parse_u32(env!("CARGO_PKG_VERSION_MAJOR")));
+    assert!(CLLM_VERSION_MINOR == parse_u32(env!("CARGO_PKG_VERSION_MINOR")));
+    assert!(CLLM_VERSION_PATCH == parse_u32(env!("CARGO_PKG_VERSION_PATCH")));
+};
+
+const fn parse_u32(s: &str) -> u32 {
+    let bytes = s.as_bytes();
+    let mut value = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(bytes[i].is_ascii_digit());
+        value = value * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    value
 }
