@@ -102,7 +102,7 @@ pub enum Scan {
 }
 
 /// The heaviest thing an agent did in its last frame (for the cost profile),
-/// or will do in this one ([`Agent::planned_work`]). Ordered by cost.
+/// or will do in this one (`Agent::planned_work`). Ordered by cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Work {
     /// Re-applied its action (outside the window, or holding).

@@ -176,7 +176,7 @@ pub struct FrameTimes {
     pub busiest_thread: Duration,
     /// Threads that ran at least one agent.
     pub threads_used: u32,
-    /// Agents whose work differed from [`Agent::planned_work`], which orders
+    /// Agents whose work differed from `Agent::planned_work`, which orders
     /// the dynamic loop (0 unless that prediction is wrong).
     pub mispredicted: u32,
 }
