@@ -76,3 +76,16 @@ install-check: install-tree $(HOST_LIB)
 	ffi-tests/run.sh $(IC_DIR)/version-static $(IC_DIR)/version-shared $(IC_DIR)/dropin-static $(IC_DIR)/dropin-shared
 
 TEST_TARGETS += install-check
+
+# make package-check: `cargo package` with verification for every library
+# crate (not part of make test: it rebuilds each crate alone). All are packaged
+# in one cargo call, so a crate that depends on another of the workspace is
+# verified against the packaged copy of it (cargo's local registry overlay),
+# not against crates.io, where none is published yet. --allow-dirty lets it run
+# in a working tree with edits; the tarballs are then of that tree.
+PACKAGE_CRATES := sphere-pool grad-reduce corpus-loader cllm-threaded cllm-training-threaded \
+                  pool-manager frame-guard sync-stats cllm-object-pool
+.PHONY: package-check
+package-check:
+	$(CARGO) package --allow-dirty --target-dir target/package-check $(addprefix -p ,$(PACKAGE_CRATES))
+	@echo "package-check: $(words $(PACKAGE_CRATES)) crates packaged and verified (target/package-check/package/)"
