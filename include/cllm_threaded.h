@@ -1519,10 +1519,15 @@ enum cllm_status cllm_frame_monitor_header(char *buf,
  * - `frames`, `fps`, `p50_ms`, `p99_ms`, `max_ms`, `mean_ms`,
  *   `under_budget_share`: the frames recorded in the interval.
  *
+ * The utilisation, efficiency and contention columns are shares in
+ * [0, 1]: an interval whose Δbusy_s exceeds its Δalive_s (samples taken a
+ * moment apart) is written as 1.
+ *
  * Errors (checked before the interval is ended): `CLLM_ERR_NULL` (frame,
  * buf, out_len), `CLLM_ERR_INVALID_ARGUMENT` (`cap` under
- * `CLLM_FRAME_ROW_MAX`, a negative or too large input), `CLLM_ERR_NUMERIC`
- * (a NaN or infinite input).
+ * `CLLM_FRAME_ROW_MAX`, a negative or too large input, a pool with
+ * `busy_s` > `alive_s`, `lock_contended` > `lock_acquisitions`),
+ * `CLLM_ERR_NUMERIC` (a NaN or infinite input).
  *
  * # Safety
  * `frame` is NULL or a live guard; `inputs` is NULL or readable; `buf` is
@@ -1541,6 +1546,12 @@ enum cllm_status cllm_frame_monitor_row(struct cllm_frame *frame,
  * bad input), `CLLM_ERR_NUMERIC` (a NaN input), `CLLM_ERR_IO` (the write
  * failed: the interval is then lost, and the header is written again next
  * time if it was not written).
+ *
+ * A pipe or socket whose reader has gone gives `CLLM_ERR_IO` ("Broken
+ * pipe"), never SIGPIPE: SIGPIPE is blocked on the calling thread during
+ * the write, the one the write raised is consumed (`sigtimedwait`; a
+ * SIGPIPE already pending before the call is left pending), and the
+ * thread's signal mask is restored before returning.
  *
  * # Safety
  * `frame` is NULL or a live guard; `inputs` is NULL or readable.
@@ -2120,7 +2131,7 @@ enum cllm_status cllm_pool_num_spheres(const struct cllm_pool *pool, size_t *out
 /**
  * Hands `fn(arg, sphere)` to `sphere` and returns at once. Errors:
  * `CLLM_ERR_BUSY` if the sphere's last job was not waited for or a
- * fork-join round is running on the pool,
+ * fork-join round is running on the pool (also from inside the round),
  * `CLLM_ERR_INVALID_ARGUMENT` for a sphere out of range, `CLLM_ERR_NULL`.
  * No allocation or system call when the sphere is awake.
  *
@@ -2167,9 +2178,14 @@ enum cllm_status cllm_pool_is_busy(const struct cllm_pool *pool, size_t sphere, 
  * thread (the last participant), returning when all have finished. The
  * first failure is returned after all ended (`CLLM_ERR_JOB_FAILED`,
  * `CLLM_ERR_PANIC`); `CLLM_ERR_BUSY` (nothing run) if a sphere holds a job
- * that was not waited for or another round is running on the pool (for
- * example, a call from inside a round). Inside `fn`, `cllm_participant_barrier`
- * synchronises the participants.
+ * that was not waited for or another thread's round is running on the
+ * pool. Inside `fn`, `cllm_participant_barrier` synchronises the
+ * participants.
+ *
+ * Nested calls run inline: called from work of the same pool (a share, a
+ * parallel-for body, a dispatched job), `fn` runs once, serially, on the
+ * calling thread, with `index` 0 and `count` 1 (its barrier passes at
+ * once), as OpenMP runs a nested parallel region.
  *
  * # Safety
  * `pool` is NULL or a live pool; `fn` must be safe to run concurrently on
@@ -2198,6 +2214,11 @@ enum cllm_status cllm_participant_barrier(const struct cllm_participant *partici
  * `CLLM_ERR_JOB_FAILED`. Errors: `CLLM_ERR_INVALID_ARGUMENT` if `begin >
  * end` or the range is longer than SIZE_MAX / 2 - 4096 items (the limit
  * keeps the work-stealing cursors from wrapping around).
+ *
+ * Nested calls run inline: called from work of the same pool (a share, a
+ * parallel-for body, a dispatched job), `fn` runs on the calling thread
+ * over the whole range in order, in chunks of `grain` (0: one chunk), with
+ * the calling thread's own `participant` index.
  *
  * # Safety
  * `pool` is NULL or a live pool; `fn` must be safe to run concurrently with

@@ -269,6 +269,73 @@ static void test_parallel_for(cllm_pool *pool) {
     CHECK(atomic_load(&st.calls) == 0, "empty range calls nothing");
 }
 
+/* ---- nested calls run inline --------------------------------------------- */
+
+typedef struct {
+    atomic_int inner_shares;     /* nested run_all shares seen */
+    atomic_int bad;              /* nested calls that broke a promise */
+    atomic_size_t covered;       /* items covered by nested parallel_fors */
+    size_t outer_participant[3]; /* set by each outer participant */
+} nested_state;
+
+static int nested_inner_share(void *arg, const cllm_participant *self) {
+    nested_state *st = arg;
+    bool leader = false;
+    if (self->index != 0 || self->count != 1) atomic_fetch_add(&st->bad, 1);
+    if (cllm_participant_barrier(self, &leader) != CLLM_OK || !leader) atomic_fetch_add(&st->bad, 1);
+    atomic_fetch_add(&st->inner_shares, 1);
+    return 0;
+}
+
+typedef struct {
+    nested_state *st;
+    size_t outer;
+} nested_body_arg;
+
+static int nested_inner_body(void *arg, size_t begin, size_t end, size_t participant) {
+    nested_body_arg *a = arg;
+    if (participant != a->outer) atomic_fetch_add(&a->st->bad, 1); /* the caller's own index */
+    atomic_fetch_add(&a->st->covered, end - begin);
+    return 0;
+}
+
+static cllm_pool *nested_pool;
+
+static int nested_outer_share(void *arg, const cllm_participant *self) {
+    nested_state *st = arg;
+    if (cllm_pool_run_all(nested_pool, nested_inner_share, st) != CLLM_OK) atomic_fetch_add(&st->bad, 1);
+    nested_body_arg a = {st, self->index};
+    if (cllm_pool_parallel_for(nested_pool, 0, 100, 7, nested_inner_body, &a) != CLLM_OK) atomic_fetch_add(&st->bad, 1);
+    /* A dispatch during the round stays refused. */
+    if (cllm_pool_dispatch(nested_pool, 0, add_sphere_plus_one, &st->covered) != CLLM_ERR_BUSY) atomic_fetch_add(&st->bad, 1);
+    return 0;
+}
+
+static int nested_from_job(void *arg, size_t sphere) {
+    nested_state *st = arg;
+    if (cllm_pool_run_all(nested_pool, nested_inner_share, st) != CLLM_OK) return 1;
+    nested_body_arg a = {st, sphere};
+    return cllm_pool_parallel_for(nested_pool, 0, 1000, 0, nested_inner_body, &a) == CLLM_OK ? 0 : 2;
+}
+
+static void test_nested_calls_run_inline(cllm_pool *pool) {
+    nested_pool = pool;
+    nested_state st;
+    memset(&st, 0, sizeof st);
+    CHECK_STATUS(cllm_pool_run_all(pool, nested_outer_share, &st), CLLM_OK);
+    CHECK(atomic_load(&st.bad) == 0, "%d nested calls misbehaved", atomic_load(&st.bad));
+    CHECK(atomic_load(&st.inner_shares) == 3, "one inline share per participant: %d", atomic_load(&st.inner_shares));
+    CHECK(atomic_load(&st.covered) == 300, "each nested parallel_for covered 100 items: %zu",
+          (size_t)atomic_load(&st.covered));
+
+    memset(&st, 0, sizeof st);
+    CHECK_STATUS(cllm_pool_dispatch(pool, 1, nested_from_job, &st), CLLM_OK);
+    CHECK_STATUS(cllm_pool_wait(pool, 1), CLLM_OK);
+    CHECK(atomic_load(&st.bad) == 0 && atomic_load(&st.inner_shares) == 1 && atomic_load(&st.covered) == 1000,
+          "nested calls from a dispatched job: bad %d shares %d covered %zu", atomic_load(&st.bad),
+          atomic_load(&st.inner_shares), (size_t)atomic_load(&st.covered));
+}
+
 static void test_stats(cllm_pool *pool) {
     cllm_sphere_stats total, one;
     CHECK_STATUS(cllm_pool_total_stats(pool, &total), CLLM_OK);
@@ -308,6 +375,7 @@ int main(void) {
         test_busy_and_timeout(pool);
         test_run_all(pool);
         test_parallel_for(pool);
+        test_nested_calls_run_inline(pool);
         test_stats(pool);
         cllm_pool_free(pool);
     }

@@ -44,6 +44,13 @@ static int free_in_job(void *arg, size_t sphere) {
     return 0;
 }
 
+/* A dispatched job whose nested (inline) run_all share tries to free. */
+static int nested_free_job(void *arg, size_t sphere) {
+    free_state *st = arg;
+    (void)sphere;
+    return cllm_pool_run_all(st->pool, free_in_share, st) == CLLM_OK ? 0 : 1;
+}
+
 static int count_share(void *arg, const cllm_participant *self) {
     (void)self;
     atomic_fetch_add((atomic_int *)arg, 1);
@@ -83,6 +90,18 @@ int main(void) {
         CHECK_STATUS(cllm_pool_parallel_for(st.pool, 0, 1000, 10, free_in_body, &st), CLLM_OK);
         CHECK(atomic_load(&st.tried) == 1 && atomic_load(&st.refused) == 1,
               "free inside parallel_for refused (tried %d, refused %d)", atomic_load(&st.tried),
+              atomic_load(&st.refused));
+        check_pool_alive(st.pool, 3);
+        cllm_pool_free(st.pool);
+    }
+
+    /* From a nested call inside a dispatched job (inline, participant 0). */
+    {
+        free_state st = {make_pool(2), 0, 0, 0};
+        CHECK_STATUS(cllm_pool_dispatch(st.pool, 0, nested_free_job, &st), CLLM_OK);
+        CHECK_STATUS(cllm_pool_wait(st.pool, 0), CLLM_OK);
+        CHECK(atomic_load(&st.tried) == 1 && atomic_load(&st.refused) == 1,
+              "free inside a nested call refused (tried %d, refused %d)", atomic_load(&st.tried),
               atomic_load(&st.refused));
         check_pool_alive(st.pool, 3);
         cllm_pool_free(st.pool);

@@ -247,7 +247,7 @@ pub unsafe extern "C" fn cllm_pool_num_spheres(
 
 /// Hands `fn(arg, sphere)` to `sphere` and returns at once. Errors:
 /// `CLLM_ERR_BUSY` if the sphere's last job was not waited for or a
-/// fork-join round is running on the pool,
+/// fork-join round is running on the pool (also from inside the round),
 /// `CLLM_ERR_INVALID_ARGUMENT` for a sphere out of range, `CLLM_ERR_NULL`.
 /// No allocation or system call when the sphere is awake.
 ///
@@ -328,9 +328,14 @@ pub unsafe extern "C" fn cllm_pool_is_busy(
 /// thread (the last participant), returning when all have finished. The
 /// first failure is returned after all ended (`CLLM_ERR_JOB_FAILED`,
 /// `CLLM_ERR_PANIC`); `CLLM_ERR_BUSY` (nothing run) if a sphere holds a job
-/// that was not waited for or another round is running on the pool (for
-/// example, a call from inside a round). Inside `fn`, `cllm_participant_barrier`
-/// synchronises the participants.
+/// that was not waited for or another thread's round is running on the
+/// pool. Inside `fn`, `cllm_participant_barrier` synchronises the
+/// participants.
+///
+/// Nested calls run inline: called from work of the same pool (a share, a
+/// parallel-for body, a dispatched job), `fn` runs once, serially, on the
+/// calling thread, with `index` 0 and `count` 1 (its barrier passes at
+/// once), as OpenMP runs a nested parallel region.
 ///
 /// # Safety
 /// `pool` is NULL or a live pool; `fn` must be safe to run concurrently on
@@ -420,6 +425,11 @@ pub unsafe extern "C" fn cllm_participant_barrier(
 /// `CLLM_ERR_JOB_FAILED`. Errors: `CLLM_ERR_INVALID_ARGUMENT` if `begin >
 /// end` or the range is longer than SIZE_MAX / 2 - 4096 items (the limit
 /// keeps the work-stealing cursors from wrapping around).
+///
+/// Nested calls run inline: called from work of the same pool (a share, a
+/// parallel-for body, a dispatched job), `fn` runs on the calling thread
+/// over the whole range in order, in chunks of `grain` (0: one chunk), with
+/// the calling thread's own `participant` index.
 ///
 /// # Safety
 /// `pool` is NULL or a live pool; `fn` must be safe to run concurrently with

@@ -485,10 +485,15 @@ fn a_pool_busy_with_another_fork_join_is_reported() {
     let mut errors = std::sync::Mutex::new(Vec::new());
     pool.run_all(|p| {
         if p.is_caller() {
-            let mut dst = vec![0.0f32; 100];
-            let mut refs = [dst.as_mut_slice()];
-            let r = reducer.reduce(Some(&pool), &sources, Weights::Sum, &mut refs, None);
-            errors.lock().unwrap().push(r);
+            // From another thread: a nested call from this one runs inline.
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let mut dst = vec![0.0f32; 100];
+                    let mut refs = [dst.as_mut_slice()];
+                    let r = reducer.reduce(Some(&pool), &sources, Weights::Sum, &mut refs, None);
+                    errors.lock().unwrap().push(r);
+                });
+            });
         }
     })
     .unwrap();

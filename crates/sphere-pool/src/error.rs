@@ -39,8 +39,9 @@ pub enum Error {
         sphere: usize,
     },
     /// A fork-join round (`run_all`, `parallel_for`) is in progress on the
-    /// pool: until it returns, no sphere takes another job or round, even
-    /// one whose share is done.
+    /// pool: until it returns, no sphere takes another job or round from
+    /// another thread, even one whose share is done (nested fork-joins from
+    /// inside the round run inline instead; a dispatch is refused).
     RoundInProgress,
     /// The deadline passed before the job ended; it goes on running.
     Timeout {

@@ -446,6 +446,71 @@ impl SpherePool {
         Ok(())
     }
 
+    /// This thread's participant index if it is running work of this pool
+    /// (a sphere's job or share, the caller's share, a nested call): a
+    /// fork-join or parallel-for called here runs inline.
+    fn nested_participant(&self) -> Option<usize> {
+        match CURRENT_SPHERE.get() {
+            Some((pool, sphere)) if pool == self.id() => Some(sphere),
+            _ => inside_frame_of(self.id()),
+        }
+    }
+
+    /// Who runs as `participant`, for error reports.
+    fn worker(&self, participant: usize) -> Worker {
+        if participant < self.spheres() {
+            Worker::Sphere(participant)
+        } else {
+            Worker::Caller
+        }
+    }
+
+    /// A nested fork-join: the task runs once, on this thread, as the only
+    /// participant (index 0 of 1), as OpenMP runs a nested parallel region
+    /// with a team of one. Its barrier passes at once.
+    fn run_inline(&self, task: Task<'_>, me: usize) -> Result<(), Error> {
+        let fork_join = ForkJoin {
+            task,
+            participants: 1,
+            barrier: SphereBarrier::with_spin(1, self.shared.config.max_spin),
+            first_error: parking_lot::Mutex::new(None),
+        };
+        inside(self.id(), me, || run_task(&fork_join, 0, self.worker(me)))
+    }
+
+    /// A nested parallel-for: the range runs on this thread, in order, in
+    /// chunks of `grain` (0: one chunk), each given this thread's own
+    /// participant index (so per-participant scratch space stays private).
+    fn parallel_for_inline(
+        &self,
+        range: Range<usize>,
+        grain: usize,
+        me: usize,
+        body: impl Fn(Range<usize>, usize) -> Result<(), i32>,
+    ) -> Result<(), Error> {
+        let len = range.end - range.start;
+        let grain = if grain == 0 { len } else { grain.min(len) };
+        let worker = self.worker(me);
+        let run = || {
+            let mut start = range.start;
+            while start < range.end {
+                // `grain <= range.end - start` until the last chunk: no overflow.
+                let end = start + grain.min(range.end - start);
+                body(start..end, me)?;
+                start = end;
+            }
+            Ok(())
+        };
+        match inside(self.id(), me, || catch_unwind(AssertUnwindSafe(run))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
+            Err(payload) => Err(Error::Panicked {
+                worker,
+                message: panic_message(payload.as_ref()),
+            }),
+        }
+    }
+
     fn refuse_self_wait(&self, sphere: usize) -> Result<(), Error> {
         if CURRENT_SPHERE.get() == Some((self.id(), sphere)) {
             return Err(Error::InvalidArgument(format!(
@@ -536,9 +601,13 @@ impl SpherePool {
     /// returns when all have finished (fork-join). Each call gets a
     /// [`Participant`] with its index and a barrier. Fails with
     /// [`Error::Busy`] (running nothing) if a sphere holds a job that was not
-    /// waited for, or [`Error::RoundInProgress`] if another round (for
-    /// example the one this is called from) is running; a panic in any share
-    /// is returned after all have ended.
+    /// waited for, or [`Error::RoundInProgress`] if another thread's round
+    /// is running; a panic in any share is returned after all have ended.
+    ///
+    /// **Nested calls run inline.** Called from work of this same pool (a
+    /// share, a parallel-for body, a dispatched job), the task runs once,
+    /// serially, on the calling thread, as participant 0 of 1 (its barrier
+    /// passes at once), as OpenMP runs a nested parallel region.
     pub fn run_all(&self, task: impl Fn(&Participant<'_>) + Sync) -> Result<(), Error> {
         self.fork_join(
             Task::Closure(&|p: &Participant<'_>| {
@@ -569,6 +638,9 @@ impl SpherePool {
     /// a share that no sphere has started when the caller is done is
     /// revoked instead of waited for.
     fn fork_join(&self, task: Task<'_>, optional: bool) -> Result<(), Error> {
+        if let Some(me) = self.nested_participant() {
+            return self.run_inline(task, me);
+        }
         if self.shared.round.swap(true, Ordering::Acquire) {
             return Err(Error::RoundInProgress);
         }
@@ -622,6 +694,11 @@ impl SpherePool {
     /// picks one that gives each participant about eight chunks; a grain
     /// larger than the range is one chunk per participant's block. A range
     /// longer than [`MAX_RANGE_LEN`] is an [`Error::InvalidArgument`].
+    ///
+    /// **Nested calls run inline.** Called from work of this same pool (a
+    /// share, a parallel-for body, a dispatched job), the body runs on the
+    /// calling thread over the whole range in order, in chunks of `grain`
+    /// (0: one chunk), with the calling thread's own participant index.
     pub fn parallel_for(
         &self,
         range: Range<usize>,
@@ -669,6 +746,9 @@ impl SpherePool {
             return Err(Error::InvalidArgument(format!(
                 "range of {len} items is too long: the limit is {MAX_RANGE_LEN} (usize::MAX / 2 - 4096)"
             )));
+        }
+        if let Some(me) = self.nested_participant() {
+            return self.parallel_for_inline(range, grain, me, body);
         }
         let parts = self.participants();
         // A chunk never crosses its block's end, so a grain above the

@@ -790,11 +790,16 @@ fn a_round_keeps_out_other_jobs_and_rounds_until_it_returns_even_after_shares_en
                 std::hint::spin_loop();
             }
             std::thread::sleep(Duration::from_millis(5));
-            let mut seen = seen_ref.lock().unwrap();
-            seen.push(pool.dispatch(0, || {}));
-            seen.push(pool.run_all(|_| {}));
-            seen.push(pool.parallel_for(0..10, 1, |_| {}));
-            busy_seen.store(pool.is_busy(0).unwrap(), Ordering::Relaxed);
+            // Another thread: from this one, nested rounds run inline.
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    let mut seen = seen_ref.lock().unwrap();
+                    seen.push(pool.dispatch(0, || {}));
+                    seen.push(pool.run_all(|_| {}));
+                    seen.push(pool.parallel_for(0..10, 1, |_| {}));
+                    busy_seen.store(pool.is_busy(0).unwrap(), Ordering::Relaxed);
+                });
+            });
         } else {
             sphere_done.store(true, Ordering::Release);
         }
@@ -828,4 +833,138 @@ fn dropping_is_refused_during_a_round_and_allowed_after_it() {
     })
     .unwrap();
     assert_eq!(pool.check_drop(), Ok(()));
+}
+
+/// The thread's name, to tell where a nested call ran.
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("?").to_owned()
+}
+
+#[test]
+fn nested_run_all_runs_inline_as_the_only_participant_on_every_participant() {
+    let pool = SpherePool::new(2).unwrap();
+    let seen = Mutex::new(Vec::new());
+    pool.run_all(|outer| {
+        let here = thread_name();
+        pool.run_all(|inner| {
+            assert_eq!(thread_name(), here, "a nested share ran on another thread");
+            // Its barrier passes at once (a team of one).
+            assert_eq!(inner.try_barrier(), Ok(true));
+            seen.lock().unwrap().push((
+                outer.index(),
+                inner.index(),
+                inner.count(),
+                inner.is_caller(),
+            ));
+        })
+        .unwrap();
+    })
+    .unwrap();
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![(0, 0, 1, true), (1, 0, 1, true), (2, 0, 1, true)]
+    );
+    // The pool takes a round as usual afterwards.
+    let count = AtomicUsize::new(0);
+    pool.run_all(|_| {
+        count.fetch_add(1, Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(count.into_inner(), 3);
+}
+
+#[test]
+fn nested_parallel_for_covers_its_range_in_order_with_the_callers_participant_index() {
+    let pool = SpherePool::new(2).unwrap();
+    let calls = Mutex::new(Vec::new());
+    pool.parallel_for_with(0..3, 1, |outer, me| {
+        let here = thread_name();
+        pool.parallel_for_with(10..20, 4, |inner, p| {
+            assert_eq!(thread_name(), here);
+            calls.lock().unwrap().push((outer.start, me, p, inner));
+            Ok(())
+        })
+        .unwrap();
+        Ok(())
+    })
+    .unwrap();
+    let calls = calls.into_inner().unwrap();
+    for o in 0..3 {
+        let mine: Vec<_> = calls.iter().filter(|c| c.0 == o).collect();
+        // In order, in chunks of the grain, with the outer participant's index.
+        let ranges: Vec<_> = mine.iter().map(|c| c.3.clone()).collect();
+        assert_eq!(ranges, vec![10..14, 14..18, 18..20], "outer {o}");
+        assert!(mine.iter().all(|c| c.1 == c.2));
+    }
+}
+
+#[test]
+fn nested_calls_from_a_dispatched_job_run_inline_and_report_failures() {
+    let pool = Arc::new(SpherePool::new(2).unwrap());
+    let p = pool.clone();
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let o = out.clone();
+    pool.dispatch(1, move || {
+        let mut out = o.lock().unwrap();
+        out.push(format!("{:?}", p.run_all(|q| assert_eq!(q.count(), 1))));
+        out.push(format!(
+            "{:?}",
+            p.parallel_for_with(0..10, 0, |r, me| {
+                assert_eq!((r, me), (0..10, 1));
+                Ok(())
+            })
+        ));
+        out.push(format!(
+            "{:?}",
+            p.try_parallel_for(0..10, 2, |r| if r.start == 4 { Err(9) } else { Ok(()) })
+        ));
+        out.push(format!("{:?}", p.run_all(|_| panic!("nested boom"))));
+        // A dispatch to another sphere is real concurrency, not nesting.
+        out.push(format!("{:?}", p.dispatch(0, || {})));
+        out.push(format!("{:?}", p.wait(0)));
+    })
+    .unwrap();
+    pool.wait(1).unwrap();
+    let out = out.lock().unwrap();
+    assert_eq!(out[0], "Ok(())");
+    assert_eq!(out[1], "Ok(())");
+    assert_eq!(
+        out[2],
+        format!(
+            "{:?}",
+            Err::<(), _>(Error::JobFailed {
+                worker: Worker::Sphere(1),
+                code: 9
+            })
+        )
+    );
+    assert!(
+        out[3].contains("nested boom") && out[3].contains("Sphere(1)"),
+        "{}",
+        out[3]
+    );
+    assert_eq!(out[4], "Ok(())");
+    assert_eq!(out[5], "Ok(())");
+}
+
+#[test]
+fn a_round_of_another_pool_inside_a_share_runs_in_parallel() {
+    let outer = SpherePool::new(1).unwrap();
+    let inner = SpherePool::new(2).unwrap();
+    outer
+        .run_all(|p| {
+            if p.is_caller() {
+                let names = Mutex::new(std::collections::BTreeSet::new());
+                inner
+                    .run_all(|q| {
+                        names.lock().unwrap().insert(thread_name());
+                        assert_eq!(q.count(), 3);
+                    })
+                    .unwrap();
+                assert_eq!(names.into_inner().unwrap().len(), 3);
+            }
+        })
+        .unwrap();
 }
