@@ -1345,6 +1345,12 @@ const char *cllm_version(void);
  * A description of the most recent failed `cllm_*` call on the calling
  * thread (an empty string if none failed yet). The pointer stays valid until
  * the next failing `cllm_*` call on the same thread; never free it.
+ *
+ * An internal panic is caught and reported here (`CLLM_ERR_PANIC`, or the
+ * task's error), not on stderr: the first `cllm_*` call installs a Rust
+ * panic hook that prints nothing for panics inside `cllm_*` calls or on
+ * the library's threads (named `cllm-*`) and passes any other panic to the
+ * hook installed before it. `CLLM_PANIC_MESSAGES=1` keeps the messages.
  */
 const char *cllm_last_error(void);
 
@@ -2143,6 +2149,26 @@ enum cllm_status cllm_pool_dispatch(const struct cllm_pool *pool,
                                     size_t sphere,
                                     cllm_job_fn job,
                                     void *arg);
+
+/**
+ * Hands `fn(arg, sphere)` to an idle sphere and returns at once, writing
+ * its index to `*out_sphere` (wait for the job with `cllm_pool_wait` on
+ * that index). Never blocks: `CLLM_ERR_BUSY` if every sphere holds a job
+ * that was not waited for, or a fork-join round is running (nothing is
+ * dispatched; wait for one and try again). The search starts after the
+ * sphere picked last, so jobs spread over the pool. Errors also:
+ * `CLLM_ERR_NULL` (pool, fn, out_sphere), `CLLM_ERR_INVALID_ARGUMENT` for a
+ * pool without spheres (one thread), `CLLM_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `fn(arg, sphere)` must be safe to run on
+ * a sphere's thread, and `arg` valid until the job was waited for;
+ * `out_sphere` is NULL or writable.
+ */
+enum cllm_status cllm_pool_dispatch_any(const struct cllm_pool *pool,
+                                        cllm_job_fn job,
+                                        void *arg,
+                                        size_t *out_sphere);
 
 /**
  * Waits for `sphere`'s job to end and returns its status: `CLLM_OK`,

@@ -1,6 +1,6 @@
 # Frame guard: C tests of the cllm_frame_* API, the loom model of the guard,
 # and the monitoring demo on the role pools.
-FFI_TESTS += $(BUILD)/frame/test_frame $(BUILD)/frame/test_frame_phases
+FFI_TESTS += $(BUILD)/frame/test_frame $(BUILD)/frame/test_frame_phases $(BUILD)/frame/test_frame_limits
 LOOM_CRATES += frame-guard
 
 MONITOR_DEMO_SECONDS ?= 5

@@ -70,6 +70,12 @@ pub fn last_error_message() -> String {
 /// A description of the most recent failed `cllm_*` call on the calling
 /// thread (an empty string if none failed yet). The pointer stays valid until
 /// the next failing `cllm_*` call on the same thread; never free it.
+///
+/// An internal panic is caught and reported here (`CLLM_ERR_PANIC`, or the
+/// task's error), not on stderr: the first `cllm_*` call installs a Rust
+/// panic hook that prints nothing for panics inside `cllm_*` calls or on
+/// the library's threads (named `cllm-*`) and passes any other panic to the
+/// hook installed before it. `CLLM_PANIC_MESSAGES=1` keeps the messages.
 #[unsafe(no_mangle)]
 pub extern "C" fn cllm_last_error() -> *const c_char {
     LAST_ERROR

@@ -465,7 +465,7 @@ fn inputs_from(c: &cllm_frame_monitor_inputs) -> Result<MonitorInputs, FfiError>
             alive: seconds(&format!("inputs.{name}.alive_s"), p.alive_s)?,
         })
     };
-    Ok(MonitorInputs {
+    let inputs = MonitorInputs {
         ai: pool("ai", &c.ai)?,
         physics: pool("physics", &c.physics)?,
         stats: pool("stats", &c.stats)?,
@@ -475,7 +475,11 @@ fn inputs_from(c: &cllm_frame_monitor_inputs) -> Result<MonitorInputs, FfiError>
         lock_contended: c.lock_contended,
         parallel_work: seconds("inputs.parallel_work_s", c.parallel_work_s)?,
         parallel_wall: seconds("inputs.parallel_wall_s", c.parallel_wall_s)?,
-    })
+    };
+    inputs
+        .check()
+        .map_err(|e| FfiError::invalid(format!("inputs: {e}")))?;
+    Ok(inputs)
 }
 
 impl cllm_frame {
@@ -884,10 +888,15 @@ pub unsafe extern "C" fn cllm_frame_monitor_header(
 /// - `frames`, `fps`, `p50_ms`, `p99_ms`, `max_ms`, `mean_ms`,
 ///   `under_budget_share`: the frames recorded in the interval.
 ///
+/// The utilisation, efficiency and contention columns are shares in
+/// [0, 1]: an interval whose Δbusy_s exceeds its Δalive_s (samples taken a
+/// moment apart) is written as 1.
+///
 /// Errors (checked before the interval is ended): `CLLM_ERR_NULL` (frame,
 /// buf, out_len), `CLLM_ERR_INVALID_ARGUMENT` (`cap` under
-/// `CLLM_FRAME_ROW_MAX`, a negative or too large input), `CLLM_ERR_NUMERIC`
-/// (a NaN or infinite input).
+/// `CLLM_FRAME_ROW_MAX`, a negative or too large input, a pool with
+/// `busy_s` > `alive_s`, `lock_contended` > `lock_acquisitions`),
+/// `CLLM_ERR_NUMERIC` (a NaN or infinite input).
 ///
 /// # Safety
 /// `frame` is NULL or a live guard; `inputs` is NULL or readable; `buf` is
@@ -921,8 +930,47 @@ pub unsafe extern "C" fn cllm_frame_monitor_row(
     })
 }
 
+/// Writes all of `bytes` to `fd` with SIGPIPE blocked on this thread, so a
+/// pipe or socket whose reader is gone gives EPIPE (`CLLM_ERR_IO`) instead of
+/// killing the process. The SIGPIPE the write raised is taken off the
+/// thread's pending set (unless one was already pending before the call,
+/// which stays for the caller), and the thread's signal mask is restored.
+fn write_all_fd(fd: c_int, bytes: &[u8]) -> Result<(), FfiError> {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
+    let mut pipe_set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: every pointer is to a local sigset_t.
+    let was_pending = unsafe {
+        libc::sigemptyset(&mut pipe_set);
+        libc::sigaddset(&mut pipe_set, libc::SIGPIPE);
+        libc::sigpending(&mut pending);
+        libc::sigismember(&pending, libc::SIGPIPE) == 1
+    };
+    // SAFETY: valid sigset pointers; only this thread's mask changes.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old_mask) };
+    let result = write_all_fd_raw(fd, bytes);
+    let broken_pipe = matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EPIPE));
+    if broken_pipe && !was_pending {
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid pointers; SIGPIPE is blocked, so a pending one is
+        // taken without running a handler (EAGAIN if none is pending, as
+        // when the process ignores SIGPIPE).
+        unsafe { libc::sigtimedwait(&pipe_set, std::ptr::null_mut(), &zero) };
+    }
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
+    result
+        .map_err(|err| FfiError::new(cllm_status::CLLM_ERR_IO, format!("write to fd {fd}: {err}")))
+}
+
 /// Writes all of `bytes` to `fd`, retrying short writes and EINTR.
-fn write_all_fd(fd: c_int, mut bytes: &[u8]) -> Result<(), FfiError> {
+fn write_all_fd_raw(fd: c_int, mut bytes: &[u8]) -> std::io::Result<()> {
     while !bytes.is_empty() {
         // SAFETY: `bytes` is a valid readable slice; `write` reads at most
         // its length and does not keep the pointer.
@@ -932,9 +980,12 @@ fn write_all_fd(fd: c_int, mut bytes: &[u8]) -> Result<(), FfiError> {
             if err.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(FfiError::new(
-                cllm_status::CLLM_ERR_IO,
-                format!("write to fd {fd}: {err}"),
+            return Err(err);
+        }
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "write returned 0",
             ));
         }
         bytes = &bytes[n as usize..];
@@ -948,6 +999,12 @@ fn write_all_fd(fd: c_int, mut bytes: &[u8]) -> Result<(), FfiError> {
 /// bad input), `CLLM_ERR_NUMERIC` (a NaN input), `CLLM_ERR_IO` (the write
 /// failed: the interval is then lost, and the header is written again next
 /// time if it was not written).
+///
+/// A pipe or socket whose reader has gone gives `CLLM_ERR_IO` ("Broken
+/// pipe"), never SIGPIPE: SIGPIPE is blocked on the calling thread during
+/// the write, the one the write raised is consumed (`sigtimedwait`; a
+/// SIGPIPE already pending before the call is left pending), and the
+/// thread's signal mask is restored before returning.
 ///
 /// # Safety
 /// `frame` is NULL or a live guard; `inputs` is NULL or readable.

@@ -3,10 +3,22 @@
 //! Every `extern "C"` function body runs inside [`ffi_status`] or [`ffi_value`]:
 //! a Rust panic never unwinds into C, and every failure leaves its message in
 //! the thread's last error.
+//!
+//! Quiet panics: Rust's default panic hook prints "thread ... panicked at"
+//! on stderr even for a panic that is caught, which for a C host is noise
+//! from a library (the message already comes back as `CLLM_ERR_PANIC` and
+//! `cllm_last_error()`, or in a task's error). The first entry point called
+//! installs a hook that prints nothing for panics inside an entry point on
+//! the calling thread or on the library's own threads (named `cllm-*`), and
+//! hands every other panic to the hook that was installed before, so the
+//! host's own panics print as they did. `CLLM_PANIC_MESSAGES=1` in the
+//! environment keeps the library's messages too (for debugging).
 
 use crate::error::{FfiError, set_last_error};
 use crate::status::cllm_status;
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
 
 pub use sphere_pool::panic_message;
 
@@ -15,13 +27,55 @@ pub fn ffi_status(body: impl FnOnce() -> Result<(), FfiError>) -> cllm_status {
     ffi_value(|e| e.status, || body().map(|()| cllm_status::CLLM_OK))
 }
 
+thread_local! {
+    /// How many entry points the calling thread is inside (callbacks may
+    /// call entry points again).
+    static INSIDE_ENTRY: Cell<u32> = const { Cell::new(0) };
+}
+
+static QUIET_HOOK: Once = Once::new();
+
+/// True if a panic now is one the library catches or owns.
+fn panic_is_ours() -> bool {
+    INSIDE_ENTRY.try_with(|d| d.get() > 0).unwrap_or(false)
+        || std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("cllm-"))
+}
+
+/// Installs the quiet hook once (see the module docs).
+pub fn install_quiet_panic_hook() {
+    QUIET_HOOK.call_once(|| {
+        if std::env::var_os("CLLM_PANIC_MESSAGES").is_some_and(|v| v == "1") {
+            return;
+        }
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !panic_is_ours() {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Runs `body` inside the panic boundary; on failure records the error and
 /// returns `on_error(&error)` instead (for functions that return a value).
 pub fn ffi_value<T>(
     on_error: impl FnOnce(&FfiError) -> T,
     body: impl FnOnce() -> Result<T, FfiError>,
 ) -> T {
-    let error = match catch_unwind(AssertUnwindSafe(body)) {
+    install_quiet_panic_hook();
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            let _ = INSIDE_ENTRY.try_with(|d| d.set(d.get() - 1));
+        }
+    }
+    let _ = INSIDE_ENTRY.try_with(|d| d.set(d.get() + 1));
+    let leave = Leave;
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    drop(leave);
+    let error = match outcome {
         Ok(Ok(value)) => return value,
         Ok(Err(error)) => error,
         Err(payload) => FfiError::new(

@@ -48,6 +48,29 @@ pub struct MonitorInputs {
 }
 
 impl MonitorInputs {
+    /// Checks that the sample is possible: no pool busy longer than it was
+    /// alive, no more contended lock acquisitions than acquisitions. The
+    /// error names the fields (the C API refuses such inputs with it).
+    pub fn check(&self) -> Result<(), String> {
+        let names = ["ai", "physics", "stats", "background", "evaluation"];
+        for (name, p) in names.into_iter().zip(self.pools()) {
+            if p.busy > p.alive {
+                return Err(format!(
+                    "{name}.busy ({:.9} s) is more than {name}.alive ({:.9} s): a pool's threads cannot run tasks longer than they live",
+                    p.busy.as_secs_f64(),
+                    p.alive.as_secs_f64()
+                ));
+            }
+        }
+        if self.lock_contended > self.lock_acquisitions {
+            return Err(format!(
+                "lock_contended ({}) is more than lock_acquisitions ({})",
+                self.lock_contended, self.lock_acquisitions
+            ));
+        }
+        Ok(())
+    }
+
     /// The five pools, in column order.
     pub fn pools(&self) -> [PoolCounters; 5] {
         [
@@ -73,13 +96,26 @@ fn delta(now: Duration, before: Duration) -> Duration {
     now.saturating_sub(before)
 }
 
+/// A share (busy / alive, contended / acquisitions) clamped to at most 1:
+/// two samples taken a moment apart can show a little more busy than alive
+/// time in one interval, and a share above 1 means nothing.
+fn share(x: f64) -> f64 {
+    // Not f64::min, which turns NaN (an empty cell) into 1.
+    if x > 1.0 { 1.0 } else { x }
+}
+
 fn efficiency(now: PoolCounters, before: PoolCounters) -> f64 {
-    ratio(delta(now.busy, before.busy), delta(now.alive, before.alive))
+    share(ratio(
+        delta(now.busy, before.busy),
+        delta(now.alive, before.alive),
+    ))
 }
 
 /// One monitoring row. Ratios whose denominator was zero in the interval are
 /// NaN and written as empty cells; so are frame times of an interval
-/// without frames.
+/// without frames. The utilisation, efficiency and contention columns are
+/// shares, clamped to at most 1 (see [`MonitorInputs::check`] for inputs
+/// that are impossible rather than skewed).
 ///
 /// Column definitions (Δ = change of a cumulative counter over the interval):
 /// - `thread_pool_utilization` = Σ over the five pools of Δbusy / Σ of Δalive:
@@ -213,7 +249,7 @@ impl MonitorRow {
                 busy += delta(p_now.busy, p_before.busy);
                 alive += delta(p_now.alive, p_before.alive);
             }
-            row.thread_pool_utilization = ratio(busy, alive);
+            row.thread_pool_utilization = share(ratio(busy, alive));
             row.ai_thread_efficiency = efficiency(now.ai, before.ai);
             row.stats_thread_efficiency = efficiency(now.stats, before.stats);
             row.background_thread_efficiency = efficiency(now.background, before.background);
@@ -226,7 +262,7 @@ impl MonitorRow {
             row.lock_contention_rate = if acquisitions == 0 {
                 f64::NAN
             } else {
-                contended as f64 / acquisitions as f64
+                share(contended as f64 / acquisitions as f64)
             };
             row.parallel_speedup_ratio = ratio(
                 delta(now.parallel_work, before.parallel_work),

@@ -288,3 +288,51 @@ fn speedup_meter_counts_task_cpu_time_not_waiting() {
         (work + Duration::from_secs(1), wall + Duration::from_secs(2))
     );
 }
+
+#[test]
+fn impossible_samples_are_named_by_check_and_skewed_intervals_are_clamped_to_one() {
+    let ok = MonitorInputs {
+        ai: pool(1.0, 1.0),
+        lock_acquisitions: 5,
+        lock_contended: 5,
+        ..Default::default()
+    };
+    assert_eq!(ok.check(), Ok(()));
+    let busy_over_alive = MonitorInputs {
+        stats: pool(10.0, 1.0),
+        ..Default::default()
+    };
+    assert!(busy_over_alive.check().unwrap_err().contains("stats.busy"));
+    let contended = MonitorInputs {
+        lock_acquisitions: 3,
+        lock_contended: 4,
+        ..Default::default()
+    };
+    assert!(contended.check().unwrap_err().contains("lock_contended"));
+
+    // Two possible samples whose difference has more busy than alive time
+    // (read a moment apart): shares are 1, never above; a pool with no
+    // alive time stays an empty cell.
+    let before = MonitorInputs {
+        ai: pool(0.0, 10.0),
+        lock_acquisitions: 10,
+        ..Default::default()
+    };
+    let now = MonitorInputs {
+        ai: pool(5.0, 10.5),
+        lock_acquisitions: 12,
+        lock_contended: 2,
+        ..Default::default()
+    };
+    let row = MonitorRow::compute(
+        &one_second_of_frames(),
+        s(1.0),
+        0.0,
+        Some((&before, &now)),
+        false,
+    );
+    assert_eq!(row.ai_thread_efficiency, 1.0);
+    assert_eq!(row.thread_pool_utilization, 1.0);
+    assert_eq!(row.lock_contention_rate, 1.0);
+    assert!(row.physics_thread_efficiency.is_nan());
+}

@@ -1,0 +1,196 @@
+/* C tests of the frame monitor at its limits (issue 13): writing to a pipe
+ * whose reader is gone (defect 4: the process died of SIGPIPE), impossible
+ * inputs (defect 8: busy > alive gave a utilisation of 10.0), and the quiet
+ * panic boundary (defect 8: a caught internal panic printed "thread
+ * panicked at ..." on the host's stderr). Runs plain and under valgrind. */
+#define _GNU_SOURCE
+#include "check.h"
+#include "cllm_threaded.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static cllm_frame *manual_guard(void) {
+    cllm_frame_options o = cllm_frame_options_default();
+    o.manual_clock = true;
+    cllm_frame *f = NULL;
+    CHECK_STATUS(cllm_frame_create(&o, &f), CLLM_OK);
+    return f;
+}
+
+static int sigpipe_pending(void) {
+    sigset_t pending;
+    sigpending(&pending);
+    return sigismember(&pending, SIGPIPE) == 1;
+}
+
+static int sigpipe_blocked(void) {
+    sigset_t mask;
+    pthread_sigmask(SIG_SETMASK, NULL, &mask);
+    return sigismember(&mask, SIGPIPE) == 1;
+}
+
+/* In a child, so that the old behaviour (death by SIGPIPE) fails one check
+ * instead of the whole program. */
+static int write_to_closed_pipe_child(void) {
+    signal(SIGPIPE, SIG_DFL); /* as a C host has it, whatever ran us */
+    cllm_frame *f = manual_guard();
+    int fds[2];
+    if (pipe(fds) != 0) return 2;
+    close(fds[0]);
+    cllm_frame_monitor_inputs in;
+    memset(&in, 0, sizeof in);
+    CHECK_STATUS(cllm_frame_tick(f, 10), CLLM_OK);
+    CHECK_STATUS(cllm_frame_monitor_write(f, &in, fds[1]), CLLM_ERR_IO);
+    CHECK(strstr(cllm_last_error(), "Broken pipe") != NULL, "message: %s", cllm_last_error());
+    CHECK(!sigpipe_pending() && !sigpipe_blocked(), "no SIGPIPE left pending, the mask restored");
+    /* Again: the call is repeatable. */
+    CHECK_STATUS(cllm_frame_monitor_write(f, &in, fds[1]), CLLM_ERR_IO);
+
+    /* A caller that blocks SIGPIPE itself and has one pending keeps both. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+    raise(SIGPIPE);
+    CHECK(sigpipe_pending(), "raised");
+    CHECK_STATUS(cllm_frame_monitor_write(f, &in, fds[1]), CLLM_ERR_IO);
+    CHECK(sigpipe_pending() && sigpipe_blocked(), "the caller's pending SIGPIPE and mask are kept");
+    int sig = 0;
+    sigwait(&pipe_set, &sig);
+    CHECK(!sigpipe_pending(), "one SIGPIPE was pending, not two");
+    pthread_sigmask(SIG_UNBLOCK, &pipe_set, NULL);
+
+    /* With SIGPIPE ignored, the same error. */
+    signal(SIGPIPE, SIG_IGN);
+    CHECK_STATUS(cllm_frame_monitor_write(f, &in, fds[1]), CLLM_ERR_IO);
+    close(fds[1]);
+    cllm_frame_free(f);
+    return check_failed_count == 0 ? 0 : 1;
+}
+
+static void test_write_to_a_pipe_without_reader_is_an_io_error(void) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) _exit(write_to_closed_pipe_child());
+    CHECK(pid > 0, "fork");
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %s %d",
+          WIFSIGNALED(status) ? "killed by signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+/* Finds the value of column `name` in a CSV row, given the header line. */
+static double cell(const char *name, const char *row) {
+    char header[1024];
+    size_t len = 0;
+    if (cllm_frame_monitor_header(header, sizeof header, &len) != CLLM_OK) return NAN;
+    int index = -1, i = 0;
+    for (const char *p = header; p && *p; i++) {
+        size_t n = strcspn(p, ",\n");
+        if (strlen(name) == n && strncmp(p, name, n) == 0) index = i;
+        p = p[n] == ',' ? p + n + 1 : NULL;
+    }
+    if (index < 0) return NAN;
+    const char *p = row;
+    for (i = 0; i < index && p; i++) {
+        p = strchr(p, ',');
+        if (p) p++;
+    }
+    if (!p || *p == ',' || *p == '\n') return NAN;
+    return strtod(p, NULL);
+}
+
+static void test_impossible_inputs_are_refused_and_shares_stay_at_most_one(void) {
+    cllm_frame *f = manual_guard();
+    char row[CLLM_FRAME_ROW_MAX];
+    size_t len = 0;
+    cllm_frame_monitor_inputs in;
+    memset(&in, 0, sizeof in);
+    in.ai.busy_s = 10;
+    in.ai.alive_s = 1;
+    CHECK_STATUS(cllm_frame_tick(f, 10), CLLM_OK);
+    CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cllm_last_error(), "ai.busy") != NULL, "message: %s", cllm_last_error());
+    CHECK_STATUS(cllm_frame_monitor_baseline(f, &in), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cllm_frame_monitor_write(f, &in, 1), CLLM_ERR_INVALID_ARGUMENT);
+    memset(&in, 0, sizeof in);
+    in.evaluation.busy_s = 2;
+    in.evaluation.alive_s = 1.5;
+    CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cllm_last_error(), "evaluation.busy") != NULL, "message: %s", cllm_last_error());
+    memset(&in, 0, sizeof in);
+    in.lock_acquisitions = 3;
+    in.lock_contended = 4;
+    CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cllm_last_error(), "lock_contended") != NULL, "message: %s", cllm_last_error());
+
+    /* Possible samples whose interval difference shows more busy than alive
+     * time (taken a moment apart): the shares are written as 1. */
+    memset(&in, 0, sizeof in);
+    in.ai.busy_s = 0.0;
+    in.ai.alive_s = 10.0;
+    in.lock_acquisitions = 10;
+    CHECK_STATUS(cllm_frame_monitor_baseline(f, &in), CLLM_OK);
+    in.ai.busy_s = 5.0;
+    in.ai.alive_s = 10.5;
+    in.lock_acquisitions = 10;
+    CHECK_STATUS(cllm_frame_tick(f, 10), CLLM_OK);
+    CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_OK);
+    CHECK(cell("ai_thread_efficiency", row) == 1.0 && cell("thread_pool_utilization", row) == 1.0,
+          "shares clamped to 1: %s", row);
+    /* Equal busy and alive is fine. */
+    in.ai.busy_s = 10.5;
+    in.ai.alive_s = 10.5;
+    CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_OK);
+    cllm_frame_free(f);
+}
+
+/* A caught internal panic (an allocation the library cannot make panics
+ * inside the boundary) must not print on the host's stderr. */
+static int panic_child(int out_fd) {
+    dup2(out_fd, 2);
+    cllm_objpool *pool = NULL;
+    /* 2^46 bytes: accepted by create (blocks are made on demand), then the
+     * allocation fails inside acquire. */
+    if (cllm_objpool_create((size_t)1 << 46, NULL, &pool) != CLLM_OK) return 3;
+    void *block = NULL;
+    int st = cllm_objpool_acquire(pool, &block);
+    cllm_objpool_free(pool);
+    if (st != CLLM_ERR_PANIC || strstr(cllm_last_error(), "out of memory") == NULL) return 4;
+    return 0;
+}
+
+static void test_a_caught_panic_is_quiet(void) {
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        _exit(panic_child(fds[1]));
+    }
+    close(fds[1]);
+    char text[8192];
+    size_t n = 0;
+    ssize_t got;
+    while (n < sizeof text - 1 && (got = read(fds[0], text + n, sizeof text - 1 - n)) > 0) n += (size_t)got;
+    text[n] = 0;
+    close(fds[0]);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    CHECK(strstr(text, "panicked") == NULL, "the host's stderr got: %s", text);
+}
+
+int main(void) {
+    test_write_to_a_pipe_without_reader_is_an_io_error();
+    test_impossible_inputs_are_refused_and_shares_stay_at_most_one();
+    test_a_caught_panic_is_quiet();
+    return check_summary();
+}
