@@ -5,6 +5,9 @@
 .PHONY: demo-mandelbrot demo-train
 DEMO_TARGETS := demo-mandelbrot demo-train
 
+# Both demos print the load during their timed runs (ffi-tests/demo/load.h).
+$(BUILD)/demo/mandelbrot $(BUILD)/demo/train_demo: ffi-tests/demo/load.h
+
 demo-mandelbrot: $(BUILD)/demo/mandelbrot
 	$(BUILD)/demo/mandelbrot
 

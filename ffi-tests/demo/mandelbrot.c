@@ -5,6 +5,7 @@
  * that both images are identical. Writes build/mandelbrot.pgm. */
 #define _POSIX_C_SOURCE 200809L
 #include "cllm_threaded.h"
+#include "load.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@ int main(void) {
     uint8_t *seq = malloc((size_t)W * H), *par = malloc((size_t)W * H);
     if (!seq || !par) return 1;
 
+    load_snapshot load = load_begin();
     double t0 = now_s();
     render_rows(seq, 0, H);
     double t_seq = now_s() - t0;
@@ -81,6 +83,7 @@ int main(void) {
     printf("  1 thread:            %7.1f ms\n", t_seq * 1e3);
     printf("  %zu spheres + caller: %7.1f ms (best of 3)\n", spheres, best * 1e3);
     printf("  speed-up %.2fx on %zu cores; images identical: %s\n", t_seq / best, cllm_available_cores(), same ? "yes" : "NO");
+    load_report(load, "the speed-up");
     free(seq);
     free(par);
     return same ? 0 : 1;

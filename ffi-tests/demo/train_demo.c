@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cllm_training_threaded.h"
 #include "host/cllm_host.h"
+#include "load.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,12 +101,14 @@ int main(int argc, char **argv) {
      * the two take turns three times and the fastest of each is kept
      * (other programs on a shared machine only ever slow a run down). */
     double one = 1e30, many = 1e30;
+    load_snapshot load = load_begin();
     for (int r = 0; r < 3; r++) {
         double a = time_one_epoch(&cfg, all, n, 1), b = time_one_epoch(&cfg, all, n, threads);
         if (a < one) one = a;
         if (b < many) many = b;
     }
     printf("one epoch (fastest of 3 each): 1 sphere %.2f s, %d spheres %.2f s\n", one, threads, many);
+    load_report(load, "the speed-up");
     cllm_loader_free(loader);
     printf("demo epochs=%d first_loss=%.4f last_loss=%.4f speedup=%.2f threads=%d\n", EPOCHS, first, last, one / many,
            threads);
