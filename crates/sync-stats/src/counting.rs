@@ -15,7 +15,7 @@
 use crate::config::current_config;
 use crate::deadlock::{self, DeadlockReport};
 use crate::stats::{GLOBAL, LockStats};
-use crate::thread::{self, WaitMode, current_ids};
+use crate::thread::{self, WaitMode};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -81,20 +81,6 @@ impl LockMeta {
             wait,
         }
     }
-
-    /// True if waiting in `mode` by thread `me` can never end because `me`
-    /// itself blocks it.
-    fn waits_for_itself(&self, me: u64, mode: WaitMode) -> bool {
-        if me == 0 {
-            return false;
-        }
-        if self.owner.load(Ordering::Relaxed) == me {
-            return true;
-        }
-        mode == WaitMode::Write
-            && thread::with_current(|r| r.held_shared.snapshot().0.contains(&self.id))
-                .unwrap_or(false)
-    }
 }
 
 /// Why a timed or deadlock-checked acquisition failed.
@@ -127,36 +113,161 @@ enum OnCycle {
     GiveUp,
 }
 
+/// One kind of hold on a parking_lot lock (a mutex lock, a read, a write):
+/// the three ways of taking it that lock_api's raw-lock traits give every
+/// kind. Everything else (counting, the wait record, the deadlock check) is
+/// the same for all kinds and written once, in [`acquire`] and
+/// [`acquire_slow`].
+trait LockKind {
+    /// parking_lot's guard of this hold.
+    type Guard;
+    /// How the detector sees a thread waiting for this hold.
+    const MODE: WaitMode;
+    /// Takes the hold if it is free now.
+    fn try_now(&self) -> Option<Self::Guard>;
+    /// Takes the hold, waiting as long as needed.
+    fn wait(&self) -> Self::Guard;
+    /// Takes the hold, waiting until `until` at the latest.
+    fn wait_until(&self, until: Instant) -> Option<Self::Guard>;
+}
+
+/// Declares each lock kind by the parking_lot calls that take it.
+macro_rules! lock_kinds {
+    ($($(#[$doc:meta])* $kind:ident($lock:ident) -> $guard:ident, $mode:ident:
+        $try_now:ident, $wait:ident, $wait_until:ident;)*) => {$(
+        $(#[$doc])*
+        struct $kind<'a, T>(&'a parking_lot::$lock<T>);
+
+        impl<'a, T> LockKind for $kind<'a, T> {
+            type Guard = parking_lot::$guard<'a, T>;
+            const MODE: WaitMode = WaitMode::$mode;
+            #[inline]
+            fn try_now(&self) -> Option<Self::Guard> {
+                self.0.$try_now()
+            }
+            fn wait(&self) -> Self::Guard {
+                self.0.$wait()
+            }
+            fn wait_until(&self, until: Instant) -> Option<Self::Guard> {
+                self.0.$wait_until(until)
+            }
+        }
+    )*};
+}
+
+lock_kinds! {
+    /// The exclusive hold of a mutex.
+    MutexLock(Mutex) -> MutexGuard, Lock: try_lock, lock, try_lock_until;
+    /// A shared hold of a read-write lock.
+    Read(RwLock) -> RwLockReadGuard, Read: try_read, read, try_read_until;
+    /// The exclusive hold of a read-write lock.
+    Write(RwLock) -> RwLockWriteGuard, Write: try_write, write, try_write_until;
+}
+
+/// Publishes a new hold for the detector (the holder's id for an exclusive
+/// hold; the lock in the thread's read set for a read) and returns the
+/// thread's index for the counters: one thread-local access. Called while
+/// the lock is held, and before a wait record is cleared (see `deadlock`).
+#[inline]
+fn mark_held(meta: &LockMeta, mode: WaitMode) -> Option<usize> {
+    thread::with_current(|r| {
+        match mode {
+            WaitMode::Read => r.held_shared.insert(meta.id),
+            WaitMode::Lock | WaitMode::Write => meta.owner.store(r.id, Ordering::Relaxed),
+        }
+        r.index
+    })
+}
+
+/// Takes `kind` if it is free now, and counts the acquisition. The fast path
+/// of every lock kind: no clock read, no shared write.
+#[inline]
+fn try_acquire<K: LockKind>(meta: &LockMeta, kind: &K) -> Option<K::Guard> {
+    let guard = kind.try_now()?;
+    let index = mark_held(meta, K::MODE);
+    meta.count(index, K::MODE != WaitMode::Read, None);
+    Some(guard)
+}
+
+/// Takes `kind`, at once if it is free, else waiting until `deadline`
+/// (`None`: as long as needed) through [`acquire_slow`].
+#[inline]
+fn acquire<K: LockKind>(
+    meta: &LockMeta,
+    kind: &K,
+    deadline: Option<Instant>,
+    on_cycle: OnCycle,
+) -> Result<K::Guard, LockError> {
+    match try_acquire(meta, kind) {
+        Some(guard) => Ok(guard),
+        None => acquire_slow(meta, kind, deadline, on_cycle),
+    }
+}
+
+/// True if waiting in `mode` by thread `me` can never end because `me`
+/// itself blocks it: it holds the lock exclusively, or wants to write while
+/// holding a read.
+fn waits_for_itself(meta: &LockMeta, me: u64, mode: WaitMode) -> bool {
+    if me == 0 {
+        return false;
+    }
+    if meta.owner.load(Ordering::Relaxed) == me {
+        return true;
+    }
+    mode == WaitMode::Write
+        && thread::with_current(|r| r.held_shared.snapshot().0.contains(&meta.id)).unwrap_or(false)
+}
+
 /// Spin rounds (of 1, 2, 4, ... pauses, a few microseconds in all) before a
 /// contended acquisition publishes its wait.
 const SPIN_ROUNDS: u32 = 7;
 
-/// The slow path shared by every lock kind. First a brief spin on
-/// `try_now()`: most contended waits end within a lock hand-off, and they
-/// need no publication. Then it publishes the wait, retries with
-/// `attempt(until)` (`None` = block until acquired) and runs the detector
-/// every `deadlock_check`.
-fn wait_for<G>(
+/// The slow path shared by every lock kind. A thread that blocks the lock
+/// itself fails at once. Otherwise a brief spin on `try_now`: most
+/// contended waits end within a lock hand-off, and they need no
+/// publication. Then [`wait_published`]. The wait is counted from the first
+/// failed attempt to the hold.
+#[cold]
+fn acquire_slow<K: LockKind>(
     meta: &LockMeta,
-    mode: WaitMode,
-    start: Instant,
+    kind: &K,
     deadline: Option<Instant>,
     on_cycle: OnCycle,
-    mut try_now: impl FnMut() -> Option<G>,
-    mut attempt: impl FnMut(Option<Instant>) -> Option<G>,
-) -> Result<G, LockError> {
-    for round in 0..SPIN_ROUNDS {
+) -> Result<K::Guard, LockError> {
+    let me = thread::current_thread_id();
+    if waits_for_itself(meta, me, K::MODE) {
+        return Err(LockError::Deadlock(deadlock::self_wait(meta, me, K::MODE)));
+    }
+    let start = Instant::now();
+    let spun = (0..SPIN_ROUNDS).find_map(|round| {
         for _ in 0..1u32 << round {
             std::hint::spin_loop();
         }
-        if let Some(guard) = try_now() {
-            return Ok(guard);
-        }
-    }
+        kind.try_now()
+            .map(|guard| (guard, mark_held(meta, K::MODE)))
+    });
+    let (guard, index) = match spun {
+        Some(held) => held,
+        None => wait_published(meta, kind, start, deadline, on_cycle)?,
+    };
+    meta.count(index, K::MODE != WaitMode::Read, Some(start.elapsed()));
+    Ok(guard)
+}
+
+/// Publishes what the thread waits for, retries with `wait_until` and runs
+/// the detector every `deadlock_check`; returns the guard and the thread's
+/// index (from [`mark_held`], done before the wait record is cleared).
+fn wait_published<K: LockKind>(
+    meta: &LockMeta,
+    kind: &K,
+    start: Instant,
+    deadline: Option<Instant>,
+    on_cycle: OnCycle,
+) -> Result<(K::Guard, Option<usize>), LockError> {
     let record = thread::with_current(Arc::clone);
     let check = current_config().deadlock_check.filter(|_| record.is_some());
     if let Some(record) = &record {
-        record.begin_wait(meta, mode, start);
+        record.begin_wait(meta, K::MODE, start);
     }
     let mut next_check = check.map(|period| start + period);
     let outcome = loop {
@@ -164,8 +275,12 @@ fn wait_for<G>(
             (Some(d), Some(c)) => Some(d.min(c)),
             (d, c) => d.or(c),
         };
-        if let Some(guard) = attempt(until) {
-            break Ok(guard);
+        let acquired = match until {
+            None => Some(kind.wait()),
+            Some(t) => kind.wait_until(t),
+        };
+        if let Some(guard) = acquired {
+            break Ok((guard, mark_held(meta, K::MODE)));
         }
         let now = Instant::now();
         if let (Some(due), Some(period), Some(record)) = (next_check, check, &record) {
@@ -245,11 +360,7 @@ impl<T> CountingMutex<T> {
     /// # Panics
     /// If the calling thread already holds this mutex.
     pub fn lock(&self) -> CountingMutexGuard<'_, T> {
-        let (me, index) = current_ids();
-        if let Some(guard) = self.inner.try_lock() {
-            return self.hold(guard, me, index, None);
-        }
-        match self.lock_slow(me, index, None, OnCycle::Report) {
+        match self.acquire(None, OnCycle::Report) {
             Ok(guard) => guard,
             Err(e) => panic!("CountingMutex {:?}: {e}", self.name()),
         }
@@ -257,21 +368,14 @@ impl<T> CountingMutex<T> {
 
     /// Locks if the mutex is free now, without waiting.
     pub fn try_lock(&self) -> Option<CountingMutexGuard<'_, T>> {
-        let (me, index) = current_ids();
-        self.inner
-            .try_lock()
-            .map(|guard| self.hold(guard, me, index, None))
+        try_acquire(&self.meta, &MutexLock(&self.inner)).map(|guard| self.guard(guard))
     }
 
     /// Locks, waiting at most `timeout`. `None` on timeout, or at once if the
     /// calling thread holds the mutex itself. Cycles found while waiting are
     /// reported as by [`lock`](Self::lock).
     pub fn try_lock_for(&self, timeout: Duration) -> Option<CountingMutexGuard<'_, T>> {
-        let (me, index) = current_ids();
-        if let Some(guard) = self.inner.try_lock() {
-            return Some(self.hold(guard, me, index, None));
-        }
-        self.lock_slow(me, index, Some(deadline_after(timeout)), OnCycle::Report)
+        self.acquire(Some(deadline_after(timeout)), OnCycle::Report)
             .ok()
     }
 
@@ -281,66 +385,25 @@ impl<T> CountingMutex<T> {
     /// if the thread holds the mutex itself). Use it where the caller can
     /// back off: release what it holds and retry.
     pub fn lock_checked(&self, timeout: Duration) -> Result<CountingMutexGuard<'_, T>, LockError> {
-        let (me, index) = current_ids();
-        if let Some(guard) = self.inner.try_lock() {
-            return Ok(self.hold(guard, me, index, None));
-        }
-        self.lock_slow(me, index, Some(deadline_after(timeout)), OnCycle::GiveUp)
+        self.acquire(Some(deadline_after(timeout)), OnCycle::GiveUp)
     }
 
     #[inline]
-    fn hold<'a>(
-        &'a self,
-        guard: parking_lot::MutexGuard<'a, T>,
-        me: u64,
-        index: Option<usize>,
-        waited: Option<Duration>,
-    ) -> CountingMutexGuard<'a, T> {
-        self.meta.owner.store(me, Ordering::Relaxed);
-        self.meta.count(index, true, waited);
+    fn acquire(
+        &self,
+        deadline: Option<Instant>,
+        on_cycle: OnCycle,
+    ) -> Result<CountingMutexGuard<'_, T>, LockError> {
+        acquire(&self.meta, &MutexLock(&self.inner), deadline, on_cycle)
+            .map(|guard| self.guard(guard))
+    }
+
+    #[inline]
+    fn guard<'a>(&'a self, guard: parking_lot::MutexGuard<'a, T>) -> CountingMutexGuard<'a, T> {
         CountingMutexGuard {
             meta: &self.meta,
             guard,
         }
-    }
-
-    #[cold]
-    fn lock_slow(
-        &self,
-        me: u64,
-        index: Option<usize>,
-        deadline: Option<Instant>,
-        on_cycle: OnCycle,
-    ) -> Result<CountingMutexGuard<'_, T>, LockError> {
-        if self.meta.waits_for_itself(me, WaitMode::Lock) {
-            return Err(LockError::Deadlock(deadlock::self_wait(
-                &self.meta,
-                me,
-                WaitMode::Lock,
-            )));
-        }
-        let start = Instant::now();
-        let acquired = |guard| {
-            // Published before the wait record is cleared (see `deadlock`).
-            self.meta.owner.store(me, Ordering::Relaxed);
-            guard
-        };
-        let guard = wait_for(
-            &self.meta,
-            WaitMode::Lock,
-            start,
-            deadline,
-            on_cycle,
-            || self.inner.try_lock().map(acquired),
-            |until| {
-                match until {
-                    None => Some(self.inner.lock()),
-                    Some(t) => self.inner.try_lock_until(t),
-                }
-                .map(acquired)
-            },
-        )?;
-        Ok(self.hold(guard, me, index, Some(start.elapsed())))
     }
 
     /// True if some thread holds the mutex.
@@ -467,7 +530,7 @@ impl<T> CountingRwLock<T> {
     /// Shared access, waiting as long as needed (cycles reported as by
     /// [`CountingMutex::lock`]).
     pub fn read(&self) -> CountingReadGuard<'_, T> {
-        match self.read_inner(None, OnCycle::Report) {
+        match self.read_until(None, OnCycle::Report) {
             Ok(guard) => guard,
             Err(e) => panic!("CountingRwLock {:?}: {e}", self.name()),
         }
@@ -475,19 +538,19 @@ impl<T> CountingRwLock<T> {
 
     /// Shared access if available now.
     pub fn try_read(&self) -> Option<CountingReadGuard<'_, T>> {
-        self.inner.try_read().map(|guard| self.hold_read(guard))
+        try_acquire(&self.meta, &Read(&self.inner)).map(|guard| self.read_guard(guard))
     }
 
     /// Shared access, waiting at most `timeout`.
     pub fn try_read_for(&self, timeout: Duration) -> Option<CountingReadGuard<'_, T>> {
-        self.read_inner(Some(deadline_after(timeout)), OnCycle::Report)
+        self.read_until(Some(deadline_after(timeout)), OnCycle::Report)
             .ok()
     }
 
     /// Shared access, waiting at most `timeout`, giving up when the detector
     /// finds the caller in a cycle (see [`CountingMutex::lock_checked`]).
     pub fn read_checked(&self, timeout: Duration) -> Result<CountingReadGuard<'_, T>, LockError> {
-        self.read_inner(Some(deadline_after(timeout)), OnCycle::GiveUp)
+        self.read_until(Some(deadline_after(timeout)), OnCycle::GiveUp)
     }
 
     /// Exclusive access, waiting as long as needed.
@@ -495,7 +558,7 @@ impl<T> CountingRwLock<T> {
     /// # Panics
     /// If the calling thread already holds this lock (read or write).
     pub fn write(&self) -> CountingWriteGuard<'_, T> {
-        match self.write_inner(None, OnCycle::Report) {
+        match self.write_until(None, OnCycle::Report) {
             Ok(guard) => guard,
             Err(e) => panic!("CountingRwLock {:?}: {e}", self.name()),
         }
@@ -503,155 +566,58 @@ impl<T> CountingRwLock<T> {
 
     /// Exclusive access if available now.
     pub fn try_write(&self) -> Option<CountingWriteGuard<'_, T>> {
-        let (me, index) = current_ids();
-        self.inner
-            .try_write()
-            .map(|guard| self.hold_write(guard, me, index, None))
+        try_acquire(&self.meta, &Write(&self.inner)).map(|guard| self.write_guard(guard))
     }
 
     /// Exclusive access, waiting at most `timeout` (`None` at once if the
     /// calling thread holds the lock itself).
     pub fn try_write_for(&self, timeout: Duration) -> Option<CountingWriteGuard<'_, T>> {
-        self.write_inner(Some(deadline_after(timeout)), OnCycle::Report)
+        self.write_until(Some(deadline_after(timeout)), OnCycle::Report)
             .ok()
     }
 
     /// Exclusive access, waiting at most `timeout`, giving up when the
     /// detector finds the caller in a cycle.
     pub fn write_checked(&self, timeout: Duration) -> Result<CountingWriteGuard<'_, T>, LockError> {
-        self.write_inner(Some(deadline_after(timeout)), OnCycle::GiveUp)
-    }
-
-    fn read_inner(
-        &self,
-        deadline: Option<Instant>,
-        on_cycle: OnCycle,
-    ) -> Result<CountingReadGuard<'_, T>, LockError> {
-        if let Some(guard) = self.inner.try_read() {
-            return Ok(self.hold_read(guard));
-        }
-        self.read_slow(deadline, on_cycle)
-    }
-
-    #[cold]
-    fn read_slow(
-        &self,
-        deadline: Option<Instant>,
-        on_cycle: OnCycle,
-    ) -> Result<CountingReadGuard<'_, T>, LockError> {
-        let me = thread::current_thread_id();
-        if self.meta.waits_for_itself(me, WaitMode::Read) {
-            return Err(LockError::Deadlock(deadlock::self_wait(
-                &self.meta,
-                me,
-                WaitMode::Read,
-            )));
-        }
-        let start = Instant::now();
-        let acquired = |guard| {
-            thread::with_current(|r| r.held_shared.insert(self.meta.id));
-            guard
-        };
-        let guard = wait_for(
-            &self.meta,
-            WaitMode::Read,
-            start,
-            deadline,
-            on_cycle,
-            || self.inner.try_read().map(acquired),
-            |until| {
-                match until {
-                    None => Some(self.inner.read()),
-                    Some(t) => self.inner.try_read_until(t),
-                }
-                .map(acquired)
-            },
-        )?;
-        self.meta
-            .count(thread::current_thread_index(), false, Some(start.elapsed()));
-        Ok(CountingReadGuard {
-            meta: &self.meta,
-            guard,
-        })
+        self.write_until(Some(deadline_after(timeout)), OnCycle::GiveUp)
     }
 
     #[inline]
-    /// Tracks and counts a read acquired at the first attempt.
-    fn hold_read<'a>(
+    fn read_until(
+        &self,
+        deadline: Option<Instant>,
+        on_cycle: OnCycle,
+    ) -> Result<CountingReadGuard<'_, T>, LockError> {
+        acquire(&self.meta, &Read(&self.inner), deadline, on_cycle)
+            .map(|guard| self.read_guard(guard))
+    }
+
+    #[inline]
+    fn write_until(
+        &self,
+        deadline: Option<Instant>,
+        on_cycle: OnCycle,
+    ) -> Result<CountingWriteGuard<'_, T>, LockError> {
+        acquire(&self.meta, &Write(&self.inner), deadline, on_cycle)
+            .map(|guard| self.write_guard(guard))
+    }
+
+    #[inline]
+    fn read_guard<'a>(
         &'a self,
         guard: parking_lot::RwLockReadGuard<'a, T>,
     ) -> CountingReadGuard<'a, T> {
-        let index = thread::with_current(|r| {
-            r.held_shared.insert(self.meta.id);
-            r.index
-        });
-        self.meta.count(index, false, None);
         CountingReadGuard {
             meta: &self.meta,
             guard,
         }
     }
 
-    fn write_inner(
-        &self,
-        deadline: Option<Instant>,
-        on_cycle: OnCycle,
-    ) -> Result<CountingWriteGuard<'_, T>, LockError> {
-        let (me, index) = current_ids();
-        if let Some(guard) = self.inner.try_write() {
-            return Ok(self.hold_write(guard, me, index, None));
-        }
-        self.write_slow(me, index, deadline, on_cycle)
-    }
-
-    #[cold]
-    fn write_slow(
-        &self,
-        me: u64,
-        index: Option<usize>,
-        deadline: Option<Instant>,
-        on_cycle: OnCycle,
-    ) -> Result<CountingWriteGuard<'_, T>, LockError> {
-        if self.meta.waits_for_itself(me, WaitMode::Write) {
-            return Err(LockError::Deadlock(deadlock::self_wait(
-                &self.meta,
-                me,
-                WaitMode::Write,
-            )));
-        }
-        let start = Instant::now();
-        let acquired = |guard| {
-            self.meta.owner.store(me, Ordering::Relaxed);
-            guard
-        };
-        let guard = wait_for(
-            &self.meta,
-            WaitMode::Write,
-            start,
-            deadline,
-            on_cycle,
-            || self.inner.try_write().map(acquired),
-            |until| {
-                match until {
-                    None => Some(self.inner.write()),
-                    Some(t) => self.inner.try_write_until(t),
-                }
-                .map(acquired)
-            },
-        )?;
-        Ok(self.hold_write(guard, me, index, Some(start.elapsed())))
-    }
-
     #[inline]
-    fn hold_write<'a>(
+    fn write_guard<'a>(
         &'a self,
         guard: parking_lot::RwLockWriteGuard<'a, T>,
-        me: u64,
-        index: Option<usize>,
-        waited: Option<Duration>,
     ) -> CountingWriteGuard<'a, T> {
-        self.meta.owner.store(me, Ordering::Relaxed);
-        self.meta.count(index, true, waited);
         CountingWriteGuard {
             meta: &self.meta,
             guard,

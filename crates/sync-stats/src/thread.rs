@@ -204,12 +204,6 @@ pub fn current_thread_index() -> Option<usize> {
     with_current(|r| r.index)
 }
 
-/// The calling thread's `(id, index)` in one thread-local access.
-#[inline]
-pub(crate) fn current_ids() -> (u64, Option<usize>) {
-    with_current(|r| (r.id, Some(r.index))).unwrap_or((0, None))
-}
-
 /// Every registered thread, for the deadlock detector.
 pub(crate) fn all_threads() -> Vec<Arc<ThreadRecord>> {
     REGISTRY.lock().threads.clone()

@@ -71,6 +71,52 @@ fn a_held_lock_makes_the_next_acquisition_contended_with_its_wait() {
     assert_eq!(s.contention_rate(), 0.5);
 }
 
+/// Holds `hold` on this thread while another thread runs `wait` (which
+/// must block on the lock), releases it after 50 ms, and returns what
+/// `wait` returned.
+fn after_a_contended_wait<H, R: Send>(hold: H, wait: impl FnOnce() -> R + Send) -> R {
+    thread::scope(|s| {
+        let waiter = s.spawn(wait);
+        thread::sleep(Duration::from_millis(50));
+        drop(hold);
+        waiter.join().unwrap()
+    })
+}
+
+#[test]
+fn every_lock_kind_counts_a_contended_acquisition_and_publishes_its_hold() {
+    // After a wait, each kind of hold is counted with its wait and is seen
+    // by the deadlock checks: asking again for a hold the thread itself
+    // blocks fails at once.
+    let at_once = Duration::from_secs(10);
+    let m = CountingMutex::new("contended-mutex", ());
+    let rw = CountingRwLock::new("contended-rw", ());
+    let relock = after_a_contended_wait(m.lock(), || {
+        let _held = m.lock();
+        m.lock_checked(at_once).err()
+    });
+    let reread = after_a_contended_wait(rw.write(), || {
+        let _held = rw.write();
+        rw.read_checked(at_once).err()
+    });
+    let rewrite = after_a_contended_wait(rw.write(), || {
+        let _held = rw.read();
+        rw.write_checked(at_once).err()
+    });
+    for (kind, error) in [("mutex", relock), ("write", reread), ("read", rewrite)] {
+        assert!(
+            matches!(error, Some(LockError::Deadlock(_))),
+            "the {kind} hold after a wait is published: {error:?}"
+        );
+    }
+    for s in [m.stats(), rw.stats()] {
+        assert!(s.contended >= 1, "{s:?}");
+        assert!(s.wait >= Duration::from_millis(40), "{s:?}");
+    }
+    assert_eq!(m.stats().acquisitions, 2);
+    assert_eq!((rw.stats().acquisitions, rw.stats().contended), (4, 2));
+}
+
 #[test]
 fn many_threads_hammering_one_mutex_count_every_acquisition() {
     let m = CountingMutex::new("hammer", 0u64);
