@@ -168,6 +168,30 @@ static void test_busy_and_timeout(cllm_pool *pool) {
     CHECK(!busy, "sphere 1 is free again");
 }
 
+static void test_dispatch_any(cllm_pool *pool) {
+    atomic_int open = 0;
+    size_t a = 99, b = 99, c = 77;
+    CHECK_STATUS(cllm_pool_dispatch_any(pool, block_until_open, &open, &a), CLLM_OK);
+    CHECK_STATUS(cllm_pool_dispatch_any(pool, block_until_open, &open, &b), CLLM_OK);
+    CHECK(a < 2 && b < 2 && a != b, "two idle spheres picked: %zu %zu", a, b);
+    CHECK_STATUS(cllm_pool_dispatch_any(pool, block_until_open, &open, &c), CLLM_ERR_BUSY);
+    CHECK(c == 77, "output written on failure");
+    CHECK(strstr(cllm_last_error(), "no idle sphere") != NULL, "%s", cllm_last_error());
+    CHECK_STATUS(cllm_pool_wait_timeout(pool, a, 1000), CLLM_ERR_TIMEOUT);
+    atomic_store(&open, 1);
+    CHECK_STATUS(cllm_pool_wait_timeout(pool, a, 10u * 1000 * 1000), CLLM_OK);
+    CHECK_STATUS(cllm_pool_wait_timeout(pool, b, 10u * 1000 * 1000), CLLM_OK);
+
+    atomic_size_t counter = 0;
+    CHECK_STATUS(cllm_pool_dispatch_any(pool, add_sphere_plus_one, &counter, &c), CLLM_OK);
+    CHECK_STATUS(cllm_pool_wait(pool, c), CLLM_OK);
+    CHECK(atomic_load(&counter) == c + 1, "the job ran on the sphere reported: %zu vs %zu",
+          (size_t)atomic_load(&counter), c);
+    CHECK_STATUS(cllm_pool_dispatch_any(pool, add_sphere_plus_one, &counter, NULL), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_pool_dispatch_any(pool, NULL, &counter, &c), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_pool_dispatch_any(NULL, add_sphere_plus_one, &counter, &c), CLLM_ERR_NULL);
+}
+
 /* ---- fork-join ----------------------------------------------------------- */
 
 typedef struct {
@@ -373,6 +397,7 @@ int main(void) {
     if (pool) {
         test_dispatch_and_wait(pool);
         test_busy_and_timeout(pool);
+        test_dispatch_any(pool);
         test_run_all(pool);
         test_parallel_for(pool);
         test_nested_calls_run_inline(pool);

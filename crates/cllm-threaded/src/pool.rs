@@ -17,7 +17,9 @@ impl From<Error> for FfiError {
             Error::InvalidArgument(_) | Error::SphereOutOfRange { .. } => {
                 cllm_status::CLLM_ERR_INVALID_ARGUMENT
             }
-            Error::Busy { .. } | Error::RoundInProgress => cllm_status::CLLM_ERR_BUSY,
+            Error::Busy { .. } | Error::NoIdleSphere { .. } | Error::RoundInProgress => {
+                cllm_status::CLLM_ERR_BUSY
+            }
             Error::Timeout { .. } => cllm_status::CLLM_ERR_TIMEOUT,
             Error::Shutdown => cllm_status::CLLM_ERR_SHUTDOWN,
             Error::Spawn { .. } => cllm_status::CLLM_ERR_SPAWN,
@@ -267,6 +269,39 @@ pub unsafe extern "C" fn cllm_pool_dispatch(
         let job = job.ok_or_else(|| FfiError::null("fn"))?;
         // SAFETY: the caller promises `job(arg, sphere)` may run on a sphere.
         pool.dispatch_raw(sphere, unsafe { RawJob::new(job, arg) })?;
+        Ok(())
+    })
+}
+
+/// Hands `fn(arg, sphere)` to an idle sphere and returns at once, writing
+/// its index to `*out_sphere` (wait for the job with `cllm_pool_wait` on
+/// that index). Never blocks: `CLLM_ERR_BUSY` if every sphere holds a job
+/// that was not waited for, or a fork-join round is running (nothing is
+/// dispatched; wait for one and try again). The search starts after the
+/// sphere picked last, so jobs spread over the pool. Errors also:
+/// `CLLM_ERR_NULL` (pool, fn, out_sphere), `CLLM_ERR_INVALID_ARGUMENT` for a
+/// pool without spheres (one thread), `CLLM_ERR_SHUTDOWN`.
+///
+/// # Safety
+/// `pool` is NULL or a live pool; `fn(arg, sphere)` must be safe to run on
+/// a sphere's thread, and `arg` valid until the job was waited for;
+/// `out_sphere` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_dispatch_any(
+    pool: *const cllm_pool,
+    job: cllm_job_fn,
+    arg: *mut c_void,
+    out_sphere: *mut usize,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out_sphere, "out_sphere")?;
+        // SAFETY: forwarded from the caller.
+        let pool = unsafe { pool_ref(pool) }?;
+        let job = job.ok_or_else(|| FfiError::null("fn"))?;
+        // SAFETY: the caller promises `job(arg, sphere)` may run on a sphere.
+        let sphere = pool.dispatch_any_raw(unsafe { RawJob::new(job, arg) })?;
+        // SAFETY: checked above.
+        unsafe { write_out(out, sphere) };
         Ok(())
     })
 }

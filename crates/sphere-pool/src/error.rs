@@ -38,6 +38,12 @@ pub enum Error {
         /// The busy sphere.
         sphere: usize,
     },
+    /// [`dispatch_any`](crate::SpherePool::dispatch_any) found no idle
+    /// sphere: every one holds a job that was not waited for.
+    NoIdleSphere {
+        /// The number of spheres of the pool.
+        spheres: usize,
+    },
     /// A fork-join round (`run_all`, `parallel_for`) is in progress on the
     /// pool: until it returns, no sphere takes another job or round from
     /// another thread, even one whose share is done (nested fork-joins from
@@ -89,6 +95,10 @@ impl fmt::Display for Error {
                     "sphere {sphere} is busy: its last job was not waited for"
                 )
             }
+            Error::NoIdleSphere { spheres } => write!(
+                f,
+                "no idle sphere: all {spheres} hold a job that was not waited for"
+            ),
             Error::RoundInProgress => write!(
                 f,
                 "the pool is busy: a fork-join round (run_all or parallel_for) is in progress"

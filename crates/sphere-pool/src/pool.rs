@@ -301,6 +301,9 @@ struct Shared {
     /// jobs and rounds out until then, so "busy" does not depend on timing.
     /// Only callers touch it (its own cache line, not the spheres').
     round: CachePadded<AtomicBool>,
+    /// Where `dispatch_any` starts looking, so that it spreads jobs over
+    /// the spheres instead of always filling sphere 0 first.
+    next_any: AtomicUsize,
 }
 
 /// Clears [`Shared::round`] when a round ends, however it ends.
@@ -372,6 +375,7 @@ impl SpherePool {
             config,
             yielding,
             round: CachePadded::new(AtomicBool::new(false)),
+            next_any: AtomicUsize::new(0),
         });
         let cores = if shared.config.pin {
             core_affinity::get_core_ids().unwrap_or_default()
@@ -550,6 +554,49 @@ impl SpherePool {
         let slot = self.slot(sphere)?;
         self.refuse_during_round()?;
         slot.dispatch(sphere, Job::Raw(job))
+    }
+
+    /// Hands `job` to an idle sphere and returns at once with its index
+    /// (wait for it with [`wait`](Self::wait) on that index). Never blocks:
+    /// with every sphere holding a job that was not waited for, it fails
+    /// with [`Error::NoIdleSphere`]; during a fork-join round, with
+    /// [`Error::RoundInProgress`]; a pool without spheres (one thread) has
+    /// nothing to dispatch to ([`Error::InvalidArgument`]). The search
+    /// starts after the sphere picked last, so jobs spread over the pool.
+    pub fn dispatch_any(&self, job: impl FnOnce() + Send + 'static) -> Result<usize, Error> {
+        self.dispatch_any_job(Job::Boxed(Box::new(job)))
+    }
+
+    /// As [`dispatch_any`](Self::dispatch_any) for a C job, without
+    /// allocating.
+    pub fn dispatch_any_raw(&self, job: RawJob) -> Result<usize, Error> {
+        self.dispatch_any_job(Job::Raw(job))
+    }
+
+    fn dispatch_any_job(&self, job: Job) -> Result<usize, Error> {
+        let n = self.spheres();
+        if n == 0 {
+            return Err(Error::InvalidArgument(
+                "the pool has no sphere to dispatch to (a pool of one thread runs \
+                 fork-join work on the caller)"
+                    .to_owned(),
+            ));
+        }
+        self.refuse_during_round()?;
+        let start = self.shared.next_any.load(Ordering::Relaxed);
+        for k in 0..n {
+            let sphere = (start + k) % n;
+            match self.shared.slots[sphere].claim(sphere) {
+                Ok(()) => {
+                    self.shared.slots[sphere].publish(job);
+                    self.shared.next_any.store(sphere + 1, Ordering::Relaxed);
+                    return Ok(sphere);
+                }
+                Err(Error::Busy { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::NoIdleSphere { spheres: n })
     }
 
     /// True if `sphere` holds a job that was not waited for yet, or a

@@ -968,3 +968,54 @@ fn a_round_of_another_pool_inside_a_share_runs_in_parallel() {
         })
         .unwrap();
 }
+
+#[test]
+fn dispatch_any_picks_idle_spheres_and_says_when_none_is_idle() {
+    let pool = SpherePool::new(2).unwrap();
+    let gate = Gate::default();
+    let (g0, g1) = (gate.clone(), gate.clone());
+    let a = pool.dispatch_any(move || g0.wait()).unwrap();
+    let b = pool.dispatch_any(move || g1.wait()).unwrap();
+    assert_ne!(a, b, "two jobs on one sphere");
+    assert!(a < 2 && b < 2);
+    // Both busy: refused at once, nothing dispatched.
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    assert_eq!(
+        pool.dispatch_any(move || r.store(true, Ordering::SeqCst)),
+        Err(Error::NoIdleSphere { spheres: 2 })
+    );
+    gate.open();
+    pool.wait(a).unwrap();
+    // Only `a` is free again (b's job done but not waited for): it is picked.
+    assert_eq!(pool.dispatch_any(|| {}), Ok(a));
+    pool.wait(a).unwrap();
+    pool.wait(b).unwrap();
+    assert!(!ran.load(Ordering::SeqCst));
+    // Successive picks spread over the spheres.
+    let x = pool.dispatch_any(|| {}).unwrap();
+    pool.wait(x).unwrap();
+    let y = pool.dispatch_any(|| {}).unwrap();
+    pool.wait(y).unwrap();
+    assert_ne!(x, y);
+}
+
+#[test]
+fn dispatch_any_during_a_round_is_refused_and_a_job_may_use_it_for_another_sphere() {
+    let pool = Arc::new(SpherePool::new(2).unwrap());
+    pool.run_all(|_| assert_eq!(pool.dispatch_any(|| {}), Err(Error::RoundInProgress)))
+        .unwrap();
+    let p = pool.clone();
+    let picked = Arc::new(Mutex::new(None));
+    let k = picked.clone();
+    let me = pool
+        .dispatch_any(move || {
+            let other = p.dispatch_any(|| {}).unwrap();
+            p.wait(other).unwrap();
+            *k.lock().unwrap() = Some(other);
+        })
+        .unwrap();
+    pool.wait(me).unwrap();
+    let other = picked.lock().unwrap().unwrap();
+    assert_ne!(other, me, "a job's own sphere is not idle");
+}
