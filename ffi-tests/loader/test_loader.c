@@ -501,6 +501,49 @@ static void test_bad_input(void) {
     cllm_loader_free(NULL);
 }
 
+/* A loader served from its cache, then the cache truncated in place by
+ * someone else: the loader holds its own copy of the tokens, so reading them
+ * cannot fault (a memory-mapped cache died of SIGBUS here). */
+static void test_cache_truncated_under_a_live_loader(void) {
+    make_corpus("shared");
+    char cache[512];
+    path_of(cache, sizeof cache, "shared.cache");
+    cllm_loader_options o = cllm_loader_options_default();
+    o.cache_path = cache;
+    settle();
+    cllm_loader* cold = load_dir("shared", &o);
+    cllm_loader* warm = load_dir("shared", &o);
+    if (!cold || !warm) {
+        cllm_loader_free(cold);
+        cllm_loader_free(warm);
+        return;
+    }
+    cllm_loader_report r;
+    CHECK_STATUS(cllm_loader_get_report(warm, &r), CLLM_OK);
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_HIT, "served from the cache: %u", r.cache_status);
+    CHECK(truncate(cache, 0) == 0, "truncate the cache in place");
+    const uint32_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    CHECK_STATUS(cllm_loader_tokens(warm, &b, &nb), CLLM_OK);
+    CHECK_STATUS(cllm_loader_tokens(cold, &a, &na), CLLM_OK);
+    CHECK(na == nb && na > 0 && memcmp(a, b, na * sizeof *a) == 0, "same tokens after the truncation");
+    cllm_batch_options bo = cllm_batch_options_default();
+    bo.batch_size = 2;
+    bo.seq_len = 4;
+    cllm_loader_iter* it = NULL;
+    CHECK_STATUS(cllm_loader_iter_create(warm, &bo, 0, 1, &it), CLLM_OK);
+    cllm_loader_batch* batch = NULL;
+    size_t batches = 0;
+    while (it && cllm_loader_iter_next(it, &batch) == CLLM_OK && batch) {
+        batches++;
+        cllm_loader_batch_free(batch);
+    }
+    CHECK(batches > 0, "batches after the truncation");
+    cllm_loader_iter_free(it);
+    cllm_loader_free(warm);
+    cllm_loader_free(cold);
+}
+
 int main(void) {
     snprintf(root, sizeof root, "/tmp/cllm-loader-test-XXXXXX");
     if (!mkdtemp(root)) {
@@ -512,6 +555,7 @@ int main(void) {
     test_batches_shards_prefetch();
     test_files_list_and_bytes();
     test_cache();
+    test_cache_truncated_under_a_live_loader();
     test_bad_input();
     remove_tree(root);
     return check_summary();

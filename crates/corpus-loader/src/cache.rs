@@ -18,16 +18,18 @@
 //! Reading checks, in order: the length against the header (truncation),
 //! magic, version, header hash, the sections' bounds, the metadata hash,
 //! then every token block's hash and that every id is inside the vocabulary
-//! (blocks in parallel). Any failure makes the cache "corrupt": it is rebuilt,
-//! never used. Writing goes to a temporary file in the same directory,
+//! (blocks in parallel). Any failure makes the cache "corrupt": it is
+//! rebuilt, never used. The file is read, never memory-mapped: a reader
+//! holds its own copy, so another process truncating or rewriting the file
+//! in place cannot crash it (a mapping would fault with SIGBUS). Writing goes to a temporary file in the same directory,
 //! optionally `fsync`ed, then renamed over the cache: readers see the old or
 //! the new file, never a half-written one.
 
 use crate::build::FileRecord;
 use crate::config::{LoaderConfig, TokenizerKind};
-use crate::fs::{Mapped, Opener, StatSig};
+use crate::fs::{Opener, StatSig};
 use crate::hash::xxh64;
-use crate::tokens::Tokens;
+use crate::tokens::{TokenStore, Tokens, try_zeroed};
 use crate::vocab::Vocab;
 use crate::walk::EntryKind;
 use parking_lot::Mutex;
@@ -35,8 +37,8 @@ use sphere_pool::SpherePool;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The first eight bytes of every cache file.
@@ -317,9 +319,12 @@ fn decode_meta(data: &[u8]) -> Option<Meta> {
     })
 }
 
-/// A cache file that passed the header and metadata checks.
+/// A cache file that passed the header and metadata checks. Nothing of it
+/// is mapped: its sections are read into memory, so a cache truncated or
+/// rewritten in place by another process cannot crash this one (it can
+/// only fail the checks).
 pub(crate) struct CacheFile {
-    pub map: Arc<Mapped>,
+    file: File,
     pub header: Header,
     pub meta: Meta,
     pub path: PathBuf,
@@ -334,7 +339,16 @@ pub(crate) enum Opened {
     Valid(Box<CacheFile>),
 }
 
-/// Opens, maps and checks the header and metadata of the cache at `path`.
+/// The reason for a failed read of a cache section.
+fn read_failure(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        "truncated while being read".into()
+    } else {
+        format!("cannot read: {e}")
+    }
+}
+
+/// Opens the cache at `path` and reads and checks its header and metadata.
 pub(crate) fn open(opener: &Opener, path: &Path) -> Opened {
     let file = match opener.open(path) {
         Ok(f) => f,
@@ -356,23 +370,31 @@ pub(crate) fn open(opener: &Opener, path: &Path) -> Opened {
     if len < HEADER_LEN as u64 {
         return Opened::Corrupt(format!("truncated: {len} bytes, shorter than the header"));
     }
-    let Ok(map_len) = usize::try_from(len) else {
-        return Opened::Corrupt("larger than the address space".into());
-    };
-    let map = match Mapped::map(&file, map_len) {
-        Ok(m) => Arc::new(m),
-        Err(e) => return Opened::Corrupt(format!("cannot map: {e}")),
-    };
-    let data = map.bytes();
-    let header = match Header::decode(data, len) {
+    let mut head = [0u8; HEADER_LEN];
+    if let Err(e) = file.read_exact_at(&mut head, 0) {
+        return Opened::Corrupt(read_failure(&e));
+    }
+    let header = match Header::decode(&head, len) {
         Ok(h) => h,
         Err(why) => return Opened::Corrupt(why),
     };
-    let meta_bytes = &data[HEADER_LEN..HEADER_LEN + header.meta_len as usize];
-    if xxh64(meta_bytes, 0) != header.meta_hash {
+    // The section table was checked against the file's real length, so
+    // this size is bounded by it; still, a failed allocation is a reason.
+    let meta_len = header.meta_len as usize;
+    let mut meta_bytes = Vec::new();
+    if meta_bytes.try_reserve_exact(meta_len).is_err() {
+        return Opened::Inaccessible(format!(
+            "cannot allocate {meta_len} bytes to read its metadata"
+        ));
+    }
+    meta_bytes.resize(meta_len, 0);
+    if let Err(e) = file.read_exact_at(&mut meta_bytes, HEADER_LEN as u64) {
+        return Opened::Corrupt(read_failure(&e));
+    }
+    if xxh64(&meta_bytes, 0) != header.meta_hash {
         return Opened::Corrupt("metadata checksum mismatch".into());
     }
-    let Some(meta) = decode_meta(meta_bytes) else {
+    let Some(meta) = decode_meta(&meta_bytes) else {
         return Opened::Corrupt("malformed metadata".into());
     };
     if meta.vocab.len() != header.vocab_size as usize
@@ -381,57 +403,86 @@ pub(crate) fn open(opener: &Opener, path: &Path) -> Opened {
         return Opened::Corrupt("vocabulary does not match the header".into());
     }
     Opened::Valid(Box::new(CacheFile {
-        map,
+        file,
         header,
         meta,
         path: path.to_owned(),
     }))
 }
 
+/// The tokens of a cache, read and verified, and its block hashes.
+pub(crate) struct Verified {
+    pub tokens: TokenStore,
+    pub blocks: Vec<u64>,
+}
+
 impl CacheFile {
-    /// The token section's bytes.
-    pub(crate) fn token_bytes(&self) -> &[u8] {
-        let start = self.header.tokens_off as usize;
-        &self.map.bytes()[start..self.header.blocks_off as usize]
-    }
-
-    /// The stored block hashes.
-    pub(crate) fn block_hashes(&self) -> Vec<u64> {
-        self.map.bytes()[self.header.blocks_off as usize..]
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect()
-    }
-
-    /// Checks every token block's hash and that every id is in the
-    /// vocabulary, blocks in parallel.
-    pub(crate) fn verify_tokens(&self, pool: &SpherePool) -> Result<(), String> {
-        let blocks_bytes = &self.map.bytes()[self.header.blocks_off as usize..];
-        if xxh64(blocks_bytes, 0) != self.header.blocks_hash {
+    /// Reads the token section into memory and checks every block's hash
+    /// and that every id is in the vocabulary. Blocks are read and checked
+    /// in parallel, each checked while it is still in the core's cache.
+    pub(crate) fn read_tokens(&self, pool: &SpherePool) -> Result<Verified, String> {
+        let h = &self.header;
+        let table_len = (h.block_count * 8) as usize; // bounded by the file length
+        let mut table = Vec::new();
+        table
+            .try_reserve_exact(table_len)
+            .map_err(|_| format!("cannot allocate {table_len} bytes for its block table"))?;
+        table.resize(table_len, 0);
+        self.file
+            .read_exact_at(&mut table, h.blocks_off)
+            .map_err(|e| read_failure(&e))?;
+        if xxh64(&table, 0) != h.blocks_hash {
             return Err("block table checksum mismatch".into());
         }
-        let stored = self.block_hashes();
-        let tokens = self.token_bytes();
-        let width = self.header.token_width as usize;
-        let vocab = self.header.vocab_size;
+        let blocks: Vec<u64> = table
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let count = h.n_tokens as usize;
+        let no_memory = || {
+            format!(
+                "cannot allocate {} bytes for its tokens",
+                count.saturating_mul(h.token_width as usize)
+            )
+        };
+        let mut tokens = if h.token_width == 2 {
+            TokenStore::U16(try_zeroed(count).ok_or_else(no_memory)?)
+        } else {
+            TokenStore::U32(try_zeroed(count).ok_or_else(no_memory)?)
+        };
+        let width = h.token_width as usize;
+        let vocab = h.vocab_size;
         let first_bad = AtomicU64::new(u64::MAX);
         let out_of_range = AtomicBool::new(false);
-        pool.parallel_for(0..stored.len(), 16, |blocks| {
-            for b in blocks {
-                let data = &tokens[b * BLOCK..tokens.len().min((b + 1) * BLOCK)];
-                if xxh64(data, b as u64) != stored[b] {
+        let read_error = Mutex::new(None);
+        let parts: Vec<Mutex<&mut [u8]>> = tokens
+            .bytes_mut()
+            .chunks_mut(BLOCK)
+            .map(Mutex::new)
+            .collect();
+        pool.parallel_for(0..parts.len(), 16, |range| {
+            for b in range {
+                let mut part = parts[b].lock();
+                let at = h.tokens_off + (b * BLOCK) as u64;
+                if let Err(e) = self.file.read_exact_at(&mut part, at) {
+                    read_error.lock().get_or_insert(read_failure(&e));
+                } else if xxh64(&part, b as u64) != blocks[b] {
                     first_bad.fetch_min(b as u64, Ordering::Relaxed);
-                } else if max_id(data, width) >= vocab {
+                } else if max_id(&part, width) >= vocab {
                     out_of_range.store(true, Ordering::Relaxed);
                 }
             }
         })
         .map_err(|e| format!("verification failed: {e}"))?;
+        drop(parts);
+        if let Some(why) = read_error.into_inner() {
+            return Err(why);
+        }
         match first_bad.load(Ordering::Relaxed) {
             u64::MAX if out_of_range.load(Ordering::Relaxed) => {
                 Err("token id outside the vocabulary".into())
             }
-            u64::MAX => Ok(()),
+            u64::MAX => Ok(Verified { tokens, blocks }),
             b => Err(format!("token block {b} checksum mismatch")),
         }
     }
@@ -657,8 +708,8 @@ mod tests {
         assert_eq!(file.header.fingerprint, 42);
         assert_eq!(file.meta.records, m.records);
         assert_eq!(file.meta.vocab, m.vocab);
-        assert_eq!(file.token_bytes(), Tokens::U16(&[2, 4, 5, 3]).as_bytes());
-        assert_eq!(file.verify_tokens(&SpherePool::new(2).unwrap()), Ok(()));
+        let verified = file.read_tokens(&SpherePool::new(2).unwrap()).unwrap();
+        assert_eq!(verified.tokens.view().to_vec(), [2, 4, 5, 3]);
         assert_eq!(opener.opened(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -674,8 +725,8 @@ mod tests {
         let Opened::Valid(file) = open(&opener, &path) else {
             panic!("checksums are valid")
         };
-        let verdict = file.verify_tokens(&SpherePool::new(1).unwrap());
-        assert_eq!(verdict, Err("token id outside the vocabulary".to_string()));
+        let verdict = file.read_tokens(&SpherePool::new(1).unwrap()).err();
+        assert_eq!(verdict.as_deref(), Some("token id outside the vocabulary"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

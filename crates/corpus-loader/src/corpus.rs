@@ -2,7 +2,7 @@
 //! cold build (and a new cache).
 
 use crate::build::{Built, FileRecord, Preread, build};
-use crate::cache::{self, CacheFile, Meta, Opened, TempCache};
+use crate::cache::{self, CacheFile, Meta, Opened, TempCache, Verified};
 use crate::config::{LoaderConfig, Source};
 use crate::error::Error;
 use crate::fs::{FileSystem, Opener, OsFileSystem, StatSig, read_all};
@@ -248,20 +248,21 @@ impl Load<'_> {
             ),
             Opened::Valid(file) => match compare(&file.meta.records, &self.walk.entries) {
                 Diff::Changed(why) => (CacheStatus::Stale, why, None),
-                Diff::Same { suspects } => match file.verify_tokens(self.pool) {
+                Diff::Same { suspects } => match file.read_tokens(self.pool) {
                     Err(why) => (CacheStatus::Corrupt, why, None),
-                    Ok(()) if suspects.is_empty() => {
+                    Ok(verified) if suspects.is_empty() => {
                         self.timings.cache_read = started.elapsed();
                         return Ok(self.corpus_from_cache(
                             *file,
+                            verified.tokens,
                             CacheStatus::Hit,
                             "corpus unchanged".into(),
                             None,
                         ));
                     }
-                    Ok(()) => {
+                    Ok(verified) => {
                         self.timings.cache_read = started.elapsed();
-                        return self.check_suspects(*file, &suspects, fingerprint);
+                        return self.check_suspects(*file, verified, &suspects, fingerprint);
                     }
                 },
             },
@@ -275,6 +276,7 @@ impl Load<'_> {
     fn check_suspects(
         &mut self,
         file: CacheFile,
+        verified: Verified,
         suspects: &[usize],
         fingerprint: u64,
     ) -> Result<Corpus, Error> {
@@ -324,19 +326,13 @@ impl Load<'_> {
                     vocab: file.meta.vocab.clone(),
                     distinct: file.meta.distinct,
                 };
-                let tokens = TokenStore::Mapped {
-                    map: file.map.clone(),
-                    offset: file.header.tokens_off as usize,
-                    count: file.header.n_tokens as usize,
-                    width: file.header.token_width as usize,
-                };
                 let result = temp.persist(
                     &file.path,
                     fingerprint,
                     &self.walk.description,
                     &meta,
-                    tokens.view(),
-                    &file.block_hashes(),
+                    verified.tokens.view(),
+                    &verified.blocks,
                     self.config.durable_cache,
                 );
                 self.timings.cache_write = started.elapsed();
@@ -346,14 +342,25 @@ impl Load<'_> {
         };
         Ok(match written {
             Ok((bytes, records)) => {
-                let mut corpus =
-                    self.corpus_from_cache(file, CacheStatus::Refreshed, note, Some(records));
+                let mut corpus = self.corpus_from_cache(
+                    file,
+                    verified.tokens,
+                    CacheStatus::Refreshed,
+                    note,
+                    Some(records),
+                );
                 corpus.report.cache_written = true;
                 corpus.report.cache_bytes = bytes;
                 corpus
             }
             Err(e) => {
-                let mut corpus = self.corpus_from_cache(file, CacheStatus::Refreshed, note, None);
+                let mut corpus = self.corpus_from_cache(
+                    file,
+                    verified.tokens,
+                    CacheStatus::Refreshed,
+                    note,
+                    None,
+                );
                 corpus.report.cache_error = Some(e.to_string());
                 corpus
             }
@@ -363,17 +370,12 @@ impl Load<'_> {
     fn corpus_from_cache(
         &self,
         file: CacheFile,
+        tokens: TokenStore,
         status: CacheStatus,
         note: String,
         records: Option<Vec<FileRecord>>,
     ) -> Corpus {
         let records = records.unwrap_or(file.meta.records);
-        let tokens = TokenStore::Mapped {
-            map: file.map.clone(),
-            offset: file.header.tokens_off as usize,
-            count: file.header.n_tokens as usize,
-            width: file.header.token_width as usize,
-        };
         let mut report = self.report(
             &records,
             &file.meta.vocab,

@@ -1,5 +1,5 @@
 //! File access: the injectable opener (every open of a corpus or cache file
-//! goes through it and is counted), stat signatures, and read-only mappings.
+//! goes through it and is counted) and stat signatures.
 
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
@@ -99,58 +99,4 @@ pub(crate) fn read_all(mut file: &File, size_hint: u64, buf: &mut Vec<u8>) -> io
     buf.reserve(usize::try_from(size_hint).unwrap_or(0).saturating_add(1));
     file.read_to_end(buf)?;
     Ok(())
-}
-
-/// A read-only, private memory mapping of a whole file.
-///
-/// The mapping stays valid after the file is renamed over or deleted. It is
-/// *not* protected against the file being truncated in place by another
-/// program (the loader itself only ever replaces caches by rename).
-pub(crate) struct Mapped {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-// SAFETY: the mapping is read-only and owned; sharing &[u8] views of it
-// between threads is as safe as sharing any immutable byte slice.
-unsafe impl Send for Mapped {}
-// SAFETY: see `Send`; nothing mutates the mapping.
-unsafe impl Sync for Mapped {}
-
-impl Mapped {
-    /// Maps the first `len` bytes of `file` (`len > 0`).
-    pub(crate) fn map(file: &File, len: usize) -> io::Result<Self> {
-        use std::os::fd::AsRawFd;
-        assert!(len > 0, "cannot map an empty file");
-        // SAFETY: a fresh read-only private mapping of an open descriptor; the
-        // kernel picks the address; failure is reported as MAP_FAILED.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: advice on our own mapping; failure only loses the hint.
-        unsafe { libc::madvise(ptr, len, libc::MADV_WILLNEED) };
-        Ok(Self { ptr, len })
-    }
-
-    pub(crate) fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `len` readable bytes until `self` is dropped.
-        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
-    }
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping created in `map`, once.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
 }

@@ -22,8 +22,9 @@
 //! - The cache ([`LoaderConfig::cache_path`], format in [`cache`]) is one file:
 //!   manifest, vocabulary and tokens with checksums. A warm load lists the
 //!   directories, `stat`s the files, and opens only the cache, which is
-//!   memory-mapped and fully verified (header, version, checksums, ids in
-//!   range) before use; any mismatch rebuilds it, written atomically.
+//!   read into memory (never mapped) and fully verified (header, version,
+//!   checksums, ids in range) before use; any mismatch rebuilds it, written
+//!   atomically (a temporary file renamed over it, never truncated in place).
 //! - [`BatchPlan`] / [`BatchIter`] cut the dataset into batches with the
 //!   `CLLMBatch` layout ([`Batch`]), in order or shuffled by a seeded
 //!   generator, with `drop_last`, split into disjoint shards (one per
@@ -51,13 +52,15 @@
 //!
 //! Guarantees: each corpus file is opened at most once per load (a warm hit
 //! opens none); a damaged cache is never used; loads and batches are
-//! deterministic. The memory-mapped cache must not be truncated in place
-//! while a corpus uses it (the loader only ever replaces it by rename).
+//! deterministic. A corpus holds its own copy of the tokens: another
+//! process truncating or rewriting the cache file in place while a corpus
+//! is in use cannot crash it (the loader itself only ever replaces the
+//! cache by rename).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(target_endian = "big")]
-compile_error!("the cache format and the mapped token views assume a little-endian host");
+compile_error!("the cache format (ids read straight into memory) assumes a little-endian host");
 
 // The two small protocols, model-checked by `tests/loom.rs` (`--cfg loom`).
 mod ahead;

@@ -78,7 +78,7 @@ pub struct Timings {
     pub vocab: Duration,
     /// Mapping local ids to global ids into the dataset.
     pub assemble: Duration,
-    /// Opening, mapping and verifying the cache (warm loads; also the
+    /// Opening, reading and verifying the cache (warm loads; also the
     /// failed attempt before a rebuild).
     pub cache_read: Duration,
     /// Writing the cache (and `fsync` if durable).

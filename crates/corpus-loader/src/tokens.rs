@@ -1,9 +1,8 @@
-//! The token dataset: compact integers in memory or mapped from the cache.
+//! The token dataset: compact integers in memory (built, or read from the
+//! cache).
 
-use crate::fs::Mapped;
-use std::sync::Arc;
-
-/// An integer type tokens are stored in.
+/// An integer type tokens are stored in: u16 or u32 only (any bit pattern
+/// is valid, all zero included).
 pub(crate) trait TokenInt: Copy + Default + Send + Sync + 'static {
     fn from_id(id: u32) -> Self;
 }
@@ -27,13 +26,6 @@ impl TokenInt for u32 {
 pub(crate) enum TokenStore {
     U16(Vec<u16>),
     U32(Vec<u32>),
-    /// Little-endian ids of `width` bytes inside a mapped cache file.
-    Mapped {
-        map: Arc<Mapped>,
-        offset: usize,
-        count: usize,
-        width: usize,
-    },
 }
 
 impl TokenStore {
@@ -41,33 +33,57 @@ impl TokenStore {
         match self {
             TokenStore::U16(v) => Tokens::U16(v),
             TokenStore::U32(v) => Tokens::U32(v),
-            TokenStore::Mapped {
-                map,
-                offset,
-                count,
-                width,
-            } => {
-                let bytes = &map.bytes()[*offset..*offset + count * width];
-                // SAFETY: the cache reader checked that `offset` is a multiple of
-                // 64 inside a page-aligned mapping, so the pointer is aligned for
-                // u16/u32, and that `count * width` bytes are in the mapping.
-                // Every bit pattern is a valid integer, and the format is
-                // little-endian like the host (checked at compile time in lib.rs).
-                unsafe {
-                    if *width == 2 {
-                        Tokens::U16(std::slice::from_raw_parts(
-                            bytes.as_ptr().cast::<u16>(),
-                            *count,
-                        ))
-                    } else {
-                        Tokens::U32(std::slice::from_raw_parts(
-                            bytes.as_ptr().cast::<u32>(),
-                            *count,
-                        ))
-                    }
-                }
+        }
+    }
+
+    /// The stored ids as bytes, to be filled from a cache file.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        fn bytes<T: TokenInt>(v: &mut [T]) -> &mut [u8] {
+            // SAFETY: u16 and u32 (the only TokenInt types) have no invalid
+            // bit patterns and no padding, u8 has no alignment requirement,
+            // and the length is the slice's exact size in bytes.
+            unsafe {
+                std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), std::mem::size_of_val(v))
             }
         }
+        match self {
+            TokenStore::U16(v) => bytes(v),
+            TokenStore::U32(v) => bytes(v),
+        }
+    }
+}
+
+/// `n` zero ids, or `None` if that memory cannot be had (never an abort).
+/// Zeroed memory comes straight from the system for large sizes, without
+/// a pass that writes it.
+pub(crate) fn try_zeroed<T: TokenInt>(n: usize) -> Option<Vec<T>> {
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<T>(n).ok()?;
+    // SAFETY: the layout has a non-zero size (n > 0, T is u16 or u32).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return None;
+    }
+    advise_huge_pages(ptr.cast(), layout.size());
+    // SAFETY: `ptr` was allocated by the global allocator with the layout of
+    // `n` T's, and all-zero bytes are a valid u16/u32.
+    Some(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}
+
+/// Asks for transparent huge pages under a large fresh allocation: it is
+/// filled by the kernel 2 MiB per page fault instead of 4 KiB (faults cost
+/// microseconds each in a VM; 80 MB of 4 KiB pages took longer than
+/// reading the data into them).
+fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    const HUGE: usize = 2 << 20;
+    let start = (ptr as usize).next_multiple_of(HUGE);
+    let end = (ptr as usize + len) / HUGE * HUGE;
+    if end > start {
+        // SAFETY: advice on whole pages inside our own allocation; it does
+        // not change the contents, and a failure only loses the hint.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
     }
 }
 

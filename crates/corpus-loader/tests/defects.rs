@@ -141,3 +141,40 @@ fn a_file_that_vanishes_mid_load_is_an_io_error_naming_it() {
     );
     assert!(e.to_string().contains("sub/b.txt"), "{e}");
 }
+
+#[test]
+fn truncating_the_cache_under_a_live_corpus_does_not_crash_it() {
+    // A corpus served from the cache, then the cache truncated in place (as
+    // another process rebuilding it carelessly, or a full disk, would): a
+    // mapped cache faulted with SIGBUS on the next read of the tokens.
+    let dir = TempDir::new("truncate-live");
+    for i in 0..4 {
+        dir.write(&format!("f{i}.txt"), support::text(i, 40_000));
+    }
+    settle();
+    let elsewhere = TempDir::new("truncate-live-c");
+    let cache = elsewhere.path().join("corpus.cache");
+    let cold = load_with(dir.path(), cached(&cache), None).expect("cold");
+    let warm = load_with(dir.path(), cached(&cache), None).expect("warm");
+    assert_eq!(warm.report().cache_status, CacheStatus::Hit);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cache)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate in place");
+    assert_eq!(warm.tokens().to_vec(), cold.tokens().to_vec());
+    assert_eq!(warm.tokens_u32().len(), cold.tokens().len());
+    // The next load finds the truncated cache, rebuilds it by rename (a
+    // new file: the old inode is never written again), and the live corpus
+    // still reads its own copy.
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let truncated_ino = ino(&cache);
+    let again = load_with(dir.path(), cached(&cache), None).expect("reload");
+    assert_eq!(again.report().cache_status, CacheStatus::Corrupt);
+    assert_ne!(
+        ino(&cache),
+        truncated_ino,
+        "a rebuilt cache replaces the file by rename"
+    );
+    assert_eq!(again.tokens().to_vec(), warm.tokens().to_vec());
+}
