@@ -11,7 +11,7 @@ LIB_A     := $(RELEASE)/libcllm_threaded.a
 LIB_SO    := $(RELEASE)/libcllm_threaded.so
 DROPIN_A  := $(RELEASE)/libcllm_training_threaded.a
 DROPIN_SO := $(RELEASE)/libcllm_training_threaded.so
-HEADERS   := include/cllm_threaded.h include/cllm_training_threaded.h
+HEADERS   := include/cllm_threaded.h include/cllm_training_threaded.h include/cllm_training_ext.h
 # What `rustc --print native-static-libs` asks for on Linux (checked by `make link-line`).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 CFLAGS    ?= -O2 -g

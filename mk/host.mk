@@ -4,10 +4,14 @@
 
 HOST_DIR     := ffi-tests/host
 HOST_LIB     := $(BUILD)/host/libcllm_host.a
-HOST_HEADERS := $(HOST_DIR)/cllm_host.h include/cllm_training_threaded.h
+HOST_HEADERS := $(HOST_DIR)/cllm_host.h $(HOST_DIR)/cllm_training.h $(HOST_DIR)/cllm_batch.h \
+                include/cllm_training_threaded.h include/cllm_training_ext.h
+# The drop-in header includes the host's cllm_training.h and cllm_batch.h (as
+# CLLM's original does): every program built with the host needs this path.
+HOST_INC     := -I$(HOST_DIR)
 # -O3 after CFLAGS: the model's loops vectorise (2.5x faster than -O2, same
 # results: no fast-math, the order of every sum is fixed in the code).
-HOST_CFLAGS  := $(C_WARN) $(CFLAGS) -O3 -pthread
+HOST_CFLAGS  := $(C_WARN) $(HOST_INC) $(CFLAGS) -O3 -pthread
 
 $(BUILD)/host/cllm_host.o: $(HOST_DIR)/cllm_host.c $(HOST_HEADERS)
 	@mkdir -p $(dir $@)
@@ -20,6 +24,9 @@ $(HOST_LIB): $(BUILD)/host/cllm_host.o
 # Explicit rule: overrides the generic $(BUILD)/% rule, which links the Rust library.
 $(BUILD)/host/test_host: $(HOST_DIR)/test_host.c $(HOST_LIB) $(HOST_HEADERS) ffi-tests/check.h
 	$(CC) $(HOST_CFLAGS) $< -o $@ $(HOST_LIB) -lm
+
+# The training demo (mk/demo.mk) is built with the host too.
+$(BUILD)/demo/train_demo: CFLAGS += $(HOST_INC)
 
 .PHONY: host-lib host-test
 host-lib: $(HOST_LIB)

@@ -262,6 +262,7 @@ cllm_replica_ops cllm_host_replica_ops(void) {
     ops.create_replica = ops_create_replica;
     ops.free_replica = ops_free_replica;
     ops.gradient_buffers = ops_gradient_buffers;
+    ops.optimizer_step = NULL; /* the drop-in calls cllm_optimizer_step_adam */
     return ops;
 }
 

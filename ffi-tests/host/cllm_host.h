@@ -2,7 +2,8 @@
  *
  * It implements exactly the host interface of cllm-abi.md section 2 (the
  * types CLLMBatch, CLLMBatchIterator, CLLMTraining and the eight functions
- * the drop-in calls), the replica operations of include/cllm_training_threaded.h,
+ * the drop-in calls, declared in cllm_batch.h and cllm_training.h as CLLM
+ * declares them), the replica operations of include/cllm_training_ext.h,
  * and helpers for tests and the demo.
  *
  * The model is a next-token language model:
@@ -42,76 +43,12 @@
 /* The first id of an ordinary token. */
 #define CLLM_HOST_FIRST_TOKEN 4u
 
-/* ---- Types of cllm-abi.md section 2 ------------------------------------ */
-
-/* One batch: 40 bytes on x86-64 (three pointers, then three uint32). */
-typedef struct {
-    uint32_t* input_ids;      /* batch_size * seq_len */
-    uint32_t* target_ids;     /* batch_size * seq_len */
-    float* attention_mask;    /* batch_size * seq_len; 1.0 = real token, 0.0 = padding */
-    uint32_t batch_size;
-    uint32_t seq_len;
-    uint32_t num_valid_tokens;
-} CLLMBatch;
-
-/* The model's sizes and optimizer settings; one source of truth for a
- * training object. cllm_host_config_default() fills a small model for tests,
- * cllm_host_config_demo() a larger one for the demo. */
-typedef struct cllm_host_config {
-    uint32_t vocab_size;   /* >= CLLM_HOST_FIRST_TOKEN + 1 */
-    uint32_t embed_dim;    /* d */
-    uint32_t hidden_dim;   /* h */
-    uint32_t context;      /* W: the current token and W-1 before it */
-    uint32_t batch_size;   /* sequences per batch */
-    uint32_t seq_len;      /* tokens per sequence */
-    float learning_rate;   /* Adam */
-    float beta1;
-    float beta2;
-    float epsilon;
-    uint64_t seed;         /* weight initialisation */
-} cllm_host_config;
-
-/* The weights and everything that belongs to them (shared by replicas).
- * `params` is one block: embed | w1 | b1 | w2 | b2. */
-typedef struct cllm_host_model {
-    cllm_host_config config;
-    size_t num_params;
-    float* params;
-    float* embed;   /* vocab x d */
-    float* w1;      /* h x (W*d), row-major */
-    float* b1;      /* h */
-    float* w2;      /* vocab x h, row-major */
-    float* b2;      /* vocab */
-    atomic_int refs;     /* master + live replicas */
-    atomic_int readers;  /* forward/backward calls running on these weights */
-    atomic_int writing;  /* an optimizer step is running */
-} cllm_host_model;
-
-/* The training state: model (shared), activations, gradients, optimizer. */
-typedef struct CLLMTraining {
-    cllm_host_config config;
-    cllm_host_model* model;
-    int is_replica;
-    /* Gradients, laid out like model->params (same offsets). */
-    float* grads;
-    /* Adam moments (master only; NULL for a replica). */
-    float* adam_m;
-    float* adam_v;
-    uint64_t adam_steps;
-    /* Activations of the last forward: batch_size*seq_len positions. */
-    uint32_t* inputs;      /* the input tokens, clamped to the vocabulary */
-    float* hidden;         /* positions x h */
-    float* logits;         /* positions x vocab */
-    /* Scratch for backward. */
-    float* x;              /* W*d */
-    float* dlogits;        /* vocab */
-    float* dhidden;        /* h */
-    float* dx;             /* W*d */
-    int has_forward;       /* forward ran since creation */
-    float last_loss;
-    /* Non-zero while a host call runs on this object. */
-    atomic_int in_use;
-} CLLMTraining;
+/* The host's types and functions of cllm-abi.md section 2, in files named
+ * as CLLM names them (the drop-in header includes them); our extensions of
+ * the drop-in (cllm_float_span, cllm_replica_ops). */
+#include "cllm_batch.h"
+#include "cllm_training.h"
+#include "cllm_training_ext.h"
 
 /* A batch iterator over a token array (the host's semantics):
  * sequence j holds the (input, target) pairs (t[i], t[i+1]) for
@@ -120,7 +57,7 @@ typedef struct CLLMTraining {
  * batches are returned, then NULL. With drop_last = 0 the last batch is
  * padded (PAD tokens, mask 0.0) and then, reproducing the defect of
  * cllm-abi.md section 3 item 9, padding-only batches are returned forever. */
-typedef struct CLLMBatchIterator {
+struct CLLMBatchIterator {
     uint32_t* tokens;      /* owned copy */
     size_t num_tokens;
     uint32_t batch_size;
@@ -128,31 +65,7 @@ typedef struct CLLMBatchIterator {
     int drop_last;
     size_t next_pair;      /* first pair of the next batch */
     size_t batches_returned;
-} CLLMBatchIterator;
-
-/* The drop-in's header: cllm_float_span, cllm_replica_ops. Its forward
- * declarations of the two tagged structs above are compatible (C11). */
-#include "cllm_training_threaded.h"
-
-/* ---- Host functions of cllm-abi.md section 2 --------------------------- */
-
-void cllm_batch_iterator_reset(CLLMBatchIterator* iter);
-/* A fresh heap batch (free it with cllm_batch_free), or NULL at the end
- * (drop_last = 1 only) or on allocation failure. */
-CLLMBatch* cllm_batch_iterator_next(CLLMBatchIterator* iter);
-/* Batches in one epoch: floor(pairs / (B*S)) with drop_last, else the ceiling. */
-size_t cllm_batch_iterator_num_batches(CLLMBatchIterator* iter);
-void cllm_batch_free(CLLMBatch* batch);
-
-/* Reads batch_size*seq_len input tokens (ids >= vocab count as UNK); returns 0. */
-float cllm_forward_training(CLLMTraining* training, uint32_t* input_tokens);
-/* Mean cross-entropy of the last forward over the targets that are not PAD
- * (0 if there are none). */
-float cllm_compute_loss_training(CLLMTraining* training, uint32_t* target_tokens);
-/* Zeroes the gradients, then fills them with the gradient of that mean. */
-void cllm_backward_training(CLLMTraining* training, uint32_t* target_tokens);
-/* Applies the gradients to the weights with Adam and clears them. */
-void cllm_optimizer_step_adam(CLLMTraining* training);
+};
 
 /* ---- Creating and freeing ----------------------------------------------- */
 

@@ -4,6 +4,7 @@
 //! boundary; failures leave a message in `cllm_last_error()`.
 
 use crate::host::{CLLMBatchIterator, CLLMTraining, LinkedHost, cllm_replica_ops};
+use crate::settings::{self, Request};
 use crate::system::{Mode, TrainingSystem};
 use cllm_threaded::FfiError;
 use cllm_threaded::cllm_status;
@@ -47,40 +48,90 @@ pub struct cllm_training_stats {
     pub last_epoch_seconds: f64,
     /// Valid tokens per second in the last epoch.
     pub last_epoch_tokens_per_second: f64,
+    /// Batches per optimizer step (1 in serialised mode).
+    pub group_size: u32,
+    /// Batches whose host loss was NaN or infinite, over all epochs (the
+    /// first one is also reported once per process on stderr).
+    pub nonfinite_losses: u64,
 }
 
+/// `cllm_training_settings.mode`: replica mode if replica operations are
+/// known (given or registered), else serialised.
+pub const CLLM_TRAINING_MODE_AUTO: u32 = 0;
+/// `cllm_training_settings.mode`: serialised mode.
+pub const CLLM_TRAINING_MODE_SERIAL: u32 = 1;
+/// `cllm_training_settings.mode`: replica mode (an error without replica
+/// operations).
+pub const CLLM_TRAINING_MODE_REPLICA: u32 = 2;
+/// The largest group size.
+pub const CLLM_TRAINING_MAX_GROUP_SIZE: u32 = settings::MAX_GROUP as u32;
+/// The most gradient floats a host's replica operations may list in all.
+pub const CLLM_TRAINING_MAX_GRADIENT_FLOATS: u64 = crate::system::MAX_GRADIENT_FLOATS as u64;
+
+/// Settings of `threaded_training_create_with_settings` (our extension).
+/// Zero-initialised settings mean the defaults. The `CLLM_TRAINING_*`
+/// environment variables override them (docs/environment.md).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct cllm_training_settings {
+    /// Spheres; `<= 0`: cores - 1, at least 1.
+    pub num_threads: c_int,
+    /// `CLLM_TRAINING_MODE_AUTO`, `_SERIAL` or `_REPLICA`.
+    pub mode: u32,
+    /// Batches per optimizer step in replica mode; `<= 0`: one per sphere.
+    /// Fixing it makes the weights independent of the sphere count.
+    pub group_size: c_int,
+    /// Replica operations (copied); NULL: the registered ones, if any.
+    pub ops: *const cllm_replica_ops,
+}
+
+/// Creates a system from the request, the environment and the registered
+/// adapter. `announce`: also print a failure on stderr (for CLLM's own entry
+/// point, whose callers never read `cllm_last_error()`).
 fn create(
     training: *mut CLLMTraining,
     batch_iterator: *mut CLLMBatchIterator,
-    num_threads: c_int,
-    ops: Option<cllm_replica_ops>,
+    request: Request,
+    announce: bool,
 ) -> *mut ThreadedTrainingSystem {
     ffi_value(
         |_| std::ptr::null_mut(),
         || {
-            // SAFETY: the caller passes live host objects (checked for NULL
-            // inside) and, optionally, replica operations for them.
-            let inner = unsafe {
-                TrainingSystem::create(
-                    LinkedHost,
-                    training,
-                    batch_iterator,
-                    i64::from(num_threads),
-                    ops,
-                )
-            }?;
-            Ok(Box::into_raw(Box::new(ThreadedTrainingSystem { inner })))
+            let made = settings::resolve(request, settings::process_env, settings::registered())
+                .and_then(|plan| {
+                    // SAFETY: the caller passes live host objects (checked
+                    // for NULL inside) and, optionally, replica operations.
+                    unsafe { TrainingSystem::create(LinkedHost, training, batch_iterator, plan) }
+                });
+            match made {
+                Ok(inner) => Ok(Box::into_raw(Box::new(ThreadedTrainingSystem { inner }))),
+                Err(e) => {
+                    if announce {
+                        eprintln!("threaded_training_create: {}", e.message);
+                    }
+                    Err(e)
+                }
+            }
         },
     )
 }
 
-/// Creates the system in serialised mode: `num_threads` spheres (`<= 0`:
-/// cores - 1, at least 1; at most 4096) that train on `training` one batch at
-/// a time in iterator order (forward, loss, backward, optimizer step), while
-/// fetching and freeing batches overlaps. Threads are created here, once.
-/// Returns NULL (nothing leaked, `cllm_last_error()` says why) if `training`
-/// or `batch_iterator` is NULL, the thread count is absurd, or a thread could
-/// not be created. Both objects must outlive the system.
+/// Creates the system: `num_threads` spheres (`<= 0`: cores - 1, at least
+/// 1; at most 4096), created here, once. Without replica operations
+/// (serialised mode) the spheres train on `training` one batch at a time in
+/// iterator order (forward, loss, backward, optimizer step), while fetching
+/// and freeing batches overlaps. If a host adapter registered replica
+/// operations (`threaded_training_register_replica_ops`, cllm_training_ext.h),
+/// it trains in replica mode instead, as
+/// `threaded_training_create_with_replicas` does. The environment overrides
+/// the sphere count, the mode and the group size (`CLLM_TRAINING_SPHERES`,
+/// `CLLM_TRAINING_MODE`, `CLLM_TRAINING_GROUP_SIZE`; docs/environment.md).
+/// Returns NULL (nothing leaked; the reason in `cllm_last_error()` and on
+/// stderr) if `training` or `batch_iterator` is NULL, a count or an
+/// environment value is bad, replica mode is asked for without replica
+/// operations, or a thread or replica could not be made. Both objects must
+/// outlive the system.
 ///
 /// # Safety
 /// `training` and `batch_iterator` are NULL or live host objects.
@@ -90,17 +141,24 @@ pub unsafe extern "C" fn threaded_training_create(
     batch_iterator: *mut CLLMBatchIterator,
     num_threads: c_int,
 ) -> *mut ThreadedTrainingSystem {
-    create(training, batch_iterator, num_threads, None)
+    let request = Request {
+        threads: i64::from(num_threads),
+        ..Request::default()
+    };
+    create(training, batch_iterator, request, true)
 }
 
-/// Creates the system in replica mode (our extension): each sphere trains
-/// on its own replica made by `ops->create_replica`; the gradients of each
-/// group of up to `num_threads` batches are averaged (weighted by valid
-/// tokens, in sphere order, in parallel) into `training`'s gradients, then
-/// one optimizer step runs on `training`. Results are bitwise identical from
-/// run to run. `ops == NULL` gives serialised mode. Returns NULL as
-/// `threaded_training_create` does, also when an operation is missing, a
-/// replica cannot be made, or the gradient layouts differ.
+/// Creates the system in replica mode (our extension): a group of batches
+/// (by default one per sphere) trains at once, each batch on its own replica
+/// made by `ops->create_replica`; the group's gradients are averaged
+/// (weighted by valid tokens, in batch order, in parallel) into `training`'s
+/// gradients, then one optimizer step runs on `training`. Results are
+/// bitwise identical from run to run. `ops == NULL` gives serialised mode.
+/// The environment overrides as for `threaded_training_create`. Returns
+/// NULL (the reason in `cllm_last_error()`) as `threaded_training_create`
+/// does, also when an operation is missing, a replica cannot be made, the
+/// gradient layouts differ, or the gradients are longer than
+/// `CLLM_TRAINING_MAX_GRADIENT_FLOATS`.
 ///
 /// # Safety
 /// As `threaded_training_create`; `ops` is NULL or points to operations
@@ -114,7 +172,79 @@ pub unsafe extern "C" fn threaded_training_create_with_replicas(
 ) -> *mut ThreadedTrainingSystem {
     // SAFETY: the caller passes NULL or valid operations.
     let ops = unsafe { ops.as_ref() }.copied();
-    create(training, batch_iterator, num_threads, ops)
+    let request = Request {
+        threads: i64::from(num_threads),
+        mode: Some(if ops.is_some() {
+            Mode::Replicas
+        } else {
+            Mode::Serialized
+        }),
+        group: None,
+        ops,
+    };
+    create(training, batch_iterator, request, false)
+}
+
+/// Creates the system with explicit settings (our extension); NULL
+/// `settings` means the defaults, as `threaded_training_create(training,
+/// batch_iterator, 0)`. A fixed `group_size` makes replica-mode weights
+/// bitwise the same for any sphere count (memory: one replica per batch of
+/// the group). A group size in serialised mode is an error. Returns NULL
+/// (the reason in `cllm_last_error()`) as
+/// `threaded_training_create_with_replicas` does, also for an unknown mode.
+///
+/// # Safety
+/// As `threaded_training_create_with_replicas`; `settings` is NULL or
+/// readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threaded_training_create_with_settings(
+    training: *mut CLLMTraining,
+    batch_iterator: *mut CLLMBatchIterator,
+    settings: *const cllm_training_settings,
+) -> *mut ThreadedTrainingSystem {
+    ffi_value(
+        |_| std::ptr::null_mut(),
+        || {
+            // SAFETY: the caller passes NULL or readable settings.
+            let Some(s) = (unsafe { settings.as_ref() }).copied() else {
+                return Ok(create(training, batch_iterator, Request::default(), false));
+            };
+            let mode = match s.mode {
+                CLLM_TRAINING_MODE_AUTO => None,
+                CLLM_TRAINING_MODE_SERIAL => Some(Mode::Serialized),
+                CLLM_TRAINING_MODE_REPLICA => Some(Mode::Replicas),
+                other => return Err(FfiError::invalid(format!("unknown mode {other}"))),
+            };
+            let request = Request {
+                threads: i64::from(s.num_threads),
+                mode,
+                group: usize::try_from(s.group_size).ok().filter(|&g| g > 0),
+                // SAFETY: the caller passes NULL or valid operations.
+                ops: unsafe { s.ops.as_ref() }.copied(),
+            };
+            Ok(create(training, batch_iterator, request, false))
+        },
+    )
+}
+
+/// Registers the host's replica operations (copied) for every later
+/// creation whose caller gives none: an unmodified trainer calling
+/// `threaded_training_create` then trains in replica mode. A host adapter
+/// calls it from a constructor (hosts/crystalline/replica_adapter.c). NULL
+/// forgets them. Returns `CLLM_ERR_NULL` (nothing changed) if a required
+/// operation is missing.
+///
+/// # Safety
+/// `ops` is NULL or points to operations valid for every training object
+/// the program will pass to the drop-in.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threaded_training_register_replica_ops(
+    ops: *const cllm_replica_ops,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or valid operations.
+        settings::register(unsafe { ops.as_ref() }.copied())
+    })
 }
 
 /// Joins every thread and frees the replicas. NULL is a no-op.
@@ -181,8 +311,9 @@ pub unsafe extern "C" fn threaded_training_print_stats(system: *mut ThreadedTrai
         let secs = s.last_epoch_time.as_secs_f64();
         let _ = writeln!(
             out,
-            "threaded training: {} spheres, {mode} mode; {} epochs, {} batches, {} tokens, {} steps, {} padding-only batches skipped",
+            "threaded training: {} spheres, {mode} mode, {} batches per step; {} epochs, {} batches, {} tokens, {} steps, {} padding-only batches skipped",
             sys.workers(),
+            sys.group_size(),
             s.epochs,
             s.batches,
             s.tokens,
@@ -343,6 +474,8 @@ pub unsafe extern "C" fn threaded_training_get_stats(
             } else {
                 0.0
             },
+            group_size: sys.group_size() as u32,
+            nonfinite_losses: s.nonfinite_losses,
         };
         // SAFETY: checked above.
         unsafe { write_out(out, stats) };

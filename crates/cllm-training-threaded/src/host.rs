@@ -80,6 +80,15 @@ pub struct cllm_replica_ops {
             capacity: usize,
         ) -> usize,
     >,
+    /// Optional (NULL: `cllm_optimizer_step_adam(training)` is called). When
+    /// set, the drop-in calls it instead, in both modes, to take one
+    /// optimizer step on the master with its gradients in place; `loss` is
+    /// the loss those gradients belong to (the batch's in serialised mode,
+    /// the group's token-weighted mean in replica mode). A host adapter
+    /// uses it to do what the host's own epoch loop does around a step
+    /// (CLLM: learning-rate schedule, step counter, current and best loss).
+    pub optimizer_step:
+        Option<unsafe extern "C" fn(user: *mut c_void, training: *mut CLLMTraining, loss: f32)>,
 }
 
 /// The host functions the drop-in calls (cllm-abi.md section 2), behind a

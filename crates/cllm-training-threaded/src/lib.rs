@@ -4,12 +4,15 @@
 //! `cllm_training_threaded.c`: a CLLM program links it instead of that object
 //! and trains, in parallel and correctly. It exports the seven
 //! `threaded_training_*` functions of `cllm_training_threaded.h` with their
-//! exact signatures ([`ffi`]), calls only the host functions of
-//! `cllm-abi.md` section 2 ([`host`]), and adds two extensions of ours,
-//! declared in `include/cllm_training_threaded.h`:
-//! `threaded_training_create_with_replicas` (data-parallel training when the
-//! host can make replicas of its training state) and
-//! `threaded_training_get_stats`.
+//! exact signatures ([`ffi`]), declared in `include/cllm_training_threaded.h`
+//! (which, like CLLM's, includes the host's `cllm_training.h` and
+//! `cllm_batch.h`), calls only the host functions of `cllm-abi.md` section 2
+//! ([`host`]), and adds extensions of ours, declared in
+//! `include/cllm_training_ext.h`: data-parallel training when the host can
+//! make replicas of its training state (passed in the call, or registered
+//! once by a host adapter linked into the program), settings (sphere count,
+//! mode, group size; also from `CLLM_TRAINING_*` environment variables,
+//! [`settings`]) and statistics.
 //!
 //! The work is done by [`system::TrainingSystem`] on a `sphere-pool`; its
 //! documentation describes the two modes. Guarantees: threads are created
@@ -28,6 +31,7 @@
 
 pub mod ffi;
 pub mod host;
+pub mod settings;
 pub mod system;
 #[cfg(test)]
 mod tests;

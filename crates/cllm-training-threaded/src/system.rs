@@ -8,13 +8,20 @@
 //!   to sphere `k % N`, which waits for its turn (batches train in iterator
 //!   order, one at a time: the result equals a plain sequential loop), while
 //!   the calling thread fetches the next batches and the spheres free theirs.
-//! - **Replicas** (the host supplies [`cllm_replica_ops`]): sphere `j` owns
-//!   replica `j`. A group of up to N batches is trained at once, batch `j` on
-//!   replica `j` (forward, loss, backward); the caller prefetches the next
-//!   group meanwhile. The group's gradients are reduced into the master's,
-//!   token-weighted and in sphere order, in parallel over the spheres
-//!   (`grad-reduce`), and one optimizer step runs on the master. Nothing
-//!   depends on timing: runs are bitwise identical.
+//! - **Replicas** (the host supplies [`cllm_replica_ops`]): a group of G
+//!   batches (G = the group size, by default the sphere count N) is trained
+//!   at once, batch `j` of the group on replica `j` (forward, loss,
+//!   backward), and sphere `s` trains batches `s, s + N, s + 2N, ...` of it
+//!   in turn; the caller prefetches the next group meanwhile. Each batch's
+//!   gradient stays in its own replica (backward zeroes a replica's
+//!   gradients first, so a replica holds one batch at a time) until the
+//!   group's gradients are reduced into the master's, token-weighted and in
+//!   batch order, in parallel over the spheres (`grad-reduce`, bitwise
+//!   independent of the thread count); then one optimizer step runs on the
+//!   master. Replica `j` always trains batch `j` of a group, whatever N, so
+//!   for a fixed G the weights are bitwise the same for any sphere count and
+//!   from run to run. Memory: G replicas (one training object each, with
+//!   its activations and gradients), whatever N.
 //!
 //! The epoch stops after `cllm_batch_iterator_num_batches` batches at most
 //! (the host's iterator may return padding-only batches for ever); batches
@@ -23,6 +30,7 @@
 use crate::host::{
     CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, cllm_float_span, cllm_replica_ops,
 };
+pub use crate::settings::Plan;
 use cllm_threaded::{FfiError, cllm_status};
 use grad_reduce::{GradReducer, ReduceError, Weights, token_weights};
 use parking_lot::{Condvar, Mutex};
@@ -137,6 +145,40 @@ pub struct Stats {
     pub last_epoch_tokens: u64,
     /// Per sphere, the current epoch (the last one once it ended).
     pub spheres: Vec<SphereEpoch>,
+    /// Batches whose loss, as the host computed it, was NaN or infinite
+    /// (over all epochs).
+    pub nonfinite_losses: u64,
+}
+
+/// The largest total of gradient floats a host may list (16 GiB of
+/// gradients): a longer list is refused before anything is sized from it.
+pub const MAX_GRADIENT_FLOATS: usize = 1 << 32;
+
+/// The host's optional optimizer step (`cllm_replica_ops.optimizer_step`).
+#[derive(Clone, Copy)]
+struct StepHook {
+    step: unsafe extern "C" fn(*mut std::ffi::c_void, *mut CLLMTraining, f32),
+    user: HostPtr<std::ffi::c_void>,
+}
+
+/// One optimizer step on `training`: the host's hook if it has one, else
+/// `cllm_optimizer_step_adam`.
+///
+/// # Safety
+/// No other call runs on `training`, whose gradients are in place.
+unsafe fn optimizer_step<H: Host>(
+    host: &H,
+    hook: Option<StepHook>,
+    training: HostPtr<CLLMTraining>,
+    loss: f32,
+) {
+    // SAFETY: forwarded.
+    unsafe {
+        match hook {
+            Some(h) => (h.step)(h.user.get(), training.get(), loss),
+            None => host.step(training.get()),
+        }
+    }
 }
 
 /// The replicas of replica mode, freed with the system.
@@ -220,6 +262,9 @@ pub struct TrainingSystem<H: Host> {
     iter: HostPtr<CLLMBatchIterator>,
     pool: SpherePool,
     mode: Mode,
+    /// Batches per optimizer step (1 in serialised mode).
+    group: usize,
+    hook: Option<StepHook>,
     /// Held for the whole of an epoch: one epoch at a time.
     epoch: Mutex<EpochState>,
     stats: Arc<Mutex<Stats>>,
@@ -237,19 +282,17 @@ fn status(status: cllm_status, message: impl Into<String>) -> FfiError {
 }
 
 impl<H: Host> TrainingSystem<H> {
-    /// Starts the spheres (and, with `ops`, makes one replica per sphere).
-    /// `num_threads <= 0` means cores - 1 (at least 1); above 4096 is an
-    /// error. Nothing is leaked on failure.
+    /// Starts `plan.spheres` spheres and, in replica mode, makes
+    /// `plan.group` replicas. Nothing is leaked on failure.
     ///
     /// # Safety
     /// `training` and `iter` are live host objects that outlive the system;
-    /// `ops`, if given, operates on them as `cllm_replica_ops` documents.
+    /// `plan.ops`, if given, operates on them as `cllm_replica_ops` documents.
     pub unsafe fn create(
         host: H,
         training: *mut CLLMTraining,
         iter: *mut CLLMBatchIterator,
-        num_threads: i64,
-        ops: Option<cllm_replica_ops>,
+        plan: Plan,
     ) -> Result<Self, FfiError> {
         if training.is_null() {
             return Err(FfiError::null("training"));
@@ -257,22 +300,34 @@ impl<H: Host> TrainingSystem<H> {
         if iter.is_null() {
             return Err(FfiError::null("batch_iterator"));
         }
-        let spheres = sphere_pool::resolve_spheres(num_threads)?;
+        let Plan {
+            spheres,
+            mode,
+            group,
+            ops,
+        } = plan;
+        if spheres == 0 || group == 0 {
+            return Err(FfiError::invalid("a plan needs a sphere and a group"));
+        }
         // Replicas first: if they fail, no thread was started.
-        let replicas = match ops {
+        let replicas = match (mode, ops) {
             // SAFETY: forwarded from the caller.
-            Some(ops) => Some(unsafe { make_replicas(ops, training, spheres) }?),
-            None => None,
+            (Mode::Replicas, Some(ops)) => Some(unsafe { make_replicas(ops, training, group) }?),
+            (Mode::Replicas, None) => {
+                return Err(FfiError::null("the replica operations of replica mode"));
+            }
+            (Mode::Serialized, _) => None,
         };
+        let hook = ops.and_then(|o| {
+            o.optimizer_step.map(|step| StepHook {
+                step,
+                user: HostPtr(o.user),
+            })
+        });
         let pool = SpherePool::with_config(PoolConfig {
             spheres,
             ..PoolConfig::default()
         })?;
-        let mode = if replicas.is_some() {
-            Mode::Replicas
-        } else {
-            Mode::Serialized
-        };
         let stats = Stats {
             spheres: vec![SphereEpoch::default(); spheres],
             ..Stats::default()
@@ -283,6 +338,8 @@ impl<H: Host> TrainingSystem<H> {
             iter: HostPtr(iter),
             pool,
             mode,
+            group: if mode == Mode::Replicas { group } else { 1 },
+            hook,
             epoch: Mutex::new(EpochState {
                 replicas,
                 batch_tokens: None,
@@ -300,6 +357,11 @@ impl<H: Host> TrainingSystem<H> {
     /// The training mode.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Batches per optimizer step (1 in serialised mode).
+    pub fn group_size(&self) -> usize {
+        self.group
     }
 
     /// A snapshot of the statistics (safe to take while an epoch runs).
@@ -348,9 +410,13 @@ impl<H: Host> TrainingSystem<H> {
         let mut results = results?;
         results.sort_by_key(|r| r.0);
         let (mut weighted, mut tokens) = (0.0f64, 0u64);
-        for &(_, loss, valid) in &results {
+        for &(k, loss, valid) in &results {
             weighted += f64::from(loss) * f64::from(valid);
             tokens += u64::from(valid);
+            if !loss.is_finite() {
+                stats.nonfinite_losses += 1;
+                warn_nonfinite_loss(k, loss);
+            }
         }
         let loss = if tokens == 0 {
             0.0
@@ -422,12 +488,13 @@ impl<H: Host> TrainingSystem<H> {
             let sphere = k % n;
             // The sphere's previous batch (k - n) must be done first.
             self.pool.wait(sphere)?;
-            let (turn, results, stats, host, training) = (
+            let (turn, results, stats, host, training, hook) = (
                 self.turn.clone(),
                 results.clone(),
                 self.stats.clone(),
                 self.host.clone(),
                 self.training,
+                self.hook,
             );
             let index = k;
             self.pool.dispatch(sphere, move || {
@@ -447,7 +514,7 @@ impl<H: Host> TrainingSystem<H> {
                         host.forward(training.get(), inputs);
                         let loss = host.loss(training.get(), targets);
                         host.backward(training.get(), targets);
-                        host.step(training.get());
+                        optimizer_step(&host, hook, training, loss);
                         loss
                     }
                 };
@@ -482,42 +549,54 @@ impl<H: Host> TrainingSystem<H> {
             .list
             .clone();
         let mut all = Vec::new();
-        let mut group = self.next_group(epoch, feed, n)?;
+        let mut group = self.next_group(epoch, feed, self.group)?;
         while !group.is_empty() {
             let g = group.len();
             let losses: Arc<Mutex<Vec<f32>>> = Arc::new(Mutex::new(vec![f32::NAN; g]));
             let valid: Vec<u32> = group.iter().map(|b| b.get().num_valid_tokens).collect();
+            // Sphere s trains batches s, s + n, ... of the group, batch j on replica j.
+            let mut shares: Vec<Vec<(usize, Batch<H>)>> =
+                (0..n.min(g)).map(|_| Vec::new()).collect();
             for (j, batch) in group.drain(..).enumerate() {
-                let (losses, host, replica) = (losses.clone(), self.host.clone(), replicas[j]);
-                self.pool.dispatch(j, move || {
-                    let (inputs, targets) = (batch.get().input_ids, batch.get().target_ids);
-                    // SAFETY: replica j is used by sphere j only; the master's
-                    // weights are not updated while spheres run.
-                    let loss = unsafe {
-                        host.forward(replica.get(), inputs);
-                        let loss = host.loss(replica.get(), targets);
-                        host.backward(replica.get(), targets);
-                        loss
-                    };
-                    drop(batch);
-                    losses.lock()[j] = loss;
+                shares[j % n].push((j, batch));
+            }
+            for (s, share) in shares.into_iter().enumerate() {
+                let (losses, host, replicas) =
+                    (losses.clone(), self.host.clone(), replicas.clone());
+                self.pool.dispatch(s, move || {
+                    for (j, batch) in share {
+                        let (inputs, targets) = (batch.get().input_ids, batch.get().target_ids);
+                        let replica = replicas[j];
+                        // SAFETY: replica j is used by this sphere only during
+                        // the group; the master's weights are not updated
+                        // while spheres run.
+                        let loss = unsafe {
+                            host.forward(replica.get(), inputs);
+                            let loss = host.loss(replica.get(), targets);
+                            host.backward(replica.get(), targets);
+                            loss
+                        };
+                        drop(batch);
+                        losses.lock()[j] = loss;
+                    }
                 })?;
             }
             // The next group is fetched while this one trains.
-            let next = self.next_group(epoch, feed, n);
-            for j in 0..g {
-                self.pool.wait(j)?;
+            let next = self.next_group(epoch, feed, self.group);
+            for s in 0..n.min(g) {
+                self.pool.wait(s)?;
             }
             let next = next?;
             let norm = self.reduce_group(epoch, &valid)?;
+            let losses = losses.lock().clone();
+            let group_loss = weighted_mean(&losses, &valid);
             // SAFETY: every sphere is idle: the step is the only call.
-            unsafe { self.host.step(self.training.get()) };
-            let losses = losses.lock();
+            unsafe { optimizer_step(&self.host, self.hook, self.training, group_loss) };
             let base = all.len();
             let mut stats = self.stats.lock();
             for j in 0..g {
                 all.push((base + j, losses[j], valid[j]));
-                stats.spheres[j].add(losses[j], valid[j]);
+                stats.spheres[j % n].add(losses[j], valid[j]);
             }
             stats.steps += 1;
             stats.grad_norm = Some(norm as f32);
@@ -544,7 +623,7 @@ impl<H: Host> TrainingSystem<H> {
     }
 
     /// Sums the gradients of replicas `0..valid.len()` into the master's,
-    /// weighted by valid tokens, in sphere order; returns the norm.
+    /// weighted by valid tokens, in batch order; returns the norm.
     fn reduce_group(&self, epoch: &EpochState, valid: &[u32]) -> Result<f64, FfiError> {
         let replicas = epoch.replicas.as_ref().expect("replica mode has replicas");
         // SAFETY: the master and the replicas are live; the host lists buffers
@@ -625,7 +704,34 @@ impl<H: Host> Feed<'_, H> {
     }
 }
 
-/// Makes one replica per sphere and the reducer for the master's layout.
+/// The token-weighted mean of a group's losses (f64 sums, in batch order).
+fn weighted_mean(losses: &[f32], valid: &[u32]) -> f32 {
+    let (mut weighted, mut tokens) = (0.0f64, 0u64);
+    for (&loss, &n) in losses.iter().zip(valid) {
+        weighted += f64::from(loss) * f64::from(n);
+        tokens += u64::from(n);
+    }
+    if tokens == 0 {
+        0.0
+    } else {
+        (weighted / tokens as f64) as f32
+    }
+}
+
+/// Says once per process, on stderr, that the host returned a non-finite
+/// loss: the epoch's mean is then not finite either (the statistics count
+/// every such batch).
+fn warn_nonfinite_loss(batch: usize, loss: f32) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "threaded training: the host's loss for batch {batch} of the epoch is {loss}; the epoch's mean loss is not finite (said once; cllm_training_stats.nonfinite_losses counts them)"
+        );
+    }
+}
+
+/// Makes `n` replicas (one per batch of a group) and the reducer for the
+/// master's layout.
 ///
 /// # Safety
 /// `ops` operates on `master` as `cllm_replica_ops` documents.
@@ -659,7 +765,7 @@ unsafe fn make_replicas(
             // `replicas` frees the ones made so far.
             return Err(status(
                 cllm_status::CLLM_ERR_INVALID_ARGUMENT,
-                format!("create_replica failed for sphere {i}"),
+                format!("create_replica failed for replica {i}"),
             ));
         }
         replicas.list.push(HostPtr(replica));
@@ -702,7 +808,29 @@ unsafe fn list_spans(
     if let Some(i) = spans.iter().position(|s| s.data.is_null() && s.len > 0) {
         return Err(FfiError::invalid(format!("gradient buffer {i} is NULL")));
     }
+    check_span_lengths(&spans)?;
     Ok(spans)
+}
+
+/// Refuses absurd lengths before anything is sized from them: at most
+/// [`MAX_GRADIENT_FLOATS`] floats in all, and no span that runs past the end
+/// of the address space.
+fn check_span_lengths(spans: &[cllm_float_span]) -> Result<(), FfiError> {
+    let mut total = 0usize;
+    for (i, s) in spans.iter().enumerate() {
+        let fits = s.len <= MAX_GRADIENT_FLOATS
+            && (s.data as usize)
+                .checked_add(s.len * std::mem::size_of::<f32>())
+                .is_some();
+        total = total.saturating_add(s.len);
+        if !fits || total > MAX_GRADIENT_FLOATS {
+            return Err(FfiError::invalid(format!(
+                "gradient buffer {i} has {} floats ({total} so far): the limit is {MAX_GRADIENT_FLOATS} floats in all",
+                s.len
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The gradient buffers of `training`, checked against the reducer's layout.

@@ -7,7 +7,8 @@
 use crate::host::{
     CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, cllm_float_span, cllm_replica_ops,
 };
-use crate::system::{Mode, TrainingSystem};
+use crate::settings::{self, Request};
+use crate::system::{Mode, Plan, TrainingSystem};
 use cllm_threaded::cllm_status;
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -53,6 +54,12 @@ struct Mock {
     slow_forward: Duration,
     /// The replicas report a gradient buffer of a different length.
     bad_replica_layout: bool,
+    /// Every object reports a gradient buffer of 2^58 floats.
+    absurd_gradient: bool,
+    /// The loss is NaN for this input token.
+    nan_loss_on_token: Option<u32>,
+    /// Losses passed to the optimizer-step hook, in call order.
+    hook_losses: parking_lot::Mutex<Vec<f32>>,
 }
 
 #[derive(Clone)]
@@ -145,7 +152,11 @@ unsafe impl Host for MockHost {
     }
     unsafe fn loss(&self, t: *mut CLLMTraining, _: *mut u32) -> f32 {
         let m = self.enter(t);
-        let loss = 1.0 / m.last_input as f32;
+        let loss = if self.0.nan_loss_on_token == Some(m.last_input) {
+            f32::NAN
+        } else {
+            1.0 / m.last_input as f32
+        };
         Self::leave(m);
         loss
     }
@@ -200,13 +211,23 @@ unsafe extern "C" fn mock_free_replica(user: *mut c_void, replica: *mut CLLMTrai
 }
 
 unsafe extern "C" fn mock_gradients(
-    _user: *mut c_void,
+    user: *mut c_void,
     t: *mut CLLMTraining,
     out: *mut cllm_float_span,
     capacity: usize,
 ) -> usize {
+    // SAFETY: `user` is the test's `Mock`.
+    let mock = unsafe { &*(user as *const Mock) };
     let m = training(t);
-    if capacity >= 1 {
+    if mock.absurd_gradient && capacity >= 1 {
+        // SAFETY: room for one span; the drop-in must never touch it.
+        unsafe {
+            *out = cllm_float_span {
+                data: m.grad.as_mut_ptr(),
+                len: 1 << 58,
+            }
+        };
+    } else if capacity >= 1 {
         // SAFETY: room for one span.
         unsafe {
             *out = cllm_float_span {
@@ -224,7 +245,17 @@ fn ops(mock: &Arc<Mock>) -> cllm_replica_ops {
         create_replica: Some(mock_create_replica),
         free_replica: Some(mock_free_replica),
         gradient_buffers: Some(mock_gradients),
+        optimizer_step: None,
     }
+}
+
+/// The optimizer-step hook: records the loss, then steps as the host does.
+unsafe extern "C" fn mock_hook(user: *mut c_void, t: *mut CLLMTraining, loss: f32) {
+    // SAFETY: `user` is the test's `Mock`.
+    let mock = unsafe { &*(user as *const Mock) };
+    mock.hook_losses.lock().push(loss);
+    // SAFETY: the drop-in calls the hook as it would call the step.
+    unsafe { MockHost(Arc::new(Mock::default())).step(t) };
 }
 
 fn script(n: usize) -> Script {
@@ -240,16 +271,43 @@ fn any_iterator() -> *mut CLLMBatchIterator {
     std::ptr::NonNull::<u8>::dangling().as_ptr().cast()
 }
 
+/// The plan the C entry points would make from these arguments, without
+/// environment or registered adapter.
+fn plan(
+    mock: &Arc<Mock>,
+    threads: i64,
+    replicas: bool,
+    group: Option<usize>,
+) -> Result<Plan, cllm_threaded::FfiError> {
+    let request = Request {
+        threads,
+        mode: None,
+        group,
+        ops: replicas.then(|| ops(mock)),
+    };
+    settings::resolve(request, |_| None, None)
+}
+
+fn try_system_grouped(
+    mock: &Arc<Mock>,
+    master: *mut CLLMTraining,
+    threads: i64,
+    replicas: bool,
+    group: Option<usize>,
+) -> Result<TrainingSystem<MockHost>, cllm_threaded::FfiError> {
+    let plan = plan(mock, threads, replicas, group)?;
+    // SAFETY: the mock host accepts any iterator pointer; `master` is live
+    // (or NULL, which is refused before any use).
+    unsafe { TrainingSystem::create(MockHost(mock.clone()), master, any_iterator(), plan) }
+}
+
 fn try_system(
     mock: &Arc<Mock>,
     master: *mut CLLMTraining,
     threads: i64,
     replicas: bool,
 ) -> Result<TrainingSystem<MockHost>, cllm_threaded::FfiError> {
-    let ops = replicas.then(|| ops(mock));
-    // SAFETY: the mock host accepts any iterator pointer; `master` is live
-    // (or NULL, which is refused before any use).
-    unsafe { TrainingSystem::create(MockHost(mock.clone()), master, any_iterator(), threads, ops) }
+    try_system_grouped(mock, master, threads, replicas, None)
 }
 
 fn system(
@@ -436,7 +494,7 @@ fn failing_to_make_a_replica_frees_those_made_and_starts_no_thread() {
     });
     let err = create_error(&mock, 4, true);
     assert!(
-        err.message.contains("create_replica failed for sphere 2"),
+        err.message.contains("create_replica failed for replica 2"),
         "{}",
         err.message
     );
@@ -495,18 +553,125 @@ fn absurd_thread_counts_and_null_objects_are_refused() {
         .unwrap();
     assert_eq!(e.status, cllm_status::CLLM_ERR_NULL);
     let master = new_training(false, GRAD_LEN);
+    let p = plan(&mock, 1, false, None).unwrap();
     // SAFETY: a NULL iterator is refused before any use.
-    let e = unsafe {
-        TrainingSystem::create(
-            MockHost(mock.clone()),
-            master,
-            std::ptr::null_mut(),
-            1,
-            None,
-        )
-    }
-    .err()
-    .unwrap();
+    let e =
+        unsafe { TrainingSystem::create(MockHost(mock.clone()), master, std::ptr::null_mut(), p) }
+            .err()
+            .unwrap();
     assert_eq!(e.status, cllm_status::CLLM_ERR_NULL);
     free_training(master);
+}
+
+/// The weight after one epoch of `batches` batches over `threads` spheres.
+fn weight_after_epoch(threads: i64, group: Option<usize>) -> f64 {
+    let mut sc = script(11);
+    sc.batches[3].2 = 7; // unequal token weights
+    sc.batches[8].2 = 20;
+    let mock = Arc::new(Mock {
+        script: sc,
+        ..Mock::default()
+    });
+    let master = new_training(false, GRAD_LEN);
+    let sys = try_system_grouped(&mock, master, threads, true, group).unwrap();
+    assert_eq!(sys.group_size(), group.unwrap_or(threads as usize));
+    sys.train_epoch().unwrap();
+    assert_eq!(sys.stats().steps, 11u64.div_ceil(sys.group_size() as u64));
+    drop(sys);
+    assert_eq!(mock.misuse.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        mock.replicas_freed.load(Ordering::SeqCst),
+        group.unwrap_or(threads as usize)
+    );
+    let w = training(master).weight;
+    free_training(master);
+    w
+}
+
+#[test]
+fn a_fixed_group_gives_the_same_weights_for_any_sphere_count() {
+    for group in [1, 3, 4, 5] {
+        let reference = weight_after_epoch(1, Some(group));
+        for threads in 2..=4 {
+            assert_eq!(
+                weight_after_epoch(threads, Some(group)).to_bits(),
+                reference.to_bits(),
+                "group {group}, {threads} spheres"
+            );
+        }
+    }
+    // The default group follows the sphere count, and so do the weights
+    // (this is what a fixed group is for).
+    assert_ne!(weight_after_epoch(2, None), weight_after_epoch(3, None));
+}
+
+#[test]
+fn an_absurd_gradient_length_is_refused_before_anything_is_sized_from_it() {
+    let mock = Arc::new(Mock {
+        script: script(1),
+        absurd_gradient: true,
+        ..Mock::default()
+    });
+    let e = create_error(&mock, 2, true);
+    assert_eq!(e.status, cllm_status::CLLM_ERR_INVALID_ARGUMENT);
+    assert!(e.message.contains("the limit is"), "{}", e.message);
+    assert_eq!(mock.replicas_made.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_non_finite_host_loss_is_counted_and_gives_a_non_finite_epoch_loss() {
+    let mock = Arc::new(Mock {
+        script: script(4),
+        nan_loss_on_token: Some(2),
+        ..Mock::default()
+    });
+    let (sys, master) = system(&mock, 2, false);
+    let loss = sys.train_epoch().unwrap();
+    assert!(loss.is_nan(), "{loss}");
+    assert_eq!(sys.stats().nonfinite_losses, 1);
+    drop(sys);
+    free_training(master);
+}
+
+#[test]
+fn the_optimizer_step_hook_replaces_the_step_with_the_batch_or_group_loss() {
+    for (replicas, expected) in [
+        (false, vec![1.0f32, 0.5, 1.0 / 3.0, 0.25]),
+        // Groups of two batches of equal weight: the mean of their losses.
+        (
+            true,
+            vec![
+                ((1.0f64 + 0.5) / 2.0) as f32,
+                ((1.0f64 / 3.0) as f32 as f64 / 2.0 + 0.125) as f32,
+            ],
+        ),
+    ] {
+        let mock = Arc::new(Mock {
+            script: script(4),
+            ..Mock::default()
+        });
+        let master = new_training(false, GRAD_LEN);
+        let mut o = ops(&mock);
+        o.optimizer_step = Some(mock_hook);
+        let request = Request {
+            threads: 2,
+            mode: Some(if replicas {
+                Mode::Replicas
+            } else {
+                Mode::Serialized
+            }),
+            group: None,
+            ops: Some(o),
+        };
+        let plan = settings::resolve(request, |_| None, None).unwrap();
+        // SAFETY: as in `try_system`.
+        let sys =
+            unsafe { TrainingSystem::create(MockHost(mock.clone()), master, any_iterator(), plan) }
+                .unwrap();
+        sys.train_epoch().unwrap();
+        assert_eq!(*mock.hook_losses.lock(), expected, "replicas={replicas}");
+        assert!(training(master).weight != 1.0, "the hook stepped");
+        drop(sys);
+        free_training(master);
+    }
 }

@@ -5,19 +5,31 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Crate directory (relative to the workspace root) and the header it makes.
-const HEADERS: &[(&str, &str)] = &[
-    ("crates/cllm-threaded", "include/cllm_threaded.h"),
+/// Crate directory (relative to the workspace root), its cbindgen
+/// configuration and the header it makes. The drop-in crate makes two: the
+/// header that replaces CLLM's (seven functions) and our extensions.
+const HEADERS: &[(&str, &str, &str)] = &[
+    (
+        "crates/cllm-threaded",
+        "cbindgen.toml",
+        "include/cllm_threaded.h",
+    ),
     (
         "crates/cllm-training-threaded",
+        "cbindgen.toml",
         "include/cllm_training_threaded.h",
+    ),
+    (
+        "crates/cllm-training-threaded",
+        "cbindgen-ext.toml",
+        "include/cllm_training_ext.h",
     ),
 ];
 
-fn generate(root: &Path, crate_dir: &str) -> Result<Vec<u8>, String> {
+fn generate(root: &Path, crate_dir: &str, config_file: &str) -> Result<Vec<u8>, String> {
     let dir = root.join(crate_dir);
-    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml"))
-        .map_err(|e| format!("{crate_dir}/cbindgen.toml: {e}"))?;
+    let config = cbindgen::Config::from_file(dir.join(config_file))
+        .map_err(|e| format!("{crate_dir}/{config_file}: {e}"))?;
     let bindings = cbindgen::Builder::new()
         .with_crate(&dir)
         .with_config(config)
@@ -31,8 +43,8 @@ fn generate(root: &Path, crate_dir: &str) -> Result<Vec<u8>, String> {
 fn run(check: bool) -> Result<bool, String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut fresh = true;
-    for (crate_dir, header) in HEADERS {
-        let generated = generate(&root, crate_dir)?;
+    for (crate_dir, config_file, header) in HEADERS {
+        let generated = generate(&root, crate_dir, config_file)?;
         let path = root.join(header);
         let current = std::fs::read(&path).unwrap_or_default();
         if current == generated {
