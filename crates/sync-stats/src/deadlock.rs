@@ -17,7 +17,7 @@
 //! under the record's mutex before returning, and the detector dereferences
 //! the pointer only while holding that mutex.
 
-use crate::counting::LockMeta;
+use crate::lock_meta::LockMeta;
 use crate::thread::{self, WaitMode};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};

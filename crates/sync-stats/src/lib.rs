@@ -38,6 +38,8 @@ mod config;
 mod counting;
 #[cfg(not(loom))]
 mod deadlock;
+#[cfg(not(loom))]
+mod lock_meta;
 mod per_thread;
 mod seqlock;
 mod sharded;

@@ -3,7 +3,7 @@
 //! exits, for [`crate::ThreadSlots`]), its name, and what the deadlock
 //! detector needs: the read locks it holds and the lock it waits for.
 
-use crate::counting::LockMeta;
+use crate::lock_meta::LockMeta;
 use parking_lot::Mutex;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
