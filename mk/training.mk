@@ -65,7 +65,7 @@ CLLM_CFLAGS       := -Wall -Wextra -g -O0 -fPIC -mavx2 -mfma
 CLLM_TOOLS_CFLAGS := -Wall -Wextra -O2
 
 .PHONY: header-compat
-header-compat: include/cllm_training_threaded.h include/cllm_training_ext.h $(HEADER_TUS)
+header-compat: include/cllm_training_threaded.h include/cllm_training_ext.h $(HEADER_TUS) hosts/crystalline/replica_adapter.c
 	@set -e; for f in $(HEADER_TUS); do \
 	  $(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude $(HOST_INC) -fsyntax-only $$f; \
 	  $(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude $(HOST_INC) -fsyntax-only $$f; \
@@ -87,6 +87,8 @@ header-compat: include/cllm_training_threaded.h include/cllm_training_ext.h $(HE
 	if [ "$$n" -gt "$$o" ]; then echo "header-compat: train_model.c: $$n warnings with our header, $$o with CLLM's"; \
 	  cat $$d/ours/tools/warnings.txt; exit 1; fi; \
 	nm $$d/ours/tools/train_model.o | grep -q ' U threaded_training_create$$'; \
-	echo "header-compat: real CLLM headers: both orders, C and C++; train_model.c compiles with our header ($$n warnings, $$o with CLLM's)"
+	$(CC) $(CLLM_CFLAGS) -Werror -Iinclude -I$(CLLM_SHARED)/include -c hosts/crystalline/replica_adapter.c -o $$d/replica_adapter.o; \
+	nm $$d/replica_adapter.o | grep -q ' U threaded_training_register_replica_ops$$'; \
+	echo "header-compat: real CLLM headers: both orders, C and C++; train_model.c compiles with our header ($$n warnings, $$o with CLLM's); the replica adapter compiles with CLLM's flags"
 
 TEST_TARGETS += header-compat
