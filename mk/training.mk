@@ -21,7 +21,19 @@ $(BUILD)/training/%: ffi-tests/training/%.c $(DROPIN_A) $(HOST_LIB) $(DROPIN_HEA
 	@mkdir -p $(dir $@)
 	$(CC) $(C_WARN) $(HOST_INC) $(CFLAGS) $< -o $@ $(DROPIN_A) $(HOST_LIB) $(NATIVE_LIBS)
 
-FFI_TESTS += $(BUILD)/training/test_dropin $(BUILD)/training/test_dropin_settings
+# One trainer source, linked with and without the host adapter (an object
+# whose constructor registers the replica operations).
+$(BUILD)/training/test_dropin_adapter: ffi-tests/training/test_dropin_adapter.c ffi-tests/training/host_adapter.c \
+                                       $(DROPIN_A) $(HOST_LIB) $(DROPIN_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(C_WARN) $(HOST_INC) $(CFLAGS) -DWITH_ADAPTER $< ffi-tests/training/host_adapter.c -o $@ \
+	  $(DROPIN_A) $(HOST_LIB) $(NATIVE_LIBS)
+$(BUILD)/training/test_dropin_noadapter: ffi-tests/training/test_dropin_adapter.c $(DROPIN_A) $(HOST_LIB) $(DROPIN_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(C_WARN) $(HOST_INC) $(CFLAGS) $< -o $@ $(DROPIN_A) $(HOST_LIB) $(NATIVE_LIBS)
+
+FFI_TESTS += $(BUILD)/training/test_dropin $(BUILD)/training/test_dropin_settings \
+             $(BUILD)/training/test_dropin_adapter $(BUILD)/training/test_dropin_noadapter
 
 # A program that uses only the generic API links the generic library, static
 # and shared, without any host symbol; the drop-in archive defines its nine.
