@@ -8,6 +8,7 @@
 //! the exact final count) with the throughput ratios, then runs the
 //! criterion groups. Default run: about 20 s.
 
+use cllm_benches::median;
 use criterion::{Criterion, Throughput};
 use parking_lot::Mutex;
 use std::hint::black_box;
@@ -103,11 +104,6 @@ fn run(v: Variant, threads: usize, per_thread: u64) -> Duration {
         "lost increments"
     );
     elapsed
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 /// Nanoseconds per uncontended lock/unlock of a plain and a counting mutex.

@@ -14,6 +14,7 @@
 //! `cargo bench -p cllm-benches --bench grad_reduce` prints a summary table
 //! (median of interleaved rounds) and then runs the criterion benches.
 
+use cllm_benches::{cpu_line, load_average, median};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use grad_reduce::{GradReducer, Weights};
 use sphere_pool::{SpherePool, default_spheres};
@@ -154,11 +155,6 @@ fn copy_bytes(case: &Case) -> u64 {
     (2 * case.sources * case.floats * 4) as u64
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn gbps(bytes: u64, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64() / 1e9
 }
@@ -166,15 +162,12 @@ fn gbps(bytes: u64, t: Duration) -> f64 {
 /// The summary: interleaved rounds of every variant, medians, ratios.
 fn print_summary(pool: &SpherePool) {
     let threads = pool.participants();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "grad_reduce summary: {threads} threads = {} spheres + caller; medians of interleaved rounds; \
-         load average before: {}",
+         {}; load average before: {}",
         pool.spheres(),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        cpu_line(),
+        load_average()
     );
     println!(
         "{:<13} {:>7} {:>11} {:>10} {:>11} {:>10} {:>12}",

@@ -1,9 +1,11 @@
 //! Fork-join rounds from Rust: the sphere pool's `run_all` beside rayon's
 //! `broadcast` and `std::thread::scope`, each with N participants doing
-//! nothing (hand-off cost) or 20 us of arithmetic each. The ratios against
-//! the pool are printed after the criterion groups, measured in the same
-//! process.
+//! nothing (hand-off cost) or 20 us of arithmetic each. After each criterion
+//! group, a summary measured in the same process (medians of interleaved
+//! batches, with their spread), and for N=4 a verdict: is the pool no slower
+//! than rayon's broadcast, empty and with 20 us shares (issue 12)?
 
+use cllm_benches::{cpu_line, interleaved, load_average, spread, time_batch};
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use sphere_pool::SpherePool;
 use std::hint::black_box;
@@ -59,22 +61,45 @@ impl Methods {
     }
 }
 
-/// Median time of one round over `reps` batches of `rounds`.
-fn time_round(rounds: u32, reps: usize, mut f: impl FnMut()) -> Duration {
-    let mut v: Vec<Duration> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..rounds {
-                f();
-            }
-            start.elapsed() / rounds
-        })
-        .collect();
-    v.sort();
-    v[reps / 2]
+/// Rounds of interleaved batches in a summary.
+const REPS: usize = 15;
+/// The pause before each batch: longer than the pool's spin (200 us) and
+/// rayon's yielding before its workers sleep, so that neither method's idle
+/// threads still run during the other's batch.
+const PAUSE: Duration = Duration::from_millis(2);
+
+/// Median round times (pool, rayon, scope) of interleaved batches; prints
+/// them with their spread.
+fn summary(m: &Methods, label: &str, iters: u64, rounds: u32) -> [Duration; 3] {
+    let times = interleaved(
+        REPS,
+        PAUSE,
+        &mut [
+            &mut || time_batch(rounds, || m.pool_round(iters)),
+            &mut || time_batch(rounds, || m.rayon_round(iters)),
+            &mut || time_batch(rounds / 10, || m.scope_round(iters)),
+        ],
+    );
+    let [pool, rayon, scope] = [0, 1, 2].map(|i| spread(times[i].clone()));
+    println!(
+        "summary N={} {label}: sphere_pool {:?} ({:?}..{:?}), rayon_broadcast {:?} ({:?}..{:?}, {:.2}x the pool), \
+         thread_scope {:?} ({:.1}x the pool); medians of {REPS} interleaved batches (min..max)",
+        m.n,
+        pool.1,
+        pool.0,
+        pool.2,
+        rayon.1,
+        rayon.0,
+        rayon.2,
+        rayon.1.as_secs_f64() / pool.1.as_secs_f64(),
+        scope.1,
+        scope.1.as_secs_f64() / pool.1.as_secs_f64()
+    );
+    [pool.1, rayon.1, scope.1]
 }
 
 fn bench_rounds(c: &mut Criterion) {
+    println!("{}; load average {}", cpu_line(), load_average());
     let iters_20us = iters_for(20);
     for n in [2usize, 4] {
         let m = Methods::new(n);
@@ -96,18 +121,17 @@ fn bench_rounds(c: &mut Criterion) {
         }
         group.finish();
 
-        // Ratios measured here, in one process, methods taking turns.
+        // Measured here, in one process, methods taking turns.
+        let mut verdict = Vec::new();
         for (label, iters, rounds) in [("empty", 0, 2000), ("work_20us", iters_20us, 200)] {
-            let pool = time_round(rounds, 9, || m.pool_round(iters));
-            let rayon = time_round(rounds, 9, || m.rayon_round(iters));
-            let scope = time_round(rounds / 10, 9, || m.scope_round(iters));
+            let [pool, rayon, _] = summary(&m, label, iters, rounds);
+            let ok = if pool <= rayon { "yes" } else { "NO" };
+            verdict.push(format!("{label} {ok} (pool {pool:?}, rayon {rayon:?})"));
+        }
+        if n == 4 {
             println!(
-                "summary N={n} {label}: sphere_pool {:?}, rayon_broadcast {:?} ({:.1}x the pool), thread_scope {:?} ({:.1}x the pool)",
-                pool,
-                rayon,
-                rayon.as_secs_f64() / pool.as_secs_f64(),
-                scope,
-                scope.as_secs_f64() / pool.as_secs_f64()
+                "summary N=4 pool no slower than rayon_broadcast: {}",
+                verdict.join(", ")
             );
         }
     }

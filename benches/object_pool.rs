@@ -10,6 +10,7 @@
 //! measured in this process (median of interleaved rounds) with the ratios,
 //! then runs the criterion groups. Default run: about 20 s.
 
+use cllm_benches::median;
 use criterion::{Criterion, Throughput};
 use object_pool::{ObjectPool, PoolConfig};
 use std::hint::black_box;
@@ -102,11 +103,6 @@ fn run(pools: &Pools, v: Variant, threads: usize, iters: u64) -> Duration {
         let ends: Vec<Instant> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         ends.into_iter().max().unwrap() - t0
     })
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 fn summary(pools: &Pools) {

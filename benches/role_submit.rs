@@ -5,6 +5,7 @@
 //! `run_all` and rayon's `broadcast`. Medians and ratios are printed after
 //! the criterion groups, measured in the same process.
 
+use cllm_benches::{median, time_batch};
 use criterion::{BenchmarkId, Criterion};
 use pool_manager::{Partitioning, Role, Runtime, RuntimeConfig};
 use sphere_pool::SpherePool;
@@ -58,11 +59,6 @@ impl Submitters {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 /// Median submit-to-start latency over `n` submissions.
 fn latency(n: usize, f: impl Fn() -> Duration) -> Duration {
     median((0..n).map(|_| f()).collect())
@@ -70,17 +66,7 @@ fn latency(n: usize, f: impl Fn() -> Duration) -> Duration {
 
 /// Median time of one round over `reps` batches of `rounds`.
 fn time_round(rounds: u32, reps: usize, mut f: impl FnMut()) -> Duration {
-    median(
-        (0..reps)
-            .map(|_| {
-                let start = Instant::now();
-                for _ in 0..rounds {
-                    f();
-                }
-                start.elapsed() / rounds
-            })
-            .collect(),
-    )
+    median((0..reps).map(|_| time_batch(rounds, &mut f)).collect())
 }
 
 fn bench_submit(c: &mut Criterion) {
