@@ -33,14 +33,18 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(loom))]
-mod config;
+mod acquire;
 #[cfg(not(loom))]
-mod counting;
+mod config;
 #[cfg(not(loom))]
 mod deadlock;
 #[cfg(not(loom))]
 mod lock_meta;
+#[cfg(not(loom))]
+mod mutex;
 mod per_thread;
+#[cfg(not(loom))]
+mod rwlock;
 mod seqlock;
 mod sharded;
 #[cfg(not(loom))]
@@ -51,21 +55,22 @@ mod thread;
 mod thread_slots;
 
 #[cfg(not(loom))]
+pub use acquire::LockError;
+#[cfg(not(loom))]
 pub use config::{
     ConfigError, DEFAULT_DEADLOCK_CHECK, ENV_DEADLOCK_CHECK_MS, SyncConfig, configure,
     current_config,
-};
-#[cfg(not(loom))]
-pub use counting::{
-    CountingMutex, CountingMutexGuard, CountingReadGuard, CountingRwLock, CountingWriteGuard,
-    LockError,
 };
 #[cfg(not(loom))]
 pub use deadlock::{
     DeadlockReport, WaitEdge, clear_deadlock_handler, deadlocks_reported, detect_deadlocks,
     set_deadlock_handler,
 };
+#[cfg(not(loom))]
+pub use mutex::{CountingMutex, CountingMutexGuard};
 pub use per_thread::{Mergeable, PerThreadStats, SampleStats};
+#[cfg(not(loom))]
+pub use rwlock::{CountingReadGuard, CountingRwLock, CountingWriteGuard};
 pub use seqlock::{MAX_WORDS, SeqSlot};
 pub use sharded::{MAX_SHARDS, ShardedCounter, default_shards};
 #[cfg(not(loom))]

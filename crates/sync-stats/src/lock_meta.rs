@@ -4,6 +4,7 @@
 //! read it, and none of them should have to import another for it.
 
 use crate::stats::{GLOBAL, LockStats};
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -65,5 +66,14 @@ impl LockMeta {
             contended,
             wait,
         }
+    }
+
+    /// The `Debug` output of the lock type `type_name` that holds this.
+    pub(crate) fn fmt_lock(&self, f: &mut fmt::Formatter<'_>, type_name: &str) -> fmt::Result {
+        f.debug_struct(type_name)
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
     }
 }
