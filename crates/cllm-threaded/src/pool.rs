@@ -8,7 +8,7 @@ use crate::status::cllm_status;
 use sphere_pool::{
     Error, Participant, PoolConfig, RawJob, RawParticipant, RawTask, SpherePool, SphereStats,
 };
-use std::ffi::{c_int, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::time::Duration;
 
 impl From<Error> for FfiError {
@@ -38,18 +38,38 @@ pub struct cllm_pool {
 }
 
 /// How to build a pool; fill it with `cllm_pool_options_default()`.
+///
+/// The pool's size, first setting that applies: `num_threads > 0` (spheres),
+/// `total_threads > 0` (threads with the caller), the environment variable
+/// `CLLM_NUM_THREADS` (threads with the caller), else one sphere per CPU
+/// minus one (at least one). Its CPUs: `cpus`, else `CLLM_CPUS`, else
+/// `pin_threads`. Bad values (here or in the environment) make
+/// `cllm_pool_create` fail with `CLLM_ERR_INVALID_ARGUMENT`, the message
+/// naming the field or variable.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct cllm_pool_options {
-    /// Number of spheres. `<= 0`: one per CPU minus one (at least one), the
-    /// calling thread being the last participant of fork-join work. At most
-    /// 4096.
+    /// Number of spheres. `<= 0`: "auto" (see `total_threads`); the calling
+    /// thread is the last participant of fork-join work. At most 4096.
     pub num_threads: c_int,
     /// Pin sphere i to CPU (i + 1) % CPUs.
     pub pin_threads: bool,
     /// Longest busy-wait, in microseconds, before a waiting thread sleeps
     /// (default 200; 0: sleep at once; at most 1000000).
     pub max_spin_us: u32,
+    /// Threads of the pool, the calling thread included (`OMP_NUM_THREADS`'s
+    /// meaning), used when `num_threads <= 0`: 1 makes a pool without
+    /// spheres that runs every fork-join and parallel-for serially on the
+    /// caller, with the same results. `<= 0`: `CLLM_NUM_THREADS` if set,
+    /// else one per CPU. At most 4097. Setting it with `num_threads > 0` is
+    /// an error.
+    pub total_threads: c_int,
+    /// CPUs to pin the spheres to, as a list such as `"0-3,8"` (ranges
+    /// inclusive, no spaces, no CPU twice): sphere i runs on the list's
+    /// entry (i + 1) mod its length. Every CPU must be one the process may
+    /// run on. NULL: `CLLM_CPUS` if set, else as `pin_threads` says. Read
+    /// during `cllm_pool_create` only.
+    pub cpus: *const c_char,
 }
 
 /// Counters of one sphere (or their sum over the pool).
@@ -141,32 +161,66 @@ pub extern "C" fn cllm_pool_options_default() -> cllm_pool_options {
         num_threads: 0,
         pin_threads: defaults.pin,
         max_spin_us: defaults.max_spin.as_micros() as u32,
+        total_threads: 0,
+        cpus: std::ptr::null(),
     }
 }
 
-fn config_from(options: &cllm_pool_options) -> Result<PoolConfig, FfiError> {
-    let spheres = sphere_pool::resolve_spheres(i64::from(options.num_threads))?;
+/// # Safety
+/// `options.cpus` is NULL or a NUL-terminated string.
+unsafe fn config_from(options: &cllm_pool_options) -> Result<PoolConfig, FfiError> {
+    if options.num_threads > 0 && options.total_threads > 0 {
+        return Err(FfiError::invalid(format!(
+            "num_threads {} (spheres) and total_threads {} (threads with the caller) are both \
+             set; set one",
+            options.num_threads, options.total_threads
+        )));
+    }
+    let spheres = if options.num_threads > 0 {
+        sphere_pool::resolve_spheres(i64::from(options.num_threads))?
+    } else {
+        0 // "auto": resolved by the engine from total_threads or the environment
+    };
     if options.max_spin_us > 1_000_000 {
         return Err(FfiError::invalid(format!(
             "max_spin_us {} is above the limit of 1000000",
             options.max_spin_us
         )));
     }
+    // SAFETY: promised by the caller.
+    let cpus = match unsafe { options.cpus.as_ref() } {
+        None => None,
+        Some(_) => {
+            // SAFETY: a non-NULL `cpus` is a NUL-terminated string.
+            let text = unsafe { CStr::from_ptr(options.cpus) }
+                .to_str()
+                .map_err(|_| FfiError::invalid("cpus is not valid UTF-8".to_owned()))?;
+            Some(
+                sphere_pool::env::parse_cpu_list(text)
+                    .map_err(|why| FfiError::invalid(format!("cpus {text:?}: {why}")))?,
+            )
+        }
+    };
     Ok(PoolConfig {
         spheres,
+        threads: usize::try_from(options.total_threads).unwrap_or(0),
         pin: options.pin_threads,
+        cpus,
         max_spin: Duration::from_micros(u64::from(options.max_spin_us)),
         ..PoolConfig::default()
     })
 }
 
 /// Creates a pool and starts its threads; `*out` receives it on success.
-/// `options` may be NULL for the defaults. Errors: `CLLM_ERR_NULL` (out),
-/// `CLLM_ERR_INVALID_ARGUMENT` (more than 4096 threads, spin too long),
+/// `options` may be NULL for the defaults (which read `CLLM_NUM_THREADS`
+/// and `CLLM_CPUS`). Errors: `CLLM_ERR_NULL` (out),
+/// `CLLM_ERR_INVALID_ARGUMENT` (more than 4096 spheres, spin too long, a
+/// bad CPU list or thread count in the options or the environment),
 /// `CLLM_ERR_SPAWN` (the system refused a thread; nothing is leaked).
 ///
 /// # Safety
-/// `options` is NULL or points to a `cllm_pool_options`; `out` is writable.
+/// `options` is NULL or points to a `cllm_pool_options` whose `cpus` is
+/// NULL or a NUL-terminated string; `out` is writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_pool_create(
     options: *const cllm_pool_options,
@@ -178,7 +232,8 @@ pub unsafe extern "C" fn cllm_pool_create(
         let options = unsafe { options.as_ref() }
             .copied()
             .unwrap_or_else(|| cllm_pool_options_default());
-        let pool = SpherePool::with_config(config_from(&options)?)?;
+        // SAFETY: the caller passes options whose `cpus` is NULL or a string.
+        let pool = SpherePool::with_config(unsafe { config_from(&options) }?)?;
         // SAFETY: `out` was checked and is writable.
         unsafe { write_out(out, Box::into_raw(Box::new(cllm_pool { pool }))) };
         Ok(())
@@ -228,7 +283,8 @@ unsafe fn pool_ref<'a>(pool: *const cllm_pool) -> Result<&'a SpherePool, FfiErro
     Ok(&unsafe { arg_ref(pool, "pool") }?.pool)
 }
 
-/// Writes the number of spheres to `*out`.
+/// Writes the number of spheres to `*out`: 0 for a pool of one thread
+/// (everything runs on the caller; no sphere index is valid).
 ///
 /// # Safety
 /// `pool` is NULL or a live pool; `out` is NULL or writable.

@@ -31,6 +31,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod barrier;
+#[cfg(not(loom))]
+pub mod env;
 mod error;
 #[cfg(not(loom))]
 mod pool;
@@ -45,7 +47,7 @@ pub use error::{Error, Worker, panic_message};
 #[cfg(not(loom))]
 pub use pool::{
     MAX_RANGE_LEN, MAX_SPHERES, Participant, PoolConfig, RawJob, RawParticipant, RawTask,
-    SpherePool, default_spheres, resolve_spheres,
+    SpherePool, auto_spheres, default_spheres, resolve_spheres,
 };
 pub use spin::available_cores;
 #[cfg(not(loom))]

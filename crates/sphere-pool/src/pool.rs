@@ -1,6 +1,7 @@
 //! [`SpherePool`]: the persistent spheres and the operations on them.
 
 use crate::barrier::SphereBarrier;
+use crate::env::{MAX_THREADS, check_cpus_available, env_cpus, env_num_threads};
 use crate::error::{Error, Worker, panic_message};
 use crate::slot::{Outcome, Slot, Waited};
 use crate::spin::{AdaptiveSpin, available_cores};
@@ -70,17 +71,26 @@ pub const MAX_SPHERES: usize = 4096;
 /// cursors from wrapping around.
 pub const MAX_RANGE_LEN: usize = usize::MAX / 2 - MAX_SPHERES;
 
-/// The default number of spheres: one per CPU minus one for the calling
-/// thread (which takes a share of fork-join work), and at least one.
+/// The default number of spheres when nothing is set: one per CPU minus one
+/// for the calling thread (which takes a share of fork-join work), and at
+/// least one.
 pub fn default_spheres() -> usize {
     available_cores().saturating_sub(1).max(1)
 }
 
-/// Turns a C-style thread request into a sphere count: `<= 0` means
-/// [`default_spheres`]; above [`MAX_SPHERES`] is an error.
+/// The spheres of a pool created with "auto": `CLLM_NUM_THREADS` minus the
+/// caller if the variable is set (0 for `CLLM_NUM_THREADS=1`: no sphere),
+/// else [`default_spheres`]. A bad value is an error naming the variable.
+pub fn auto_spheres() -> Result<usize, Error> {
+    Ok(env_num_threads()?.map_or_else(default_spheres, |threads| threads - 1))
+}
+
+/// Turns a C-style sphere request into a sphere count for APIs that need at
+/// least one sphere (the loader, the drop-in): `<= 0` means "auto"
+/// ([`auto_spheres`], at least one); above [`MAX_SPHERES`] is an error.
 pub fn resolve_spheres(requested: i64) -> Result<usize, Error> {
     if requested <= 0 {
-        Ok(default_spheres())
+        Ok(auto_spheres()?.max(1))
     } else if requested as u64 > MAX_SPHERES as u64 {
         Err(Error::InvalidArgument(format!(
             "{requested} spheres requested; the limit is {MAX_SPHERES}"
@@ -93,10 +103,19 @@ pub fn resolve_spheres(requested: i64) -> Result<usize, Error> {
 /// How to build a [`SpherePool`].
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
-    /// Number of spheres; 0 means [`default_spheres`].
+    /// Number of spheres; 0 means "auto": `threads - 1` if `threads` is
+    /// set, else [`auto_spheres`] (`CLLM_NUM_THREADS`, else one per CPU).
     pub spheres: usize,
+    /// Threads of the pool, the calling thread included (`OMP_NUM_THREADS`'s
+    /// meaning), used when `spheres` is 0: 1 makes a pool without spheres
+    /// that runs everything serially on the caller; 0: "auto".
+    pub threads: usize,
     /// Pin sphere `i` to CPU `(i + 1) % cpus` (the caller keeps CPU 0).
     pub pin: bool,
+    /// CPUs to pin the spheres to (sphere `i` on `cpus[(i + 1) % len]`);
+    /// `None`: `CLLM_CPUS` if set, else as `pin` says. Every CPU must be one
+    /// the process may run on.
+    pub cpus: Option<Vec<usize>>,
     /// The longest a sphere or a waiter spins before parking (0: never
     /// spin). The default, 200 us, is long enough that a thread the system
     /// descheduled for a moment does not make the other one sleep (waking a
@@ -114,11 +133,43 @@ impl Default for PoolConfig {
     fn default() -> Self {
         Self {
             spheres: 0,
+            threads: 0,
             pin: false,
+            cpus: None,
             max_spin: Duration::from_micros(200),
             name_prefix: "cllm-sphere".to_owned(),
             stack_size: None,
         }
+    }
+}
+
+impl PoolConfig {
+    /// Resolves "auto" (sphere count, CPU list) from the thread count and
+    /// the environment, and checks the limits.
+    fn resolve(mut self) -> Result<Self, Error> {
+        if self.spheres == 0 {
+            self.spheres = match self.threads {
+                0 => auto_spheres()?,
+                t if t > MAX_THREADS => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{t} threads requested; the limit is {MAX_THREADS} (the calling thread included)"
+                    )));
+                }
+                t => t - 1,
+            };
+        }
+        if self.spheres > MAX_SPHERES {
+            return Err(Error::InvalidArgument(format!(
+                "{} spheres requested; the limit is {MAX_SPHERES}",
+                self.spheres
+            )));
+        }
+        self.threads = self.spheres + 1;
+        match &self.cpus {
+            Some(cpus) => check_cpus_available(cpus, "cpus (the CPU list of the pool)")?,
+            None => self.cpus = env_cpus()?,
+        }
+        Ok(self)
     }
 }
 
@@ -356,17 +407,20 @@ impl SpherePool {
         })
     }
 
-    /// A pool built as `config` says.
-    pub fn with_config(mut config: PoolConfig) -> Result<Self, Error> {
-        if config.spheres == 0 {
-            config.spheres = default_spheres();
-        }
-        if config.spheres > MAX_SPHERES {
-            return Err(Error::InvalidArgument(format!(
-                "{} spheres requested; the limit is {MAX_SPHERES}",
-                config.spheres
-            )));
-        }
+    /// A pool of `threads` threads, the calling thread included (0:
+    /// "auto"; 1: no sphere, everything runs serially on the caller).
+    pub fn with_threads(threads: usize) -> Result<Self, Error> {
+        Self::with_config(PoolConfig {
+            threads,
+            ..PoolConfig::default()
+        })
+    }
+
+    /// A pool built as `config` says. "Auto" settings are resolved here,
+    /// from the environment too (see [`PoolConfig`]); bad values are an
+    /// [`Error::InvalidArgument`] that names the setting.
+    pub fn with_config(config: PoolConfig) -> Result<Self, Error> {
+        let config = config.resolve()?;
         let n = config.spheres;
         let yielding = n + 1 > available_cores();
         let shared = Arc::new(Shared {
@@ -377,10 +431,13 @@ impl SpherePool {
             round: CachePadded::new(AtomicBool::new(false)),
             next_any: AtomicUsize::new(0),
         });
-        let cores = if shared.config.pin {
-            core_affinity::get_core_ids().unwrap_or_default()
-        } else {
-            Vec::new()
+        let cores = match &shared.config.cpus {
+            Some(cpus) => cpus
+                .iter()
+                .map(|&id| core_affinity::CoreId { id })
+                .collect(),
+            None if shared.config.pin => core_affinity::get_core_ids().unwrap_or_default(),
+            None => Vec::new(),
         };
         let mut pool = SpherePool {
             shared,
@@ -427,7 +484,8 @@ impl SpherePool {
         self.spheres() + 1
     }
 
-    /// The configuration the pool was built with (sphere count resolved).
+    /// The configuration the pool was built with, "auto" resolved
+    /// (`spheres`, `threads`, and `cpus` from the environment).
     pub fn config(&self) -> &PoolConfig {
         &self.shared.config
     }

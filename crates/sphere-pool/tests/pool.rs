@@ -1019,3 +1019,106 @@ fn dispatch_any_during_a_round_is_refused_and_a_job_may_use_it_for_another_spher
     let other = picked.lock().unwrap().unwrap();
     assert_ne!(other, me, "a job's own sphere is not idle");
 }
+
+#[test]
+fn spheres_pinned_by_a_cpu_list_run_on_its_cpus_in_turn() {
+    let allowed = my_cpus();
+    // The allowed CPUs, last first: a list different from the default map.
+    let list: Vec<usize> = allowed.iter().rev().copied().collect();
+    let pool = SpherePool::with_config(PoolConfig {
+        spheres: 3,
+        cpus: Some(list.clone()),
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let seen = Mutex::new(vec![Vec::new(); 3]);
+    pool.run_all(|p| {
+        if !p.is_caller() {
+            seen.lock().unwrap()[p.index()] = my_cpus();
+        }
+    })
+    .unwrap();
+    for (i, cpus) in seen.into_inner().unwrap().into_iter().enumerate() {
+        assert_eq!(cpus, vec![list[(i + 1) % list.len()]], "sphere {i}");
+    }
+    assert_eq!(my_cpus(), allowed);
+    // A CPU the process may not run on, or an empty list, is refused.
+    for bad in [vec![], vec![allowed[0], 1023]] {
+        let e = SpherePool::with_config(PoolConfig {
+            spheres: 1,
+            cpus: Some(bad),
+            ..PoolConfig::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("CPU list"), "{e}");
+    }
+}
+
+#[test]
+fn a_pool_of_one_thread_has_no_sphere_and_runs_everything_on_the_caller() {
+    let pool = SpherePool::with_threads(1).unwrap();
+    assert_eq!(pool.spheres(), 0);
+    assert_eq!(pool.participants(), 1);
+    assert_eq!(pool.config().threads, 1);
+    let me = thread_name();
+    let shares = Mutex::new(Vec::new());
+    pool.run_all(|p| {
+        assert_eq!(thread_name(), me);
+        assert!(p.barrier());
+        shares
+            .lock()
+            .unwrap()
+            .push((p.index(), p.count(), p.is_caller()));
+    })
+    .unwrap();
+    assert_eq!(shares.into_inner().unwrap(), vec![(0, 1, true)]);
+    // The same cover as any pool, on the caller, participant 0.
+    check_cover(&pool, 3, 10_003, 7);
+    check_cover(&pool, 0, 100, usize::MAX);
+    pool.parallel_for_with(0..100, 0, |_, p| {
+        assert_eq!((p, thread_name()), (0, me.clone()));
+        Ok(())
+    })
+    .unwrap();
+    // Nested calls still run inline, failures are still reported.
+    pool.run_all(|_| pool.parallel_for(0..10, 3, |_| {}).unwrap())
+        .unwrap();
+    assert_eq!(
+        pool.try_parallel_for(0..10, 1, |r| if r.start == 5 { Err(4) } else { Ok(()) }),
+        Err(Error::JobFailed {
+            worker: Worker::Caller,
+            code: 4
+        })
+    );
+    // There is no sphere to give a job to.
+    assert_eq!(
+        pool.dispatch(0, || {}),
+        Err(Error::SphereOutOfRange {
+            sphere: 0,
+            spheres: 0
+        })
+    );
+    assert!(matches!(
+        pool.dispatch_any(|| {}),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(pool.stats().spheres.len(), 0);
+    // A config built from it makes the same kind of pool.
+    let again = SpherePool::with_config(pool.config().clone()).unwrap();
+    assert_eq!(again.spheres(), 0);
+}
+
+#[test]
+fn thread_counts_include_the_caller() {
+    assert_eq!(SpherePool::with_threads(3).unwrap().spheres(), 2);
+    let e = SpherePool::with_threads(4098).unwrap_err();
+    assert!(e.to_string().contains("4097"), "{e}");
+    // An explicit sphere count wins over a thread count.
+    let pool = SpherePool::with_config(PoolConfig {
+        spheres: 2,
+        threads: 1,
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    assert_eq!((pool.spheres(), pool.config().threads), (2, 3));
+}

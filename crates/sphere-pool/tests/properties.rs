@@ -8,12 +8,17 @@ use sphere_pool::{Error, MAX_RANGE_LEN, SpherePool};
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-/// Pools of 1 to 3 spheres, made once (thread creation is slow), lent to
+/// Pools of 0 (serial: one thread) to 3 spheres, made once (thread creation is slow), lent to
 /// one test at a time (tests run in parallel; a pool runs one round at once).
 fn pools() -> MutexGuard<'static, Vec<SpherePool>> {
     static POOLS: OnceLock<Mutex<Vec<SpherePool>>> = OnceLock::new();
-    let pools =
-        POOLS.get_or_init(|| Mutex::new((1..=3).map(|n| SpherePool::new(n).unwrap()).collect()));
+    let pools = POOLS.get_or_init(|| {
+        Mutex::new(
+            (1..=4)
+                .map(|t| SpherePool::with_threads(t).unwrap())
+                .collect(),
+        )
+    });
     pools.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -78,7 +83,7 @@ proptest! {
 
     #[test]
     fn parallel_for_covers_every_index_once_for_any_grain(
-        pool in 0..3usize,
+        pool in 0..4usize,
         (start, len, grain) in (0..2000usize, 0..3000usize).prop_flat_map(|(s, l)| (Just(s), Just(l), grain(l))),
     ) {
         let pools = pools();
@@ -91,7 +96,7 @@ proptest! {
 
     #[test]
     fn parallel_for_at_the_top_of_the_index_space_does_not_wrap(
-        pool in 0..3usize,
+        pool in 0..4usize,
         (len, grain) in (0..500usize).prop_flat_map(|l| (Just(l), grain(l))),
     ) {
         let pools = pools();
@@ -106,7 +111,7 @@ proptest! {
     /// chunks can be listed (the body does not touch the indices).
     #[test]
     fn parallel_for_huge_ranges_up_to_the_limit(
-        pool in 0..3usize,
+        pool in 0..4usize,
         len in prop_oneof![MAX_RANGE_LEN - 1000..=MAX_RANGE_LEN, (1usize << 40)..=MAX_RANGE_LEN],
         start in prop_oneof![Just(0usize), 0..=(usize::MAX / 2)],
         extra in prop_oneof![Just(usize::MAX), Just(0usize), 0usize..1 << 20],
@@ -122,7 +127,7 @@ proptest! {
 
     #[test]
     fn parallel_for_beyond_the_limit_is_an_error_and_calls_nothing(
-        pool in 0..3usize,
+        pool in 0..4usize,
         len in MAX_RANGE_LEN + 1..=usize::MAX,
         grain in any::<usize>(),
     ) {
@@ -136,7 +141,7 @@ proptest! {
 
     #[test]
     fn a_reversed_range_is_an_error_and_calls_nothing(
-        pool in 0..3usize,
+        pool in 0..4usize,
         a in any::<usize>(),
         b in any::<usize>(),
         grain in any::<usize>(),
