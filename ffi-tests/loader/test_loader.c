@@ -544,6 +544,39 @@ static void test_cache_truncated_under_a_live_loader(void) {
     cllm_loader_free(cold);
 }
 
+/* A 100 GiB sparse file beside the text: the loader reserved its whole size
+ * and the process died of SIGABRT. Now it reads its first piece, finds a NUL
+ * byte and skips it, without allocating or reading anything near its size. */
+static void test_huge_sparse_file(void) {
+    make_corpus("huge");
+    char path[512];
+    path_of(path, sizeof path, "huge/sparse.bin");
+    FILE* f = fopen(path, "wb");
+    CHECK(f != NULL, "create %s", path);
+    if (!f) return;
+    fclose(f);
+    CHECK(truncate(path, (off_t)100 << 30) == 0, "make a 100 GiB sparse file");
+    cllm_loader* loader = load_dir("huge", NULL);
+    if (!loader) return;
+    cllm_loader_report r;
+    CHECK_STATUS(cllm_loader_get_report(loader, &r), CLLM_OK);
+    CHECK(r.files == 3 && r.files_skipped == 3, "files %llu skipped %llu", (unsigned long long)r.files,
+          (unsigned long long)r.files_skipped);
+    CHECK(r.bytes_read < (4u << 20), "bytes read %llu", (unsigned long long)r.bytes_read);
+    int found = 0;
+    for (size_t i = 0; i < r.files_skipped; i++) {
+        const char *name = NULL, *reason = NULL;
+        CHECK_STATUS(cllm_loader_skipped_file(loader, i, &name, &reason), CLLM_OK);
+        if (name && strcmp(name, "sparse.bin") == 0) {
+            found = 1;
+            CHECK(strstr(reason, "NUL byte at offset 0") != NULL, "%s", reason);
+        }
+    }
+    CHECK(found, "the sparse file is reported as skipped");
+    cllm_loader_free(loader);
+    unlink(path);
+}
+
 int main(void) {
     snprintf(root, sizeof root, "/tmp/cllm-loader-test-XXXXXX");
     if (!mkdtemp(root)) {
@@ -556,6 +589,7 @@ int main(void) {
     test_files_list_and_bytes();
     test_cache();
     test_cache_truncated_under_a_live_loader();
+    test_huge_sparse_file();
     test_bad_input();
     remove_tree(root);
     return check_summary();

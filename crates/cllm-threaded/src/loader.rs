@@ -61,6 +61,8 @@ impl From<Error> for FfiError {
             Error::Empty(_) => cllm_status::CLLM_ERR_EMPTY,
             Error::InvalidArgument(_) => cllm_status::CLLM_ERR_INVALID_ARGUMENT,
             Error::Spawn(_) => cllm_status::CLLM_ERR_SPAWN,
+            // Memory is the capacity that ran out; the message says how much.
+            Error::OutOfMemory { .. } => cllm_status::CLLM_ERR_FULL,
             Error::Pool(p) => return FfiError::from(p.clone()),
         };
         FfiError::new(status, e.to_string())
@@ -257,7 +259,12 @@ unsafe fn load(
 /// `CLLM_ERR_INVALID_ARGUMENT` (dir not a directory, tokenizer, max_vocab,
 /// num_threads), `CLLM_ERR_IO` (a directory or file that cannot be read,
 /// also one that vanished after the directory was listed: the message names
-/// it), `CLLM_ERR_EMPTY` (no text file), `CLLM_ERR_SPAWN`.
+/// it), `CLLM_ERR_EMPTY` (no text file), `CLLM_ERR_SPAWN`, `CLLM_ERR_FULL`
+/// (not enough memory for the tokens: the message says how much; never an
+/// abort). Files of any size are fine: a file above 8 MiB is read in pieces
+/// and never held whole, and a binary one stops being read at its first NUL
+/// byte; one with a run of more than 64 MiB without white space or
+/// punctuation is skipped (see the report).
 /// Failing to write the cache is not an error (see the report).
 ///
 /// # Safety

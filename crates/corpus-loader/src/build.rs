@@ -2,13 +2,18 @@
 //! sphere pool, then build the vocabulary and assemble the dataset.
 //!
 //! Phase 1 (parallel over files, dynamic: each participant takes the next
-//! file): open, read whole, hash, classify, tokenise into the participant's
-//! own table and output buffer. Files a little ahead of the one being read
-//! are opened early and announced to the kernel (`posix_fadvise(WILLNEED)`),
-//! so that the disk reads them while the participants tokenise; the reader
-//! then uses that descriptor (still one open per file). A file above [`BIG_FILE`] is only read in
-//! phase 1 and tokenised in phase 2, split at white space into chunks that
-//! all participants share, so one huge file does not serialise the load.
+//! file): open, read, hash, classify, tokenise into the participant's own
+//! table and output buffer. Files a little ahead of the one being read are
+//! opened early and announced to the kernel (`posix_fadvise(WILLNEED)`), so
+//! that the disk reads them while the participants tokenise; the reader then
+//! uses that descriptor (still one open per file). A file up to [`BIG_FILE`]
+//! bytes is read whole; a larger one is never held whole: in phase 1 it
+//! streams past in pieces (hashed, classified, its chunk boundaries found;
+//! a binary one stops being read at the first NUL), and in phase 2 its
+//! chunks are read again from its descriptor and tokenised by all
+//! participants, so one huge file neither exhausts memory nor serialises the
+//! load. Every buffer whose size comes from the input is reserved fallibly:
+//! a failure is [`Error::OutOfMemory`], never an abort.
 //! Phase 3 (sequential): merge the tables and rank the vocabulary.
 //! Phase 4 (parallel over documents): map local ids to global ids into the
 //! final array.
@@ -16,25 +21,35 @@
 use crate::ahead::OnceSlots;
 use crate::config::{BOS_ID, EOS_ID, LoaderConfig, NUM_SPECIAL, TokenizerKind, UNK_ID};
 use crate::error::Error;
-use crate::fs::{Opener, StatSig, read_all};
-use crate::hash::xxh64;
-use crate::text::{Content, classify};
-use crate::tokenize::{Candidate, WordTable, rank, split_point, tokenize_bytes, tokenize_words};
-use crate::tokens::{TokenInt, TokenStore};
+use crate::fs::{Opener, StatSig};
+use crate::hash::{Xxh64, xxh64};
+use crate::text::{Classifier, Content, classify};
+use crate::tokenize::{Candidate, WordTable, is_word_byte, rank, tokenize_bytes, tokenize_words};
+use crate::tokens::{TokenInt, TokenStore, try_zeroed};
 use crate::vocab::Vocab;
 use crate::walk::{EntryKind, WalkEntry};
 use parking_lot::Mutex;
 use sphere_pool::SpherePool;
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{self, Read, Seek};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Files larger than this are tokenised in chunks shared by all participants.
-pub(crate) const BIG_FILE: usize = 8 << 20;
-/// Target chunk size for big files.
-const CHUNK: usize = 2 << 20;
+/// Files up to this size are read whole and tokenised at once; larger ones
+/// stream (see the module docs).
+pub(crate) const BIG_FILE: u64 = 8 << 20;
+/// A large file streams past in pieces of this size in phase 1 ...
+const PIECE: usize = 1 << 20;
+/// ... and is tokenised in chunks of about this size in phase 2.
+const CHUNK: u64 = 2 << 20;
+/// A chunk ends just after white space or punctuation (never inside a
+/// token); a large file with a longer run of word bytes than this is
+/// skipped, since such a token could not be read in bounded pieces.
+pub(crate) const MAX_RUN: u64 = 64 << 20;
 
 /// One input of the manifest: what was found, what it was, what came of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +57,8 @@ pub(crate) struct FileRecord {
     pub name: Vec<u8>,
     pub kind: EntryKind,
     pub sig: StatSig,
-    /// XXH64 of the content (regular files).
+    /// XXH64 of the content (regular files; 0 for a skipped file larger
+    /// than [`BIG_FILE`], which is not read to its end).
     pub hash: u64,
     /// Modified too close to the build to trust its stat signature: the next
     /// load checks its content hash.
@@ -102,14 +118,24 @@ enum Outcome {
     Failed(Error),
 }
 
+/// A large text file, read again in chunks in phase 2.
+struct Deferred {
+    /// Its index among the files.
+    k: usize,
+    file: File,
+    path: std::path::PathBuf,
+    /// The end of each chunk; the last is the file's length.
+    ends: Vec<u64>,
+}
+
 /// Everything one participant owns during the load.
 struct Worker {
     table: WordTable,
     byte_counts: [u64; 256],
     out: Vec<u32>,
     buf: Vec<u8>,
-    /// Big files read in phase 1, tokenised in phase 2.
-    deferred: Vec<(usize, Vec<u8>)>,
+    /// Large files streamed in phase 1, tokenised in phase 2.
+    deferred: Vec<Deferred>,
     read: Duration,
     check: Duration,
     tokenize: Duration,
@@ -132,7 +158,11 @@ impl Worker {
     }
 
     /// Tokenises `data` into this worker's buffer and returns the segment.
-    fn tokenize(&mut self, me: usize, kind: TokenizerKind, data: &[u8]) -> Segment {
+    fn tokenize(&mut self, me: usize, kind: TokenizerKind, data: &[u8]) -> Result<Segment, Error> {
+        // At most one token per byte: after this reservation no push reallocates.
+        self.out
+            .try_reserve(data.len())
+            .map_err(|_| Error::no_memory("token ids", (self.out.len() + data.len()) as u64 * 4))?;
         let started = thread_cpu_time();
         let start = self.out.len();
         match kind {
@@ -140,14 +170,15 @@ impl Worker {
             TokenizerKind::Bytes => tokenize_bytes(data, &mut self.byte_counts, &mut self.out),
         }
         self.tokenize += thread_cpu_time().saturating_sub(started);
-        Segment {
+        Ok(Segment {
             worker: me,
             start,
             len: self.out.len() - start,
-        }
+        })
     }
 
-    /// Phase 1 for file number `k`, opened ahead, read before, or not yet.
+    /// Phase 1 for file number `k` (`early`: its descriptor, if it was
+    /// opened ahead or by the cache check).
     fn load_file(
         &mut self,
         me: usize,
@@ -155,19 +186,30 @@ impl Worker {
         entry: &WalkEntry,
         kind: TokenizerKind,
         opener: &Opener,
-        input: Input,
+        early: Option<File>,
     ) -> Outcome {
         let started = Instant::now();
-        let sig = match input {
-            Input::Read(sig, data) => {
-                self.buf = data;
-                sig
-            }
-            Input::Open(early) => match self.read(entry, opener, early) {
-                Ok(sig) => sig,
-                Err(e) => return Outcome::Failed(e),
-            },
+        let path = &entry.path;
+        let opened = early
+            .map_or_else(|| opener.open(path), Ok)
+            .and_then(|file| {
+                let sig = StatSig::of(&file.metadata()?);
+                Ok((file, sig))
+            });
+        let (file, sig) = match opened {
+            Ok(f) => f,
+            Err(e) => return Outcome::Failed(Error::io(path, "open", e)),
         };
+        if sig.size > BIG_FILE {
+            return self.stream(k, path, file, sig, started);
+        }
+        if let Err(e) = self.read_small(&file, sig.size, path) {
+            return Outcome::Failed(e);
+        }
+        if self.buf.len() as u64 > BIG_FILE {
+            // It grew after `stat`: read it as the large file it now is.
+            return self.stream(k, path, file, sig, started);
+        }
         self.read += started.elapsed();
         self.bytes_read += self.buf.len() as u64;
         let check_started = thread_cpu_time();
@@ -181,45 +223,205 @@ impl Worker {
                 reason: "empty file".into(),
             },
             Content::Binary(reason) => Outcome::Skip { sig, hash, reason },
-            Content::Text if self.buf.len() > BIG_FILE => {
-                let data = std::mem::take(&mut self.buf);
-                self.deferred.push((k, data));
-                Outcome::Text {
-                    sig,
-                    hash,
-                    segments: Vec::new(),
-                }
-            }
             Content::Text => {
                 let data = std::mem::take(&mut self.buf);
                 let segment = self.tokenize(me, kind, &data);
                 self.buf = data;
-                Outcome::Text {
-                    sig,
-                    hash,
-                    segments: vec![segment],
+                match segment {
+                    Ok(segment) => Outcome::Text {
+                        sig,
+                        hash,
+                        segments: vec![segment],
+                    },
+                    Err(e) => Outcome::Failed(e),
                 }
             }
         }
     }
 
-    /// Opens (unless opened ahead) and reads a file into `self.buf`.
-    fn read(
+    /// Reads a file of `size` bytes (by `stat`) whole into `self.buf`; stops
+    /// past [`BIG_FILE`] if it grew meanwhile.
+    fn read_small(&mut self, mut file: &File, size: u64, path: &Path) -> Result<(), Error> {
+        self.buf.clear();
+        // One byte more than the size lets the final read see EOF without growing.
+        let want = size as usize + 1;
+        self.buf
+            .try_reserve(want)
+            .map_err(|_| Error::no_memory("a file's bytes", want as u64))?;
+        // From the start: a descriptor from the cache check was read already.
+        file.rewind()
+            .and_then(|()| file.take(BIG_FILE + 1).read_to_end(&mut self.buf))
+            .map_err(|e| Error::io(path, "read", e))?;
+        Ok(())
+    }
+
+    /// Phase 1 of a large file: reads it in pieces, hashing and classifying
+    /// them and finding its chunk boundaries, without holding it whole.
+    fn stream(
         &mut self,
-        entry: &WalkEntry,
-        opener: &Opener,
-        early: Option<File>,
-    ) -> Result<StatSig, Error> {
-        let file = early
-            .map_or_else(|| opener.open(&entry.path), Ok)
-            .map_err(|e| Error::io(&entry.path, "open", e))?;
-        let sig = StatSig::of(
-            &file
-                .metadata()
-                .map_err(|e| Error::io(&entry.path, "inspect", e))?,
-        );
-        read_all(&file, sig.size, &mut self.buf).map_err(|e| Error::io(&entry.path, "read", e))?;
-        Ok(sig)
+        k: usize,
+        path: &Path,
+        file: File,
+        sig: StatSig,
+        started: Instant,
+    ) -> Outcome {
+        self.buf.clear();
+        if self.buf.try_reserve_exact(PIECE + 4).is_err() {
+            return Outcome::Failed(Error::no_memory("a read buffer", (PIECE + 4) as u64));
+        }
+        self.buf.resize(PIECE + 4, 0);
+        let mut hasher = Xxh64::new(0);
+        let mut classifier = Classifier::new(sig.size);
+        let mut bounds = Bounds::new();
+        let mut too_long = None;
+        let mut check = Duration::ZERO;
+        // `carry`: the start of a UTF-8 sequence cut by the piece's end, kept
+        // in front of the next piece.
+        let (mut offset, mut carry) = (0u64, 0usize);
+        let mut stopped = false;
+        loop {
+            let n = match read_at(&file, &mut self.buf[carry..carry + PIECE], offset) {
+                Ok(n) => n,
+                Err(e) => return Outcome::Failed(Error::io(path, "read", e)),
+            };
+            let check_started = thread_cpu_time();
+            if n == 0 {
+                classifier.feed(&self.buf[..carry], true);
+                check += thread_cpu_time().saturating_sub(check_started);
+                break;
+            }
+            let new = &self.buf[carry..carry + n];
+            hasher.update(new);
+            if let Err(why) = bounds.feed(new, offset) {
+                too_long = Some(why);
+            }
+            offset += n as u64;
+            let tail = classifier.feed(&self.buf[..carry + n], false);
+            check += thread_cpu_time().saturating_sub(check_started);
+            if classifier.decided() || too_long.is_some() {
+                stopped = true;
+                break;
+            }
+            self.buf.copy_within(carry + n - tail..carry + n, 0);
+            carry = tail;
+        }
+        self.read += started.elapsed().saturating_sub(check);
+        self.check += check;
+        self.bytes_read += offset;
+        let skip = |reason| Outcome::Skip {
+            sig,
+            hash: 0, // not read to the end (see `FileRecord::hash`)
+            reason,
+        };
+        match classifier.verdict() {
+            Content::Binary(reason) => skip(reason),
+            Content::Empty => skip("empty file".into()),
+            Content::Text if stopped => skip(too_long.unwrap_or_default()),
+            Content::Text => {
+                self.deferred.push(Deferred {
+                    k,
+                    file,
+                    path: path.to_owned(),
+                    ends: bounds.finish(offset),
+                });
+                Outcome::Text {
+                    sig,
+                    hash: hasher.finish(),
+                    segments: Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// Phase 2: reads chunk `start..end` of a large file into `self.buf`
+    /// and tokenises it.
+    fn chunk(
+        &mut self,
+        me: usize,
+        kind: TokenizerKind,
+        d: &Deferred,
+        start: u64,
+        end: u64,
+    ) -> Result<Segment, Error> {
+        let len = (end - start) as usize; // at most CHUNK + MAX_RUN + PIECE
+        self.buf.clear();
+        self.buf
+            .try_reserve_exact(len)
+            .map_err(|_| Error::no_memory("a chunk of a large file", len as u64))?;
+        self.buf.resize(len, 0);
+        let started = Instant::now();
+        d.file.read_exact_at(&mut self.buf, start).map_err(|e| {
+            let e = if e.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::new(e.kind(), "the file became shorter while it was loaded")
+            } else {
+                e
+            };
+            Error::io(&d.path, "read", e)
+        })?;
+        self.read += started.elapsed();
+        self.bytes_read += len as u64;
+        let data = std::mem::take(&mut self.buf);
+        let segment = self.tokenize(me, kind, &data);
+        self.buf = data;
+        segment
+    }
+}
+
+/// `pread`, retried when a signal interrupts it.
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    loop {
+        match file.read_at(buf, offset) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// The chunk boundaries of a large file, found as it streams past: the
+/// first byte that is not a word byte at or after each multiple of about
+/// [`CHUNK`] ends a chunk (no token straddles two).
+struct Bounds {
+    next: u64,
+    ends: Vec<u64>,
+}
+
+impl Bounds {
+    fn new() -> Self {
+        Self {
+            next: CHUNK,
+            ends: Vec::new(),
+        }
+    }
+
+    /// `data` is the file's bytes from offset `base` on.
+    fn feed(&mut self, data: &[u8], base: u64) -> Result<(), String> {
+        let end = base + data.len() as u64;
+        while self.next < end {
+            let from = (self.next.max(base) - base) as usize;
+            match data[from..].iter().position(|&b| !is_word_byte(b)) {
+                Some(p) => {
+                    let cut = base + (from + p) as u64 + 1;
+                    self.ends.push(cut);
+                    self.next = cut + CHUNK;
+                }
+                None if end - self.next > MAX_RUN => {
+                    return Err(format!(
+                        "a run of more than {} MiB without white space or punctuation (a token too long to read in pieces)",
+                        MAX_RUN >> 20
+                    ));
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The chunk ends of a file of `len` bytes.
+    fn finish(mut self, len: u64) -> Vec<u64> {
+        if self.ends.last() != Some(&len) {
+            self.ends.push(len);
+        }
+        self.ends
     }
 }
 
@@ -244,17 +446,10 @@ const AHEAD_FILES: usize = 128;
 /// ... and this many bytes past the file being read.
 const AHEAD_BYTES: u64 = 128 << 20;
 
-/// How phase 1 gets a file's bytes.
-enum Input {
-    /// Open (unless this descriptor was opened ahead) and read.
-    Open(Option<File>),
-    /// Already read (by the cache check), with its `stat`.
-    Read(StatSig, Vec<u8>),
-}
-
-/// Files read before the build (by the cache check), by entry index: the
-/// build uses their bytes instead of opening them again.
-pub(crate) type Preread = HashMap<usize, (StatSig, Vec<u8>)>;
+/// Files opened before the build (by the cache check, which hashed them),
+/// by entry index: the build reads them through these descriptors instead
+/// of opening them again.
+pub(crate) type Preread = HashMap<usize, File>;
 
 /// Opens files ahead of the readers, on a thread of its own, and asks the
 /// kernel to start reading them (`posix_fadvise(WILLNEED)`), so that disk
@@ -374,12 +569,10 @@ pub(crate) fn build(
             .name("cllm-readahead".into())
             .spawn_scoped(scope, || look_ahead.run(opener));
         let phase1 = for_each_dynamic(pool, files.len(), |me, k| {
-            let input = match preread.lock().remove(&files[k]) {
-                Some((sig, data)) => Input::Read(sig, data),
-                None => Input::Open(look_ahead.take(k)),
-            };
+            let pre = preread.lock().remove(&files[k]);
+            let early = pre.or(look_ahead.take(k));
             let mut worker = workers[me].lock();
-            let outcome = worker.load_file(me, k, &entries[files[k]], kind, opener, input);
+            let outcome = worker.load_file(me, k, &entries[files[k]], kind, opener, early);
             *outcomes[k].lock() = Some(outcome);
         });
         look_ahead.stop.store(true, Ordering::Relaxed);
@@ -390,34 +583,41 @@ pub(crate) fn build(
     })?;
     drop(look_ahead);
 
-    // Phase 2: big files, in chunks.
-    let mut deferred: Vec<(usize, Vec<u8>)> = workers
+    // Phase 2: large files, in chunks read from their descriptors.
+    let mut deferred: Vec<Deferred> = workers
         .iter()
         .flat_map(|w| std::mem::take(&mut w.lock().deferred))
         .collect();
-    deferred.sort_by_key(|d| d.0);
-    let mut chunks: Vec<(usize, usize, usize)> = Vec::new(); // (deferred index, start, end)
-    for (d, (_, data)) in deferred.iter().enumerate() {
+    deferred.sort_by_key(|d| d.k);
+    let mut chunks: Vec<(usize, u64, u64)> = Vec::new(); // (deferred index, start, end)
+    for (d, def) in deferred.iter().enumerate() {
         let mut start = 0;
-        while start < data.len() {
-            let end = split_point(data, start + CHUNK);
+        for &end in &def.ends {
             chunks.push((d, start, end));
             start = end;
         }
     }
-    let chunk_segments: Vec<Mutex<Option<Segment>>> =
+    let chunk_segments: Vec<Mutex<Option<Result<Segment, Error>>>> =
         chunks.iter().map(|_| Mutex::new(None)).collect();
     for_each_dynamic(pool, chunks.len(), |me, c| {
         let (d, start, end) = chunks[c];
-        let segment = workers[me]
-            .lock()
-            .tokenize(me, kind, &deferred[d].1[start..end]);
+        let segment = workers[me].lock().chunk(me, kind, &deferred[d], start, end);
         *chunk_segments[c].lock() = Some(segment);
     })?;
     for (c, &(d, _, _)) in chunks.iter().enumerate() {
         let segment = chunk_segments[c].lock().take().expect("every chunk ran");
-        if let Some(Outcome::Text { segments, .. }) = outcomes[deferred[d].0].lock().as_mut() {
-            segments.push(segment);
+        let mut outcome = outcomes[deferred[d].k].lock();
+        match segment {
+            Ok(segment) => {
+                if let Some(Outcome::Text { segments, .. }) = outcome.as_mut() {
+                    segments.push(segment);
+                }
+            }
+            Err(e) => {
+                if !matches!(*outcome, Some(Outcome::Failed(_))) {
+                    *outcome = Some(Outcome::Failed(e));
+                }
+            }
         }
     }
     drop(deferred);
@@ -590,7 +790,13 @@ fn assemble<T: TokenInt>(
         .iter()
         .map(|segs| segs.iter().map(|s| s.len).sum::<usize>() + extra)
         .collect();
-    let mut tokens = vec![T::default(); lens.iter().sum()];
+    let total = lens.iter().try_fold(0usize, |a, &l| a.checked_add(l));
+    let bytes = total.map_or(u64::MAX, |t| {
+        (t as u64).saturating_mul(size_of::<T>() as u64)
+    });
+    let mut tokens = total
+        .and_then(try_zeroed::<T>)
+        .ok_or_else(|| Error::no_memory("the token dataset", bytes))?;
     let mut rest: &mut [T] = &mut tokens;
     let mut slices = Vec::with_capacity(docs.len());
     for &len in &lens {

@@ -1,12 +1,12 @@
 //! [`Loader`] and [`Corpus`]: a load from the cache if it is valid, else a
 //! cold build (and a new cache).
 
+use crate::build::BIG_FILE;
 use crate::build::{Built, FileRecord, Preread, build};
 use crate::cache::{self, CacheFile, Meta, Opened, TempCache, Verified};
 use crate::config::{LoaderConfig, Source};
 use crate::error::Error;
-use crate::fs::{FileSystem, Opener, OsFileSystem, StatSig, read_all};
-use crate::hash::xxh64;
+use crate::fs::{FileSystem, Opener, OsFileSystem, StatSig, hash_file};
 use crate::report::{CacheStatus, LoadReport, SkippedFile, Timings};
 use crate::tokens::{TokenStore, Tokens};
 use crate::vocab::Vocab;
@@ -189,6 +189,13 @@ fn compare(records: &[FileRecord], entries: &[WalkEntry]) -> Diff {
                             e.sig.size
                         ));
                     }
+                    if (r.sig != e.sig || r.racy) && r.skip.is_some() && r.sig.size > BIG_FILE {
+                        // Not read to its end when it was skipped: no hash to compare.
+                        return Diff::Changed(format!(
+                            "{} (skipped, too large to check by content) has a new stat",
+                            shown(&e.name)
+                        ));
+                    }
                     if r.sig != e.sig || r.racy {
                         suspects.push(i);
                     }
@@ -285,22 +292,23 @@ impl Load<'_> {
         let mut records = file.meta.records.clone();
         // Kept for a rebuild, so that no file is opened twice in one load.
         let mut preread = Preread::new();
+        let mut buf = Vec::new();
         for &i in suspects {
             let entry = &self.walk.entries[i];
-            let mut data = Vec::new();
             let read = self.opener.open(&entry.path).and_then(|f| {
                 let sig = StatSig::of(&f.metadata()?);
-                read_all(&f, sig.size, &mut data).map(|()| sig)
+                let (hash, bytes) = hash_file(&f, &mut buf)?;
+                Ok((f, sig, hash, bytes))
             });
-            let Ok(sig) = read else {
+            let Ok((opened, sig, hash, bytes)) = read else {
                 // The rebuild reports the error (it opens the file again: it failed).
                 let path = file.path.clone();
                 let why = format!("{} could not be read", entry.path.display());
                 return self.rebuild(Some(&path), temp.ok(), CacheStatus::Stale, why, preread);
             };
-            let same = sig.size == records[i].sig.size && xxh64(&data, 0) == records[i].hash;
-            self.bytes_read += data.len() as u64;
-            preread.insert(i, (sig, data));
+            let same = sig.size == records[i].sig.size && hash == records[i].hash;
+            self.bytes_read += bytes;
+            preread.insert(i, opened);
             if !same {
                 let path = file.path.clone();
                 let why = format!(

@@ -33,6 +33,15 @@ pub enum Error {
     Pool(sphere_pool::Error),
     /// A thread (the prefetcher) could not be created.
     Spawn(String),
+    /// Memory for a buffer whose size comes from the input (file sizes,
+    /// token counts, cache headers) could not be allocated: the load stops
+    /// with this error instead of aborting the process.
+    OutOfMemory {
+        /// What the memory was for.
+        what: &'static str,
+        /// How much was asked for.
+        bytes: u64,
+    },
 }
 
 impl Error {
@@ -44,6 +53,10 @@ impl Error {
             action,
             source,
         }
+    }
+
+    pub(crate) fn no_memory(what: &'static str, bytes: u64) -> Self {
+        Error::OutOfMemory { what, bytes }
     }
 
     /// An I/O error on a path the caller named: a missing one becomes
@@ -74,6 +87,12 @@ impl fmt::Display for Error {
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
             Error::Pool(e) => write!(f, "sphere pool: {e}"),
             Error::Spawn(msg) => write!(f, "cannot start a thread: {msg}"),
+            Error::OutOfMemory { what, bytes } => {
+                write!(
+                    f,
+                    "not enough memory: cannot allocate {bytes} bytes for {what}"
+                )
+            }
         }
     }
 }

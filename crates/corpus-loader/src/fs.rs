@@ -2,7 +2,7 @@
 //! goes through it and is counted) and stat signatures.
 
 use std::fs::{File, Metadata};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -92,11 +92,21 @@ impl StatSig {
     }
 }
 
-/// Reads the whole of `file` into `buf` (cleared first), reusing its capacity.
-pub(crate) fn read_all(mut file: &File, size_hint: u64, buf: &mut Vec<u8>) -> io::Result<()> {
-    buf.clear();
-    // One byte more than the size lets the final read see EOF without growing.
-    buf.reserve(usize::try_from(size_hint).unwrap_or(0).saturating_add(1));
-    file.read_to_end(buf)?;
-    Ok(())
+/// The XXH64 of `file`'s content (read from its start, in pieces through
+/// `buf`, never whole) and its length.
+pub(crate) fn hash_file(file: &File, buf: &mut Vec<u8>) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::FileExt;
+    buf.resize(1 << 20, 0);
+    let mut hasher = crate::hash::Xxh64::new(0);
+    let mut offset = 0u64;
+    loop {
+        let n = match file.read_at(buf, offset) {
+            Ok(0) => return Ok((hasher.finish(), offset)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        offset += n as u64;
+    }
 }

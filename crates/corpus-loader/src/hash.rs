@@ -37,7 +37,7 @@ fn merge_round(acc: u64, val: u64) -> u64 {
 pub fn xxh64(data: &[u8], seed: u64) -> u64 {
     let len = data.len();
     let mut i = 0;
-    let mut h = if len >= 32 {
+    let h = if len >= 32 {
         let mut v = [
             seed.wrapping_add(P1).wrapping_add(P2),
             seed.wrapping_add(P2),
@@ -63,7 +63,13 @@ pub fn xxh64(data: &[u8], seed: u64) -> u64 {
     } else {
         seed.wrapping_add(P5)
     };
-    h = h.wrapping_add(len as u64);
+    finalize(h.wrapping_add(len as u64), &data[i..])
+}
+
+/// The last step of XXH64: the bytes after the last whole stripe.
+fn finalize(mut h: u64, data: &[u8]) -> u64 {
+    let len = data.len();
+    let mut i = 0;
     while i + 8 <= len {
         h ^= round(0, read64(data, i));
         h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
@@ -83,6 +89,87 @@ pub fn xxh64(data: &[u8], seed: u64) -> u64 {
     h ^= h >> 29;
     h = h.wrapping_mul(P3);
     h ^ (h >> 32)
+}
+
+/// XXH64 over data given in pieces: the same value as [`xxh64`] of the
+/// pieces joined, without holding them all (large files are hashed as they
+/// stream past).
+#[derive(Clone)]
+pub(crate) struct Xxh64 {
+    seed: u64,
+    total: u64,
+    v: [u64; 4],
+    /// Bytes not yet consumed as a 32-byte stripe.
+    buf: [u8; 32],
+    buffered: usize,
+}
+
+impl Xxh64 {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            total: 0,
+            v: [
+                seed.wrapping_add(P1).wrapping_add(P2),
+                seed.wrapping_add(P2),
+                seed,
+                seed.wrapping_sub(P1),
+            ],
+            buf: [0; 32],
+            buffered: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn stripe(&mut self, s: &[u8]) {
+        self.v[0] = round(self.v[0], read64(s, 0));
+        self.v[1] = round(self.v[1], read64(s, 8));
+        self.v[2] = round(self.v[2], read64(s, 16));
+        self.v[3] = round(self.v[3], read64(s, 24));
+    }
+
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
+        self.total += data.len() as u64;
+        if self.buffered > 0 {
+            let take = (32 - self.buffered).min(data.len());
+            self.buf[self.buffered..self.buffered + take].copy_from_slice(&data[..take]);
+            self.buffered += take;
+            data = &data[take..];
+            if self.buffered < 32 {
+                return;
+            }
+            let buf = self.buf;
+            self.stripe(&buf);
+            self.buffered = 0;
+        }
+        let mut stripes = data.chunks_exact(32);
+        for s in &mut stripes {
+            self.stripe(s);
+        }
+        let rest = stripes.remainder();
+        self.buf[..rest.len()].copy_from_slice(rest);
+        self.buffered = rest.len();
+    }
+
+    pub(crate) fn finish(&self) -> u64 {
+        let tail = &self.buf[..self.buffered];
+        let mut h = if self.total >= 32 {
+            let v = self.v;
+            let mut h = v[0]
+                .rotate_left(1)
+                .wrapping_add(v[1].rotate_left(7))
+                .wrapping_add(v[2].rotate_left(12))
+                .wrapping_add(v[3].rotate_left(18));
+            for lane in v {
+                h = merge_round(h, lane);
+            }
+            h
+        } else {
+            self.seed.wrapping_add(P5)
+        };
+        h = h.wrapping_add(self.total);
+        finalize(h, tail)
+    }
 }
 
 #[cfg(test)]
@@ -120,5 +207,22 @@ mod tests {
             );
         }
         assert_eq!(xxh64(b"abc", 0), 0x44bc2cf5ad770999);
+    }
+
+    #[test]
+    fn the_streaming_hash_equals_the_one_shot_hash_for_every_split() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 31 + 7) as u8).collect();
+        for n in [0, 1, 31, 32, 33, 64, 100, 300] {
+            let whole = xxh64(&data[..n], 99);
+            for a in 0..=n {
+                for b in a..=n.min(a + 70) {
+                    let mut h = Xxh64::new(99);
+                    h.update(&data[..a]);
+                    h.update(&data[a..b]);
+                    h.update(&data[b..n]);
+                    assert_eq!(h.finish(), whole, "n {n} split {a} {b}");
+                }
+            }
+        }
     }
 }

@@ -220,16 +220,10 @@ pub(crate) fn tokenize_bytes(data: &[u8], counts: &mut [u64; 256], out: &mut Vec
     }
 }
 
-/// A good split point near `at`: just after the next white space byte (so
-/// no token straddles two chunks), or the end.
-pub(crate) fn split_point(data: &[u8], at: usize) -> usize {
-    if at >= data.len() {
-        return data.len();
-    }
-    match data[at..].iter().position(|&b| CLASS[b as usize] == SPACE) {
-        Some(p) => at + p + 1,
-        None => data.len(),
-    }
+/// True for the bytes that make up words: a token never ends between two
+/// of them, and always ends after any other byte.
+pub(crate) fn is_word_byte(b: u8) -> bool {
+    CLASS[b as usize] == WORD
 }
 
 /// A slot of the table of tokens of at most 15 bytes, keyed by the bytes
@@ -681,14 +675,5 @@ mod tests {
         assert_eq!(ranked, [2, 1, 0, 3]);
         let top: Vec<u32> = rank(items, 2).iter().map(|c| c.2).collect();
         assert_eq!(top, [2, 1]);
-    }
-
-    #[test]
-    fn split_points_fall_after_white_space() {
-        let data = b"alpha beta gamma";
-        assert_eq!(split_point(data, 2), 6);
-        assert_eq!(split_point(data, 6), 11);
-        assert_eq!(split_point(data, 12), data.len());
-        assert_eq!(split_point(data, 99), data.len());
     }
 }

@@ -161,3 +161,19 @@ impl<'a> Tokens<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_impossible_allocation_is_none_not_an_abort() {
+        assert!(try_zeroed::<u32>(usize::MAX / 2).is_none(), "size overflow");
+        assert!(
+            try_zeroed::<u16>(1 << 60).is_none(),
+            "more than any machine has"
+        );
+        let v = try_zeroed::<u16>(5 << 20).expect("10 MiB");
+        assert!(v.len() == 5 << 20 && v.iter().all(|&x| x == 0));
+    }
+}

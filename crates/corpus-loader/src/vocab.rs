@@ -139,8 +139,10 @@ impl Vocab {
         let mut vocab = Self {
             kind,
             arena: Vec::new(),
-            ends: Vec::with_capacity(n),
-            counts: Vec::with_capacity(n),
+            // Each entry takes at least 12 bytes: a count from a damaged
+            // header cannot ask for more memory than the data could fill.
+            ends: Vec::with_capacity(n.min(r.remaining() / 12)),
+            counts: Vec::with_capacity(n.min(r.remaining() / 12)),
         };
         for _ in 0..n {
             let len = r.u32()? as usize;
