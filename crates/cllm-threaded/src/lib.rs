@@ -27,8 +27,10 @@ pub mod error;
 pub mod frame;
 pub mod guard;
 pub mod loader;
-pub mod locks;
-pub mod objects;
+pub mod lock;
+// The header lists functions in module order: the counter after the lock.
+pub mod counter;
+pub mod objpool;
 pub mod pool;
 pub mod runtime;
 pub mod status;

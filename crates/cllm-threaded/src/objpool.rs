@@ -6,6 +6,12 @@
 //! that `cllm_objpool_release` can tell a block of this pool from any other
 //! pointer, and a released block from one in use, without reading the
 //! memory it is given.
+//!
+//! Handles: a `cllm_objpool *` is a `Box` leaked by `cllm_objpool_create` and
+//! reclaimed by `cllm_objpool_free`, which must not run while any other call
+//! uses the same handle (the type's contract). So a handle borrowed at the
+//! start of a call stays valid until the call returns; `arg_ref` refuses
+//! NULL.
 
 use crate::error::FfiError;
 use crate::guard::{arg_ref, ffi_status, out_ptr, write_out};
@@ -166,7 +172,8 @@ pub unsafe extern "C" fn cllm_objpool_create(
 ) -> cllm_status {
     ffi_status(|| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: the caller passes NULL or readable options.
+        // SAFETY: NULL gives `None` (the defaults); otherwise readable by this
+        // function's contract, and copied out at once.
         let options = unsafe { options.as_ref() }
             .copied()
             .unwrap_or_else(|| cllm_objpool_options_default());
@@ -207,7 +214,8 @@ pub unsafe extern "C" fn cllm_objpool_create(
             block_size,
             handed_out,
         });
-        // SAFETY: `out` was checked by `out_ptr`.
+        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
+        // this function's contract.
         unsafe { write_out(out, Box::into_raw(pool)) };
         Ok(())
     })
@@ -229,12 +237,14 @@ pub unsafe extern "C" fn cllm_objpool_acquire(
 ) -> cllm_status {
     ffi_status(|| {
         let out_block = out_ptr(out_block, "out_block")?;
-        // SAFETY: the caller passes NULL or a live pool.
+        // SAFETY: NULL or a live pool that no call frees before this one
+        // returns (see "Handles" above).
         let pool = unsafe { arg_ref(pool, "pool") }?;
         let block = pool.pool.take()?;
         let address = block.ptr.as_ptr() as usize;
         pool.table(address).insert(address, Some(block));
-        // SAFETY: `out_block` was checked by `out_ptr`.
+        // SAFETY: `out_block` is not NULL (`out_ptr` above) and is writable
+        // by this function's contract.
         unsafe { write_out(out_block, address as *mut c_void) };
         Ok(())
     })
@@ -255,7 +265,8 @@ pub unsafe extern "C" fn cllm_objpool_release(
     block: *mut c_void,
 ) -> cllm_status {
     ffi_status(|| {
-        // SAFETY: the caller passes NULL or a live pool.
+        // SAFETY: NULL or a live pool that no call frees before this one
+        // returns (see "Handles" above).
         let pool = unsafe { arg_ref(pool, "pool") }?;
         if block.is_null() {
             return Err(FfiError::null("block"));
@@ -295,7 +306,8 @@ pub unsafe extern "C" fn cllm_objpool_stats(
 ) -> cllm_status {
     ffi_status(|| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: the caller passes NULL or a live pool.
+        // SAFETY: NULL or a live pool that no call frees before this one
+        // returns (see "Handles" above).
         let pool = unsafe { arg_ref(pool, "pool") }?;
         let s = pool.pool.stats();
         let usage = cllm_objpool_usage {
@@ -309,7 +321,8 @@ pub unsafe extern "C" fn cllm_objpool_stats(
             max_blocks: s.max_live.unwrap_or(0) as u64,
             block_size: pool.block_size as u64,
         };
-        // SAFETY: `out` was checked by `out_ptr`.
+        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
+        // this function's contract.
         unsafe { write_out(out, usage) };
         Ok(())
     })
@@ -330,13 +343,15 @@ pub unsafe extern "C" fn cllm_objpool_shard_idle(
 ) -> cllm_status {
     ffi_status(|| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: the caller passes NULL or a live pool.
+        // SAFETY: NULL or a live pool that no call frees before this one
+        // returns (see "Handles" above).
         let pool = unsafe { arg_ref(pool, "pool") }?;
         let sizes = pool.pool.stats().shard_sizes;
         let idle = *sizes
             .get(shard)
             .ok_or_else(|| FfiError::invalid(format!("shard {shard} of {}", sizes.len())))?;
-        // SAFETY: `out` was checked by `out_ptr`.
+        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
+        // this function's contract.
         unsafe { write_out(out, idle) };
         Ok(())
     })
@@ -352,7 +367,8 @@ pub unsafe extern "C" fn cllm_objpool_free(pool: *mut cllm_objpool) {
     if pool.is_null() {
         return;
     }
-    // SAFETY: the caller hands back a pool from `cllm_objpool_create`, once.
+    // SAFETY: not NULL, so a `Box` from `cllm_objpool_create` that the
+    // caller hands back once, with no other call on it (see "Handles").
     let pool = unsafe { Box::from_raw(pool) };
     // Freeing memory cannot panic, but stay inside the boundary regardless.
     let _ = ffi_status(move || {

@@ -1,13 +1,19 @@
-//! C API of the lock tools (`cllm_lock_*`, `cllm_counter_*`): a mutex that
-//! counts contention and takes part in deadlock detection, the process-wide
-//! contention figures, and a sharded counter. See the `sync-stats` crate.
+//! C API of the counting lock (`cllm_lock_*`): a mutex that counts
+//! contention and takes part in deadlock detection, the process-wide
+//! contention figures, and the deadlock check. See the `sync-stats` crate.
+//!
+//! Handles: a `cllm_lock *` is a `Box` leaked by `cllm_lock_create` and
+//! reclaimed by `cllm_lock_free`, which must not run while any other call
+//! uses the same handle (the type's contract). So a handle borrowed at the
+//! start of a call stays valid until the call returns; `arg_ref` refuses
+//! NULL.
 
 use crate::error::FfiError;
 use crate::guard::{arg_ref, ffi_status, out_ptr, write_out};
 use crate::status::cllm_status;
 use std::ffi::{CStr, c_char};
 use std::time::Duration;
-use sync_stats::{CountingMutex, LockError, LockStats, ShardedCounter};
+use sync_stats::{CountingMutex, LockError, LockStats};
 
 /// A mutex with a name that counts acquisitions, contended acquisitions and
 /// wait time, and that the deadlock detector sees. It is an error-checking
@@ -75,14 +81,16 @@ pub unsafe extern "C" fn cllm_lock_create(
         if name.is_null() {
             return Err(FfiError::null("name"));
         }
-        // SAFETY: the caller passes a NUL-terminated string.
+        // SAFETY: not NULL (checked above) and NUL-terminated by this
+        // function's contract; read only here (the name is copied).
         let name = unsafe { CStr::from_ptr(name) }
             .to_string_lossy()
             .into_owned();
         let lock = Box::new(cllm_lock {
             lock: CountingMutex::new(name, ()),
         });
-        // SAFETY: `out` was checked by `out_ptr`.
+        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
+        // this function's contract.
         unsafe { write_out(out, Box::into_raw(lock)) };
         Ok(())
     })
@@ -98,7 +106,8 @@ pub unsafe extern "C" fn cllm_lock_free(lock: *mut cllm_lock) {
     if lock.is_null() {
         return;
     }
-    // SAFETY: the caller hands back a lock from `cllm_lock_create`, once.
+    // SAFETY: not NULL, so a `Box` from `cllm_lock_create` that the caller
+    // hands back once, with no other call on it (see "Handles" above).
     let lock = unsafe { Box::from_raw(lock) };
     // Dropping a parking_lot mutex cannot panic; nothing to catch.
     drop(lock);
@@ -117,7 +126,8 @@ pub unsafe extern "C" fn cllm_lock_free(lock: *mut cllm_lock) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_lock_lock(lock: *const cllm_lock) -> cllm_status {
     ffi_status(|| {
-        // SAFETY: the caller passes NULL or a live lock.
+        // SAFETY: NULL or a live lock that no call frees before this one
+        // returns (see "Handles" above).
         let lock = unsafe { arg_ref(lock, "lock") }?;
         if lock.lock.is_held_by_current_thread() {
             return Err(FfiError::new(
@@ -145,7 +155,8 @@ pub unsafe extern "C" fn cllm_lock_lock(lock: *const cllm_lock) -> cllm_status {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_lock_trylock(lock: *const cllm_lock) -> cllm_status {
     ffi_status(|| {
-        // SAFETY: the caller passes NULL or a live lock.
+        // SAFETY: NULL or a live lock that no call frees before this one
+        // returns (see "Handles" above).
         let lock = unsafe { arg_ref(lock, "lock") }?;
         match lock.lock.try_lock() {
             Some(guard) => {
@@ -177,7 +188,8 @@ pub unsafe extern "C" fn cllm_lock_lock_timeout(
     timeout_ms: u64,
 ) -> cllm_status {
     ffi_status(|| {
-        // SAFETY: the caller passes NULL or a live lock.
+        // SAFETY: NULL or a live lock that no call frees before this one
+        // returns (see "Handles" above).
         let lock = unsafe { arg_ref(lock, "lock") }?;
         match lock.lock.lock_checked(Duration::from_millis(timeout_ms)) {
             Ok(guard) => {
@@ -200,7 +212,8 @@ pub unsafe extern "C" fn cllm_lock_lock_timeout(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_lock_unlock(lock: *const cllm_lock) -> cllm_status {
     ffi_status(|| {
-        // SAFETY: the caller passes NULL or a live lock.
+        // SAFETY: NULL or a live lock that no call frees before this one
+        // returns (see "Handles" above).
         let lock = unsafe { arg_ref(lock, "lock") }?;
         if !lock.lock.is_held_by_current_thread() {
             return Err(FfiError::invalid(format!(
@@ -229,9 +242,11 @@ pub unsafe extern "C" fn cllm_lock_stats(
 ) -> cllm_status {
     ffi_status(|| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: the caller passes NULL or a live lock.
+        // SAFETY: NULL or a live lock that no call frees before this one
+        // returns (see "Handles" above).
         let lock = unsafe { arg_ref(lock, "lock") }?;
-        // SAFETY: `out` was checked by `out_ptr`.
+        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
+        // this function's contract.
         unsafe { write_out(out, lock.lock.stats().into()) };
         Ok(())
     })
@@ -249,7 +264,8 @@ pub unsafe extern "C" fn cllm_lock_stats(
 pub unsafe extern "C" fn cllm_lock_global_stats(out: *mut cllm_lock_contention) -> cllm_status {
     ffi_status(|| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: `out` was checked by `out_ptr`.
+        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
+        // this function's contract.
         unsafe { write_out(out, sync_stats::global_lock_stats().into()) };
         Ok(())
     })
@@ -288,94 +304,6 @@ pub extern "C" fn cllm_lock_check_deadlocks() -> cllm_status {
             text.join("\n"),
         ))
     })
-}
-
-/// A `uint64_t` counter that many threads add to without sharing a cache
-/// line (one shard per thread). Sums wrap at 2^64. Any thread may use it;
-/// `cllm_counter_free` must not race with other calls on it.
-pub struct cllm_counter {
-    counter: ShardedCounter,
-}
-
-/// Creates a counter at zero with `shards` shards (rounded up to a power of
-/// two; 0 = the default, twice the CPUs) and stores it in `*out`.
-///
-/// Errors: `CLLM_ERR_NULL` if `out` is NULL; `CLLM_ERR_INVALID_ARGUMENT` if
-/// `shards` is above 4096.
-///
-/// # Safety
-/// `out` must be writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_counter_create(
-    shards: usize,
-    out: *mut *mut cllm_counter,
-) -> cllm_status {
-    ffi_status(|| {
-        let out = out_ptr(out, "out")?;
-        if shards > sync_stats::MAX_SHARDS {
-            return Err(FfiError::invalid(format!(
-                "shards {shards} is above the limit of {}",
-                sync_stats::MAX_SHARDS
-            )));
-        }
-        let counter = if shards == 0 {
-            ShardedCounter::new()
-        } else {
-            ShardedCounter::with_shards(shards)
-        };
-        // SAFETY: `out` was checked by `out_ptr`.
-        unsafe { write_out(out, Box::into_raw(Box::new(cllm_counter { counter }))) };
-        Ok(())
-    })
-}
-
-/// Adds `delta` (on the calling thread's shard).
-///
-/// Errors: `CLLM_ERR_NULL` if `counter` is NULL.
-///
-/// # Safety
-/// `counter` must be NULL or a live counter.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_counter_add(counter: *const cllm_counter, delta: u64) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller passes NULL or a live counter.
-        unsafe { arg_ref(counter, "counter") }?.counter.add(delta);
-        Ok(())
-    })
-}
-
-/// Writes the total of all shards to `*out` (exact once the adding threads
-/// are done or synchronised with the caller).
-///
-/// Errors: `CLLM_ERR_NULL` if `counter` or `out` is NULL.
-///
-/// # Safety
-/// `counter` must be NULL or a live counter; `out` must be writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_counter_sum(
-    counter: *const cllm_counter,
-    out: *mut u64,
-) -> cllm_status {
-    ffi_status(|| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: the caller passes NULL or a live counter.
-        let counter = unsafe { arg_ref(counter, "counter") }?;
-        // SAFETY: `out` was checked by `out_ptr`.
-        unsafe { write_out(out, counter.counter.sum()) };
-        Ok(())
-    })
-}
-
-/// Frees a counter made by `cllm_counter_create`. NULL does nothing.
-///
-/// # Safety
-/// `counter` must be NULL or a live counter, not used afterwards.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_counter_free(counter: *mut cllm_counter) {
-    if !counter.is_null() {
-        // SAFETY: the caller hands back a counter from `cllm_counter_create`, once.
-        drop(unsafe { Box::from_raw(counter) });
-    }
 }
 
 #[cfg(test)]
