@@ -11,6 +11,7 @@ use cllm_threaded::cllm_status;
 use cllm_threaded::guard::{arg_ref, ffi_status, ffi_value, out_ptr, write_out};
 use std::ffi::{CString, c_int};
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 /// The threaded training system: the spheres and the training state. Create
 /// it with `threaded_training_create`, release it with
@@ -108,7 +109,9 @@ fn create(
                 Ok(inner) => Ok(Box::into_raw(Box::new(ThreadedTrainingSystem { inner }))),
                 Err(e) => {
                     if announce {
-                        eprintln!("threaded_training_create: {}", e.message);
+                        // Not eprintln!, which panics if stderr is a closed pipe.
+                        let _ =
+                            writeln!(std::io::stderr(), "threaded_training_create: {}", e.message);
                     }
                     Err(e)
                 }

@@ -35,6 +35,7 @@ use cllm_threaded::{FfiError, cllm_status};
 use grad_reduce::{GradReducer, ReduceError, Weights, token_weights};
 use parking_lot::{Condvar, Mutex};
 use sphere_pool::{PoolConfig, SpherePool};
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -724,7 +725,9 @@ fn weighted_mean(losses: &[f32], valid: &[u32]) -> f32 {
 fn warn_nonfinite_loss(batch: usize, loss: f32) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        eprintln!(
+        // Not eprintln!, which panics if stderr is a closed pipe.
+        let _ = writeln!(
+            std::io::stderr(),
             "threaded training: the host's loss for batch {batch} of the epoch is {loss}; the epoch's mean loss is not finite (said once; cllm_training_stats.nonfinite_losses counts them)"
         );
     }
