@@ -78,6 +78,7 @@ CLLM_TOOLS_CFLAGS := -Wall -Wextra -O2
 
 .PHONY: header-compat
 header-compat: include/cllm_training_threaded.h include/cllm_training_ext.h $(HEADER_TUS) hosts/crystalline/replica_adapter.c
+	@command -v $(CXX) >/dev/null || { echo "header-compat: no C++ compiler ($(CXX)); install g++ or set CXX"; exit 1; }
 	@set -e; for f in $(HEADER_TUS); do \
 	  $(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude $(HOST_INC) -fsyntax-only $$f; \
 	  $(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude $(HOST_INC) -fsyntax-only $$f; \
