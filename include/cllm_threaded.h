@@ -144,6 +144,11 @@
 #define CLLM_OBJPOOL_THREAD_AFFINE 1
 
 /**
+ * The most bytes a partial value of `cllm_pool_reduce` may have.
+ */
+#define CLLM_REDUCE_MAX_PARTIAL 65536
+
+/**
  * Role of the ai pool (agent thinking, neural networks).
  */
 #define CLLM_ROLE_AI 0
@@ -963,12 +968,19 @@ typedef struct cllm_objpool_usage {
 
 /**
  * How to build a pool; fill it with `cllm_pool_options_default()`.
+ *
+ * The pool's size, first setting that applies: `num_threads > 0` (spheres),
+ * `total_threads > 0` (threads with the caller), the environment variable
+ * `CLLM_NUM_THREADS` (threads with the caller), else one sphere per CPU
+ * minus one (at least one). Its CPUs: `cpus`, else `CLLM_CPUS`, else
+ * `pin_threads`. Bad values (here or in the environment) make
+ * `cllm_pool_create` fail with `CLLM_ERR_INVALID_ARGUMENT`, the message
+ * naming the field or variable.
  */
 typedef struct cllm_pool_options {
   /**
-   * Number of spheres. `<= 0`: one per CPU minus one (at least one), the
-   * calling thread being the last participant of fork-join work. At most
-   * 4096.
+   * Number of spheres. `<= 0`: "auto" (see `total_threads`); the calling
+   * thread is the last participant of fork-join work. At most 4096.
    */
   int num_threads;
   /**
@@ -980,6 +992,23 @@ typedef struct cllm_pool_options {
    * (default 200; 0: sleep at once; at most 1000000).
    */
   uint32_t max_spin_us;
+  /**
+   * Threads of the pool, the calling thread included (`OMP_NUM_THREADS`'s
+   * meaning), used when `num_threads <= 0`: 1 makes a pool without
+   * spheres that runs every fork-join and parallel-for serially on the
+   * caller, with the same results. `<= 0`: `CLLM_NUM_THREADS` if set,
+   * else one per CPU. At most 4097. Setting it with `num_threads > 0` is
+   * an error.
+   */
+  int total_threads;
+  /**
+   * CPUs to pin the spheres to, as a list such as `"0-3,8"` (ranges
+   * inclusive, no spaces, no CPU twice): sphere i runs on the list's
+   * entry (i + 1) mod its length. Every CPU must be one the process may
+   * run on. NULL: `CLLM_CPUS` if set, else as `pin_threads` says. Read
+   * during `cllm_pool_create` only.
+   */
+  const char *cpus;
 } cllm_pool_options;
 
 /**
@@ -1052,6 +1081,20 @@ typedef struct cllm_sphere_stats {
    */
   uint64_t revoked;
 } cllm_sphere_stats;
+
+/**
+ * A map of `cllm_pool_reduce`: writes the partial value of the items
+ * `[begin, end)` to `partial` (which holds a copy of the identity on
+ * entry); return 0 on success, non-zero stops the reduction.
+ */
+typedef int (*cllm_reduce_map_fn)(void *arg, size_t begin, size_t end, void *partial);
+
+/**
+ * A combine of `cllm_pool_reduce`: folds `right` into `left` (`left =
+ * left (+) right`, `left` covering the items before `right`'s); return 0
+ * on success, non-zero stops the reduction.
+ */
+typedef int (*cllm_reduce_combine_fn)(void *arg, void *left, const void *right);
 
 /**
  * How to build the role pools; fill it with `cllm_roles_options_default()`.
@@ -1363,6 +1406,24 @@ const char *cllm_last_error(void);
 struct cllm_frame_options cllm_frame_options_default(void);
 
 /**
+ * Writes the defaults overridden by the environment to `*out` (the same
+ * variables as the Rust `FrameGuardConfig::from_env`): `FRAME_BUDGET_MS`,
+ * `FRAME_STOP_RULES` (comma list of `consecutive`, `sampled`, `memory`, or
+ * `none`), `FRAME_SLOW_LIMIT_MS`, `FRAME_SLOW_COUNT`,
+ * `FRAME_SAMPLE_INTERVAL_MS`, `FRAME_SAMPLE_GAP_MS`, `FRAME_SLOW_SAMPLES`,
+ * `FRAME_MEMORY_LIMIT_MB`, `FRAME_WATCHDOG_MS` (0 = no watchdog thread),
+ * `MONITOR_INTERVAL_MS`. Pass the result to `cllm_frame_create` (after
+ * changing any field the program decides itself). Errors: `CLLM_ERR_NULL`
+ * (out), `CLLM_ERR_CONFIG` (a value that does not parse or is out of
+ * range; `cllm_last_error()` names the variable and its value). `*out` is
+ * written only on success.
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+enum cllm_status cllm_frame_options_from_env(struct cllm_frame_options *out);
+
+/**
  * Creates a frame guard; `*out` receives it on success. `options` may be
  * NULL for the defaults. Errors: `CLLM_ERR_NULL` (out),
  * `CLLM_ERR_NUMERIC` (a NaN or infinite time), `CLLM_ERR_INVALID_ARGUMENT`
@@ -1576,6 +1637,26 @@ enum cllm_status cllm_frame_monitor_write(struct cllm_frame *frame,
  */
 enum cllm_status cllm_frame_monitor_baseline(struct cllm_frame *frame,
                                              const struct cllm_frame_monitor_inputs *inputs);
+
+/**
+ * Fills `*out` with the monitoring inputs now, in one call, for
+ * `cllm_frame_monitor_row`, `_write` and `_baseline`: each role pool's
+ * `busy_s` and `alive_s` (one snapshot of every pool, nanoseconds turned
+ * into seconds), `lock_acquisitions` and `lock_contended` summed over every
+ * counting lock of the process (`cllm_lock_*`), and `parallel_work_s` /
+ * `parallel_wall_s` from the role pools' parallel loops
+ * (`cllm_roles_parallel_for`): the time each participant spent in its
+ * share, on the wall clock, over the loops' wall time. A participant that
+ * waits for a CPU counts as working there, so on a machine with other load
+ * `parallel_speedup_ratio` overstates the CPU work; a program that
+ * measures task CPU time itself may overwrite the two fields. Errors:
+ * `CLLM_ERR_NULL` (roles, out).
+ *
+ * # Safety
+ * `roles` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum cllm_status cllm_frame_monitor_inputs_from_roles(const struct cllm_roles *roles,
+                                                      struct cllm_frame_monitor_inputs *out);
 
 /**
  * 1 if `monitor_interval_ms` has passed since the last row (or since
@@ -2109,12 +2190,15 @@ struct cllm_pool_options cllm_pool_options_default(void);
 
 /**
  * Creates a pool and starts its threads; `*out` receives it on success.
- * `options` may be NULL for the defaults. Errors: `CLLM_ERR_NULL` (out),
- * `CLLM_ERR_INVALID_ARGUMENT` (more than 4096 threads, spin too long),
+ * `options` may be NULL for the defaults (which read `CLLM_NUM_THREADS`
+ * and `CLLM_CPUS`). Errors: `CLLM_ERR_NULL` (out),
+ * `CLLM_ERR_INVALID_ARGUMENT` (more than 4096 spheres, spin too long, a
+ * bad CPU list or thread count in the options or the environment),
  * `CLLM_ERR_SPAWN` (the system refused a thread; nothing is leaked).
  *
  * # Safety
- * `options` is NULL or points to a `cllm_pool_options`; `out` is writable.
+ * `options` is NULL or points to a `cllm_pool_options` whose `cpus` is
+ * NULL or a NUL-terminated string; `out` is writable.
  */
 enum cllm_status cllm_pool_create(const struct cllm_pool_options *options, struct cllm_pool **out);
 
@@ -2138,7 +2222,8 @@ enum cllm_status cllm_pool_create(const struct cllm_pool_options *options, struc
 void cllm_pool_free(struct cllm_pool *pool);
 
 /**
- * Writes the number of spheres to `*out`.
+ * Writes the number of spheres to `*out`: 0 for a pool of one thread
+ * (everything runs on the caller; no sphere index is valid).
  *
  * # Safety
  * `pool` is NULL or a live pool; `out` is NULL or writable.
@@ -2290,6 +2375,60 @@ enum cllm_status cllm_pool_total_stats(const struct cllm_pool *pool, struct cllm
  * The number of CPUs this process may run on (at least 1).
  */
 size_t cllm_available_cores(void);
+
+/**
+ * Map-reduce over `[begin, end)` with a fixed combination order: the
+ * result has the same bits for any number of threads and any timing. The
+ * range is cut into chunks of `chunk` items (0: 4096), independent of the
+ * pool; `map(arg, b, e, partial)` computes each chunk's partial value (in
+ * parallel), and the partials are combined with `combine(arg, left,
+ * right)` as a fixed binary tree over the chunk indices (a node over
+ * chunks `[lo, hi)` combines `[lo, mid)` and `[mid, hi)`, `mid = lo + (hi
+ * - lo) / 2`). Partial values are `partial_size` bytes (1 to 65536,
+ * 16-byte aligned, owned by the library); each starts as a copy of
+ * `*identity`, and the result of an empty range is the identity. On
+ * success the result is copied to `*out` (`partial_size` bytes).
+ *
+ * Errors: `CLLM_ERR_NULL` (pool, identity, map, combine, out),
+ * `CLLM_ERR_INVALID_ARGUMENT` (`begin > end`, a size of 0 or above
+ * 65536), `CLLM_ERR_JOB_FAILED` (a non-zero return of `map` or
+ * `combine`), `CLLM_ERR_BUSY` (another thread's round is running). Called
+ * from work of the same pool, it runs inline on the calling thread with
+ * the same result.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `identity` and `out` are NULL or point to
+ * `partial_size` bytes (readable, writable); `map` and `combine` must be
+ * safe to run concurrently with the same `arg`.
+ */
+enum cllm_status cllm_pool_reduce(const struct cllm_pool *pool,
+                                  size_t begin,
+                                  size_t end,
+                                  size_t chunk,
+                                  size_t partial_size,
+                                  const void *identity,
+                                  cllm_reduce_map_fn map,
+                                  cllm_reduce_combine_fn combine,
+                                  void *arg,
+                                  void *out);
+
+/**
+ * The sum of `data[0 .. n)` with a fixed order, written to `*out`: the
+ * same bits for any number of threads and any timing (chunks of 4096
+ * values, each summed in eight interleaved lanes, combined as a fixed
+ * tree; see `cllm_pool_reduce`). It may differ in the last bits from a
+ * plain left-to-right loop, as any reordering of floating-point additions
+ * does. `data` may be NULL when `n` is 0. Errors: `CLLM_ERR_NULL`,
+ * `CLLM_ERR_INVALID_ARGUMENT` (n above SIZE_MAX / 16), `CLLM_ERR_BUSY`.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `data` points to `n` readable doubles that
+ * nobody writes during the call; `out` is NULL or writable.
+ */
+enum cllm_status cllm_pool_reduce_sum_double(const struct cllm_pool *pool,
+                                             const double *data,
+                                             size_t n,
+                                             double *out);
 
 /**
  * The defaults: budget = cores, sizes from the plan's ratios, queues of

@@ -2,3 +2,4 @@
 FFI_TESTS += $(BUILD)/pool/test_pool
 FFI_TESTS += $(BUILD)/pool/test_pool_free_inside
 FFI_TESTS += $(BUILD)/pool/test_pool_env
+FFI_TESTS += $(BUILD)/pool/test_pool_reduce

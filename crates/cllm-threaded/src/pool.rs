@@ -606,3 +606,177 @@ pub unsafe extern "C" fn cllm_pool_total_stats(
 pub extern "C" fn cllm_available_cores() -> usize {
     ffi_value(|_| 1, || Ok(sphere_pool::available_cores()))
 }
+
+/// The most bytes a partial value of `cllm_pool_reduce` may have.
+pub const CLLM_REDUCE_MAX_PARTIAL: usize = 65536;
+
+/// A map of `cllm_pool_reduce`: writes the partial value of the items
+/// `[begin, end)` to `partial` (which holds a copy of the identity on
+/// entry); return 0 on success, non-zero stops the reduction.
+pub type cllm_reduce_map_fn = Option<
+    unsafe extern "C" fn(arg: *mut c_void, begin: usize, end: usize, partial: *mut c_void) -> c_int,
+>;
+
+/// A combine of `cllm_pool_reduce`: folds `right` into `left` (`left =
+/// left (+) right`, `left` covering the items before `right`'s); return 0
+/// on success, non-zero stops the reduction.
+pub type cllm_reduce_combine_fn = Option<
+    unsafe extern "C" fn(arg: *mut c_void, left: *mut c_void, right: *const c_void) -> c_int,
+>;
+
+/// A partial value of a C reduction: `partial_size` bytes, 16-aligned.
+struct Partial(Vec<Block>);
+
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+struct Block([u8; 16]);
+
+impl Partial {
+    /// A partial holding a copy of the `size` bytes at `identity`.
+    ///
+    /// # Safety
+    /// `identity` points to `size` readable bytes.
+    unsafe fn copy_of(identity: *const c_void, size: usize) -> Self {
+        let mut blocks = vec![Block([0; 16]); size.div_ceil(16)];
+        // SAFETY: promised by the caller; the blocks hold at least `size`
+        // bytes and do not overlap the caller's memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(identity.cast::<u8>(), blocks.as_mut_ptr().cast(), size)
+        };
+        Self(blocks)
+    }
+
+    fn ptr(&mut self) -> *mut c_void {
+        self.0.as_mut_ptr().cast()
+    }
+}
+
+/// Map-reduce over `[begin, end)` with a fixed combination order: the
+/// result has the same bits for any number of threads and any timing. The
+/// range is cut into chunks of `chunk` items (0: 4096), independent of the
+/// pool; `map(arg, b, e, partial)` computes each chunk's partial value (in
+/// parallel), and the partials are combined with `combine(arg, left,
+/// right)` as a fixed binary tree over the chunk indices (a node over
+/// chunks `[lo, hi)` combines `[lo, mid)` and `[mid, hi)`, `mid = lo + (hi
+/// - lo) / 2`). Partial values are `partial_size` bytes (1 to 65536,
+/// 16-byte aligned, owned by the library); each starts as a copy of
+/// `*identity`, and the result of an empty range is the identity. On
+/// success the result is copied to `*out` (`partial_size` bytes).
+///
+/// Errors: `CLLM_ERR_NULL` (pool, identity, map, combine, out),
+/// `CLLM_ERR_INVALID_ARGUMENT` (`begin > end`, a size of 0 or above
+/// 65536), `CLLM_ERR_JOB_FAILED` (a non-zero return of `map` or
+/// `combine`), `CLLM_ERR_BUSY` (another thread's round is running). Called
+/// from work of the same pool, it runs inline on the calling thread with
+/// the same result.
+///
+/// # Safety
+/// `pool` is NULL or a live pool; `identity` and `out` are NULL or point to
+/// `partial_size` bytes (readable, writable); `map` and `combine` must be
+/// safe to run concurrently with the same `arg`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn cllm_pool_reduce(
+    pool: *const cllm_pool,
+    begin: usize,
+    end: usize,
+    chunk: usize,
+    partial_size: usize,
+    identity: *const c_void,
+    map: cllm_reduce_map_fn,
+    combine: cllm_reduce_combine_fn,
+    arg: *mut c_void,
+    out: *mut c_void,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: forwarded from the caller.
+        let pool = unsafe { pool_ref(pool) }?;
+        if identity.is_null() {
+            return Err(FfiError::null("identity"));
+        }
+        let map = map.ok_or_else(|| FfiError::null("map"))?;
+        let combine = combine.ok_or_else(|| FfiError::null("combine"))?;
+        if !(1..=CLLM_REDUCE_MAX_PARTIAL).contains(&partial_size) {
+            return Err(FfiError::invalid(format!(
+                "partial_size {partial_size} is not 1 to {CLLM_REDUCE_MAX_PARTIAL}"
+            )));
+        }
+        if begin > end {
+            return Err(FfiError::invalid(format!(
+                "begin {begin} is after end {end}"
+            )));
+        }
+        let (arg, identity) = (SharedArg(arg), SharedArg(identity.cast_mut()));
+        // SAFETY: `identity` points to `partial_size` bytes (promised).
+        let fresh = || unsafe { Partial::copy_of(identity.get(), partial_size) };
+        let mut result = pool.try_reduce(
+            begin..end,
+            chunk,
+            fresh(),
+            |r| {
+                let mut partial = fresh();
+                // SAFETY: the caller promised `map` may run concurrently;
+                // `partial` holds `partial_size` writable bytes.
+                match unsafe { map(arg.get(), r.start, r.end, partial.ptr()) } {
+                    0 => Ok(partial),
+                    code => Err(code),
+                }
+            },
+            |mut left, mut right| {
+                // SAFETY: as above; both partials hold `partial_size` bytes.
+                match unsafe { combine(arg.get(), left.ptr(), right.ptr()) } {
+                    0 => Ok(left),
+                    code => Err(code),
+                }
+            },
+        )?;
+        // SAFETY: `out` points to `partial_size` writable bytes (promised).
+        unsafe {
+            std::ptr::copy_nonoverlapping(result.ptr().cast::<u8>(), out.cast::<u8>(), partial_size)
+        };
+        Ok(())
+    })
+}
+
+/// The sum of `data[0 .. n)` with a fixed order, written to `*out`: the
+/// same bits for any number of threads and any timing (chunks of 4096
+/// values, each summed in eight interleaved lanes, combined as a fixed
+/// tree; see `cllm_pool_reduce`). It may differ in the last bits from a
+/// plain left-to-right loop, as any reordering of floating-point additions
+/// does. `data` may be NULL when `n` is 0. Errors: `CLLM_ERR_NULL`,
+/// `CLLM_ERR_INVALID_ARGUMENT` (n above SIZE_MAX / 16), `CLLM_ERR_BUSY`.
+///
+/// # Safety
+/// `pool` is NULL or a live pool; `data` points to `n` readable doubles that
+/// nobody writes during the call; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_pool_reduce_sum_double(
+    pool: *const cllm_pool,
+    data: *const f64,
+    n: usize,
+    out: *mut f64,
+) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: forwarded from the caller.
+        let pool = unsafe { pool_ref(pool) }?;
+        let data: &[f64] = if n == 0 {
+            &[]
+        } else if data.is_null() {
+            return Err(FfiError::null("data"));
+        } else if n > usize::MAX / 16 {
+            return Err(FfiError::invalid(format!(
+                "n {n} is above SIZE_MAX / 16 doubles"
+            )));
+        } else {
+            // SAFETY: `data` points to `n` doubles not written during the
+            // call (promised); n * 8 fits in isize (checked above).
+            unsafe { std::slice::from_raw_parts(data, n) }
+        };
+        let sum = pool.sum_f64(data)?;
+        // SAFETY: checked above.
+        unsafe { write_out(out, sum) };
+        Ok(())
+    })
+}

@@ -11,6 +11,13 @@
 //! - [`SpherePool::run_all`] runs a closure on every sphere and on the calling
 //!   thread (fork-join), with a [`Participant`] context and a barrier.
 //! - [`SpherePool::parallel_for`] covers a range with work stealing.
+//! - [`SpherePool::reduce`] maps chunks of a range and combines the results
+//!   in a fixed order: bitwise the same for any sphere count and timing.
+//!
+//! A pool of one thread ([`SpherePool::with_threads`]`(1)`) has no sphere and
+//! runs everything on the caller; `CLLM_NUM_THREADS` and `CLLM_CPUS` set
+//! pools created with "auto" ([`env`]). Calls from inside a pool's own work
+//! run inline on the calling thread.
 //!
 //! How the hand-off works (`slot`): one atomic word per slot holds the state
 //! and the "someone sleeps" flags; a thread that finds nothing to do spins for
@@ -36,6 +43,8 @@ pub mod env;
 mod error;
 #[cfg(not(loom))]
 mod pool;
+#[cfg(not(loom))]
+mod reduce;
 mod slot;
 pub mod spin;
 #[cfg(not(loom))]
@@ -49,6 +58,8 @@ pub use pool::{
     MAX_RANGE_LEN, MAX_SPHERES, Participant, PoolConfig, RawJob, RawParticipant, RawTask,
     SpherePool, auto_spheres, default_spheres, resolve_spheres,
 };
+#[cfg(not(loom))]
+pub use reduce::REDUCE_CHUNK;
 pub use spin::available_cores;
 #[cfg(not(loom))]
 pub use stats::{PoolStats, SphereStats};

@@ -153,3 +153,72 @@ proptest! {
         prop_assert!(chunks.is_empty());
     }
 }
+
+/// A reduce whose partials are the chunk lists themselves: the result must
+/// be the chunks in order, tiling the range, none longer than the chunk
+/// length, and the same on every pool.
+fn reduce_chunks(
+    pool: &SpherePool,
+    range: Range<usize>,
+    chunk: usize,
+) -> Result<Vec<Range<usize>>, Error> {
+    pool.reduce(
+        range,
+        chunk,
+        Vec::new(),
+        |r| vec![r],
+        |mut a, b| {
+            a.extend(b);
+            a
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reduce_combines_every_chunk_once_in_order_on_any_pool(
+        start in prop_oneof![0..1000usize, usize::MAX - 20_000..=usize::MAX - 10_000],
+        len in 0..10_000usize,
+        chunk in prop_oneof![Just(0usize), 1..64usize, 0..20_000usize, Just(usize::MAX)],
+    ) {
+        let pools = pools();
+        let range = start..start + len;
+        let first = reduce_chunks(&pools[0], range.clone(), chunk);
+        let first = first.map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let step = if chunk == 0 { sphere_pool::REDUCE_CHUNK } else { chunk };
+        let mut next = range.start;
+        for r in &first {
+            prop_assert_eq!(r.start, next);
+            prop_assert!(r.start < r.end && r.end - r.start <= step);
+            next = r.end;
+        }
+        prop_assert_eq!(next, range.end);
+        for pool in pools.iter().skip(1) {
+            prop_assert_eq!(reduce_chunks(pool, range.clone(), chunk), Ok(first.clone()));
+        }
+    }
+
+    /// Huge ranges with chunk lengths that keep the chunk count small: the
+    /// lengths add up to the range's length (no wrap, no lost chunk).
+    #[test]
+    fn reduce_huge_ranges_count_every_item(
+        pool in 0..4usize,
+        len in (1usize << 40)..=usize::MAX / 2,
+        start in 0..=usize::MAX / 2,
+        parts in 1..3000usize,
+    ) {
+        let pools = pools();
+        let chunk = len.div_ceil(parts);
+        let total = pools[pool].reduce(start..start + len, chunk, 0u128, |r| (r.end - r.start) as u128, |a, b| a + b);
+        prop_assert_eq!(total, Ok(len as u128));
+    }
+
+    #[test]
+    fn reduce_reversed_ranges_are_errors(a in any::<usize>(), b in any::<usize>(), chunk in any::<usize>()) {
+        prop_assume!(a != b);
+        let r = reduce_chunks(&pools()[1], a.max(b)..a.min(b), chunk);
+        prop_assert!(matches!(r, Err(Error::InvalidArgument(_))), "{:?}", r);
+    }
+}
