@@ -14,3 +14,9 @@ CLLM_CHECK_SRC := $(wildcard $(CLLM_CHECK)/*) $(wildcard hosts/crystalline/*.c h
 # The three train_model variants and eval_model, plain (CLLM's own flags).
 cllm-build: $(DROPIN_A)
 	CLLM_SRC=$(CLLM_SRC) $(CLLM_CHECK)/build.sh $(CLLM_BUILD)
+
+.PHONY: cllm-check
+# The check line (hosts/crystalline/check/check.sh): losses of the three
+# variants, evaluation of the saved models, speed-up, bitwise results.
+cllm-check: cllm-build
+	$(CLLM_CHECK)/check.sh $(CLLM_BUILD) full

@@ -72,7 +72,7 @@ $CC_SAN -o tm_serial dropin/tools/train_model.o check_wrap.o "$DROPIN_A" \
   $CLLM_LIBS $WRAP $NATIVE_LIBS
 rm -f tm_replica
 if [ -f "$ADAPTER" ]; then
-  $CC_SAN $CLLM_CFLAGS -I include -I "$ROOT/include" -c "$ADAPTER" -o replica_adapter.o
+  $CC_SAN $CLLM_CFLAGS -I "$ROOT/include" -I include -c "$ADAPTER" -o replica_adapter.o
   $CC_SAN -o tm_replica dropin/tools/train_model.o check_wrap.o replica_adapter.o "$DROPIN_A" \
     $CLLM_LIBS $WRAP $NATIVE_LIBS
 fi
