@@ -160,7 +160,16 @@ impl BatchPlan {
 
     /// The order of the sequences in epoch `epoch`.
     pub fn order(&self, epoch: u64) -> Vec<u32> {
-        let mut order: Vec<u32> = (0..self.num_sequences as u32).collect();
+        let mut order = Vec::new();
+        self.fill_order(epoch, &mut order);
+        order
+    }
+
+    /// Writes the order of epoch `epoch` into `order`, reusing its memory
+    /// (an iterator reserves it once, fallibly, and never again).
+    fn fill_order(&self, epoch: u64, order: &mut Vec<u32>) {
+        order.clear();
+        order.extend(0..self.num_sequences as u32);
         if self.config.shuffle {
             let mut rng = SplitMix64::new(self.config.seed ^ SplitMix64::new(epoch).next_u64());
             for i in (1..order.len()).rev() {
@@ -168,7 +177,6 @@ impl BatchPlan {
                 order.swap(i, j);
             }
         }
-        order
     }
 
     /// Fills `batch` with batch `index` of the epoch whose sequence order is
@@ -248,7 +256,11 @@ impl BatchIter {
             )));
         }
         let plan = BatchPlan::new(corpus.tokens().len(), config)?;
-        let order = plan.order(0);
+        let mut order = Vec::new();
+        order
+            .try_reserve_exact(plan.num_sequences)
+            .map_err(|_| Error::no_memory("the sequence order", plan.num_sequences as u64 * 4))?;
+        plan.fill_order(0, &mut order);
         Ok(Self {
             corpus,
             plan,
@@ -278,7 +290,7 @@ impl BatchIter {
     /// Starts epoch `epoch` from its first batch (a new shuffle).
     pub fn reset(&mut self, epoch: u64) {
         if epoch != self.epoch {
-            self.order = self.plan.order(epoch);
+            self.plan.fill_order(epoch, &mut self.order);
             self.epoch = epoch;
         }
         self.next = self.shard;

@@ -55,6 +55,7 @@ impl Error {
         }
     }
 
+    /// Memory for `what` (`bytes` of it) could not be had.
     pub(crate) fn no_memory(what: &'static str, bytes: u64) -> Self {
         Error::OutOfMemory { what, bytes }
     }
