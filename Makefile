@@ -45,9 +45,10 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --release -q
 
-# A hung test fails the run instead of eating CI's time.
+# A hung test fails the run instead of eating CI's time. --no-fail-fast: every
+# crate's tests run (and are counted) even after one fails.
 rust-test:
-	timeout 25m $(CARGO) test --workspace --release
+	timeout 25m $(CARGO) test --workspace --release --no-fail-fast
 
 # Loom model checks of the hand-off protocols, in their own target directory
 # so that --cfg loom does not invalidate the normal build.

@@ -35,3 +35,31 @@ examples: install-tree
 	echo "$$passed passed, $$failed failed"; [ $$failed -eq 0 ]
 
 TEST_TARGETS += examples
+
+# make readme-check: every ```c block of README.md, extracted to
+# build/readme/snippet-<n>.c, built from the installed files through pkg-config
+# (statically and dynamically, as the README's Linking section says) and run:
+# it must exit 0. The README's Rust blocks are doctests of cllm-threaded.
+README_DIR := $(BUILD)/readme
+README_MD  ?= README.md
+.PHONY: readme-check
+readme-check: install-tree
+	@rm -rf $(README_DIR); mkdir -p $(README_DIR)
+	@awk -v dir=$(README_DIR) '/^```c$$/ {n++; f = dir "/snippet-" n ".c"; next} \
+	  /^```/ {f = ""} f {print > f}' $(README_MD)
+	@set -u; passed=0; failed=0; srcs=$$(ls $(README_DIR)/snippet-*.c 2>/dev/null); \
+	if [ -z "$$srcs" ]; then echo "readme-check: no \`\`\`c block in $(README_MD)"; echo "0 passed, 1 failed"; exit 1; fi; \
+	for src in $$srcs; do n=$$(basename $$src .c); \
+	  for link in static shared; do \
+	    if [ $$link = static ]; then pc="cllm-threaded-static"; rpath=""; \
+	    else pc="cllm-threaded"; rpath="-Wl,-rpath,$(INSTALL_TREE)/lib"; fi; \
+	    bin=$(README_DIR)/$$n-$$link; \
+	    if $(CC) $(EXAMPLE_CFLAGS) $$src -o $$bin $$($(IC_PC) --cflags --libs $$pc) $$rpath && \
+	       timeout 60 $$bin > $$bin.out 2>&1; then \
+	      passed=$$((passed + 1)); echo "readme-check: $$n-$$link: ok: $$(tail -n 1 $$bin.out)"; \
+	    else failed=$$((failed + 1)); echo "readme-check: $$n-$$link ($$src): build or run failed"; cat $$bin.out 2>/dev/null; fi; \
+	  done; \
+	done; \
+	echo "$$passed passed, $$failed failed"; [ $$failed -eq 0 ]
+
+TEST_TARGETS += readme-check
