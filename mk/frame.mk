@@ -19,3 +19,24 @@ monitor-check:
 	ffi-tests/frame/check-monitor-csv.sh $(BUILD)/frame/monitor.csv
 
 TEST_TARGETS += monitor-check
+
+# Example (c) of issue 14, examples/c/roles_frame_monitor.c: role pools and a
+# frame guard writing the monitoring CSV through the library's glue; it
+# checks its own CSV and exits non-zero on failure. Built here against the
+# static library and run plain and under valgrind (the installed-pkg-config
+# build is the examples' own target), then its Rust twin
+# (crates/pool-manager/examples/roles_frame_monitor.rs).
+FRAME_EXAMPLE := $(BUILD)/examples/roles_frame_monitor
+
+$(FRAME_EXAMPLE): examples/c/roles_frame_monitor.c $(LIB_A) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(C_WARN) $(CFLAGS) $< -o $@ $(LIB_A) $(NATIVE_LIBS)
+
+.PHONY: frame-example
+frame-example: $(FRAME_EXAMPLE)
+	$(FRAME_EXAMPLE) $(BUILD)/examples/roles_frame_monitor.csv 120
+	valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
+	  --errors-for-leak-kinds=definite,indirect $(FRAME_EXAMPLE) $(BUILD)/examples/roles_frame_monitor.vg.csv 40
+	$(CARGO) run --release -q -p pool-manager --example roles_frame_monitor -- $(BUILD)/examples/roles_frame_monitor.rs.csv 120
+
+TEST_TARGETS += frame-example

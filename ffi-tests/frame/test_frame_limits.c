@@ -2,7 +2,9 @@
  * whose reader is gone (defect 4: the process died of SIGPIPE), impossible
  * inputs (defect 8: busy > alive gave a utilisation of 10.0), and the quiet
  * panic boundary (defect 8: a caught internal panic printed "thread
- * panicked at ..." on the host's stderr). Runs plain and under valgrind. */
+ * panicked at ..." on the host's stderr); and the glue of issue 14: the
+ * monitor inputs from the role pools in one call, the FRAME_* environment
+ * from C. Runs plain and under valgrind. */
 #define _GNU_SOURCE
 #include "check.h"
 #include "cllm_threaded.h"
@@ -38,6 +40,7 @@ static int sigpipe_blocked(void) {
 /* In a child, so that the old behaviour (death by SIGPIPE) fails one check
  * instead of the whole program. */
 static int write_to_closed_pipe_child(void) {
+    int failed_before = check_failed_count;
     signal(SIGPIPE, SIG_DFL); /* as a C host has it, whatever ran us */
     cllm_frame *f = manual_guard();
     int fds[2];
@@ -71,7 +74,7 @@ static int write_to_closed_pipe_child(void) {
     CHECK_STATUS(cllm_frame_monitor_write(f, &in, fds[1]), CLLM_ERR_IO);
     close(fds[1]);
     cllm_frame_free(f);
-    return check_failed_count == 0 ? 0 : 1;
+    return check_failed_count == failed_before ? 0 : 1;
 }
 
 static void test_write_to_a_pipe_without_reader_is_an_io_error(void) {
@@ -188,7 +191,116 @@ static void test_a_caught_panic_is_quiet(void) {
     CHECK(strstr(text, "panicked") == NULL, "the host's stderr got: %s", text);
 }
 
+/* ---- glue (issue 14) ------------------------------------------------------ */
+
+static int nothing(void *arg, size_t i) {
+    (void)arg;
+    (void)i;
+    return 0;
+}
+
+static void test_monitor_inputs_from_roles(void) {
+    cllm_roles_options o = cllm_roles_options_default();
+    for (int r = 0; r < (int)CLLM_ROLE_COUNT; r++) o.threads[r] = 0;
+    o.threads[CLLM_ROLE_AI] = 1;
+    o.threads[CLLM_ROLE_STATS] = 1;
+    o.thread_budget = 2;
+    cllm_roles *roles = NULL;
+    CHECK_STATUS(cllm_roles_create(&o, &roles), CLLM_OK);
+    cllm_frame_monitor_inputs in, later;
+    memset(&in, 0x5a, sizeof in);
+    CHECK_STATUS(cllm_frame_monitor_inputs_from_roles(NULL, &in), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_frame_monitor_inputs_from_roles(roles, NULL), CLLM_ERR_NULL);
+    CHECK(strstr(cllm_last_error(), "out") != NULL, "message: %s", cllm_last_error());
+    CHECK_STATUS(cllm_frame_monitor_inputs_from_roles(roles, &in), CLLM_OK);
+    cllm_lock *lock = NULL;
+    CHECK_STATUS(cllm_lock_create("glue", &lock), CLLM_OK);
+    for (int i = 0; i < 3; i++) {
+        CHECK_STATUS(cllm_lock_lock(lock), CLLM_OK);
+        CHECK_STATUS(cllm_lock_unlock(lock), CLLM_OK);
+    }
+    for (int i = 0; i < 5; i++)
+        CHECK_STATUS(cllm_roles_parallel_for(roles, CLLM_ROLE_AI, 1000, CLLM_PARTITION_DYNAMIC, 0, nothing, NULL),
+                     CLLM_OK);
+    CHECK_STATUS(cllm_frame_monitor_inputs_from_roles(roles, &later), CLLM_OK);
+    cllm_role_metrics m;
+    CHECK_STATUS(cllm_roles_metrics(roles, CLLM_ROLE_AI, &m), CLLM_OK);
+    const cllm_frame_pool_counters *pools[2][5] = {
+        {&in.ai, &in.physics, &in.stats, &in.background, &in.evaluation},
+        {&later.ai, &later.physics, &later.stats, &later.background, &later.evaluation}};
+    for (int s = 0; s < 2; s++)
+        for (int p = 0; p < 5; p++)
+            CHECK(pools[s][p]->busy_s >= 0 && pools[s][p]->busy_s <= pools[s][p]->alive_s, "sample %d pool %d: %g > %g",
+                  s, p, pools[s][p]->busy_s, pools[s][p]->alive_s);
+    CHECK(later.ai.alive_s > in.ai.alive_s && later.stats.alive_s > 0, "threads were alive: ai %g -> %g, stats %g",
+          in.ai.alive_s, later.ai.alive_s, later.stats.alive_s);
+    CHECK(later.physics.alive_s == 0 && later.evaluation.alive_s == 0, "pools without threads: no thread-time");
+    /* The same counters as cllm_roles_metrics, in seconds (read later). */
+    CHECK(later.ai.alive_s <= m.alive_ns / 1e9 + 1e-9 && later.ai.busy_s <= m.busy_ns / 1e9 + 1e-9, "ai: %g/%g vs %g/%g",
+          later.ai.busy_s, later.ai.alive_s, m.busy_ns / 1e9, m.alive_ns / 1e9);
+    CHECK(later.parallel_wall_s > in.parallel_wall_s && later.parallel_work_s > in.parallel_work_s,
+          "the loops counted: wall %g -> %g", in.parallel_wall_s, later.parallel_wall_s);
+    CHECK(fabs(later.parallel_wall_s - m.round_wall_ns / 1e9) < 1e-9, "parallel wall = the pools' loops");
+    CHECK(later.lock_acquisitions >= in.lock_acquisitions + 3 && later.lock_contended <= later.lock_acquisitions,
+          "locks: %llu -> %llu", (unsigned long long)in.lock_acquisitions, (unsigned long long)later.lock_acquisitions);
+    /* They feed a row as they are. */
+    cllm_frame *f = manual_guard();
+    char row[CLLM_FRAME_ROW_MAX];
+    size_t len = 0;
+    CHECK_STATUS(cllm_frame_monitor_baseline(f, &in), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 10), CLLM_OK);
+    CHECK_STATUS(cllm_frame_monitor_row(f, &later, row, sizeof row, &len), CLLM_OK);
+    double ai = cell("ai_thread_efficiency", row);
+    CHECK(ai >= 0 && ai <= 1, "ai efficiency %g: %s", ai, row);
+    cllm_frame_free(f);
+    cllm_lock_free(lock);
+    cllm_roles_free(roles);
+}
+
+static void test_options_from_env(void) {
+    cllm_frame_options o;
+    CHECK_STATUS(cllm_frame_options_from_env(NULL), CLLM_ERR_NULL);
+    unsetenv("FRAME_BUDGET_MS");
+    unsetenv("FRAME_STOP_RULES");
+    unsetenv("FRAME_WATCHDOG_MS");
+    unsetenv("MONITOR_INTERVAL_MS");
+    CHECK_STATUS(cllm_frame_options_from_env(&o), CLLM_OK);
+    cllm_frame_options d = cllm_frame_options_default();
+    CHECK(o.budget_ms == d.budget_ms && o.rules == d.rules && o.slow_frame_count == d.slow_frame_count &&
+              o.watchdog_period_ms == d.watchdog_period_ms && o.monitor_interval_ms == d.monitor_interval_ms &&
+              o.memory_limit_mb == d.memory_limit_mb && o.manual_clock == d.manual_clock,
+          "no variables: the defaults");
+    setenv("FRAME_BUDGET_MS", "8.5", 1);
+    setenv("FRAME_STOP_RULES", "sampled, memory", 1);
+    setenv("FRAME_WATCHDOG_MS", "50", 1);
+    setenv("MONITOR_INTERVAL_MS", "250", 1);
+    CHECK_STATUS(cllm_frame_options_from_env(&o), CLLM_OK);
+    CHECK(o.budget_ms == 8.5 && o.rules == (CLLM_FRAME_RULE_SAMPLED | CLLM_FRAME_RULE_MEMORY) &&
+              fabs(o.watchdog_period_ms - 50) < 1e-9 && fabs(o.monitor_interval_ms - 250) < 1e-9,
+          "budget %g rules %u watchdog %g monitor %g", o.budget_ms, o.rules, o.watchdog_period_ms,
+          o.monitor_interval_ms);
+    cllm_frame *f = NULL;
+    CHECK_STATUS(cllm_frame_create(&o, &f), CLLM_OK);
+    cllm_frame_free(f);
+    cllm_frame_options before = o;
+    setenv("FRAME_BUDGET_MS", "fast", 1);
+    CHECK_STATUS(cllm_frame_options_from_env(&o), CLLM_ERR_CONFIG);
+    CHECK(strstr(cllm_last_error(), "FRAME_BUDGET_MS") != NULL && strstr(cllm_last_error(), "fast") != NULL,
+          "message: %s", cllm_last_error());
+    CHECK(o.budget_ms == before.budget_ms && o.rules == before.rules, "written only on success");
+    setenv("FRAME_BUDGET_MS", "16.7", 1);
+    setenv("FRAME_STOP_RULES", "sometimes", 1);
+    CHECK_STATUS(cllm_frame_options_from_env(&o), CLLM_ERR_CONFIG);
+    CHECK(strstr(cllm_last_error(), "FRAME_STOP_RULES") != NULL, "message: %s", cllm_last_error());
+    unsetenv("FRAME_BUDGET_MS");
+    unsetenv("FRAME_STOP_RULES");
+    unsetenv("FRAME_WATCHDOG_MS");
+    unsetenv("MONITOR_INTERVAL_MS");
+}
+
 int main(void) {
+    test_monitor_inputs_from_roles();
+    test_options_from_env();
     test_write_to_a_pipe_without_reader_is_an_io_error();
     test_impossible_inputs_are_refused_and_shares_stay_at_most_one();
     test_a_caught_panic_is_quiet();

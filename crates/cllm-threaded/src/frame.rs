@@ -4,6 +4,7 @@
 
 use crate::error::FfiError;
 use crate::guard::{arg_ref, ffi_status, ffi_value, out_ptr, write_out};
+use crate::runtime::cllm_roles;
 use crate::status::cllm_status;
 use frame_guard::{
     CSV_HEADER, FrameError, FrameGuard, FrameGuardConfig, FrameStats, ManualClock, Monitor,
@@ -271,7 +272,37 @@ thread_local! {
 /// the system clock.
 #[unsafe(no_mangle)]
 pub extern "C" fn cllm_frame_options_default() -> cllm_frame_options {
-    let d = FrameGuardConfig::default();
+    options_from(&FrameGuardConfig::default())
+}
+
+/// Writes the defaults overridden by the environment to `*out` (the same
+/// variables as the Rust `FrameGuardConfig::from_env`): `FRAME_BUDGET_MS`,
+/// `FRAME_STOP_RULES` (comma list of `consecutive`, `sampled`, `memory`, or
+/// `none`), `FRAME_SLOW_LIMIT_MS`, `FRAME_SLOW_COUNT`,
+/// `FRAME_SAMPLE_INTERVAL_MS`, `FRAME_SAMPLE_GAP_MS`, `FRAME_SLOW_SAMPLES`,
+/// `FRAME_MEMORY_LIMIT_MB`, `FRAME_WATCHDOG_MS` (0 = no watchdog thread),
+/// `MONITOR_INTERVAL_MS`. Pass the result to `cllm_frame_create` (after
+/// changing any field the program decides itself). Errors: `CLLM_ERR_NULL`
+/// (out), `CLLM_ERR_CONFIG` (a value that does not parse or is out of
+/// range; `cllm_last_error()` names the variable and its value). `*out` is
+/// written only on success.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_options_from_env(out: *mut cllm_frame_options) -> cllm_status {
+    ffi_status(|| {
+        let out = out_ptr(out, "out")?;
+        let config = FrameGuardConfig::from_env()
+            .map_err(|e| FfiError::new(cllm_status::CLLM_ERR_CONFIG, e.to_string()))?;
+        // SAFETY: checked by out_ptr.
+        unsafe { write_out(out, options_from(&config)) };
+        Ok(())
+    })
+}
+
+/// The C options that describe `d` (with the system clock).
+fn options_from(d: &FrameGuardConfig) -> cllm_frame_options {
     let ms = |x: Duration| x.as_secs_f64() * 1e3;
     cllm_frame_options {
         budget_ms: ms(d.budget),
@@ -283,7 +314,7 @@ pub extern "C" fn cllm_frame_options_default() -> cllm_frame_options {
         slow_sample_count: d.slow_sample_count,
         memory_limit_mb: d.memory_limit_bytes as f64 / 1048576.0,
         memory_check_interval_ms: ms(d.memory_check_interval),
-        watchdog_period_ms: 0.0,
+        watchdog_period_ms: d.watchdog_period.map_or(0.0, ms),
         monitor_interval_ms: ms(d.monitor_interval),
         manual_clock: false,
     }
@@ -1055,6 +1086,52 @@ pub unsafe extern "C" fn cllm_frame_monitor_baseline(
         let inputs = unsafe { arg_ref(inputs, "inputs") }?;
         let inputs = inputs_from(inputs)?;
         frame.monitor().monitor.set_baseline(&inputs);
+        Ok(())
+    })
+}
+
+/// Fills `*out` with the monitoring inputs now, in one call, for
+/// `cllm_frame_monitor_row`, `_write` and `_baseline`: each role pool's
+/// `busy_s` and `alive_s` (one snapshot of every pool, nanoseconds turned
+/// into seconds), `lock_acquisitions` and `lock_contended` summed over every
+/// counting lock of the process (`cllm_lock_*`), and `parallel_work_s` /
+/// `parallel_wall_s` from the role pools' parallel loops
+/// (`cllm_roles_parallel_for`): the time each participant spent in its
+/// share, on the wall clock, over the loops' wall time. A participant that
+/// waits for a CPU counts as working there, so on a machine with other load
+/// `parallel_speedup_ratio` overstates the CPU work; a program that
+/// measures task CPU time itself may overwrite the two fields. Errors:
+/// `CLLM_ERR_NULL` (roles, out).
+///
+/// # Safety
+/// `roles` is NULL or a live handle; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_frame_monitor_inputs_from_roles(
+    roles: *const cllm_roles,
+    out: *mut cllm_frame_monitor_inputs,
+) -> cllm_status {
+    ffi_status(|| {
+        // SAFETY: the caller passes NULL or a live handle.
+        let roles = unsafe { arg_ref(roles, "roles") }?;
+        let out = out_ptr(out, "out")?;
+        let i = roles.runtime().monitor_inputs(None);
+        let pool = |p: PoolCounters| cllm_frame_pool_counters {
+            busy_s: p.busy.as_secs_f64(),
+            alive_s: p.alive.as_secs_f64(),
+        };
+        let c = cllm_frame_monitor_inputs {
+            ai: pool(i.ai),
+            physics: pool(i.physics),
+            stats: pool(i.stats),
+            background: pool(i.background),
+            evaluation: pool(i.evaluation),
+            lock_acquisitions: i.lock_acquisitions,
+            lock_contended: i.lock_contended,
+            parallel_work_s: i.parallel_work.as_secs_f64(),
+            parallel_wall_s: i.parallel_wall.as_secs_f64(),
+        };
+        // SAFETY: checked by out_ptr.
+        unsafe { write_out(out, c) };
         Ok(())
     })
 }

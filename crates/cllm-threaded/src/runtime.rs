@@ -50,6 +50,13 @@ pub struct cllm_roles {
     rt: Runtime,
 }
 
+impl cllm_roles {
+    /// The role pools (for the other areas' glue, e.g. the frame monitor).
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+}
+
 /// A submitted task. Wait for it with `cllm_task_wait` (any thread), then
 /// release it with `cllm_task_free`.
 pub struct cllm_task {

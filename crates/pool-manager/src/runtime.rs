@@ -9,6 +9,7 @@ use crate::health::{HealthReport, SilentWorker, StuckTask};
 use crate::metrics::{RuntimeSnapshot, ns};
 use crate::pool::{PoolCore, RolePool};
 use crate::scheduler::{Scheduler, SchedulerCore};
+use frame_guard::{MonitorInputs, PoolCounters, SpeedupMeter};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -218,6 +219,52 @@ impl Runtime {
             budget: self.budget(),
             threads: pools.iter().map(|p| p.threads).sum(),
             pools,
+        }
+    }
+
+    /// The frame guard's monitoring inputs now, in one call: each pool's
+    /// busy and alive thread-time (one snapshot), the counting locks' totals
+    /// (every [`sync_stats`] counting lock of the process), and the parallel
+    /// sections' work and wall time: from `parallel` if given (a
+    /// [`SpeedupMeter`] counting task CPU time, as the column is defined),
+    /// otherwise from this runtime's parallel loops (the time each
+    /// participant spent in its share, on the wall clock, over the loops'
+    /// wall time; a participant waiting for a CPU counts as working, so on
+    /// a machine with other load this overstates the speed-up).
+    ///
+    /// ```
+    /// use frame_guard::{FrameGuard, FrameGuardConfig, Monitor};
+    /// use pool_manager::{Partitioning, Role, Runtime, RuntimeConfig};
+    ///
+    /// let rt = Runtime::new(RuntimeConfig::for_cores(2)).unwrap();
+    /// let guard = FrameGuard::new(FrameGuardConfig::default()).unwrap();
+    /// let mut monitor = Monitor::new(&guard);
+    /// monitor.set_baseline(&rt.monitor_inputs(None));
+    /// rt.pool(Role::Ai).for_each_index(1000, Partitioning::DYNAMIC, |_| ()).unwrap();
+    /// let row = monitor.row(&guard, Some(&rt.monitor_inputs(None)));
+    /// assert!(row.parallel_speedup_ratio >= 0.0);
+    /// ```
+    pub fn monitor_inputs(&self, parallel: Option<&SpeedupMeter>) -> MonitorInputs {
+        let s = self.snapshot();
+        let pool = |role: Role| PoolCounters {
+            busy: s.pool(role).busy,
+            alive: s.pool(role).alive,
+        };
+        let locks = sync_stats::global_lock_stats();
+        let (parallel_work, parallel_wall) = match parallel {
+            Some(meter) => meter.totals(),
+            None => (s.parallel_work(), s.parallel_wall()),
+        };
+        MonitorInputs {
+            ai: pool(Role::Ai),
+            physics: pool(Role::Physics),
+            stats: pool(Role::Stats),
+            background: pool(Role::Background),
+            evaluation: pool(Role::Evaluation),
+            lock_acquisitions: locks.acquisitions,
+            lock_contended: locks.contended,
+            parallel_work,
+            parallel_wall,
         }
     }
 

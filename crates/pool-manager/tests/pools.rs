@@ -563,3 +563,45 @@ fn metrics_count_tasks_and_thread_time_and_only_grow() {
     assert!(after.busy_fraction() > 0.0 && after.busy_fraction() <= 1.0);
     assert_eq!(after.queue_capacity, pool_manager::DEFAULT_QUEUE_CAPACITY);
 }
+
+#[test]
+fn monitor_inputs_sample_the_pools_the_locks_and_the_parallel_loops_in_one_call() {
+    use frame_guard::SpeedupMeter;
+    use std::time::Duration;
+    let mut c = RuntimeConfig::for_cores(4);
+    for role in Role::ALL {
+        c.pool_mut(role).threads = Some(0);
+    }
+    c.pool_mut(Role::Ai).threads = Some(1);
+    c.pool_mut(Role::Stats).threads = Some(1);
+    c.thread_budget = Some(2);
+    let rt = Runtime::new(c).unwrap();
+    let before = rt.monitor_inputs(None);
+    let lock = sync_stats::CountingMutex::new("monitor-inputs-test", 0u32);
+    for _ in 0..3 {
+        *lock.lock() += 1;
+    }
+    rt.pool(Role::Ai)
+        .for_each_index(10_000, pool_manager::Partitioning::DYNAMIC, |i| {
+            std::hint::black_box(i);
+        })
+        .unwrap();
+    let after = rt.monitor_inputs(None);
+    assert!(after.check().is_ok(), "{:?}", after.check());
+    assert!(after.ai.alive > before.ai.alive && after.stats.alive > Duration::ZERO);
+    assert_eq!(after.physics.alive, Duration::ZERO);
+    assert!(after.lock_acquisitions >= before.lock_acquisitions + 3);
+    // Without a meter: the pools' parallel loops.
+    let s = rt.snapshot();
+    assert!(after.parallel_wall > before.parallel_wall);
+    assert!(after.parallel_wall <= s.parallel_wall() && after.parallel_work <= s.parallel_work());
+    // With one: its totals.
+    let meter = SpeedupMeter::new();
+    meter.add_work(Duration::from_millis(30));
+    meter.add_wall(Duration::from_millis(20));
+    let metered = rt.monitor_inputs(Some(&meter));
+    assert_eq!(
+        (metered.parallel_work, metered.parallel_wall),
+        (Duration::from_millis(30), Duration::from_millis(20))
+    );
+}
