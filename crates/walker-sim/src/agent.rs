@@ -236,6 +236,9 @@ pub struct Agent {
     respawns: u32,
     /// Wall time of its last frame (cost profile; not part of the state).
     pub last_cost_ns: u64,
+    /// CPU time of its last frame, on the thread that ran it (the work
+    /// behind `parallel_speedup_ratio`; not part of the state).
+    pub last_cpu_ns: u64,
     /// The heaviest work of its last frame (not part of the state).
     pub last_work: Work,
     /// The thread (sync-stats index) that ran its last frame (not part of
@@ -308,6 +311,7 @@ impl Agent {
             rank: index as u32,
             respawns: 0,
             last_cost_ns: 0,
+            last_cpu_ns: 0,
             last_work: Work::Reapply,
             last_thread: 0,
             rng,

@@ -16,7 +16,7 @@ fn cell(x: f64, decimals: usize) -> String {
 /// One figure of a run, as text.
 type Figure = (&'static str, fn(&RunReport) -> String);
 
-const FIGURES: [Figure; 21] = [
+const FIGURES: [Figure; 23] = [
     ("frames/s", |r| cell(r.fps(), 1)),
     ("world steps/s", |r| cell(r.world_steps_per_s(), 0)),
     ("frame mean (ms)", |r| cell(ms(r.mean_frame()), 3)),
@@ -45,7 +45,12 @@ const FIGURES: [Figure; 21] = [
         cell(r.columns.ai_thread_efficiency, 4)
     }),
     ("stats_thread_efficiency", |r| {
-        cell(r.columns.stats_thread_efficiency, 4)
+        if r.columns.stats_thread_efficiency.is_nan() {
+            // Say why instead of a bare dash.
+            "- (no stats thread)".to_owned()
+        } else {
+            cell(r.columns.stats_thread_efficiency, 4)
+        }
     }),
     ("background_thread_efficiency", |r| {
         cell(r.columns.background_thread_efficiency, 4)
@@ -55,6 +60,12 @@ const FIGURES: [Figure; 21] = [
     }),
     ("parallel_speedup_ratio", |r| {
         cell(r.columns.parallel_speedup_ratio, 4)
+    }),
+    ("summed agent CPU time per frame (ms)", |r| {
+        cell(ms(r.phases.agents_cpu) / r.phases.frames.max(1) as f64, 3)
+    }),
+    ("balancer calls / threads moved", |r| {
+        format!("{} / {}", r.balancer.0, r.balancer.1)
     }),
     ("CPU used (cores)", |r| cell(r.cpu_cores, 2)),
     ("load average before/after", |r| {

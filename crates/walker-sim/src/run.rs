@@ -4,12 +4,17 @@
 //!
 //! Threads of a run with `threads = T` (see [`runtime_config`]): the ai pool
 //! has `T - 1` workers and the loop thread takes part in every parallel loop
-//! (T participants); the background pool has one worker for the periodic
+//! (T participants); with T >= 2 the stats pool has one worker, which runs
+//! the statistics pass with the loop thread (so `stats_thread_efficiency`
+//! measures it); the background pool has one worker for the periodic
 //! tasks; the status reader is one more thread. Other pools have no thread
-//! unless the environment gives them some. A sequential run has no ai worker.
+//! unless the environment gives them some. A sequential run has no ai or
+//! stats worker (its `stats_thread_efficiency` is empty: no stats thread).
 //!
 //! The background schedule (pool-manager's [`Scheduler`](pool_manager::Scheduler),
-//! the plan's intervals): *monitoring* every 1 s writes the monitoring row;
+//! the plan's intervals): *monitoring* every 1 s writes the monitoring row
+//! and calls the balancer ([`Runtime::rebalance`], counted in
+//! [`RunReport::balancer`]);
 //! *cleanup* every 5 s folds the frame journal (per-frame phase times and
 //! per-agent costs) into the run's aggregates and frees it; *evaluation*
 //! every 10 s runs the current leader's network (published by the
@@ -24,11 +29,12 @@ use crate::status::StatusReader;
 use crate::world::{FrameTimes, LeaderSnapshot, World, WorldConfig};
 use frame_guard::{
     CSV_HEADER, FrameGuard, FrameGuardConfig, FrameStats, Histogram, IntervalFrames, Monitor,
-    MonitorInputs, MonitorRow, PoolCounters, RuleTrips, SpeedupMeter, StopInfo, StopRules,
+    MonitorInputs, MonitorRow, RuleTrips, SpeedupMeter, StopInfo, StopRules,
 };
 use parking_lot::Mutex;
-use pool_manager::{Partitioning, Role, Runtime, RuntimeConfig, RuntimeSnapshot};
+use pool_manager::{Partitioning, Role, Runtime, RuntimeConfig};
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -232,10 +238,11 @@ pub fn guard_config() -> Result<FrameGuardConfig, String> {
 
 /// The role pools of a run with `threads` loop threads (see the module
 /// docs). Starts from pool-manager's environment (`ENABLE_PARALLEL_AI`,
-/// `CLLM_BACKGROUND_THREADS`, ...): the ai pool gets `threads - 1` workers,
-/// the background pool one unless the environment says otherwise, the
-/// other pools none unless the environment gives them some; the budget is
-/// the sum.
+/// `MAX_STATS_THREADS`, `CLLM_BACKGROUND_THREADS`, ...): the ai pool gets
+/// `threads - 1` workers, the stats pool one (none when sequential or with
+/// one thread) and the background pool one unless the environment says
+/// otherwise, the other pools none unless the environment gives them some;
+/// the budget is the sum.
 pub fn runtime_config(threads: usize, sequential: bool) -> Result<RuntimeConfig, String> {
     let mut c = RuntimeConfig::from_env().map_err(|e| e.to_string())?;
     c.pool_mut(Role::Ai).threads = Some(if sequential {
@@ -244,7 +251,10 @@ pub fn runtime_config(threads: usize, sequential: bool) -> Result<RuntimeConfig,
         threads.saturating_sub(1)
     });
     c.pool_mut(Role::Background).threads.get_or_insert(1);
-    for role in [Role::Physics, Role::Stats, Role::Evaluation] {
+    c.pool_mut(Role::Stats)
+        .threads
+        .get_or_insert(usize::from(!sequential && threads >= 2));
+    for role in [Role::Physics, Role::Evaluation] {
         c.pool_mut(role).threads.get_or_insert(0);
     }
     let total: usize = Role::ALL
@@ -346,6 +356,8 @@ pub struct PhaseTotals {
     pub agents: Duration,
     /// Agent frames (summed work).
     pub agents_work: Duration,
+    /// Agent frames (summed CPU time).
+    pub agents_cpu: Duration,
     /// Statistics loops.
     pub stats: Duration,
     /// Sequential rest.
@@ -372,6 +384,7 @@ impl PhaseTotals {
         self.physics += t.physics;
         self.agents += t.agents;
         self.agents_work += t.agents_work;
+        self.agents_cpu += t.agents_cpu;
         self.stats += t.stats;
         self.other += t.other;
         self.total += t.total;
@@ -511,6 +524,8 @@ pub struct RunReport {
     /// CPU time this process used during the loop, in cores (CPU time over
     /// wall time): below the thread count when other programs took the CPUs.
     pub cpu_cores: f64,
+    /// The balancer, called by the monitoring task: (calls, threads moved).
+    pub balancer: (u64, u64),
 }
 
 /// The machine's 1-minute load average (`/proc/loadavg`).
@@ -554,29 +569,10 @@ impl RunReport {
     }
 }
 
-fn pool_counters(s: &RuntimeSnapshot, role: Role) -> PoolCounters {
-    let p = s.pool(role);
-    PoolCounters {
-        busy: p.busy,
-        alive: p.alive,
-    }
-}
-
 fn monitor_inputs(runtime: &Runtime, meter: &SpeedupMeter) -> MonitorInputs {
-    let s = runtime.snapshot();
-    let locks = sync_stats::global_lock_stats();
-    let (parallel_work, parallel_wall) = meter.totals();
-    MonitorInputs {
-        ai: pool_counters(&s, Role::Ai),
-        physics: pool_counters(&s, Role::Physics),
-        stats: pool_counters(&s, Role::Stats),
-        background: pool_counters(&s, Role::Background),
-        evaluation: pool_counters(&s, Role::Evaluation),
-        lock_acquisitions: locks.acquisitions,
-        lock_contended: locks.contended,
-        parallel_work,
-        parallel_wall,
-    }
+    // The pools and every counting lock in one call; the parallel sections'
+    // work from the meter (agent CPU time), as the column is defined.
+    runtime.monitor_inputs(Some(meter))
 }
 
 /// The progress bar and live summary line on standard error.
@@ -704,15 +700,17 @@ pub fn run(config: &RunConfig) -> Result<RunReport, String> {
     let start_inputs = monitor_inputs(&runtime, &meter);
     monitor.lock().set_baseline(&start_inputs);
     let csv_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let balancer = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let weak: Weak<Runtime> = Arc::downgrade(&runtime);
     let run_name = config.mode.name();
     let write_row = {
-        let (monitor, guard, meter, csv, csv_error) = (
+        let (monitor, guard, meter, csv, csv_error, balancer) = (
             monitor.clone(),
             guard.clone(),
             meter.clone(),
             config.csv.clone(),
             csv_error.clone(),
+            balancer.clone(),
         );
         move |inputs: Option<MonitorInputs>| {
             let inputs = match inputs {
@@ -721,6 +719,11 @@ pub fn run(config: &RunConfig) -> Result<RunReport, String> {
                     let Some(runtime) = weak.upgrade() else {
                         return;
                     };
+                    // The plan's balancer, once per monitoring interval.
+                    balancer.0.fetch_add(1, Ordering::Relaxed);
+                    if runtime.rebalance().is_some() {
+                        balancer.1.fetch_add(1, Ordering::Relaxed);
+                    }
                     monitor_inputs(&runtime, &meter)
                 }
             };
@@ -798,8 +801,11 @@ pub fn run(config: &RunConfig) -> Result<RunReport, String> {
             }
         };
         frames += 1;
+        // CPU time, as SpeedupMeter documents: with wall time a thread
+        // waiting for a CPU counted as working, and the ratio could exceed
+        // the cores that ran the loop.
         meter.add_wall(times.agents);
-        meter.add_work(times.agents_work);
+        meter.add_work(times.agents_cpu);
         {
             let mut j = journal.lock();
             j.frames.push(times);
@@ -881,5 +887,9 @@ pub fn run(config: &RunConfig) -> Result<RunReport, String> {
         pool_threads,
         load: (load_before, load_average()),
         cpu_cores,
+        balancer: (
+            balancer.0.load(Ordering::Relaxed),
+            balancer.1.load(Ordering::Relaxed),
+        ),
     })
 }

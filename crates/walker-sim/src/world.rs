@@ -160,6 +160,10 @@ pub struct FrameTimes {
     pub agents: Duration,
     /// The summed wall time of every agent's frame (the loop's work).
     pub agents_work: Duration,
+    /// The summed CPU time of every agent's frame: the work without the
+    /// time a thread waited for a CPU (what `parallel_speedup_ratio` is
+    /// documented to count).
+    pub agents_cpu: Duration,
     /// The parallel loops of the statistics pass (zero on other frames).
     pub stats: Duration,
     /// Everything else: plan, food merge, leaderboard, ecosystem, status.
@@ -401,12 +405,16 @@ impl World {
         let frame = self.frame;
         exec.for_each_mut(&mut order, |_, agent| {
             let planned = agent.planned_work(frame, window);
+            let cpu = frame_guard::thread_cpu_time();
             let t = Instant::now();
             let work = agent.frame(&ctx);
             if work != planned {
                 mispredicted.fetch_add(1, Ordering::Relaxed);
             }
             agent.last_cost_ns = t.elapsed().as_nanos() as u64;
+            agent.last_cpu_ns = frame_guard::thread_cpu_time()
+                .saturating_sub(cpu)
+                .as_nanos() as u64;
             agent.last_work = work;
             agent.last_thread = sync_stats::current_thread_index().unwrap_or(0);
         })?;
@@ -414,6 +422,7 @@ impl World {
         times.mispredicted = mispredicted.into_inner();
         times.agents = agents_start.elapsed();
         times.agents_work = Duration::from_nanos(self.agents.iter().map(|a| a.last_cost_ns).sum());
+        times.agents_cpu = Duration::from_nanos(self.agents.iter().map(|a| a.last_cpu_ns).sum());
         // Load balance: the work of the thread that did the most.
         let mut per_thread: Vec<(usize, u64)> = Vec::new();
         for a in &self.agents {
