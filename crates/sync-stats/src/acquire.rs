@@ -119,6 +119,19 @@ fn mark_held(meta: &LockMeta, mode: WaitMode) -> Option<usize> {
     })
 }
 
+/// Withdraws what [`mark_held`] published, when a hold of `mode` ends.
+/// Called by the guards' `Drop` before parking_lot's guard unlocks, so that
+/// the detector never sees a hold that a new holder has already replaced.
+#[inline]
+pub(crate) fn mark_released(meta: &LockMeta, mode: WaitMode) {
+    match mode {
+        WaitMode::Read => {
+            thread::with_current(|r| r.held_shared.remove(meta.id));
+        }
+        WaitMode::Lock | WaitMode::Write => meta.owner.store(0, Ordering::Relaxed),
+    }
+}
+
 /// Takes `kind` if it is free now, and counts the acquisition. The fast path
 /// of every lock kind: no clock read, no shared write.
 #[inline]

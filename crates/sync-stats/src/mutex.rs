@@ -2,10 +2,12 @@
 //! contended acquisitions and wait time, and takes part in deadlock
 //! detection (the acquisition itself is in `acquire`).
 
-use crate::acquire::{LockError, MutexLock, try_acquire, wait, wait_checked, wait_for};
+use crate::acquire::{
+    LockError, MutexLock, mark_released, try_acquire, wait, wait_checked, wait_for,
+};
 use crate::lock_meta::LockMeta;
 use crate::stats::LockStats;
-use crate::thread;
+use crate::thread::{self, WaitMode};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
@@ -116,7 +118,7 @@ impl<T> CountingMutex<T> {
     /// The mutex must be locked by the calling thread through a guard that was
     /// forgotten, and no guard of it may be alive.
     pub unsafe fn force_unlock(&self) {
-        self.meta.owner.store(0, Ordering::Relaxed);
+        mark_released(&self.meta, WaitMode::Lock);
         // SAFETY: the caller guarantees that the mutex is locked by a
         // forgotten guard of this thread.
         unsafe { self.inner.force_unlock() }
@@ -160,7 +162,6 @@ impl<T> DerefMut for CountingMutexGuard<'_, T> {
 
 impl<T> Drop for CountingMutexGuard<'_, T> {
     fn drop(&mut self) {
-        // Cleared before the `guard` field unlocks.
-        self.meta.owner.store(0, Ordering::Relaxed);
+        mark_released(self.meta, WaitMode::Lock);
     }
 }

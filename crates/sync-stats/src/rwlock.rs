@@ -3,13 +3,14 @@
 //! time, and takes part in deadlock detection, read holds included (the
 //! acquisition itself is in `acquire`).
 
-use crate::acquire::{LockError, Read, Write, try_acquire, wait, wait_checked, wait_for};
+use crate::acquire::{
+    LockError, Read, Write, mark_released, try_acquire, wait, wait_checked, wait_for,
+};
 use crate::lock_meta::LockMeta;
 use crate::stats::LockStats;
-use crate::thread;
+use crate::thread::WaitMode;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// A [`parking_lot::RwLock`] with a name, contention counting (reads and
@@ -164,7 +165,7 @@ impl<T> Deref for CountingReadGuard<'_, T> {
 
 impl<T> Drop for CountingReadGuard<'_, T> {
     fn drop(&mut self) {
-        thread::with_current(|r| r.held_shared.remove(self.meta.id));
+        mark_released(self.meta, WaitMode::Read);
     }
 }
 
@@ -183,6 +184,6 @@ impl<T> DerefMut for CountingWriteGuard<'_, T> {
 
 impl<T> Drop for CountingWriteGuard<'_, T> {
     fn drop(&mut self) {
-        self.meta.owner.store(0, Ordering::Relaxed);
+        mark_released(self.meta, WaitMode::Write);
     }
 }
