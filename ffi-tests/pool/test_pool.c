@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -386,6 +387,9 @@ static void test_free_with_work_in_flight(void) {
 }
 
 int main(void) {
+    /* The sizes checked below are the defaults, not the environment's. */
+    unsetenv("CLLM_NUM_THREADS");
+    unsetenv("CLLM_CPUS");
     test_status_names_and_version();
     test_create_and_free();
     test_null_handles();
