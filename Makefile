@@ -28,11 +28,23 @@ FFI_TESTS :=
         bench compare demo install install-check link-line clean
 all: libs
 
-libs: $(LIB_A) $(DROPIN_A)
+# The version of the workspace (Cargo.toml); the shared libraries' SONAMEs
+# carry its major number (build.rs of each library crate).
+VERSION   := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+MAJOR     := $(firstword $(subst ., ,$(VERSION)))
 
+libs: $(LIB_A) $(DROPIN_A) $(LIB_SO).$(MAJOR) $(DROPIN_SO).$(MAJOR)
+
+# A program linked with -L$(RELEASE) -lcllm_threaded records the SONAME,
+# libcllm_threaded.so.$(MAJOR): the links let it run from the build tree.
 $(LIB_A) $(LIB_SO) $(DROPIN_A) $(DROPIN_SO) &: $(RUST_SRC)
 	$(CARGO) build --release -p cllm-threaded -p cllm-training-threaded
 	@touch $(LIB_A) $(DROPIN_A)
+	@ln -sf $(notdir $(LIB_SO)) $(LIB_SO).$(MAJOR)
+	@ln -sf $(notdir $(DROPIN_SO)) $(DROPIN_SO).$(MAJOR)
+
+$(RELEASE)/%.so.$(MAJOR): $(RELEASE)/%.so
+	ln -sf $*.so $@
 
 header:
 	$(CARGO) run --release -q -p gen-header -- write

@@ -14,8 +14,7 @@
 # After an install into /usr/local run `ldconfig` as root; with another
 # PREFIX the program needs -Wl,-rpath,<libdir> or LD_LIBRARY_PATH (README).
 
-VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-MAJOR      := $(firstword $(subst ., ,$(VERSION)))
+# VERSION and MAJOR: the Makefile.
 KEEP_DEBUG ?= 0
 STRIP      ?= strip
 INSTALL_LIBS := libcllm_threaded libcllm_training_threaded
