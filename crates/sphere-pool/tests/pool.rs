@@ -1122,3 +1122,41 @@ fn thread_counts_include_the_caller() {
     .unwrap();
     assert_eq!((pool.spheres(), pool.config().threads), (2, 3));
 }
+
+#[test]
+fn threads_racing_on_dispatch_any_run_every_job_once_and_never_share_a_sphere() {
+    let pool = Arc::new(SpherePool::new(3).unwrap());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let running: Arc<Vec<AtomicUsize>> = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (pool, ran, running) = (pool.clone(), ran.clone(), running.clone());
+            std::thread::spawn(move || {
+                let mut done = 0;
+                while done < 500 {
+                    let (r, n) = (ran.clone(), running.clone());
+                    let job = move || {
+                        let name = thread_name();
+                        let sphere: usize = name.rsplit('-').next().unwrap().parse().unwrap();
+                        // Two jobs on one sphere at once would show here.
+                        assert_eq!(n[sphere].fetch_add(1, Ordering::SeqCst), 0);
+                        r.fetch_add(1, Ordering::SeqCst);
+                        n[sphere].fetch_sub(1, Ordering::SeqCst);
+                    };
+                    match pool.dispatch_any(job) {
+                        Ok(sphere) => {
+                            pool.wait(sphere).unwrap();
+                            done += 1;
+                        }
+                        Err(Error::NoIdleSphere { .. }) => std::thread::yield_now(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 2000);
+}
