@@ -3,6 +3,7 @@
  *
  *   roles_frame_monitor [CSV_PATH] [FRAMES]
  *
+ * Without CSV_PATH the CSV goes to a temporary file, removed at the end.
  * The role pools and the frame guard are configured from the environment
  * (cllm_roles_create_from_env: MAX_AI_THREADS, ...; cllm_frame_options_from_env:
  * FRAME_BUDGET_MS, MONITOR_INTERVAL_MS, ...). Each frame steps 64 "agents"
@@ -146,8 +147,22 @@ static int check_csv(const char *path, unsigned long long frames_run) {
 }
 
 int main(int argc, char **argv) {
-    const char *path = argc > 1 ? argv[1] : "roles_frame_monitor.csv";
     unsigned long long frames = argc > 2 ? strtoull(argv[2], NULL, 10) : 120;
+    char temp[4096];
+    const char *path = argc > 1 ? argv[1] : NULL;
+    int fd;
+    if (path) {
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    } else {
+        const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        snprintf(temp, sizeof temp, "%s/roles_frame_monitor-XXXXXX", dir);
+        fd = mkstemp(temp);
+        path = temp;
+    }
+    if (fd < 0) {
+        perror(path);
+        return 1;
+    }
 
     cllm_roles *roles = NULL;
     if (cllm_roles_create_from_env(&roles) != CLLM_OK) return fail("cllm_roles_create_from_env");
@@ -164,11 +179,6 @@ int main(int argc, char **argv) {
     }
     struct world w = {.food = 1e9};
     if (cllm_lock_create("food", &w.food_lock) != CLLM_OK) return fail("cllm_lock_create");
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        perror(path);
-        return 1;
-    }
     /* The counters before the loop are the first row's starting point. */
     cllm_frame_monitor_inputs inputs;
     if (cllm_frame_monitor_inputs_from_roles(roles, &inputs) != CLLM_OK ||
@@ -189,8 +199,7 @@ int main(int argc, char **argv) {
             cllm_task_free(task);
         }
         if (cllm_frame_end(guard) != CLLM_OK) status = fail("cllm_frame_end");
-        int due = 0;
-        if (cllm_frame_monitor_due(guard) == 1) due = 1;
+        int due = cllm_frame_monitor_due(guard) == 1;
         if (due && (cllm_frame_monitor_inputs_from_roles(roles, &inputs) != CLLM_OK ||
                     cllm_frame_monitor_write(guard, &inputs, fd) != CLLM_OK))
             status = fail("writing a monitoring row");
@@ -203,6 +212,7 @@ int main(int argc, char **argv) {
     cllm_lock_free(w.food_lock);
     cllm_frame_free(guard);
     cllm_roles_free(roles);
-    if (status) return status;
-    return check_csv(path, frames) == 0 ? 0 : 1;
+    int failed = status ? status : check_csv(path, frames);
+    if (path == temp) unlink(temp);
+    return failed == 0 ? 0 : 1;
 }

@@ -121,7 +121,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} = {:?}: {}", self.name, self.value, self.reason)
+        write!(f, "{} = {}: {}", self.name, self.value, self.reason)
     }
 }
 
@@ -430,6 +430,12 @@ mod tests {
             assert_eq!(err.name, name, "{err}");
             assert!(err.value.contains(value), "{err}");
         }
+        // The value is quoted once (it was quoted twice: "\"fast\"").
+        let err = from(&[("FRAME_BUDGET_MS", "fast")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "FRAME_BUDGET_MS = \"fast\": not a number of milliseconds"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! one call.
 //!
 //! `cargo run --release -p pool-manager --example roles_frame_monitor -- [CSV_PATH] [FRAMES]`
+//! (without CSV_PATH the CSV goes to a temporary file, removed at the end)
 //!
 //! The pools and the guard come from the environment (`MAX_AI_THREADS`, ...,
 //! `FRAME_BUDGET_MS`, `MONITOR_INTERVAL_MS`, ...; rows every 0.1 s unless
@@ -142,11 +143,17 @@ fn run(path: &str, frames: u64) -> Result<Vec<String>, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    let temp = std::env::temp_dir().join(format!("roles_frame_monitor-{}.csv", std::process::id()));
     let path = args
         .get(1)
-        .map_or("roles_frame_monitor.csv", String::as_str);
+        .cloned()
+        .unwrap_or_else(|| temp.to_string_lossy().into_owned());
     let frames = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(120);
-    match run(path, frames) {
+    let result = run(&path, frames);
+    if args.get(1).is_none() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    match result {
         Ok(failures) if failures.is_empty() => ExitCode::SUCCESS,
         Ok(failures) => {
             for f in failures {
