@@ -17,15 +17,13 @@
 //! ai, stats and background pools at least one thread each (on 2 cores: a
 //! budget of 3 worker threads, ai 1, stats 1, background 1).
 
-use frame_guard::{
-    CsvMonitor, FrameGuard, FrameGuardConfig, MonitorInputs, PoolCounters, SpeedupMeter,
-};
-use pool_manager::{Partitioning, Role, Runtime, RuntimeConfig, RuntimeSnapshot, TaskHandle};
+use frame_guard::{CsvMonitor, FrameGuard, FrameGuardConfig, SpeedupMeter};
+use pool_manager::{Partitioning, Role, Runtime, RuntimeConfig, TaskHandle};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use sync_stats::{CountingMutex, global_lock_stats};
+use sync_stats::CountingMutex;
 
 const INPUTS: usize = 29;
 const HIDDEN: usize = 64;
@@ -125,31 +123,6 @@ impl Agent {
         points[spot] -= eaten;
         drop(points);
         self.reward += eaten;
-    }
-}
-
-fn pool_counters(snapshot: &RuntimeSnapshot, role: Role) -> PoolCounters {
-    let pool = snapshot.pool(role);
-    PoolCounters {
-        busy: pool.busy,
-        alive: pool.alive,
-    }
-}
-
-fn inputs(runtime: &Runtime, meter: &SpeedupMeter) -> MonitorInputs {
-    let s = runtime.snapshot();
-    let locks = global_lock_stats();
-    let (parallel_work, parallel_wall) = meter.totals();
-    MonitorInputs {
-        ai: pool_counters(&s, Role::Ai),
-        physics: pool_counters(&s, Role::Physics),
-        stats: pool_counters(&s, Role::Stats),
-        background: pool_counters(&s, Role::Background),
-        evaluation: pool_counters(&s, Role::Evaluation),
-        lock_acquisitions: locks.acquisitions,
-        lock_contended: locks.contended,
-        parallel_work,
-        parallel_wall,
     }
 }
 
@@ -278,7 +251,7 @@ fn run() -> Result<(), String> {
     let mut monitor = CsvMonitor::new(&guard, stdout.lock());
     monitor
         .monitor_mut()
-        .set_baseline(&inputs(&runtime, &meter));
+        .set_baseline(&runtime.monitor_inputs(Some(&meter)));
     let ai = runtime.pool(Role::Ai);
     let stats = runtime.pool(Role::Stats);
     let mut pending_stats: Option<TaskHandle<(f32, f32)>> = None;
@@ -357,7 +330,7 @@ fn run() -> Result<(), String> {
         scope.end().map_err(|e| e.to_string())?;
         frame += 1;
         if monitor
-            .write_if_due(&guard, || Some(inputs(&runtime, &meter)))
+            .write_if_due(&guard, || Some(runtime.monitor_inputs(Some(&meter))))
             .map_err(|e| format!("writing the CSV: {e}"))?
             .is_some()
         {
