@@ -16,7 +16,7 @@
 //!
 //! A pool of one thread ([`SpherePool::with_threads`]`(1)`) has no sphere and
 //! runs everything on the caller; `CLLM_NUM_THREADS` and `CLLM_CPUS` set
-//! pools created with "auto" ([`env`]). Calls from inside a pool's own work
+//! pools created with "auto" ([`mod@env`]). Calls from inside a pool's own work
 //! run inline on the calling thread.
 //!
 //! How the hand-off works (`slot`): one atomic word per slot holds the state
