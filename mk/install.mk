@@ -84,7 +84,14 @@ TEST_TARGETS += install-check
 # in a working tree with edits; the tarballs are then of that tree.
 PACKAGE_CRATES := sphere-pool grad-reduce corpus-loader cllm-threaded cllm-training-threaded \
                   pool-manager frame-guard sync-stats cllm-object-pool
+# cargo treats a registry's name-version as immutable: it keeps the sources it
+# unpacked from its temporary registry (under $CARGO_HOME/registry/src/-<hash>/)
+# and the libraries it built from them. Both go before each run, or verification
+# builds a previous run's sources (seen: the sphere-pool of an hour earlier,
+# without the functions cllm-threaded now calls).
+CARGO_HOME_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
 .PHONY: package-check
 package-check:
+	rm -rf target/package-check $(foreach c,$(PACKAGE_CRATES),$(CARGO_HOME_DIR)/registry/src/-*/$(c)-$(VERSION))
 	$(CARGO) package --allow-dirty --target-dir target/package-check $(addprefix -p ,$(PACKAGE_CRATES))
 	@echo "package-check: $(words $(PACKAGE_CRATES)) crates packaged and verified (target/package-check/package/)"
