@@ -159,9 +159,10 @@ static void test_impossible_inputs_are_refused_and_shares_stay_at_most_one(void)
 static int panic_child(int out_fd) {
     dup2(out_fd, 2);
     cllm_objpool *pool = NULL;
-    /* 2^46 bytes: accepted by create (blocks are made on demand), then the
-     * allocation fails inside acquire. */
-    if (cllm_objpool_create((size_t)1 << 46, NULL, &pool) != CLLM_OK) return 3;
+    /* 2^62 bytes: accepted by create (blocks are made on demand), then the
+     * allocation fails inside acquire (more than the address space, so even
+     * with memory overcommit). */
+    if (cllm_objpool_create((size_t)1 << 62, NULL, &pool) != CLLM_OK) return 3;
     void *block = NULL;
     int st = cllm_objpool_acquire(pool, &block);
     cllm_objpool_free(pool);
