@@ -10,10 +10,13 @@ loader-check:
 TEST_TARGETS += loader-check
 
 # Generates target/loader-bench/corpus once (deterministic, >= 200 MB in ~3000
-# files), then prints detail lines and one line
-# "loader cold_mb_s=.. warm_mb_s=.. cat_mb_s=.. files_opened=.. files=..".
+# files), then prints the CPU line, detail lines and one line
+# "loader cold_mb_s=.. warm_mb_s=.. cat_mb_s=.. tokenize_mb_s_per_core=..
+# files_opened=.. files=..". As root it also drops the machine's page cache
+# for a second set of figures: BENCH_LOADER_ARGS=--hot-only skips that on a
+# shared machine.
 bench-loader:
-	$(CARGO) run --release -q -p corpus-loader --example bench_loader
+	$(CARGO) run --release -q -p corpus-loader --example bench_loader -- $(BENCH_LOADER_ARGS)
 
 # The loader's work queue and look-ahead hand-over are model-checked by loom.
 LOOM_CRATES += corpus-loader

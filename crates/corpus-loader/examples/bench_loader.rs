@@ -15,12 +15,15 @@
 //! cache files are in memory; the best of several runs) and, when this
 //! process may write `/proc/sys/vm/drop_caches` (root), with the page cache
 //! dropped before each run (the files come from the disk). The last line is
-//! `loader cold_mb_s=.. warm_mb_s=.. cat_mb_s=.. files_opened=.. files=..`
-//! with the page-cache-warm figures; `files_opened` is the cold load's count
+//! `loader cold_mb_s=.. warm_mb_s=.. cat_mb_s=.. tokenize_mb_s_per_core=..
+//! files_opened=.. files=..` with the page-cache-warm figures (the tokeniser's
+//! rate is text bytes per second of its CPU time, in the fastest cold load); `files_opened` is the cold load's count
 //! (the warm load's, which must be 1, is on the `detail` lines).
 //!
 //! Usage: `bench_loader [--dir D] [--mb N] [--files N] [--spheres N] [--runs N] [--check]
-//! [--warm-loop N]` (the last only repeats warm loads, for profiling).
+//! [--hot-only] [--warm-loop N] [--cold-loop N]` (`--hot-only` skips the
+//! dropped-page-cache figures; the loops only repeat warm or cold loads, for
+//! profiling).
 //! `--check` uses a tiny corpus and fails unless a cold load opens every
 //! file once and a warm load opens only the cache.
 
@@ -43,6 +46,11 @@ struct Options {
     check: bool,
     /// Only run this many warm loads (for profiling).
     warm_loop: usize,
+    /// Only run this many cold loads (for profiling).
+    cold_loop: usize,
+    /// Skip the figures with the page cache dropped (they drop the whole
+    /// machine's page cache: not while others work on it).
+    hot_only: bool,
 }
 
 fn parse_options() -> Options {
@@ -54,6 +62,8 @@ fn parse_options() -> Options {
         runs: 3,
         check: false,
         warm_loop: 0,
+        cold_loop: 0,
+        hot_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -84,6 +94,12 @@ fn parse_options() -> Options {
                     .unwrap_or_else(|_| die("--runs takes a number"))
             }
             "--check" => o.check = true,
+            "--hot-only" => o.hot_only = true,
+            "--cold-loop" => {
+                o.cold_loop = value()
+                    .parse()
+                    .unwrap_or_else(|_| die("--cold-loop takes a number"))
+            }
             "--warm-loop" => {
                 o.warm_loop = value()
                     .parse()
@@ -302,6 +318,19 @@ fn cat(files: &[PathBuf]) -> (Duration, u64) {
     (started.elapsed(), total)
 }
 
+/// The `model name` line of /proc/cpuinfo.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// Drops the OS page cache (needs root). False if not allowed.
 fn drop_page_cache() -> bool {
     // SAFETY: sync() has no preconditions.
@@ -323,6 +352,9 @@ struct Figures {
     warm: Duration,
     opened_cold: u64,
     opened_warm: u64,
+    /// Text bytes per second of tokeniser CPU time (per core), in the
+    /// fastest cold load.
+    tokenize_core: f64,
 }
 
 /// Everything a measurement needs.
@@ -359,6 +391,7 @@ fn measure(label: &str, drop_caches: bool, bench: &Bench) -> Figures {
         warm: Duration::MAX,
         opened_cold: 0,
         opened_warm: 0,
+        tokenize_core: 0.0,
     };
     for _ in 0..runs {
         for _ in 0..cats {
@@ -380,6 +413,7 @@ fn measure(label: &str, drop_caches: bool, bench: &Bench) -> Figures {
         );
         if t < f.cold {
             println!("{label} cold: {r}");
+            f.tokenize_core = r.bytes as f64 / r.timings.tokenize.as_secs_f64();
         }
         f.cold = f.cold.min(t);
         f.opened_cold = r.files_opened;
@@ -438,12 +472,35 @@ fn main() {
         pool,
     };
     println!(
+        "cpu model=\"{}\" cores={}",
+        cpu_model(),
+        sphere_pool::available_cores()
+    );
+    println!(
         "corpus: {} regular files, {:.1} MB; {} spheres + the calling thread; {} cores",
         bench.files.len(),
         mb,
         spheres,
         sphere_pool::available_cores()
     );
+    if o.cold_loop > 0 {
+        let mut best = Duration::MAX;
+        let (mut tokenize, mut bytes) = (Duration::ZERO, 0);
+        for _ in 0..o.cold_loop {
+            let _ = std::fs::remove_file(&bench.cache);
+            let (t, c) = load(&bench.loader, &bench.corpus, &bench.pool);
+            best = best.min(t);
+            tokenize += c.report().timings.tokenize;
+            bytes += c.report().bytes;
+        }
+        println!(
+            "{} cold loads: best {:.1} ms, tokeniser {:.0} MB/s per core",
+            o.cold_loop,
+            best.as_secs_f64() * 1e3,
+            bytes as f64 / 1e6 / tokenize.as_secs_f64()
+        );
+        return;
+    }
     if o.warm_loop > 0 {
         let started = Instant::now();
         let (mut walk, mut verify) = (Duration::ZERO, Duration::ZERO);
@@ -478,7 +535,7 @@ fn main() {
         hot.opened_cold,
         hot.opened_warm
     );
-    if !o.check {
+    if !o.check && !o.hot_only {
         if drop_page_cache() {
             let cold = measure("page-cache-dropped", true, &bench);
             println!(
@@ -499,10 +556,11 @@ fn main() {
         }
     }
     println!(
-        "loader cold_mb_s={:.0} warm_mb_s={:.0} cat_mb_s={:.0} files_opened={} files={}",
+        "loader cold_mb_s={:.0} warm_mb_s={:.0} cat_mb_s={:.0} tokenize_mb_s_per_core={:.0} files_opened={} files={}",
         rate(hot.cold),
         rate(hot.warm),
         rate(hot.cat),
+        hot.tokenize_core / 1e6,
         hot.opened_cold,
         bench.files.len()
     );

@@ -265,11 +265,9 @@ impl Worker {
         sig: StatSig,
         started: Instant,
     ) -> Outcome {
-        self.buf.clear();
-        if self.buf.try_reserve_exact(PIECE + 4).is_err() {
-            return Outcome::Failed(Error::no_memory("a read buffer", (PIECE + 4) as u64));
+        if let Err(e) = grow(&mut self.buf, PIECE + 4, "a read buffer") {
+            return Outcome::Failed(e);
         }
-        self.buf.resize(PIECE + 4, 0);
         let mut hasher = Xxh64::new(0);
         let mut classifier = Classifier::new(sig.size);
         let mut bounds = Bounds::new();
@@ -344,27 +342,37 @@ impl Worker {
         end: u64,
     ) -> Result<Segment, Error> {
         let len = (end - start) as usize; // at most CHUNK + MAX_RUN + PIECE
-        self.buf.clear();
-        self.buf
-            .try_reserve_exact(len)
-            .map_err(|_| Error::no_memory("a chunk of a large file", len as u64))?;
-        self.buf.resize(len, 0);
+        grow(&mut self.buf, len, "a chunk of a large file")?;
         let started = Instant::now();
-        d.file.read_exact_at(&mut self.buf, start).map_err(|e| {
-            let e = if e.kind() == io::ErrorKind::UnexpectedEof {
-                io::Error::new(e.kind(), "the file became shorter while it was loaded")
-            } else {
-                e
-            };
-            Error::io(&d.path, "read", e)
-        })?;
+        d.file
+            .read_exact_at(&mut self.buf[..len], start)
+            .map_err(|e| {
+                let e = if e.kind() == io::ErrorKind::UnexpectedEof {
+                    io::Error::new(e.kind(), "the file became shorter while it was loaded")
+                } else {
+                    e
+                };
+                Error::io(&d.path, "read", e)
+            })?;
         self.read += started.elapsed();
         self.bytes_read += len as u64;
         let data = std::mem::take(&mut self.buf);
-        let segment = self.tokenize(me, kind, &data);
+        let segment = self.tokenize(me, kind, &data[..len]);
         self.buf = data;
         segment
     }
+}
+
+/// Makes `buf` at least `len` bytes long, fallibly. Its bytes are
+/// overwritten by reads: zeroing (a pass over the memory) happens only when
+/// it grows, not for every chunk.
+fn grow(buf: &mut Vec<u8>, len: usize, what: &'static str) -> Result<(), Error> {
+    if buf.len() < len {
+        buf.try_reserve_exact(len - buf.len())
+            .map_err(|_| Error::no_memory(what, len as u64))?;
+        buf.resize(len, 0);
+    }
+    Ok(())
 }
 
 /// `pread`, retried when a signal interrupts it.

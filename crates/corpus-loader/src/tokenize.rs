@@ -34,32 +34,15 @@ const CLASS: [u8; 256] = {
     class
 };
 
-#[inline(always)]
-fn load(data: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes"))
-}
-
-/// `MASKS[n]` keeps the low `n` bytes of a u64.
-const MASKS: [u64; 9] = {
-    let mut m = [u64::MAX; 9];
-    let mut n = 0;
-    while n < 8 {
-        m[n] = (1u64 << (8 * n)) - 1;
-        n += 1;
-    }
-    m
-};
-
-/// A token found by the scan, waiting for its table lookup.
+/// A token found by the scan, waiting for its table lookup (32 bytes).
 #[derive(Clone, Copy, Default)]
 struct Pending {
     /// The key (`a`, `b`) of a token of at most 15 bytes.
     a: u64,
     b: u64,
     start: usize,
-    len: usize,
-    /// 16 bytes or more: looked up by hash and bytes.
-    long: bool,
+    /// Its length; one of 16 bytes or more is looked up by hash and bytes.
+    len: u32,
 }
 
 impl Pending {
@@ -67,15 +50,21 @@ impl Pending {
     /// `start` on.
     #[inline(always)]
     fn new(data: &[u8], start: usize, len: usize) -> Self {
-        let a = load(data, start) & MASKS[len.min(8)];
-        let b = load(data, start + 8) & MASKS[len.saturating_sub(8).min(8)];
+        // One 16-byte key, masked to the token's length with one shift (for
+        // 16 bytes or more the key is unused: any value will do).
+        let bytes: [u8; 16] = data[start..start + 16].try_into().expect("16 bytes");
+        let key = u128::from_le_bytes(bytes) & ((1u128 << (8 * (len & 15))) - 1);
         Pending {
-            a,
-            b,
+            a: key as u64,
+            b: (key >> 64) as u64,
             start,
-            len,
-            long: len >= 16,
+            len: len as u32,
         }
+    }
+
+    #[inline(always)]
+    fn word<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        &data[self.start..self.start + self.len as usize]
     }
 }
 
@@ -83,13 +72,15 @@ impl Pending {
 /// table slots, so their cache misses overlap instead of queueing.
 const BATCH: usize = 32;
 
-/// Splits `data` into words and punctuation and appends their local ids.
+/// Splits `data` (shorter than 4 GiB: the loader gives at most a chunk)
+/// into words and punctuation and appends their local ids.
 ///
 /// The scan classifies 64 bytes at a time into two bit masks (word bytes,
 /// white space; SSE2 on x86-64) and walks the token starts with bit
 /// operations, without a branch per byte or per token kind.
 pub(crate) fn tokenize_words(data: &[u8], table: &mut WordTable, out: &mut Vec<u32>) {
     let n = data.len();
+    assert!(u32::try_from(n).is_ok(), "tokenise at most 4 GiB at once");
     let mut pending = [Pending::default(); BATCH];
     let mut k = 0;
     let mut block = 0;
@@ -118,7 +109,7 @@ pub(crate) fn tokenize_words(data: &[u8], table: &mut WordTable, out: &mut Vec<u
             };
             let p = Pending::new(data, block + t, len);
             table.prefetch(&p);
-            pending[k] = p;
+            pending[k % BATCH] = p; // k < BATCH: the modulo only drops a bounds check
             k += 1;
             resume = block + t + len;
             if k == BATCH {
@@ -333,14 +324,16 @@ impl WordTable {
     /// Looks up (or inserts) `pending` and appends their ids.
     #[inline(always)]
     fn resolve_all(&mut self, pending: &[Pending], data: &[u8], out: &mut Vec<u32>) {
-        for p in pending {
-            let word = &data[p.start..p.start + p.len];
-            out.push(if p.long {
-                self.long_id(word, 1)
+        // Ids go to a local array first: one capacity check per batch.
+        let mut ids = [0u32; BATCH];
+        for (id, p) in ids.iter_mut().zip(pending) {
+            *id = if p.len >= 16 {
+                self.long_id(p.word(data), 1)
             } else {
-                self.slot_id(p.a, p.b, word, 1)
-            });
+                self.slot_id(p.a, p.b, || p.word(data), 1)
+            };
         }
+        out.extend_from_slice(&ids[..pending.len()]);
     }
 
     /// Adds the occurrences counted in the slots to `counts`.
@@ -356,7 +349,7 @@ impl WordTable {
     pub(crate) fn add(&mut self, word: &[u8], count: u64) -> u32 {
         if word.len() < 16 {
             let (a, b) = key(word);
-            self.slot_id(a, b, word, count)
+            self.slot_id(a, b, || word, count)
         } else {
             self.long_id(word, count)
         }
@@ -393,8 +386,10 @@ impl WordTable {
         None
     }
 
+    /// The id of the token keyed (`a`, `b`), counted `count` more times;
+    /// `word` gives its bytes, needed only if it is new.
     #[inline(always)]
-    fn slot_id(&mut self, a: u64, b: u64, word: &[u8], count: u64) -> u32 {
+    fn slot_id<'w>(&mut self, a: u64, b: u64, word: impl FnOnce() -> &'w [u8], count: u64) -> u32 {
         let mask = self.slots.len() - 1;
         let mut i = slot_of(a, b, mask);
         loop {
@@ -413,7 +408,7 @@ impl WordTable {
             }
             i = (i + 1) & mask;
         }
-        let id = self.push(word, count);
+        let id = self.push(word(), count);
         self.slots[i] = Slot { a, b, id, hits: 0 };
         self.used += 1;
         if self.used * 2 > self.slots.len() {
