@@ -35,6 +35,7 @@ pub mod settings;
 pub mod system;
 #[cfg(test)]
 mod tests;
+mod tsan;
 
 pub use cllm_threaded;
 pub use host::{CLLMBatch, CLLMBatchIterator, CLLMTraining, cllm_float_span, cllm_replica_ops};

@@ -31,6 +31,7 @@ use crate::host::{
     CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, cllm_float_span, cllm_replica_ops,
 };
 pub use crate::settings::Plan;
+use crate::tsan;
 use cllm_threaded::{FfiError, cllm_status};
 use grad_reduce::{GradReducer, ReduceError, Weights, token_weights};
 use parking_lot::{Condvar, Mutex};
@@ -231,12 +232,14 @@ impl Turn {
         while s.next != k && !s.failed {
             self.changed.wait(&mut s);
         }
+        tsan::acquire(self);
         !s.failed
     }
 
     /// Ends batch `k`'s turn (also when it panicked: then the later batches
     /// give up instead of waiting for ever).
     fn finish(&self, failed: bool) {
+        tsan::release(self);
         let mut s = self.state.lock();
         s.next += 1;
         s.failed |= failed;
@@ -270,6 +273,7 @@ pub struct TrainingSystem<H: Host> {
     epoch: Mutex<EpochState>,
     stats: Arc<Mutex<Stats>>,
     turn: Arc<Turn>,
+    tsan_keys: tsan::Keys,
 }
 
 struct EpochState {
@@ -347,6 +351,7 @@ impl<H: Host> TrainingSystem<H> {
             }),
             stats: Arc::new(Mutex::new(stats)),
             turn: Arc::default(),
+            tsan_keys: tsan::Keys::new(spheres),
         })
     }
 
@@ -441,6 +446,7 @@ impl<H: Host> TrainingSystem<H> {
             if let Err(e) = self.pool.wait(s) {
                 first = first.and(Err(e.into()));
             }
+            tsan::acquire(self.tsan_keys.sphere(s) as *const u8);
         }
         first
     }
@@ -489,6 +495,7 @@ impl<H: Host> TrainingSystem<H> {
             let sphere = k % n;
             // The sphere's previous batch (k - n) must be done first.
             self.pool.wait(sphere)?;
+            tsan::acquire(self.tsan_keys.sphere(sphere) as *const u8);
             let (turn, results, stats, host, training, hook) = (
                 self.turn.clone(),
                 results.clone(),
@@ -498,7 +505,11 @@ impl<H: Host> TrainingSystem<H> {
                 self.hook,
             );
             let index = k;
+            let key = self.tsan_keys.sphere(sphere);
+            tsan::release(key as *const u8);
+            let untracked = tsan::Untracked::begin();
             self.pool.dispatch(sphere, move || {
+                let _handoff = tsan::Handoff::take(key);
                 let (inputs, targets, valid) = (
                     batch.get().input_ids,
                     batch.get().target_ids,
@@ -523,6 +534,7 @@ impl<H: Host> TrainingSystem<H> {
                 results.lock().push((index, loss, valid));
                 stats.lock().spheres[sphere].add(loss, valid);
             })?;
+            drop(untracked);
             k += 1;
         }
         self.drain()?;
@@ -564,7 +576,11 @@ impl<H: Host> TrainingSystem<H> {
             for (s, share) in shares.into_iter().enumerate() {
                 let (losses, host, replicas) =
                     (losses.clone(), self.host.clone(), replicas.clone());
+                let key = self.tsan_keys.sphere(s);
+                tsan::release(key as *const u8);
+                let untracked = tsan::Untracked::begin();
                 self.pool.dispatch(s, move || {
+                    let _handoff = tsan::Handoff::take(key);
                     for (j, batch) in share {
                         let (inputs, targets) = (batch.get().input_ids, batch.get().target_ids);
                         let replica = replicas[j];
@@ -581,11 +597,13 @@ impl<H: Host> TrainingSystem<H> {
                         losses.lock()[j] = loss;
                     }
                 })?;
+                drop(untracked);
             }
             // The next group is fetched while this one trains.
             let next = self.next_group(epoch, feed, self.group);
             for s in 0..n.min(g) {
                 self.pool.wait(s)?;
+                tsan::acquire(self.tsan_keys.sphere(s) as *const u8);
             }
             let next = next?;
             let norm = self.reduce_group(epoch, &valid)?;
