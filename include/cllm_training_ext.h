@@ -241,7 +241,8 @@ cllm_status threaded_training_register_replica_ops(const struct cllm_replica_ops
  * Writes the system's figures to `*out` (our extension).
  *
  * # Safety
- * `system` is NULL or live; `out` is NULL or writable.
+ * `system` is NULL or a system from `threaded_training_create*` that is
+ * not freed during the call; `out` is NULL or writable.
  */
 cllm_status threaded_training_get_stats(const ThreadedTrainingSystem *system,
                                         struct cllm_training_stats *out);

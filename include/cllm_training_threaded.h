@@ -67,7 +67,8 @@ extern "C" {
  * outlive the system.
  *
  * # Safety
- * `training` and `batch_iterator` are NULL or live host objects.
+ * `training` and `batch_iterator` are NULL or live host objects that
+ * outlive the system (CLLM's own contract for this function).
  */
 struct ThreadedTrainingSystem *threaded_training_create(CLLMTraining *training,
                                                         CLLMBatchIterator *batch_iterator,
@@ -90,7 +91,8 @@ void threaded_training_free(struct ThreadedTrainingSystem *system);
  * mode: the step is not taken), or an internal failure.
  *
  * # Safety
- * `system` is NULL or live.
+ * `system` is NULL or a system from `threaded_training_create*` that is
+ * not freed during the call.
  */
 float threaded_train_epoch(struct ThreadedTrainingSystem *system);
 
@@ -99,7 +101,8 @@ float threaded_train_epoch(struct ThreadedTrainingSystem *system);
  * stream, so that it stays in order with the host's printf output).
  *
  * # Safety
- * `system` is NULL or live.
+ * `system` is NULL or a system from `threaded_training_create*` that is
+ * not freed during the call.
  */
 void threaded_training_print_stats(struct ThreadedTrainingSystem *system);
 
@@ -109,7 +112,8 @@ void threaded_training_print_stats(struct ThreadedTrainingSystem *system);
  * -1 (nothing written) for a NULL system or output, or an id out of range.
  *
  * # Safety
- * `system` is NULL or live; the outputs are NULL or writable.
+ * `system` is NULL or a system from `threaded_training_create*` that is
+ * not freed during the call; the outputs are NULL or writable.
  */
 int threaded_training_get_sphere_stats(struct ThreadedTrainingSystem *system,
                                        int sphere_id,
@@ -122,7 +126,8 @@ int threaded_training_get_sphere_stats(struct ThreadedTrainingSystem *system,
  * not reachable), before the first step, or for a NULL system.
  *
  * # Safety
- * `system` is NULL or live.
+ * `system` is NULL or a system from `threaded_training_create*` that is
+ * not freed during the call.
  */
 float threaded_training_get_gradient_norm(struct ThreadedTrainingSystem *system);
 
@@ -130,7 +135,8 @@ float threaded_training_get_gradient_norm(struct ThreadedTrainingSystem *system)
  * The number of spheres, or -1 for a NULL system.
  *
  * # Safety
- * `system` is NULL or live.
+ * `system` is NULL or a system from `threaded_training_create*` that is
+ * not freed during the call.
  */
 int threaded_training_get_num_workers(struct ThreadedTrainingSystem *system);
 

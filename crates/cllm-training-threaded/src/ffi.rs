@@ -1,8 +1,10 @@
 //! The C entry points: the seven `threaded_training_*` functions of CLLM's
 //! `cllm_training_threaded.h` (exact names and signatures), and our optional
 //! extras. Every entry point checks its arguments and runs inside the panic
-//! boundary; failures leave a message in `cllm_last_error()`.
+//! boundary; failures leave a message in `cllm_last_error()`. The crate's
+//! [`Error`] becomes a C status and that message here, and only here.
 
+use crate::error::Error;
 use crate::host::{CLLMBatchIterator, CLLMTraining, LinkedHost, cllm_replica_ops};
 use crate::settings::{self, Request};
 use crate::system::{Mode, TrainingSystem};
@@ -20,6 +22,63 @@ use std::io::Write as _;
 /// concurrently with any other call on the system.
 pub struct ThreadedTrainingSystem {
     inner: TrainingSystem<LinkedHost>,
+}
+
+/// The C status of each failure; the message is the error's text.
+impl From<Error> for FfiError {
+    fn from(e: Error) -> Self {
+        use cllm_status::*;
+        let status = match &e {
+            Error::Pool(pool) => return FfiError::from(pool.clone()),
+            Error::NullArgument(_) | Error::NoReplicaOps | Error::MissingReplicaFunction => {
+                CLLM_ERR_NULL
+            }
+            Error::Busy => CLLM_ERR_BUSY,
+            Error::BatchFailed => CLLM_ERR_PANIC,
+            Error::NonFiniteGradient(_) => CLLM_ERR_NUMERIC,
+            Error::EmptyPlan
+            | Error::BadEnvironment { .. }
+            | Error::ReplicaModeWithoutOps { .. }
+            | Error::GroupOutOfRange(_)
+            | Error::GroupInSerialMode { .. }
+            | Error::ReplicaNotMade(_)
+            | Error::NoGradients
+            | Error::TooManyBuffers(_)
+            | Error::BufferCountChanged { .. }
+            | Error::NullBuffer(_)
+            | Error::GradientTooLarge { .. }
+            | Error::LayoutMismatch { .. }
+            | Error::OverlappingGradients(_)
+            | Error::MalformedBatch { .. }
+            | Error::TooManyValidTokens { .. }
+            | Error::BatchSizeChanged { .. }
+            | Error::Reduce(_) => CLLM_ERR_INVALID_ARGUMENT,
+        };
+        FfiError::new(status, e.to_string())
+    }
+}
+
+/// The body of an entry point on a system handle: `$body` runs with
+/// `$sys: &TrainingSystem` inside the panic boundary, and a NULL handle, an
+/// error or a panic returns `$on_error(&FfiError)` with the reason in
+/// `cllm_last_error()`. Only for `unsafe extern "C" fn`s whose `# Safety`
+/// states the handle contract argued below.
+macro_rules! with_system {
+    ($system:expr, $on_error:expr, |$sys:ident| $body:expr) => {
+        ffi_value($on_error, || {
+            // SAFETY: the handle contract, which every entry point using this
+            // macro puts to its C caller in its `# Safety` (and the header
+            // documents on ThreadedTrainingSystem): `system` is NULL or was
+            // returned by `threaded_training_create*`, and
+            // `threaded_training_free` does not run during the call. NULL is
+            // refused here; a live system may be borrowed by several threads
+            // at once: every TrainingSystem method takes `&self` and locks
+            // what it changes.
+            let handle = unsafe { arg_ref($system as *const ThreadedTrainingSystem, "system") }?;
+            let $sys = &handle.inner;
+            $body
+        })
+    };
 }
 
 /// Figures of a training system (our extension).
@@ -87,24 +146,31 @@ pub struct cllm_training_settings {
     pub ops: *const cllm_replica_ops,
 }
 
-/// Creates a system from the request, the environment and the registered
-/// adapter. `announce`: also print a failure on stderr (for CLLM's own entry
-/// point, whose callers never read `cllm_last_error()`).
-fn create(
+/// Creates a system from the request (or the caller's bad argument), the
+/// environment and the registered adapter. `announce`: also print a failure
+/// on stderr (for CLLM's own entry point, whose callers never read
+/// `cllm_last_error()`).
+///
+/// # Safety
+/// `training` and `batch_iterator` are NULL or live host objects that
+/// outlive the system, and the request's operations are valid for
+/// `training`: what the creating entry points ask of their C caller.
+unsafe fn create(
     training: *mut CLLMTraining,
     batch_iterator: *mut CLLMBatchIterator,
-    request: Request,
+    request: Result<Request, FfiError>,
     announce: bool,
 ) -> *mut ThreadedTrainingSystem {
     ffi_value(
         |_| std::ptr::null_mut(),
         || {
-            let made = settings::resolve(request, settings::process_env, settings::registered())
-                .and_then(|plan| {
-                    // SAFETY: the caller passes live host objects (checked
-                    // for NULL inside) and, optionally, replica operations.
-                    unsafe { TrainingSystem::create(LinkedHost, training, batch_iterator, plan) }
-                });
+            let made = request.and_then(|request| {
+                let plan =
+                    settings::resolve(request, settings::process_env, settings::registered())?;
+                // SAFETY: this function's contract is the one
+                // TrainingSystem::create asks for (it refuses NULL itself).
+                Ok(unsafe { TrainingSystem::create(LinkedHost, training, batch_iterator, plan) }?)
+            });
             match made {
                 Ok(inner) => Ok(Box::into_raw(Box::new(ThreadedTrainingSystem { inner }))),
                 Err(e) => {
@@ -118,6 +184,15 @@ fn create(
             }
         },
     )
+}
+
+/// A copy of the caller's replica operations, if any.
+///
+/// # Safety
+/// `ops` is NULL or points to a readable `cllm_replica_ops`.
+unsafe fn copy_ops(ops: *const cllm_replica_ops) -> Option<cllm_replica_ops> {
+    // SAFETY: NULL gives None; any other `ops` is readable (the contract).
+    unsafe { ops.as_ref() }.copied()
 }
 
 /// Creates the system: `num_threads` spheres (`<= 0`: cores - 1, at least
@@ -137,7 +212,8 @@ fn create(
 /// outlive the system.
 ///
 /// # Safety
-/// `training` and `batch_iterator` are NULL or live host objects.
+/// `training` and `batch_iterator` are NULL or live host objects that
+/// outlive the system (CLLM's own contract for this function).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn threaded_training_create(
     training: *mut CLLMTraining,
@@ -148,7 +224,9 @@ pub unsafe extern "C" fn threaded_training_create(
         threads: i64::from(num_threads),
         ..Request::default()
     };
-    create(training, batch_iterator, request, true)
+    // SAFETY: this function's `# Safety`, CLLM's own contract for it: live
+    // objects (or NULL, refused) that outlive the system.
+    unsafe { create(training, batch_iterator, Ok(request), true) }
 }
 
 /// Creates the system in replica mode (our extension): a group of batches
@@ -173,8 +251,8 @@ pub unsafe extern "C" fn threaded_training_create_with_replicas(
     num_threads: c_int,
     ops: *const cllm_replica_ops,
 ) -> *mut ThreadedTrainingSystem {
-    // SAFETY: the caller passes NULL or valid operations.
-    let ops = unsafe { ops.as_ref() }.copied();
+    // SAFETY: this function's `# Safety`: `ops` is NULL or readable.
+    let ops = unsafe { copy_ops(ops) };
     let request = Request {
         threads: i64::from(num_threads),
         mode: Some(if ops.is_some() {
@@ -185,7 +263,9 @@ pub unsafe extern "C" fn threaded_training_create_with_replicas(
         group: None,
         ops,
     };
-    create(training, batch_iterator, request, false)
+    // SAFETY: this function's `# Safety`: live objects (or NULL, refused)
+    // that outlive the system, and operations valid for `training`.
+    unsafe { create(training, batch_iterator, Ok(request), false) }
 }
 
 /// Creates the system with explicit settings (our extension); NULL
@@ -205,29 +285,34 @@ pub unsafe extern "C" fn threaded_training_create_with_settings(
     batch_iterator: *mut CLLMBatchIterator,
     settings: *const cllm_training_settings,
 ) -> *mut ThreadedTrainingSystem {
-    ffi_value(
-        |_| std::ptr::null_mut(),
-        || {
-            // SAFETY: the caller passes NULL or readable settings.
-            let Some(s) = (unsafe { settings.as_ref() }).copied() else {
-                return Ok(create(training, batch_iterator, Request::default(), false));
-            };
-            let mode = match s.mode {
-                CLLM_TRAINING_MODE_AUTO => None,
-                CLLM_TRAINING_MODE_SERIAL => Some(Mode::Serialized),
-                CLLM_TRAINING_MODE_REPLICA => Some(Mode::Replicas),
-                other => return Err(FfiError::invalid(format!("unknown mode {other}"))),
-            };
-            let request = Request {
-                threads: i64::from(s.num_threads),
-                mode,
-                group: usize::try_from(s.group_size).ok().filter(|&g| g > 0),
-                // SAFETY: the caller passes NULL or valid operations.
-                ops: unsafe { s.ops.as_ref() }.copied(),
-            };
-            Ok(create(training, batch_iterator, request, false))
-        },
-    )
+    // SAFETY: this function's `# Safety`: `settings` is NULL or readable.
+    let request = match unsafe { settings.as_ref() } {
+        None => Ok(Request::default()),
+        // SAFETY: as above: `settings.ops` is NULL or readable.
+        Some(s) => request_of(s, unsafe { copy_ops(s.ops) }),
+    };
+    // SAFETY: this function's `# Safety`: live objects (or NULL, refused)
+    // that outlive the system, and operations valid for `training`.
+    unsafe { create(training, batch_iterator, request, false) }
+}
+
+/// The request that C settings make (`ops` read from them already).
+fn request_of(
+    s: &cllm_training_settings,
+    ops: Option<cllm_replica_ops>,
+) -> Result<Request, FfiError> {
+    let mode = match s.mode {
+        CLLM_TRAINING_MODE_AUTO => None,
+        CLLM_TRAINING_MODE_SERIAL => Some(Mode::Serialized),
+        CLLM_TRAINING_MODE_REPLICA => Some(Mode::Replicas),
+        other => return Err(FfiError::invalid(format!("unknown mode {other}"))),
+    };
+    Ok(Request {
+        threads: i64::from(s.num_threads),
+        mode,
+        group: usize::try_from(s.group_size).ok().filter(|&g| g > 0),
+        ops,
+    })
 }
 
 /// Registers the host's replica operations (copied) for every later
@@ -244,10 +329,9 @@ pub unsafe extern "C" fn threaded_training_create_with_settings(
 pub unsafe extern "C" fn threaded_training_register_replica_ops(
     ops: *const cllm_replica_ops,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller passes NULL or valid operations.
-        settings::register(unsafe { ops.as_ref() }.copied())
-    })
+    // SAFETY: this function's `# Safety`: `ops` is NULL or readable.
+    let ops = unsafe { copy_ops(ops) };
+    ffi_status(|| Ok(settings::register(ops)?))
 }
 
 /// Joins every thread and frees the replicas. NULL is a no-op.
@@ -261,19 +345,11 @@ pub unsafe extern "C" fn threaded_training_free(system: *mut ThreadedTrainingSys
         return;
     }
     ffi_status(|| {
-        // SAFETY: the caller gives the system up.
+        // SAFETY: this function's `# Safety`: the system came from
+        // `Box::into_raw` in `create`, and the caller gives it up.
         drop(unsafe { Box::from_raw(system) });
         Ok(())
     });
-}
-
-/// # Safety
-/// `system` is NULL or live.
-unsafe fn system_ref<'a>(
-    system: *const ThreadedTrainingSystem,
-) -> Result<&'a TrainingSystem<LinkedHost>, FfiError> {
-    // SAFETY: forwarded.
-    Ok(&unsafe { arg_ref(system, "system") }?.inner)
 }
 
 /// Trains one epoch (at most `cllm_batch_iterator_num_batches` batches;
@@ -283,28 +359,22 @@ unsafe fn system_ref<'a>(
 /// mode: the step is not taken), or an internal failure.
 ///
 /// # Safety
-/// `system` is NULL or live.
+/// `system` is NULL or a system from `threaded_training_create*` that is
+/// not freed during the call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn threaded_train_epoch(system: *mut ThreadedTrainingSystem) -> f32 {
-    ffi_value(
-        |_| -1.0,
-        || {
-            // SAFETY: forwarded.
-            unsafe { system_ref(system) }?.train_epoch()
-        },
-    )
+    with_system!(system, |_| -1.0, |sys| Ok(sys.train_epoch()?))
 }
 
 /// Prints the system's figures and one line per sphere to stdout (the C
 /// stream, so that it stays in order with the host's printf output).
 ///
 /// # Safety
-/// `system` is NULL or live.
+/// `system` is NULL or a system from `threaded_training_create*` that is
+/// not freed during the call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn threaded_training_print_stats(system: *mut ThreadedTrainingSystem) {
-    ffi_status(|| {
-        // SAFETY: forwarded.
-        let sys = unsafe { system_ref(system) }?;
+    with_system!(system, |_| (), |sys| {
         let s = sys.stats();
         let mut out = String::new();
         let mode = match sys.mode() {
@@ -345,7 +415,7 @@ pub unsafe extern "C" fn threaded_training_print_stats(system: *mut ThreadedTrai
         }
         print_c_stdout(&out);
         Ok(())
-    });
+    })
 }
 
 unsafe extern "C" {
@@ -368,7 +438,8 @@ fn print_c_stdout(text: &str) {
 /// -1 (nothing written) for a NULL system or output, or an id out of range.
 ///
 /// # Safety
-/// `system` is NULL or live; the outputs are NULL or writable.
+/// `system` is NULL or a system from `threaded_training_create*` that is
+/// not freed during the call; the outputs are NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn threaded_training_get_sphere_stats(
     system: *mut ThreadedTrainingSystem,
@@ -376,34 +447,30 @@ pub unsafe extern "C" fn threaded_training_get_sphere_stats(
     batches_processed: *mut c_int,
     avg_loss: *mut f32,
 ) -> c_int {
-    ffi_value(
-        |_| -1,
-        || {
-            // SAFETY: forwarded.
-            let sys = unsafe { system_ref(system) }?;
-            let batches_out = out_ptr(batches_processed, "batches_processed")?;
-            let loss_out = out_ptr(avg_loss, "avg_loss")?;
-            let stats = sys.stats();
-            let sphere = usize::try_from(sphere_id)
-                .ok()
-                .and_then(|i| stats.spheres.get(i))
-                .ok_or_else(|| {
-                    FfiError::invalid(format!(
-                        "sphere_id {sphere_id} is out of range 0..{}",
-                        sys.workers()
-                    ))
-                })?;
-            // SAFETY: both outputs were checked.
-            unsafe {
-                write_out(
-                    batches_out,
-                    c_int::try_from(sphere.batches).unwrap_or(c_int::MAX),
-                );
-                write_out(loss_out, sphere.mean_loss());
-            }
-            Ok(0)
-        },
-    )
+    with_system!(system, |_| -1, |sys| {
+        let batches_out = out_ptr(batches_processed, "batches_processed")?;
+        let loss_out = out_ptr(avg_loss, "avg_loss")?;
+        let stats = sys.stats();
+        let sphere = usize::try_from(sphere_id)
+            .ok()
+            .and_then(|i| stats.spheres.get(i))
+            .ok_or_else(|| {
+                FfiError::invalid(format!(
+                    "sphere_id {sphere_id} is out of range 0..{}",
+                    sys.workers()
+                ))
+            })?;
+        // SAFETY: both outputs are not NULL (checked) and writable
+        // (this function's `# Safety`).
+        unsafe {
+            write_out(
+                batches_out,
+                c_int::try_from(sphere.batches).unwrap_or(c_int::MAX),
+            );
+            write_out(loss_out, sphere.mean_loss());
+        }
+        Ok(0)
+    })
 }
 
 /// The L2 norm of the last reduced gradient (replica mode, before the
@@ -411,54 +478,44 @@ pub unsafe extern "C" fn threaded_training_get_sphere_stats(
 /// not reachable), before the first step, or for a NULL system.
 ///
 /// # Safety
-/// `system` is NULL or live.
+/// `system` is NULL or a system from `threaded_training_create*` that is
+/// not freed during the call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn threaded_training_get_gradient_norm(
     system: *mut ThreadedTrainingSystem,
 ) -> f32 {
-    ffi_value(
-        |_| -1.0,
-        || {
-            // SAFETY: forwarded.
-            Ok(unsafe { system_ref(system) }?
-                .stats()
-                .grad_norm
-                .unwrap_or(-1.0))
-        },
-    )
+    with_system!(system, |_| -1.0, |sys| Ok(sys
+        .stats()
+        .grad_norm
+        .unwrap_or(-1.0)))
 }
 
 /// The number of spheres, or -1 for a NULL system.
 ///
 /// # Safety
-/// `system` is NULL or live.
+/// `system` is NULL or a system from `threaded_training_create*` that is
+/// not freed during the call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn threaded_training_get_num_workers(
     system: *mut ThreadedTrainingSystem,
 ) -> c_int {
-    ffi_value(
-        |_| -1,
-        || {
-            // SAFETY: forwarded.
-            let n = unsafe { system_ref(system) }?.workers();
-            Ok(c_int::try_from(n).unwrap_or(c_int::MAX))
-        },
-    )
+    with_system!(system, |_| -1, |sys| Ok(
+        c_int::try_from(sys.workers()).unwrap_or(c_int::MAX)
+    ))
 }
 
 /// Writes the system's figures to `*out` (our extension).
 ///
 /// # Safety
-/// `system` is NULL or live; `out` is NULL or writable.
+/// `system` is NULL or a system from `threaded_training_create*` that is
+/// not freed during the call; `out` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn threaded_training_get_stats(
     system: *const ThreadedTrainingSystem,
     out: *mut cllm_training_stats,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_system!(system, |e| e.status, |sys| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: forwarded.
-        let sys = unsafe { system_ref(system) }?;
         let s = sys.stats();
         let secs = s.last_epoch_time.as_secs_f64();
         let stats = cllm_training_stats {
@@ -480,8 +537,163 @@ pub unsafe extern "C" fn threaded_training_get_stats(
             group_size: sys.group_size() as u32,
             nonfinite_losses: s.nonfinite_losses,
         };
-        // SAFETY: checked above.
+        // SAFETY: `out` is not NULL (checked above) and writable (this
+        // function's `# Safety`).
         unsafe { write_out(out, stats) };
-        Ok(())
+        Ok(cllm_status::CLLM_OK)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grad_reduce::{NonFinite, Origin, ReduceError};
+
+    /// Every failure keeps the C status and the `cllm_last_error()` text it
+    /// had when the training code built `FfiError`s itself (the texts below
+    /// are copied from that code).
+    #[test]
+    fn every_error_keeps_its_c_status_and_message() {
+        use cllm_status::*;
+        let nan = NonFinite {
+            origin: Origin::Source(1),
+            buffer: 0,
+            index: 3,
+            value: f32::NAN,
+        };
+        let pointers = format!(
+            "inputs {:?}, targets {:?}",
+            std::ptr::null::<u32>(),
+            0x10 as *const u32
+        );
+        let cases: Vec<(Error, cllm_status, String)> = vec![
+            (Error::NullArgument("training"), CLLM_ERR_NULL, "training is NULL".into()),
+            (
+                Error::NoReplicaOps,
+                CLLM_ERR_NULL,
+                "the replica operations of replica mode is NULL".into(),
+            ),
+            (
+                Error::MissingReplicaFunction,
+                CLLM_ERR_NULL,
+                "create_replica, free_replica or gradient_buffers of the replica operations is NULL".into(),
+            ),
+            (Error::EmptyPlan, CLLM_ERR_INVALID_ARGUMENT, "a plan needs a sphere and a group".into()),
+            (
+                Error::BadEnvironment {
+                    name: settings::ENV_SPHERES,
+                    value: "two".into(),
+                    expected: "expected a whole number from 1 to 4096".into(),
+                },
+                CLLM_ERR_INVALID_ARGUMENT,
+                "CLLM_TRAINING_SPHERES=\"two\": expected a whole number from 1 to 4096".into(),
+            ),
+            (
+                Error::ReplicaModeWithoutOps { from_env: true },
+                CLLM_ERR_INVALID_ARGUMENT,
+                "CLLM_TRAINING_MODE=\"replica\" but no replica operations are known: link the host's replica adapter (see docs/dropin.md) or pass them".into(),
+            ),
+            (
+                Error::ReplicaModeWithoutOps { from_env: false },
+                CLLM_ERR_INVALID_ARGUMENT,
+                "replica mode was requested but no replica operations are known: link the host's replica adapter (see docs/dropin.md) or pass them".into(),
+            ),
+            (
+                Error::GroupOutOfRange(5000),
+                CLLM_ERR_INVALID_ARGUMENT,
+                "group size 5000: expected 1 to 4096".into(),
+            ),
+            (
+                Error::GroupInSerialMode { group: 4, from_env: true },
+                CLLM_ERR_INVALID_ARGUMENT,
+                "CLLM_TRAINING_GROUP_SIZE=\"4\" applies to replica mode, but this system trains in serialised mode (one step per batch): link the replica adapter, or unset it".into(),
+            ),
+            (
+                Error::GroupInSerialMode { group: 4, from_env: false },
+                CLLM_ERR_INVALID_ARGUMENT,
+                "group size 4 applies to replica mode, but this system trains in serialised mode (one step per batch): link the replica adapter, or unset it".into(),
+            ),
+            (
+                Error::ReplicaNotMade(2),
+                CLLM_ERR_INVALID_ARGUMENT,
+                "create_replica failed for replica 2".into(),
+            ),
+            (
+                Error::NoGradients,
+                CLLM_ERR_INVALID_ARGUMENT,
+                "the master training object lists no gradient values".into(),
+            ),
+            (
+                Error::TooManyBuffers(2_000_000),
+                CLLM_ERR_INVALID_ARGUMENT,
+                "gradient_buffers reports 2000000 buffers".into(),
+            ),
+            (
+                Error::BufferCountChanged { first: 3, then: 4 },
+                CLLM_ERR_INVALID_ARGUMENT,
+                "gradient_buffers reported 3 buffers, then 4".into(),
+            ),
+            (Error::NullBuffer(1), CLLM_ERR_INVALID_ARGUMENT, "gradient buffer 1 is NULL".into()),
+            (
+                Error::GradientTooLarge { buffer: 0, len: 1 << 58, total: 1 << 58 },
+                CLLM_ERR_INVALID_ARGUMENT,
+                "gradient buffer 0 has 288230376151711744 floats (288230376151711744 so far): the limit is 4294967296 floats in all".into(),
+            ),
+            (
+                Error::LayoutMismatch { lens: vec![3], master: vec![4] },
+                CLLM_ERR_INVALID_ARGUMENT,
+                "gradient buffers of lengths [3] differ from the master's [4]".into(),
+            ),
+            (
+                Error::OverlappingGradients(1),
+                CLLM_ERR_INVALID_ARGUMENT,
+                "a gradient buffer of replica 1 overlaps the master's: replicas need their own gradients".into(),
+            ),
+            (Error::Busy, CLLM_ERR_BUSY, "an epoch is already running on this system".into()),
+            (
+                Error::MalformedBatch { batch_size: 2, seq_len: 8, inputs: 0, targets: 0x10 },
+                CLLM_ERR_INVALID_ARGUMENT,
+                format!("the iterator returned a malformed batch (2x8, {pointers})"),
+            ),
+            (
+                Error::TooManyValidTokens { valid: 33, tokens: 32 },
+                CLLM_ERR_INVALID_ARGUMENT,
+                "batch claims 33 valid tokens but holds only 32".into(),
+            ),
+            (
+                Error::BatchSizeChanged { batch_size: 2, seq_len: 8, tokens: 16, expected: 32 },
+                CLLM_ERR_INVALID_ARGUMENT,
+                "batch of 2x8 = 16 tokens; earlier batches had 32 (the host's functions read a whole configured batch)".into(),
+            ),
+            (Error::BatchFailed, CLLM_ERR_PANIC, "a batch failed; the epoch was stopped".into()),
+            (
+                Error::NonFiniteGradient(nan),
+                CLLM_ERR_NUMERIC,
+                "non-finite gradient, the optimizer step was not taken: NaN in source 1, buffer 0, index 3".into(),
+            ),
+            (
+                Error::Reduce(ReduceError::InvalidArgument("no sources".into())),
+                CLLM_ERR_INVALID_ARGUMENT,
+                "invalid argument: no sources".into(),
+            ),
+            (
+                Error::Pool(sphere_pool::Error::Shutdown),
+                CLLM_ERR_SHUTDOWN,
+                sphere_pool::Error::Shutdown.to_string(),
+            ),
+            (
+                Error::Pool(sphere_pool::Error::InvalidArgument("100000 spheres requested; the limit is 4096".into())),
+                CLLM_ERR_INVALID_ARGUMENT,
+                "invalid argument: 100000 spheres requested; the limit is 4096".into(),
+            ),
+        ];
+        for (error, status, message) in cases {
+            let c = FfiError::from(error.clone());
+            assert_eq!(
+                (c.status, c.message.as_str()),
+                (status, message.as_str()),
+                "{error:?}"
+            );
+        }
+    }
 }

@@ -29,6 +29,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_snake_case)]
 
+pub mod error;
 pub mod ffi;
 pub mod host;
 pub mod settings;
@@ -38,4 +39,5 @@ mod tests;
 mod tsan;
 
 pub use cllm_threaded;
+pub use error::Error;
 pub use host::{CLLMBatch, CLLMBatchIterator, CLLMTraining, cllm_float_span, cllm_replica_ops};

@@ -17,9 +17,9 @@
 //! A bad value is an error naming the variable and the value: nothing trains
 //! with settings nobody asked for.
 
+use crate::error::Error;
 use crate::host::cllm_replica_ops;
 use crate::system::Mode;
-use cllm_threaded::FfiError;
 use parking_lot::Mutex;
 
 /// The sphere count (overrides the trainer's `num_threads`).
@@ -72,7 +72,7 @@ static REGISTERED: Mutex<Registered> = Mutex::new(Registered(None));
 
 /// Registers (or, with `None`, forgets) the replica operations that every
 /// later creation uses when its caller gives none.
-pub fn register(ops: Option<cllm_replica_ops>) -> Result<(), FfiError> {
+pub fn register(ops: Option<cllm_replica_ops>) -> Result<(), Error> {
     if let Some(ops) = &ops {
         check_ops(ops)?;
     }
@@ -86,12 +86,10 @@ pub fn registered() -> Option<cllm_replica_ops> {
 }
 
 /// Refuses operations without one of the three required functions.
-pub fn check_ops(ops: &cllm_replica_ops) -> Result<(), FfiError> {
+pub fn check_ops(ops: &cllm_replica_ops) -> Result<(), Error> {
     if ops.create_replica.is_none() || ops.free_replica.is_none() || ops.gradient_buffers.is_none()
     {
-        return Err(FfiError::null(
-            "create_replica, free_replica or gradient_buffers of the replica operations",
-        ));
+        return Err(Error::MissingReplicaFunction);
     }
     Ok(())
 }
@@ -103,18 +101,22 @@ pub fn process_env(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn bad_value(name: &str, value: &str, why: &str) -> FfiError {
-    FfiError::invalid(format!("{name}={value:?}: {why}"))
+fn bad_value(name: &'static str, value: &str, expected: String) -> Error {
+    Error::BadEnvironment {
+        name,
+        value: value.to_owned(),
+        expected,
+    }
 }
 
 /// A whole number from 1 to `max`.
-fn parse_count(name: &str, value: &str, max: usize) -> Result<usize, FfiError> {
+fn parse_count(name: &'static str, value: &str, max: usize) -> Result<usize, Error> {
     match value.parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(bad_value(
             name,
             value,
-            &format!("expected a whole number from 1 to {max}"),
+            format!("expected a whole number from 1 to {max}"),
         )),
     }
 }
@@ -125,7 +127,7 @@ pub fn resolve(
     request: Request,
     env: impl Fn(&str) -> Option<String>,
     registered: Option<cllm_replica_ops>,
-) -> Result<Plan, FfiError> {
+) -> Result<Plan, Error> {
     let spheres = match env(ENV_SPHERES) {
         Some(v) => parse_count(ENV_SPHERES, &v, sphere_pool::MAX_SPHERES)?,
         None => sphere_pool::resolve_spheres(request.threads)?,
@@ -139,7 +141,7 @@ pub fn resolve(
             return Err(bad_value(
                 ENV_MODE,
                 other,
-                "expected \"serial\" or \"replica\"",
+                "expected \"serial\" or \"replica\"".to_owned(),
             ));
         }
         None => request.mode.unwrap_or(if ops.is_some() {
@@ -152,21 +154,14 @@ pub fn resolve(
         check_ops(ops)?;
     }
     if mode == Mode::Replicas && ops.is_none() {
-        let asked = if env_mode.is_some() {
-            format!("{ENV_MODE}=\"replica\"")
-        } else {
-            "replica mode was requested".to_owned()
-        };
-        return Err(FfiError::invalid(format!(
-            "{asked} but no replica operations are known: link the host's replica adapter (see docs/dropin.md) or pass them"
-        )));
+        return Err(Error::ReplicaModeWithoutOps {
+            from_env: env_mode.is_some(),
+        });
     }
     let group = match (env(ENV_GROUP), request.group) {
         (Some(v), _) => Some((parse_count(ENV_GROUP, &v, MAX_GROUP)?, true)),
         (None, Some(g)) if !(1..=MAX_GROUP).contains(&g) => {
-            return Err(FfiError::invalid(format!(
-                "group size {g}: expected 1 to {MAX_GROUP}"
-            )));
+            return Err(Error::GroupOutOfRange(g));
         }
         (None, Some(g)) => Some((g, false)),
         (None, None) => None,
@@ -176,15 +171,8 @@ pub fn resolve(
         (Mode::Replicas, None) => spheres,
         (Mode::Serialized, None) => 1,
         // A group is a replica-mode setting; serialised mode steps per batch.
-        (Mode::Serialized, Some((g, from_env))) => {
-            let what = if from_env {
-                format!("{ENV_GROUP}=\"{g}\"")
-            } else {
-                format!("group size {g}")
-            };
-            return Err(FfiError::invalid(format!(
-                "{what} applies to replica mode, but this system trains in serialised mode (one step per batch): link the replica adapter, or unset it"
-            )));
+        (Mode::Serialized, Some((group, from_env))) => {
+            return Err(Error::GroupInSerialMode { group, from_env });
         }
     };
     Ok(Plan {
@@ -288,20 +276,29 @@ mod tests {
             ),
         ] {
             let vars: &'static [(&str, &str)] = Box::leak(vars.to_vec().into_boxed_slice());
-            let e = resolve(req(2), env(vars), Some(ops())).unwrap_err();
-            assert!(e.message.contains(needle), "{}", e.message);
+            let e = resolve(req(2), env(vars), Some(ops()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{e}");
         }
     }
 
     #[test]
     fn replica_mode_without_operations_and_a_group_in_serial_mode_are_refused() {
         let e = resolve(req(2), env(&[(ENV_MODE, "replica")]), None).unwrap_err();
-        assert!(e.message.contains("no replica operations"), "{}", e.message);
+        assert_eq!(e, Error::ReplicaModeWithoutOps { from_env: true });
         let e = resolve(req(2), env(&[(ENV_GROUP, "4")]), None).unwrap_err();
-        assert!(e.message.contains("serialised mode"), "{}", e.message);
+        assert_eq!(
+            e,
+            Error::GroupInSerialMode {
+                group: 4,
+                from_env: true
+            }
+        );
         let mut bad = ops();
         bad.gradient_buffers = None;
-        assert!(resolve(req(2), env(&[]), Some(bad)).is_err());
-        assert!(register(Some(bad)).is_err());
+        let missing = Err(Error::MissingReplicaFunction);
+        assert_eq!(resolve(req(2), env(&[]), Some(bad)).map(|_| ()), missing);
+        assert_eq!(register(Some(bad)), missing);
     }
 }

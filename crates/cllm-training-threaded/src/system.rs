@@ -27,13 +27,13 @@
 //! (the host's iterator may return padding-only batches for ever); batches
 //! without a valid token are freed without training.
 
+use crate::error::Error;
 use crate::host::{
     CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, cllm_float_span, cllm_replica_ops,
 };
 pub use crate::settings::Plan;
 use crate::tsan;
-use cllm_threaded::{FfiError, cllm_status};
-use grad_reduce::{GradReducer, ReduceError, Weights, token_weights};
+use grad_reduce::{GradReducer, Weights, token_weights};
 use parking_lot::{Condvar, Mutex};
 use sphere_pool::{PoolConfig, SpherePool};
 use std::io::Write as _;
@@ -282,10 +282,6 @@ struct EpochState {
     batch_tokens: Option<usize>,
 }
 
-fn status(status: cllm_status, message: impl Into<String>) -> FfiError {
-    FfiError::new(status, message)
-}
-
 impl<H: Host> TrainingSystem<H> {
     /// Starts `plan.spheres` spheres and, in replica mode, makes
     /// `plan.group` replicas. Nothing is leaked on failure.
@@ -298,12 +294,12 @@ impl<H: Host> TrainingSystem<H> {
         training: *mut CLLMTraining,
         iter: *mut CLLMBatchIterator,
         plan: Plan,
-    ) -> Result<Self, FfiError> {
+    ) -> Result<Self, Error> {
         if training.is_null() {
-            return Err(FfiError::null("training"));
+            return Err(Error::NullArgument("training"));
         }
         if iter.is_null() {
-            return Err(FfiError::null("batch_iterator"));
+            return Err(Error::NullArgument("batch_iterator"));
         }
         let Plan {
             spheres,
@@ -312,15 +308,13 @@ impl<H: Host> TrainingSystem<H> {
             ops,
         } = plan;
         if spheres == 0 || group == 0 {
-            return Err(FfiError::invalid("a plan needs a sphere and a group"));
+            return Err(Error::EmptyPlan);
         }
         // Replicas first: if they fail, no thread was started.
         let replicas = match (mode, ops) {
             // SAFETY: forwarded from the caller.
             (Mode::Replicas, Some(ops)) => Some(unsafe { make_replicas(ops, training, group) }?),
-            (Mode::Replicas, None) => {
-                return Err(FfiError::null("the replica operations of replica mode"));
-            }
+            (Mode::Replicas, None) => return Err(Error::NoReplicaOps),
             (Mode::Serialized, _) => None,
         };
         let hook = ops.and_then(|o| {
@@ -378,13 +372,8 @@ impl<H: Host> TrainingSystem<H> {
     /// Trains one epoch and returns its token-weighted mean loss (0 if it
     /// had no batch with a valid token). One epoch at a time: a concurrent
     /// call fails with `CLLM_ERR_BUSY`.
-    pub fn train_epoch(&self) -> Result<f32, FfiError> {
-        let mut epoch = self.epoch.try_lock().ok_or_else(|| {
-            status(
-                cllm_status::CLLM_ERR_BUSY,
-                "an epoch is already running on this system",
-            )
-        })?;
+    pub fn train_epoch(&self) -> Result<f32, Error> {
+        let mut epoch = self.epoch.try_lock().ok_or(Error::Busy)?;
         let start = Instant::now();
         {
             let mut stats = self.stats.lock();
@@ -440,7 +429,7 @@ impl<H: Host> TrainingSystem<H> {
 
     /// Waits for every sphere (on every exit path of an epoch, so that no
     /// job outlives it) and returns the first failure.
-    fn drain(&self) -> Result<(), FfiError> {
+    fn drain(&self) -> Result<(), Error> {
         let mut first = Ok(());
         for s in 0..self.pool.spheres() {
             if let Err(e) = self.pool.wait(s) {
@@ -454,27 +443,31 @@ impl<H: Host> TrainingSystem<H> {
     /// Checks a batch against the first one the system saw: every batch must
     /// hold the same `batch_size x seq_len` tokens (the host's functions read
     /// a whole configured batch).
-    fn check_batch(&self, epoch: &mut EpochState, batch: &CLLMBatch) -> Result<(), FfiError> {
+    fn check_batch(&self, epoch: &mut EpochState, batch: &CLLMBatch) -> Result<(), Error> {
         let tokens = batch.batch_size as usize * batch.seq_len as usize;
         if batch.input_ids.is_null() || batch.target_ids.is_null() || tokens == 0 {
-            return Err(FfiError::invalid(format!(
-                "the iterator returned a malformed batch ({}x{}, inputs {:?}, targets {:?})",
-                batch.batch_size, batch.seq_len, batch.input_ids, batch.target_ids
-            )));
+            return Err(Error::MalformedBatch {
+                batch_size: batch.batch_size,
+                seq_len: batch.seq_len,
+                inputs: batch.input_ids as usize,
+                targets: batch.target_ids as usize,
+            });
         }
         if batch.num_valid_tokens as usize > tokens {
-            return Err(FfiError::invalid(format!(
-                "batch claims {} valid tokens but holds only {tokens}",
-                batch.num_valid_tokens
-            )));
+            return Err(Error::TooManyValidTokens {
+                valid: batch.num_valid_tokens,
+                tokens,
+            });
         }
         match epoch.batch_tokens {
             None => epoch.batch_tokens = Some(tokens),
             Some(expected) if expected != tokens => {
-                return Err(FfiError::invalid(format!(
-                    "batch of {}x{} = {tokens} tokens; earlier batches had {expected} (the host's functions read a whole configured batch)",
-                    batch.batch_size, batch.seq_len
-                )));
+                return Err(Error::BatchSizeChanged {
+                    batch_size: batch.batch_size,
+                    seq_len: batch.seq_len,
+                    tokens,
+                    expected,
+                });
             }
             Some(_) => {}
         }
@@ -485,7 +478,7 @@ impl<H: Host> TrainingSystem<H> {
         &self,
         epoch: &mut EpochState,
         feed: &mut Feed<'_, H>,
-    ) -> Result<Vec<BatchResult>, FfiError> {
+    ) -> Result<Vec<BatchResult>, Error> {
         let n = self.pool.spheres();
         let results: Arc<Mutex<Vec<BatchResult>>> = Arc::default();
         self.turn.reset();
@@ -540,10 +533,7 @@ impl<H: Host> TrainingSystem<H> {
         self.drain()?;
         let results = std::mem::take(&mut *results.lock());
         if results.len() != k {
-            return Err(status(
-                cllm_status::CLLM_ERR_PANIC,
-                "a batch failed; the epoch was stopped",
-            ));
+            return Err(Error::BatchFailed);
         }
         self.stats.lock().steps += k as u64;
         Ok(results)
@@ -553,7 +543,7 @@ impl<H: Host> TrainingSystem<H> {
         &self,
         epoch: &mut EpochState,
         feed: &mut Feed<'_, H>,
-    ) -> Result<Vec<BatchResult>, FfiError> {
+    ) -> Result<Vec<BatchResult>, Error> {
         let n = self.pool.spheres();
         let replicas = epoch
             .replicas
@@ -631,7 +621,7 @@ impl<H: Host> TrainingSystem<H> {
         epoch: &mut EpochState,
         feed: &mut Feed<'_, H>,
         n: usize,
-    ) -> Result<Vec<Batch<H>>, FfiError> {
+    ) -> Result<Vec<Batch<H>>, Error> {
         let mut group = Vec::with_capacity(n);
         while group.len() < n {
             let Some(batch) = feed.next()? else { break };
@@ -643,7 +633,7 @@ impl<H: Host> TrainingSystem<H> {
 
     /// Sums the gradients of replicas `0..valid.len()` into the master's,
     /// weighted by valid tokens, in batch order; returns the norm.
-    fn reduce_group(&self, epoch: &EpochState, valid: &[u32]) -> Result<f64, FfiError> {
+    fn reduce_group(&self, epoch: &EpochState, valid: &[u32]) -> Result<f64, Error> {
         let replicas = epoch.replicas.as_ref().expect("replica mode has replicas");
         // SAFETY: the master and the replicas are live; the host lists buffers
         // that stay valid until its next call on the same object.
@@ -669,22 +659,13 @@ impl<H: Host> TrainingSystem<H> {
             .map(|s| unsafe { span_slice_mut(s) })
             .collect();
         let weights = token_weights(valid);
-        let summary = replicas
-            .reducer
-            .reduce(
-                Some(&self.pool),
-                &source_slices,
-                Weights::Given(&weights),
-                &mut dst,
-                None,
-            )
-            .map_err(|e| match e {
-                ReduceError::NonFinite(at) => status(
-                    cllm_status::CLLM_ERR_NUMERIC,
-                    format!("non-finite gradient, the optimizer step was not taken: {at}"),
-                ),
-                other => status(cllm_status::CLLM_ERR_INVALID_ARGUMENT, other.to_string()),
-            })?;
+        let summary = replicas.reducer.reduce(
+            Some(&self.pool),
+            &source_slices,
+            Weights::Given(&weights),
+            &mut dst,
+            None,
+        )?;
         Ok(summary.norm)
     }
 }
@@ -700,7 +681,7 @@ struct Feed<'h, H: Host> {
 }
 
 impl<H: Host> Feed<'_, H> {
-    fn next(&mut self) -> Result<Option<Batch<H>>, FfiError> {
+    fn next(&mut self) -> Result<Option<Batch<H>>, Error> {
         while self.fetched < self.limit {
             self.fetched += 1;
             // SAFETY: the iterator is used on the calling thread only.
@@ -760,19 +741,17 @@ unsafe fn make_replicas(
     ops: cllm_replica_ops,
     master: *mut CLLMTraining,
     n: usize,
-) -> Result<Replicas, FfiError> {
+) -> Result<Replicas, Error> {
     let (Some(create), Some(_), Some(_)) =
         (ops.create_replica, ops.free_replica, ops.gradient_buffers)
     else {
-        return Err(FfiError::null("a function of the replica operations"));
+        return Err(Error::MissingReplicaFunction);
     };
     // SAFETY: forwarded from the caller.
     let layout = unsafe { list_spans(&ops, master) }?;
     let lens: Vec<usize> = layout.iter().map(|s| s.len).collect();
     if lens.iter().sum::<usize>() == 0 {
-        return Err(FfiError::invalid(
-            "the master training object lists no gradient values",
-        ));
+        return Err(Error::NoGradients);
     }
     let mut replicas = Replicas {
         ops,
@@ -784,10 +763,7 @@ unsafe fn make_replicas(
         let replica = unsafe { create(ops.user, master) };
         if replica.is_null() {
             // `replicas` frees the ones made so far.
-            return Err(status(
-                cllm_status::CLLM_ERR_INVALID_ARGUMENT,
-                format!("create_replica failed for replica {i}"),
-            ));
+            return Err(Error::ReplicaNotMade(i));
         }
         replicas.list.push(HostPtr(replica));
         // SAFETY: the replica was just made by the host.
@@ -803,10 +779,8 @@ unsafe fn make_replicas(
 unsafe fn list_spans(
     ops: &cllm_replica_ops,
     training: *mut CLLMTraining,
-) -> Result<Vec<cllm_float_span>, FfiError> {
-    let list = ops
-        .gradient_buffers
-        .ok_or_else(|| FfiError::null("gradient_buffers"))?;
+) -> Result<Vec<cllm_float_span>, Error> {
+    let list = ops.gradient_buffers.ok_or(Error::MissingReplicaFunction)?;
     let empty = cllm_float_span {
         data: std::ptr::null_mut(),
         len: 0,
@@ -814,20 +788,19 @@ unsafe fn list_spans(
     // SAFETY: capacity 0: the host only counts.
     let count = unsafe { list(ops.user, training, std::ptr::null_mut(), 0) };
     if count > 1 << 20 {
-        return Err(FfiError::invalid(format!(
-            "gradient_buffers reports {count} buffers"
-        )));
+        return Err(Error::TooManyBuffers(count));
     }
     let mut spans = vec![empty; count];
     // SAFETY: `spans` has room for `count` entries.
     let again = unsafe { list(ops.user, training, spans.as_mut_ptr(), count) };
     if again != count {
-        return Err(FfiError::invalid(format!(
-            "gradient_buffers reported {count} buffers, then {again}"
-        )));
+        return Err(Error::BufferCountChanged {
+            first: count,
+            then: again,
+        });
     }
     if let Some(i) = spans.iter().position(|s| s.data.is_null() && s.len > 0) {
-        return Err(FfiError::invalid(format!("gradient buffer {i} is NULL")));
+        return Err(Error::NullBuffer(i));
     }
     check_span_lengths(&spans)?;
     Ok(spans)
@@ -836,7 +809,7 @@ unsafe fn list_spans(
 /// Refuses absurd lengths before anything is sized from them: at most
 /// [`MAX_GRADIENT_FLOATS`] floats in all, and no span that runs past the end
 /// of the address space.
-fn check_span_lengths(spans: &[cllm_float_span]) -> Result<(), FfiError> {
+fn check_span_lengths(spans: &[cllm_float_span]) -> Result<(), Error> {
     let mut total = 0usize;
     for (i, s) in spans.iter().enumerate() {
         let fits = s.len <= MAX_GRADIENT_FLOATS
@@ -845,10 +818,11 @@ fn check_span_lengths(spans: &[cllm_float_span]) -> Result<(), FfiError> {
                 .is_some();
         total = total.saturating_add(s.len);
         if !fits || total > MAX_GRADIENT_FLOATS {
-            return Err(FfiError::invalid(format!(
-                "gradient buffer {i} has {} floats ({total} so far): the limit is {MAX_GRADIENT_FLOATS} floats in all",
-                s.len
-            )));
+            return Err(Error::GradientTooLarge {
+                buffer: i,
+                len: s.len,
+                total,
+            });
         }
     }
     Ok(())
@@ -862,15 +836,15 @@ unsafe fn gradient_spans(
     ops: &cllm_replica_ops,
     training: *mut CLLMTraining,
     reducer: &GradReducer,
-) -> Result<Vec<cllm_float_span>, FfiError> {
+) -> Result<Vec<cllm_float_span>, Error> {
     // SAFETY: forwarded.
     let spans = unsafe { list_spans(ops, training) }?;
     let lens: Vec<usize> = spans.iter().map(|s| s.len).collect();
     if lens != reducer.buffer_lens() {
-        return Err(FfiError::invalid(format!(
-            "gradient buffers of lengths {lens:?} differ from the master's {:?}",
-            reducer.buffer_lens()
-        )));
+        return Err(Error::LayoutMismatch {
+            lens,
+            master: reducer.buffer_lens().to_vec(),
+        });
     }
     Ok(spans)
 }
@@ -879,7 +853,7 @@ unsafe fn gradient_spans(
 fn check_disjoint(
     master: &[cllm_float_span],
     sources: &[Vec<cllm_float_span>],
-) -> Result<(), FfiError> {
+) -> Result<(), Error> {
     let range = |s: &cllm_float_span| {
         let start = s.data as usize;
         start..start + s.len * std::mem::size_of::<f32>()
@@ -891,9 +865,7 @@ fn check_disjoint(
                 let sr = range(s);
                 sr.start < mr.end && mr.start < sr.end
             }) {
-                return Err(FfiError::invalid(format!(
-                    "a gradient buffer of replica {j} overlaps the master's: replicas need their own gradients"
-                )));
+                return Err(Error::OverlappingGradients(j));
             }
         }
     }

@@ -4,12 +4,12 @@
 //! once), and the host's rules (never two calls at once on one object, steps
 //! in batch order).
 
+use crate::error::Error;
 use crate::host::{
     CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, cllm_float_span, cllm_replica_ops,
 };
 use crate::settings::{self, Request};
 use crate::system::{Mode, Plan, TrainingSystem};
-use cllm_threaded::cllm_status;
 use std::ffi::c_void;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -278,7 +278,7 @@ fn plan(
     threads: i64,
     replicas: bool,
     group: Option<usize>,
-) -> Result<Plan, cllm_threaded::FfiError> {
+) -> Result<Plan, Error> {
     let request = Request {
         threads,
         mode: None,
@@ -294,7 +294,7 @@ fn try_system_grouped(
     threads: i64,
     replicas: bool,
     group: Option<usize>,
-) -> Result<TrainingSystem<MockHost>, cllm_threaded::FfiError> {
+) -> Result<TrainingSystem<MockHost>, Error> {
     let plan = plan(mock, threads, replicas, group)?;
     // SAFETY: the mock host accepts any iterator pointer; `master` is live
     // (or NULL, which is refused before any use).
@@ -306,7 +306,7 @@ fn try_system(
     master: *mut CLLMTraining,
     threads: i64,
     replicas: bool,
-) -> Result<TrainingSystem<MockHost>, cllm_threaded::FfiError> {
+) -> Result<TrainingSystem<MockHost>, Error> {
     try_system_grouped(mock, master, threads, replicas, None)
 }
 
@@ -320,7 +320,7 @@ fn system(
 }
 
 /// The error of a creation over a fresh master that must fail.
-fn create_error(mock: &Arc<Mock>, threads: i64, replicas: bool) -> cllm_threaded::FfiError {
+fn create_error(mock: &Arc<Mock>, threads: i64, replicas: bool) -> Error {
     let master = new_training(false, GRAD_LEN);
     let err = try_system(mock, master, threads, replicas)
         .err()
@@ -400,8 +400,15 @@ fn a_batch_of_another_size_stops_the_epoch_and_frees_every_batch() {
     for replicas in [false, true] {
         let (sys, master) = system(&mock, 2, replicas);
         let err = sys.train_epoch().unwrap_err();
-        assert_eq!(err.status, cllm_status::CLLM_ERR_INVALID_ARGUMENT);
-        assert!(err.message.contains("2x8"), "{}", err.message);
+        assert_eq!(
+            err,
+            Error::BatchSizeChanged {
+                batch_size: 2,
+                seq_len: 8,
+                tokens: 16,
+                expected: 32
+            }
+        );
         assert_eq!(
             mock.live_batches.load(Ordering::SeqCst),
             0,
@@ -422,8 +429,11 @@ fn a_batch_claiming_more_valid_tokens_than_it_holds_is_refused() {
     });
     let (sys, master) = system(&mock, 1, false);
     assert_eq!(
-        sys.train_epoch().unwrap_err().status,
-        cllm_status::CLLM_ERR_INVALID_ARGUMENT
+        sys.train_epoch().unwrap_err(),
+        Error::TooManyValidTokens {
+            valid: 33,
+            tokens: 32
+        }
     );
     drop(sys);
     free_training(master);
@@ -472,8 +482,7 @@ fn a_non_finite_gradient_stops_the_epoch_without_a_step() {
     });
     let (sys, master) = system(&mock, 2, true);
     let err = sys.train_epoch().unwrap_err();
-    assert_eq!(err.status, cllm_status::CLLM_ERR_NUMERIC);
-    assert!(err.message.contains("non-finite"), "{}", err.message);
+    assert!(matches!(err, Error::NonFiniteGradient(_)), "{err}");
     assert_eq!(
         sys.stats().steps,
         1,
@@ -493,11 +502,7 @@ fn failing_to_make_a_replica_frees_those_made_and_starts_no_thread() {
         ..Mock::default()
     });
     let err = create_error(&mock, 4, true);
-    assert!(
-        err.message.contains("create_replica failed for replica 2"),
-        "{}",
-        err.message
-    );
+    assert_eq!(err, Error::ReplicaNotMade(2));
     assert_eq!(mock.replicas_made.load(Ordering::SeqCst), 2);
     assert_eq!(mock.replicas_freed.load(Ordering::SeqCst), 2);
 }
@@ -510,11 +515,7 @@ fn replicas_with_another_gradient_layout_are_refused() {
         ..Mock::default()
     });
     let err = create_error(&mock, 2, true);
-    assert!(
-        err.message.contains("differ from the master"),
-        "{}",
-        err.message
-    );
+    assert!(matches!(err, Error::LayoutMismatch { .. }), "{err}");
     let made = mock.replicas_made.load(Ordering::SeqCst);
     assert_eq!(mock.replicas_freed.load(Ordering::SeqCst), made);
 }
@@ -534,7 +535,7 @@ fn a_second_epoch_at_the_same_time_is_refused_as_busy() {
     };
     std::thread::sleep(Duration::from_millis(30));
     let second = sys.train_epoch();
-    assert_eq!(second.unwrap_err().status, cllm_status::CLLM_ERR_BUSY);
+    assert_eq!(second.unwrap_err(), Error::Busy);
     assert!(first.join().unwrap().is_ok());
     drop(sys);
     free_training(master);
@@ -547,11 +548,14 @@ fn absurd_thread_counts_and_null_objects_are_refused() {
         ..Mock::default()
     });
     let e = create_error(&mock, 5000, false);
-    assert_eq!(e.status, cllm_status::CLLM_ERR_INVALID_ARGUMENT);
+    assert!(
+        matches!(e, Error::Pool(sphere_pool::Error::InvalidArgument(_))),
+        "{e}"
+    );
     let e = try_system(&mock, std::ptr::null_mut(), 1, false)
         .err()
         .unwrap();
-    assert_eq!(e.status, cllm_status::CLLM_ERR_NULL);
+    assert_eq!(e, Error::NullArgument("training"));
     let master = new_training(false, GRAD_LEN);
     let p = plan(&mock, 1, false, None).unwrap();
     // SAFETY: a NULL iterator is refused before any use.
@@ -559,7 +563,7 @@ fn absurd_thread_counts_and_null_objects_are_refused() {
         unsafe { TrainingSystem::create(MockHost(mock.clone()), master, std::ptr::null_mut(), p) }
             .err()
             .unwrap();
-    assert_eq!(e.status, cllm_status::CLLM_ERR_NULL);
+    assert_eq!(e, Error::NullArgument("batch_iterator"));
     free_training(master);
 }
 
@@ -613,8 +617,10 @@ fn an_absurd_gradient_length_is_refused_before_anything_is_sized_from_it() {
         ..Mock::default()
     });
     let e = create_error(&mock, 2, true);
-    assert_eq!(e.status, cllm_status::CLLM_ERR_INVALID_ARGUMENT);
-    assert!(e.message.contains("the limit is"), "{}", e.message);
+    assert!(
+        matches!(e, Error::GradientTooLarge { buffer: 0, .. }),
+        "{e}"
+    );
     assert_eq!(mock.replicas_made.load(Ordering::SeqCst), 0);
 }
 

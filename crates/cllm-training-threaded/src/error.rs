@@ -1,0 +1,233 @@
+//! The crate's error type: every way creating a system or training an epoch
+//! can fail, one variant each. No C types: `ffi.rs` turns an [`Error`] into
+//! the C status and the `cllm_last_error()` message (its [`Display`] text).
+//!
+//! [`Display`]: std::fmt::Display
+
+use crate::settings::MAX_GROUP;
+use crate::system::MAX_GRADIENT_FLOATS;
+use grad_reduce::{NonFinite, ReduceError};
+use std::fmt;
+
+/// Why a system could not be created, or an epoch failed.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A required host object (`training`, `batch_iterator`) is NULL.
+    NullArgument(&'static str),
+    /// A plan in replica mode without replica operations.
+    NoReplicaOps,
+    /// The replica operations lack `create_replica`, `free_replica` or
+    /// `gradient_buffers`.
+    MissingReplicaFunction,
+    /// A plan with no sphere or an empty group.
+    EmptyPlan,
+    /// A `CLLM_TRAINING_*` environment variable holds a bad value.
+    BadEnvironment {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it should hold.
+        expected: String,
+    },
+    /// Replica mode was asked for (by the environment if `from_env`) but no
+    /// replica operations are known.
+    ReplicaModeWithoutOps {
+        /// Asked for by `CLLM_TRAINING_MODE`.
+        from_env: bool,
+    },
+    /// The caller's group size is not in `1..=MAX_GROUP`.
+    GroupOutOfRange(usize),
+    /// A group size (from the environment if `from_env`) for a system that
+    /// trains in serialised mode.
+    GroupInSerialMode {
+        /// The group size.
+        group: usize,
+        /// Set by `CLLM_TRAINING_GROUP_SIZE`.
+        from_env: bool,
+    },
+    /// `create_replica` returned NULL for this replica.
+    ReplicaNotMade(usize),
+    /// The master's gradient buffers hold no value at all.
+    NoGradients,
+    /// `gradient_buffers` reports an absurd number of buffers.
+    TooManyBuffers(usize),
+    /// `gradient_buffers` reported one count, then another.
+    BufferCountChanged {
+        /// The first count.
+        first: usize,
+        /// The second.
+        then: usize,
+    },
+    /// A gradient buffer with values but a NULL address.
+    NullBuffer(usize),
+    /// A gradient buffer over [`MAX_GRADIENT_FLOATS`] floats in all, or
+    /// one that runs past the end of the address space.
+    GradientTooLarge {
+        /// The buffer.
+        buffer: usize,
+        /// Its length in floats.
+        len: usize,
+        /// The floats of the buffers up to and including it.
+        total: usize,
+    },
+    /// A replica's gradient buffers differ in lengths from the master's.
+    LayoutMismatch {
+        /// The replica's lengths.
+        lens: Vec<usize>,
+        /// The master's.
+        master: Vec<usize>,
+    },
+    /// A gradient buffer of this replica overlaps one of the master's.
+    OverlappingGradients(usize),
+    /// An epoch is already running on the system.
+    Busy,
+    /// The iterator returned a batch without inputs or targets, or of no
+    /// tokens.
+    MalformedBatch {
+        /// Sequences.
+        batch_size: u32,
+        /// Tokens per sequence.
+        seq_len: u32,
+        /// The address of the inputs.
+        inputs: usize,
+        /// The address of the targets.
+        targets: usize,
+    },
+    /// A batch claims more valid tokens than it holds.
+    TooManyValidTokens {
+        /// The claim.
+        valid: u32,
+        /// The tokens it holds.
+        tokens: usize,
+    },
+    /// A batch of another size than the first one of the system.
+    BatchSizeChanged {
+        /// Sequences.
+        batch_size: u32,
+        /// Tokens per sequence.
+        seq_len: u32,
+        /// Their product.
+        tokens: usize,
+        /// The tokens of the earlier batches.
+        expected: usize,
+    },
+    /// A batch's job failed (panicked) in serialised mode.
+    BatchFailed,
+    /// A replica's gradient (or their sum) is not finite: no step was taken.
+    NonFiniteGradient(NonFinite),
+    /// The reduction refused its arguments.
+    Reduce(ReduceError),
+    /// The sphere pool failed (a sphere count, a thread, a job).
+    Pool(sphere_pool::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NullArgument(name) => write!(f, "{name} is NULL"),
+            Error::NoReplicaOps => f.write_str("the replica operations of replica mode is NULL"),
+            Error::MissingReplicaFunction => f.write_str(
+                "create_replica, free_replica or gradient_buffers of the replica operations is NULL",
+            ),
+            Error::EmptyPlan => f.write_str("a plan needs a sphere and a group"),
+            Error::BadEnvironment {
+                name,
+                value,
+                expected,
+            } => write!(f, "{name}={value:?}: {expected}"),
+            Error::ReplicaModeWithoutOps { from_env } => {
+                if *from_env {
+                    write!(f, "{}=\"replica\"", crate::settings::ENV_MODE)?;
+                } else {
+                    f.write_str("replica mode was requested")?;
+                }
+                f.write_str(" but no replica operations are known: link the host's replica adapter (see docs/dropin.md) or pass them")
+            }
+            Error::GroupOutOfRange(g) => write!(f, "group size {g}: expected 1 to {MAX_GROUP}"),
+            Error::GroupInSerialMode { group, from_env } => {
+                if *from_env {
+                    write!(f, "{}=\"{group}\"", crate::settings::ENV_GROUP)?;
+                } else {
+                    write!(f, "group size {group}")?;
+                }
+                f.write_str(" applies to replica mode, but this system trains in serialised mode (one step per batch): link the replica adapter, or unset it")
+            }
+            Error::ReplicaNotMade(i) => write!(f, "create_replica failed for replica {i}"),
+            Error::NoGradients => f.write_str("the master training object lists no gradient values"),
+            Error::TooManyBuffers(count) => write!(f, "gradient_buffers reports {count} buffers"),
+            Error::BufferCountChanged { first, then } => {
+                write!(f, "gradient_buffers reported {first} buffers, then {then}")
+            }
+            Error::NullBuffer(i) => write!(f, "gradient buffer {i} is NULL"),
+            Error::GradientTooLarge { buffer, len, total } => write!(
+                f,
+                "gradient buffer {buffer} has {len} floats ({total} so far): the limit is {MAX_GRADIENT_FLOATS} floats in all"
+            ),
+            Error::LayoutMismatch { lens, master } => write!(
+                f,
+                "gradient buffers of lengths {lens:?} differ from the master's {master:?}"
+            ),
+            Error::OverlappingGradients(j) => write!(
+                f,
+                "a gradient buffer of replica {j} overlaps the master's: replicas need their own gradients"
+            ),
+            Error::Busy => f.write_str("an epoch is already running on this system"),
+            Error::MalformedBatch {
+                batch_size,
+                seq_len,
+                inputs,
+                targets,
+            } => write!(
+                f,
+                "the iterator returned a malformed batch ({batch_size}x{seq_len}, inputs {inputs:#x}, targets {targets:#x})"
+            ),
+            Error::TooManyValidTokens { valid, tokens } => write!(
+                f,
+                "batch claims {valid} valid tokens but holds only {tokens}"
+            ),
+            Error::BatchSizeChanged {
+                batch_size,
+                seq_len,
+                tokens,
+                expected,
+            } => write!(
+                f,
+                "batch of {batch_size}x{seq_len} = {tokens} tokens; earlier batches had {expected} (the host's functions read a whole configured batch)"
+            ),
+            Error::BatchFailed => f.write_str("a batch failed; the epoch was stopped"),
+            Error::NonFiniteGradient(at) => write!(
+                f,
+                "non-finite gradient, the optimizer step was not taken: {at}"
+            ),
+            Error::Reduce(e) => e.fmt(f),
+            Error::Pool(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Reduce(e) => Some(e),
+            Error::Pool(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<sphere_pool::Error> for Error {
+    fn from(e: sphere_pool::Error) -> Self {
+        Error::Pool(e)
+    }
+}
+
+impl From<ReduceError> for Error {
+    fn from(e: ReduceError) -> Self {
+        match e {
+            ReduceError::NonFinite(at) => Error::NonFiniteGradient(at),
+            other => Error::Reduce(other),
+        }
+    }
+}
