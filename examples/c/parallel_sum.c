@@ -26,6 +26,27 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The CPU model and the 1-minute load average (Linux; "?" elsewhere), so
+ * that the times printed can be read: a loaded machine shows no speed-up. */
+static void print_machine(void) {
+    char line[256], model[256] = "?";
+    double load = -1.0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon) {
+            snprintf(model, sizeof model, "%s", colon + 2);
+            model[strcspn(model, "\n")] = '\0';
+            break;
+        }
+    }
+    if (f) fclose(f);
+    f = fopen("/proc/loadavg", "r");
+    if (f && fscanf(f, "%lf", &load) != 1) load = -1.0;
+    if (f) fclose(f);
+    printf("CPU: %s, %zu CPUs, load average %.2f\n", model, cllm_available_cores(), load);
+}
+
 static uint64_t bits(double d) {
     uint64_t b;
     memcpy(&b, &d, sizeof b);
@@ -55,7 +76,8 @@ int main(int argc, char **argv) {
         printf("note: this data sums to the same bits in both directions\n");
     }
 
-    printf("sum of %zu doubles, %zu CPUs\n", n, cllm_available_cores());
+    print_machine();
+    printf("sum of %zu doubles\n", n);
     const int threads[] = {1, 2, 4};
     double first = 0.0;
     for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {

@@ -26,7 +26,24 @@ fn main() -> ExitCode {
         println!("note: this data sums to the same bits in both directions");
     }
 
-    println!("sum of {n} doubles, {} CPUs", available_cores());
+    // The machine, so that the times printed can be read.
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(": ").map(|(_, m)| m.to_owned()))
+        })
+        .unwrap_or_else(|| "?".to_owned());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned());
+    println!(
+        "CPU: {model}, {} CPUs, load average {load}",
+        available_cores()
+    );
+    println!("sum of {n} doubles");
     let mut failed = false;
     let mut first = None;
     for threads in [1, 2, 4] {
