@@ -15,8 +15,8 @@
 //! Modules by area: [`pool`] (sphere pools: hand-off, fork-join,
 //! parallel-for), [`loader`] (corpus loader), [`runtime`] (role pools,
 //! scheduler, loop helpers), [`frame`] (frame guard and monitoring),
-//! [`locks`] (contention-counting locks and counters), [`objects`] (object
-//! pool). The drop-in `threaded_training_*` API is a separate library,
+//! [`lock`] (contention-counting locks), [`counter`] (sharded counters),
+//! [`objpool`] (object pool). The drop-in `threaded_training_*` API is a separate library,
 //! `cllm-training-threaded`, because it calls functions of the CLLM host and
 //! this one must link without them.
 
