@@ -11,12 +11,13 @@
 #
 # The installed libraries carry no debug tables (strip --strip-debug: the
 # archive 35 -> 16 MB, the shared library 9.7 -> 1.5 MB); KEEP_DEBUG=1 keeps them.
-# After an install into /usr/local run `ldconfig` as root; with another
+# An install into /usr/local or /usr as root runs ldconfig; with another
 # PREFIX the program needs -Wl,-rpath,<libdir> or LD_LIBRARY_PATH (README).
 
 # VERSION and MAJOR: the Makefile.
 KEEP_DEBUG ?= 0
 STRIP      ?= strip
+LDCONFIG   ?= ldconfig
 INSTALL_LIBS := libcllm_threaded libcllm_training_threaded
 PC_FILES   := cllm-threaded cllm-threaded-static cllm-training-threaded cllm-training-threaded-static
 PC_SED     := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|g' \
@@ -37,6 +38,10 @@ install: libs $(LIB_SO) $(DROPIN_SO)
 	install -m 644 $(wildcard include/*.h) $(DESTDIR)$(PREFIX)/include/
 	@set -e; for pc in $(PC_FILES); do \
 	  sed $(PC_SED) $$pc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; done
+	@# Into the system's own library directories, the loader's cache is updated
+	@# so that dynamically linked programs run at once.
+	@if [ -z "$(DESTDIR)" ] && { [ "$(PREFIX)" = /usr/local ] || [ "$(PREFIX)" = /usr ]; } \
+	    && [ "$$(id -u)" = 0 ]; then echo "$(LDCONFIG)"; $(LDCONFIG); fi
 
 # A fresh install into build/install-check, used by install-check and mk/examples.mk.
 INSTALL_TREE := $(abspath $(BUILD)/install-check)
