@@ -26,15 +26,15 @@
 
 
 /**
- * The largest group size: each batch of a group has its own replica.
- */
-#define MAX_GROUP 4096
-
-/**
  * The largest total of gradient floats a host may list (16 GiB of
  * gradients): a longer list is refused before anything is sized from it.
  */
 #define MAX_GRADIENT_FLOATS (1 << 32)
+
+/**
+ * The largest group size: each batch of a group has its own replica.
+ */
+#define MAX_GROUP 4096
 
 /**
  * The threaded training system: the spheres and the training state. Create

@@ -91,6 +91,32 @@ pub struct cllm_replica_ops {
         Option<unsafe extern "C" fn(user: *mut c_void, training: *mut CLLMTraining, loss: f32)>,
 }
 
+/// A host pointer that may cross threads: the system's rules (one call at a
+/// time per training object, the iterator only on the calling thread) are
+/// what makes sharing it sound, and each use says so.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct HostPtr<T>(pub(crate) *mut T);
+
+impl<T> HostPtr<T> {
+    /// The pointer (a method, so that closures capture the whole wrapper).
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+impl<T> Clone for HostPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for HostPtr<T> {}
+// SAFETY: see above: the pointer is only dereferenced by the host, under the
+// host's threading rules that the system keeps.
+unsafe impl<T> Send for HostPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for HostPtr<T> {}
+
 /// The host functions the drop-in calls (cllm-abi.md section 2), behind a
 /// trait so that the orchestration can be tested from Rust with a mock host.
 ///

@@ -29,9 +29,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_snake_case)]
 
+mod batch;
 pub mod error;
 pub mod ffi;
 pub mod host;
+mod replicas;
 pub mod settings;
 pub mod system;
 #[cfg(test)]

@@ -26,66 +26,21 @@
 //! The epoch stops after `cllm_batch_iterator_num_batches` batches at most
 //! (the host's iterator may return padding-only batches for ever); batches
 //! without a valid token are freed without training.
+//!
+//! [`cllm_replica_ops`]: crate::host::cllm_replica_ops
 
+use crate::batch::{Batch, Feed};
 use crate::error::Error;
-use crate::host::{
-    CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, cllm_float_span, cllm_replica_ops,
-};
+use crate::host::{CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, HostPtr};
+pub use crate::replicas::MAX_GRADIENT_FLOATS;
+use crate::replicas::Replicas;
 pub use crate::settings::Plan;
 use crate::tsan;
-use grad_reduce::{GradReducer, Weights, token_weights};
 use parking_lot::{Condvar, Mutex};
 use sphere_pool::{PoolConfig, SpherePool};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A host pointer that may cross threads: the system's rules (one call at a
-/// time per training object, the iterator only on the calling thread) are
-/// what makes sharing it sound, and each use says so.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct HostPtr<T>(*mut T);
-
-impl<T> HostPtr<T> {
-    /// The pointer (a method, so that closures capture the whole wrapper).
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
-impl<T> Clone for HostPtr<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for HostPtr<T> {}
-// SAFETY: see above: the pointer is only dereferenced by the host, under the
-// host's threading rules that this module keeps.
-unsafe impl<T> Send for HostPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for HostPtr<T> {}
-
-/// A batch owned by the system, given back to the host when dropped.
-struct Batch<H: Host> {
-    ptr: HostPtr<CLLMBatch>,
-    host: H,
-}
-
-impl<H: Host> Batch<H> {
-    fn get(&self) -> &CLLMBatch {
-        // SAFETY: the host returned a valid batch that lives until we free it.
-        unsafe { &*self.ptr.get() }
-    }
-}
-
-impl<H: Host> Drop for Batch<H> {
-    fn drop(&mut self) {
-        // SAFETY: the batch came from the host's iterator and is freed once;
-        // batches are independent heap objects, free from any thread.
-        unsafe { self.host.free_batch(self.ptr.get()) }
-    }
-}
 
 /// Which way the spheres train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +51,11 @@ pub enum Mode {
     Replicas,
 }
 
-/// Per-sphere figures of the current (or last) epoch.
+/// Batches, their valid tokens and their token-weighted loss: of a sphere
+/// in the current (or last) epoch, of an epoch, of a group. One sum for all
+/// three, in f64 and in the order the batches are added.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct SphereEpoch {
+pub struct LossTally {
     /// Batches trained.
     pub batches: u64,
     /// Valid tokens of those batches.
@@ -107,7 +64,7 @@ pub struct SphereEpoch {
     pub weighted_loss: f64,
 }
 
-impl SphereEpoch {
+impl LossTally {
     /// The token-weighted mean loss (0 before any batch).
     pub fn mean_loss(&self) -> f32 {
         if self.tokens == 0 {
@@ -146,15 +103,11 @@ pub struct Stats {
     /// Valid tokens of the last completed epoch.
     pub last_epoch_tokens: u64,
     /// Per sphere, the current epoch (the last one once it ended).
-    pub spheres: Vec<SphereEpoch>,
+    pub spheres: Vec<LossTally>,
     /// Batches whose loss, as the host computed it, was NaN or infinite
     /// (over all epochs).
     pub nonfinite_losses: u64,
 }
-
-/// The largest total of gradient floats a host may list (16 GiB of
-/// gradients): a longer list is refused before anything is sized from it.
-pub const MAX_GRADIENT_FLOATS: usize = 1 << 32;
 
 /// The host's optional optimizer step (`cllm_replica_ops.optimizer_step`).
 #[derive(Clone, Copy)]
@@ -179,31 +132,6 @@ unsafe fn optimizer_step<H: Host>(
         match hook {
             Some(h) => (h.step)(h.user.get(), training.get(), loss),
             None => host.step(training.get()),
-        }
-    }
-}
-
-/// The replicas of replica mode, freed with the system.
-struct Replicas {
-    ops: cllm_replica_ops,
-    list: Vec<HostPtr<CLLMTraining>>,
-    reducer: GradReducer,
-}
-
-// SAFETY: the replicas and their operations are only used by the thread that
-// holds the epoch lock (and by the spheres it hands a replica to, one each),
-// then by `drop`; the host's operations are promised callable from any one
-// thread at a time (cllm_replica_ops).
-unsafe impl Send for Replicas {}
-
-impl Drop for Replicas {
-    fn drop(&mut self) {
-        if let Some(free) = self.ops.free_replica {
-            for r in &self.list {
-                // SAFETY: each replica was made by `create_replica` and is
-                // freed once, after every sphere is done with it.
-                unsafe { free(self.ops.user, r.get()) };
-            }
         }
     }
 }
@@ -312,8 +240,9 @@ impl<H: Host> TrainingSystem<H> {
         }
         // Replicas first: if they fail, no thread was started.
         let replicas = match (mode, ops) {
-            // SAFETY: forwarded from the caller.
-            (Mode::Replicas, Some(ops)) => Some(unsafe { make_replicas(ops, training, group) }?),
+            // SAFETY: `training` is live and `ops` operates on it (this
+            // function's contract).
+            (Mode::Replicas, Some(ops)) => Some(unsafe { Replicas::make(ops, training, group) }?),
             (Mode::Replicas, None) => return Err(Error::NoReplicaOps),
             (Mode::Serialized, _) => None,
         };
@@ -328,7 +257,7 @@ impl<H: Host> TrainingSystem<H> {
             ..PoolConfig::default()
         })?;
         let stats = Stats {
-            spheres: vec![SphereEpoch::default(); spheres],
+            spheres: vec![LossTally::default(); spheres],
             ..Stats::default()
         };
         Ok(Self {
@@ -380,19 +309,13 @@ impl<H: Host> TrainingSystem<H> {
             stats
                 .spheres
                 .iter_mut()
-                .for_each(|s| *s = SphereEpoch::default());
+                .for_each(|s| *s = LossTally::default());
         }
         // SAFETY: the iterator is only used on this thread, under the epoch lock.
         unsafe { self.host.reset(self.iter.get()) };
         // SAFETY: as above.
         let limit = unsafe { self.host.num_batches(self.iter.get()) };
-        let mut feed = Feed {
-            host: &self.host,
-            iter: self.iter,
-            fetched: 0,
-            limit,
-            skipped: 0,
-        };
+        let mut feed = Feed::new(&self.host, self.iter, limit);
         let results = match self.mode {
             Mode::Serialized => self.epoch_serialized(&mut epoch, &mut feed),
             Mode::Replicas => self.epoch_replicas(&mut epoch, &mut feed),
@@ -401,29 +324,24 @@ impl<H: Host> TrainingSystem<H> {
         let drained = self.drain();
         let results = results.and_then(|r| drained.map(|()| r));
         let mut stats = self.stats.lock();
-        stats.skipped_batches += feed.skipped;
+        stats.skipped_batches += feed.skipped();
         let mut results = results?;
         results.sort_by_key(|r| r.0);
-        let (mut weighted, mut tokens) = (0.0f64, 0u64);
+        let mut epoch_sum = LossTally::default();
         for &(k, loss, valid) in &results {
-            weighted += f64::from(loss) * f64::from(valid);
-            tokens += u64::from(valid);
+            epoch_sum.add(loss, valid);
             if !loss.is_finite() {
                 stats.nonfinite_losses += 1;
                 warn_nonfinite_loss(k, loss);
             }
         }
-        let loss = if tokens == 0 {
-            0.0
-        } else {
-            (weighted / tokens as f64) as f32
-        };
+        let loss = epoch_sum.mean_loss();
         stats.epochs += 1;
-        stats.batches += results.len() as u64;
-        stats.tokens += tokens;
+        stats.batches += epoch_sum.batches;
+        stats.tokens += epoch_sum.tokens;
         stats.last_loss = loss;
         stats.last_epoch_time = start.elapsed();
-        stats.last_epoch_tokens = tokens;
+        stats.last_epoch_tokens = epoch_sum.tokens;
         Ok(loss)
     }
 
@@ -549,8 +467,8 @@ impl<H: Host> TrainingSystem<H> {
             .replicas
             .as_ref()
             .expect("replica mode has replicas")
-            .list
-            .clone();
+            .list()
+            .to_vec();
         let mut all = Vec::new();
         let mut group = self.next_group(epoch, feed, self.group)?;
         while !group.is_empty() {
@@ -596,7 +514,10 @@ impl<H: Host> TrainingSystem<H> {
                 tsan::acquire(self.tsan_keys.sphere(s) as *const u8);
             }
             let next = next?;
-            let norm = self.reduce_group(epoch, &valid)?;
+            let replicas = epoch.replicas.as_ref().expect("replica mode has replicas");
+            // SAFETY: every sphere is idle (waited for above), and
+            // `self.training` is the live master the replicas were made from.
+            let norm = unsafe { replicas.reduce_into(self.training.get(), &self.pool, &valid) }?;
             let losses = losses.lock().clone();
             let group_loss = weighted_mean(&losses, &valid);
             // SAFETY: every sphere is idle: the step is the only call.
@@ -630,92 +551,15 @@ impl<H: Host> TrainingSystem<H> {
         }
         Ok(group)
     }
-
-    /// Sums the gradients of replicas `0..valid.len()` into the master's,
-    /// weighted by valid tokens, in batch order; returns the norm.
-    fn reduce_group(&self, epoch: &EpochState, valid: &[u32]) -> Result<f64, Error> {
-        let replicas = epoch.replicas.as_ref().expect("replica mode has replicas");
-        // SAFETY: the master and the replicas are live; the host lists buffers
-        // that stay valid until its next call on the same object.
-        let master =
-            unsafe { gradient_spans(&replicas.ops, self.training.get(), &replicas.reducer) }?;
-        let mut sources = Vec::with_capacity(valid.len());
-        for r in &replicas.list[..valid.len()] {
-            // SAFETY: as above.
-            sources.push(unsafe { gradient_spans(&replicas.ops, r.get(), &replicas.reducer) }?);
-        }
-        check_disjoint(&master, &sources)?;
-        // SAFETY: every sphere is idle, so nothing writes these buffers while
-        // the slices live; the destination does not overlap any source
-        // (checked above).
-        let source_slices: Vec<Vec<&[f32]>> = sources
-            .iter()
-            .map(|spans| spans.iter().map(|s| unsafe { span_slice(s) }).collect())
-            .collect();
-        // SAFETY: as above; the master's buffers are distinct from each other
-        // as the host lists them, and are only written here.
-        let mut dst: Vec<&mut [f32]> = master
-            .iter()
-            .map(|s| unsafe { span_slice_mut(s) })
-            .collect();
-        let weights = token_weights(valid);
-        let summary = replicas.reducer.reduce(
-            Some(&self.pool),
-            &source_slices,
-            Weights::Given(&weights),
-            &mut dst,
-            None,
-        )?;
-        Ok(summary.norm)
-    }
-}
-
-/// The batches of one epoch, at most `limit` of them, skipping (and
-/// freeing) padding-only batches.
-struct Feed<'h, H: Host> {
-    host: &'h H,
-    iter: HostPtr<CLLMBatchIterator>,
-    fetched: usize,
-    limit: usize,
-    skipped: u64,
-}
-
-impl<H: Host> Feed<'_, H> {
-    fn next(&mut self) -> Result<Option<Batch<H>>, Error> {
-        while self.fetched < self.limit {
-            self.fetched += 1;
-            // SAFETY: the iterator is used on the calling thread only.
-            let ptr = unsafe { self.host.next(self.iter.get()) };
-            if ptr.is_null() {
-                self.fetched = self.limit;
-                return Ok(None);
-            }
-            let batch = Batch {
-                ptr: HostPtr(ptr),
-                host: self.host.clone(),
-            };
-            if batch.get().num_valid_tokens == 0 {
-                self.skipped += 1;
-                continue;
-            }
-            return Ok(Some(batch));
-        }
-        Ok(None)
-    }
 }
 
 /// The token-weighted mean of a group's losses (f64 sums, in batch order).
 fn weighted_mean(losses: &[f32], valid: &[u32]) -> f32 {
-    let (mut weighted, mut tokens) = (0.0f64, 0u64);
+    let mut sum = LossTally::default();
     for (&loss, &n) in losses.iter().zip(valid) {
-        weighted += f64::from(loss) * f64::from(n);
-        tokens += u64::from(n);
+        sum.add(loss, n);
     }
-    if tokens == 0 {
-        0.0
-    } else {
-        (weighted / tokens as f64) as f32
-    }
+    sum.mean_loss()
 }
 
 /// Says once per process, on stderr, that the host returned a non-finite
@@ -730,164 +574,4 @@ fn warn_nonfinite_loss(batch: usize, loss: f32) {
             "threaded training: the host's loss for batch {batch} of the epoch is {loss}; the epoch's mean loss is not finite (said once; cllm_training_stats.nonfinite_losses counts them)"
         );
     }
-}
-
-/// Makes `n` replicas (one per batch of a group) and the reducer for the
-/// master's layout.
-///
-/// # Safety
-/// `ops` operates on `master` as `cllm_replica_ops` documents.
-unsafe fn make_replicas(
-    ops: cllm_replica_ops,
-    master: *mut CLLMTraining,
-    n: usize,
-) -> Result<Replicas, Error> {
-    let (Some(create), Some(_), Some(_)) =
-        (ops.create_replica, ops.free_replica, ops.gradient_buffers)
-    else {
-        return Err(Error::MissingReplicaFunction);
-    };
-    // SAFETY: forwarded from the caller.
-    let layout = unsafe { list_spans(&ops, master) }?;
-    let lens: Vec<usize> = layout.iter().map(|s| s.len).collect();
-    if lens.iter().sum::<usize>() == 0 {
-        return Err(Error::NoGradients);
-    }
-    let mut replicas = Replicas {
-        ops,
-        list: Vec::with_capacity(n),
-        reducer: GradReducer::new(&lens),
-    };
-    for i in 0..n {
-        // SAFETY: forwarded from the caller.
-        let replica = unsafe { create(ops.user, master) };
-        if replica.is_null() {
-            // `replicas` frees the ones made so far.
-            return Err(Error::ReplicaNotMade(i));
-        }
-        replicas.list.push(HostPtr(replica));
-        // SAFETY: the replica was just made by the host.
-        unsafe { gradient_spans(&ops, replica, &replicas.reducer) }?;
-    }
-    Ok(replicas)
-}
-
-/// The gradient buffers the host lists for `training`.
-///
-/// # Safety
-/// `ops.gradient_buffers` is set and `training` is live.
-unsafe fn list_spans(
-    ops: &cllm_replica_ops,
-    training: *mut CLLMTraining,
-) -> Result<Vec<cllm_float_span>, Error> {
-    let list = ops.gradient_buffers.ok_or(Error::MissingReplicaFunction)?;
-    let empty = cllm_float_span {
-        data: std::ptr::null_mut(),
-        len: 0,
-    };
-    // SAFETY: capacity 0: the host only counts.
-    let count = unsafe { list(ops.user, training, std::ptr::null_mut(), 0) };
-    if count > 1 << 20 {
-        return Err(Error::TooManyBuffers(count));
-    }
-    let mut spans = vec![empty; count];
-    // SAFETY: `spans` has room for `count` entries.
-    let again = unsafe { list(ops.user, training, spans.as_mut_ptr(), count) };
-    if again != count {
-        return Err(Error::BufferCountChanged {
-            first: count,
-            then: again,
-        });
-    }
-    if let Some(i) = spans.iter().position(|s| s.data.is_null() && s.len > 0) {
-        return Err(Error::NullBuffer(i));
-    }
-    check_span_lengths(&spans)?;
-    Ok(spans)
-}
-
-/// Refuses absurd lengths before anything is sized from them: at most
-/// [`MAX_GRADIENT_FLOATS`] floats in all, and no span that runs past the end
-/// of the address space.
-fn check_span_lengths(spans: &[cllm_float_span]) -> Result<(), Error> {
-    let mut total = 0usize;
-    for (i, s) in spans.iter().enumerate() {
-        let fits = s.len <= MAX_GRADIENT_FLOATS
-            && (s.data as usize)
-                .checked_add(s.len * std::mem::size_of::<f32>())
-                .is_some();
-        total = total.saturating_add(s.len);
-        if !fits || total > MAX_GRADIENT_FLOATS {
-            return Err(Error::GradientTooLarge {
-                buffer: i,
-                len: s.len,
-                total,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The gradient buffers of `training`, checked against the reducer's layout.
-///
-/// # Safety
-/// As [`list_spans`].
-unsafe fn gradient_spans(
-    ops: &cllm_replica_ops,
-    training: *mut CLLMTraining,
-    reducer: &GradReducer,
-) -> Result<Vec<cllm_float_span>, Error> {
-    // SAFETY: forwarded.
-    let spans = unsafe { list_spans(ops, training) }?;
-    let lens: Vec<usize> = spans.iter().map(|s| s.len).collect();
-    if lens != reducer.buffer_lens() {
-        return Err(Error::LayoutMismatch {
-            lens,
-            master: reducer.buffer_lens().to_vec(),
-        });
-    }
-    Ok(spans)
-}
-
-/// Refuses gradient buffers of the master that overlap a replica's.
-fn check_disjoint(
-    master: &[cllm_float_span],
-    sources: &[Vec<cllm_float_span>],
-) -> Result<(), Error> {
-    let range = |s: &cllm_float_span| {
-        let start = s.data as usize;
-        start..start + s.len * std::mem::size_of::<f32>()
-    };
-    for m in master.iter().filter(|m| m.len > 0) {
-        let mr = range(m);
-        for (j, spans) in sources.iter().enumerate() {
-            if spans.iter().filter(|s| s.len > 0).any(|s| {
-                let sr = range(s);
-                sr.start < mr.end && mr.start < sr.end
-            }) {
-                return Err(Error::OverlappingGradients(j));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// # Safety
-/// The span is valid for reads and not written while the slice lives.
-unsafe fn span_slice<'a>(s: &cllm_float_span) -> &'a [f32] {
-    if s.len == 0 {
-        return &[];
-    }
-    // SAFETY: promised by the caller.
-    unsafe { std::slice::from_raw_parts(s.data, s.len) }
-}
-
-/// # Safety
-/// The span is valid for writes and not otherwise accessed while it lives.
-unsafe fn span_slice_mut<'a>(s: &cllm_float_span) -> &'a mut [f32] {
-    if s.len == 0 {
-        return &mut [];
-    }
-    // SAFETY: promised by the caller.
-    unsafe { std::slice::from_raw_parts_mut(s.data, s.len) }
 }
