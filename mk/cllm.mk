@@ -7,7 +7,7 @@
 CLLM_SRC   ?= $(abspath ../shared/hosts/crystalline-6de8f88)
 CLLM_BUILD := $(BUILD)/crystalline
 CLLM_CHECK := hosts/crystalline/check
-CLLM_CHECK_SRC := $(wildcard $(CLLM_CHECK)/*) $(wildcard hosts/crystalline/*.c hosts/crystalline/*.h)
+CLLM_ASAN  := $(BUILD)/crystalline-asan
 
 .PHONY: cllm-build
 
@@ -20,3 +20,23 @@ cllm-build: $(DROPIN_A)
 # variants, evaluation of the saved models, speed-up, bitwise results.
 cllm-check: cllm-build
 	$(CLLM_CHECK)/check.sh $(CLLM_BUILD) full
+
+.PHONY: cllm-memcheck cllm-test cllm-test-run
+# The drop-in (serialised and replica mode) and eval_model under ASan+UBSan
+# (CLLM and our C code instrumented) and under valgrind.
+cllm-memcheck: $(DROPIN_A)
+	CLLM_SRC=$(CLLM_SRC) $(CLLM_CHECK)/build.sh $(CLLM_BUILD)
+	CLLM_SRC=$(CLLM_SRC) $(CLLM_CHECK)/build.sh $(CLLM_ASAN) "-fsanitize=address,undefined"
+	$(CLLM_CHECK)/memcheck.sh $(CLLM_BUILD) $(CLLM_ASAN)
+
+# In `make test`: the short check and memcheck when the real CLLM is beside
+# the repository, else one line.
+cllm-test:
+	@if [ -d "$(CLLM_SRC)" ]; then $(MAKE) --no-print-directory cllm-test-run; \
+	else echo "skipped: cllm-test: no real CLLM trainer at $(CLLM_SRC) (put ../shared/hosts/crystalline-6de8f88 beside the repository or set CLLM_SRC)"; fi
+
+cllm-test-run: cllm-build
+	$(CLLM_CHECK)/check.sh $(CLLM_BUILD) short
+	$(MAKE) --no-print-directory cllm-memcheck
+
+TEST_TARGETS += cllm-test
