@@ -8,6 +8,7 @@ CLLM_SRC   ?= $(abspath ../shared/hosts/crystalline-6de8f88)
 CLLM_BUILD := $(BUILD)/crystalline
 CLLM_CHECK := hosts/crystalline/check
 CLLM_ASAN  := $(BUILD)/crystalline-asan
+CLLM_TSAN  := $(BUILD)/crystalline-tsan
 
 .PHONY: cllm-build
 
@@ -21,7 +22,7 @@ cllm-build: $(DROPIN_A)
 cllm-check: cllm-build
 	$(CLLM_CHECK)/check.sh $(CLLM_BUILD) full
 
-.PHONY: cllm-memcheck cllm-test cllm-test-run
+.PHONY: cllm-memcheck cllm-tsan cllm-test cllm-test-run
 # The drop-in (serialised and replica mode) and eval_model under ASan+UBSan
 # (CLLM and our C code instrumented) and under valgrind.
 cllm-memcheck: $(DROPIN_A)
@@ -29,14 +30,19 @@ cllm-memcheck: $(DROPIN_A)
 	CLLM_SRC=$(CLLM_SRC) $(CLLM_CHECK)/build.sh $(CLLM_ASAN) "-fsanitize=address,undefined"
 	$(CLLM_CHECK)/memcheck.sh $(CLLM_BUILD) $(CLLM_ASAN)
 
-# In `make test`: the short check and memcheck when the real CLLM is beside
-# the repository, else one line.
+# ThreadSanitizer: 0 reports in both modes, and a planted race still found.
+cllm-tsan: $(DROPIN_A)
+	CLLM_SRC=$(CLLM_SRC) $(CLLM_CHECK)/build.sh $(CLLM_TSAN) -fsanitize=thread
+	$(CLLM_CHECK)/tsan.sh $(CLLM_TSAN)
+
+# In `make test`: the short check, memcheck and TSan when the real CLLM is
+# beside the repository (about 2.5 minutes on 2 cores), else one line.
 cllm-test:
 	@if [ -d "$(CLLM_SRC)" ]; then $(MAKE) --no-print-directory cllm-test-run; \
 	else echo "skipped: cllm-test: no real CLLM trainer at $(CLLM_SRC) (put ../shared/hosts/crystalline-6de8f88 beside the repository or set CLLM_SRC)"; fi
 
 cllm-test-run: cllm-build
 	$(CLLM_CHECK)/check.sh $(CLLM_BUILD) short
-	$(MAKE) --no-print-directory cllm-memcheck
+	$(MAKE) --no-print-directory cllm-memcheck cllm-tsan
 
 TEST_TARGETS += cllm-test

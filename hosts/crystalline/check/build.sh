@@ -9,6 +9,8 @@
 #   OUT_DIR/tm_replica   train_model + our drop-in archive + the CLLM adapter
 #                        (only once hosts/crystalline/replica_adapter.c exists)
 #   OUT_DIR/eval_model   our evaluation program (CLLM only, no drop-in)
+#   OUT_DIR/tm_planted   under TSan only: tm_replica with a planted race
+#                        (tsan_planted.c)
 # Every train_model is linked with check_wrap.c (fixed srand seed, epoch
 # times, weight dumps; see there). train_model.c is compiled with the flags
 # of CLLM's tools/Makefile; the drop-in variants compile it against our
@@ -77,4 +79,11 @@ if [ -f "$ADAPTER" ]; then
     $CLLM_LIBS $WRAP $NATIVE_LIBS
 fi
 $CC_SAN -o eval_model eval_model.o $CLLM_LIBS -lpthread -lm
-echo "build.sh: $OUT: tm_original tm_serial$( [ -f tm_replica ] && echo ' tm_replica') eval_model"
+# Under TSan, also the trainer with a planted race (tsan_planted.c).
+rm -f tm_planted
+if [[ "$SAN" == *thread* ]] && [ -f replica_adapter.o ]; then
+  $CC_SAN $CLLM_CFLAGS -Werror -I include -c "$CHECK/tsan_planted.c" -o tsan_planted.o
+  $CC_SAN -o tm_planted dropin/tools/train_model.o check_wrap.o tsan_planted.o replica_adapter.o \
+    "$DROPIN_A" $CLLM_LIBS $WRAP -Wl,--wrap=cllm_batch_iterator_next,--wrap=cllm_batch_free $NATIVE_LIBS
+fi
+echo "build.sh: $OUT: tm_original tm_serial$( [ -f tm_replica ] && echo ' tm_replica') eval_model$( [ -f tm_planted ] && echo ' tm_planted')"
