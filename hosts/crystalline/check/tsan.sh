@@ -17,6 +17,11 @@ T=$(cd "${1:?usage: tsan.sh TSAN_BUILD}" && pwd)
 unset TSAN_OPTIONS CLLM_TRAINING_SPHERES CLLM_TRAINING_MODE CLLM_TRAINING_GROUP_SIZE
 MODEL=(--vocab-size 200 --embed-dim 16 --num-layers 1 --num-heads 8 --batch-size 2 --seq-len 21
        --threads 2)
+# GCC 12's TSan runtime cannot map its shadow memory when the kernel
+# randomises mmap with more than 28 bits (vm.mmap_rnd_bits = 32 on recent
+# distributions): run without address randomisation where setarch can.
+NOASLR=()
+setarch "$(uname -m)" -R true 2>/dev/null && NOASLR=(setarch "$(uname -m)" -R)
 fail=0
 # reports LOG [planted]: TSan's reports in LOG; with "planted", only those
 # that do not involve plant_touch.
@@ -30,7 +35,7 @@ run() {   # run NAME EPOCHS PROGRAM [VAR=VALUE...]
   local name=$1 epochs=$2 prog=$3; shift 3
   # A timeout: with unannotated hand-offs TSan reports on every batch and
   # runs 100 times slower.
-  (cd "$T" && timeout 150 env "$@" "./$prog" data/raw "${MODEL[@]}" --epochs "$epochs" \
+  (cd "$T" && timeout 150 env "$@" "${NOASLR[@]}" "./$prog" data/raw "${MODEL[@]}" --epochs "$epochs" \
      --checkpoint-dir "tsan-$name" >"tsan-$name.log" 2>&1)
   echo $?
 }
