@@ -1,4 +1,4 @@
-# The walker workload (crates/walker-sim, docs/walker.md): the benchmark and
+# The walker workload (apps/walker-sim, docs/walker.md): the benchmark and
 # demo of the walker plan's runtime.
 #
 #   make walker             the loop: sequential baseline, then the parallel
@@ -18,7 +18,7 @@ WALKER_CHECK_ROUNDS ?= 2
 WALKER_SWEEP_FRAMES ?= 150
 WALKER_SOAK_DURATION ?= 1h
 # The state after 300 frames of this world, whatever the thread count,
-# partitioning, food mode or physics mode (crates/walker-sim/tests/determinism.rs
+# partitioning, food mode or physics mode (apps/walker-sim/tests/determinism.rs
 # checks the same property on smaller worlds).
 WALKER_SOAK_SHORT_ARGS := --agents 20 --frames 300 --seed 42 --threads 3 --partition all --no-baseline --food deltas
 WALKER_SOAK_SHORT_HASH := 0a86d60acbdd9eb4
