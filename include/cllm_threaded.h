@@ -149,31 +149,6 @@
 #define CLLM_REDUCE_MAX_PARTIAL 65536
 
 /**
- * Role of the ai pool (agent thinking, neural networks).
- */
-#define CLLM_ROLE_AI 0
-
-/**
- * Role of the physics pool (physics helpers).
- */
-#define CLLM_ROLE_PHYSICS 1
-
-/**
- * Role of the stats pool (statistics).
- */
-#define CLLM_ROLE_STATS 2
-
-/**
- * Role of the background pool (periodic tasks, cleanup, monitoring).
- */
-#define CLLM_ROLE_BACKGROUND 3
-
-/**
- * Role of the evaluation pool.
- */
-#define CLLM_ROLE_EVALUATION 4
-
-/**
  * The number of roles (the size of per-role arrays).
  */
 #define CLLM_ROLE_COUNT 5
@@ -204,92 +179,6 @@
  * Shutdown policy: drop queued tasks (their handles get `CLLM_ERR_CANCELLED`).
  */
 #define CLLM_DRAIN_DROP 1
-
-/**
- * Result code of every fallible `cllm_*` function. `CLLM_OK` is zero; every
- * other value names one kind of failure, and `cllm_last_error()` gives the
- * details of the most recent failure on the calling thread.
- *
- * Values are fixed forever: new codes are only ever appended.
- */
-typedef enum cllm_status {
-  /**
-   * Success.
-   */
-  CLLM_OK = 0,
-  /**
-   * A required pointer argument was NULL.
-   */
-  CLLM_ERR_NULL = 1,
-  /**
-   * An argument was out of range or inconsistent with another.
-   */
-  CLLM_ERR_INVALID_ARGUMENT = 2,
-  /**
-   * The target has work in flight, or a result that was not yet collected.
-   */
-  CLLM_ERR_BUSY = 3,
-  /**
-   * The deadline passed before the work finished; the work goes on.
-   */
-  CLLM_ERR_TIMEOUT = 4,
-  /**
-   * A Rust panic was caught, in a job or inside the library.
-   */
-  CLLM_ERR_PANIC = 5,
-  /**
-   * The object is shutting down and takes no new work.
-   */
-  CLLM_ERR_SHUTDOWN = 6,
-  /**
-   * An operating-system thread could not be created.
-   */
-  CLLM_ERR_SPAWN = 7,
-  /**
-   * A C job or callback returned a non-zero code.
-   */
-  CLLM_ERR_JOB_FAILED = 8,
-  /**
-   * A file-system or other I/O operation failed.
-   */
-  CLLM_ERR_IO = 9,
-  /**
-   * A queue or pool is at its capacity.
-   */
-  CLLM_ERR_FULL = 10,
-  /**
-   * A NaN or infinite value was found where finite numbers are required.
-   */
-  CLLM_ERR_NUMERIC = 11,
-  /**
-   * Stored data failed its integrity check (header, version or checksum).
-   */
-  CLLM_ERR_CORRUPT = 12,
-  /**
-   * There was nothing to work on (for example an empty corpus).
-   */
-  CLLM_ERR_EMPTY = 13,
-  /**
-   * A bad configuration value (for example an environment variable).
-   */
-  CLLM_ERR_CONFIG = 14,
-  /**
-   * A file, directory or named item does not exist.
-   */
-  CLLM_ERR_NOT_FOUND = 15,
-  /**
-   * A lock-order cycle (deadlock) was detected.
-   */
-  CLLM_ERR_DEADLOCK = 16,
-  /**
-   * The operation was cancelled (for example dropped at shutdown).
-   */
-  CLLM_ERR_CANCELLED = 17,
-  /**
-   * A barrier was broken because another participant failed.
-   */
-  CLLM_ERR_BARRIER_BROKEN = 18,
-} cllm_status;
 
 /**
  * The rule that stopped the loop.
@@ -433,6 +322,16 @@ typedef struct cllm_frame_options {
    */
   bool manual_clock;
 } cllm_frame_options;
+
+/**
+ * Result code of every fallible `cllm_*` function (`int32_t`). `CLLM_OK`
+ * is zero; every other value names one kind of failure, and
+ * `cllm_last_error()` gives the details of the most recent failure on the
+ * calling thread.
+ *
+ * Values are fixed forever: new codes are only ever appended.
+ */
+typedef int32_t cllm_status;
 
 /**
  * The stop state of a guard (`cllm_frame_stop_info`, and the argument of
@@ -1137,6 +1036,12 @@ typedef struct cllm_roles_options {
 } cllm_roles_options;
 
 /**
+ * A role pool (`uint32_t`, one of `CLLM_ROLE_*`): the index of per-role
+ * arrays. Any other value is refused with `CLLM_ERR_INVALID_ARGUMENT`.
+ */
+typedef uint32_t cllm_role;
+
+/**
  * A task for a role pool: `func(arg)`; return 0 on success, any other value
  * is reported as `CLLM_ERR_JOB_FAILED` (the code is in `cllm_last_error()`).
  */
@@ -1369,9 +1274,130 @@ typedef struct cllm_periodic_stats {
 typedef int (*cllm_index_fn)(void *arg, size_t index);
 
 /**
- * Every status, in numeric order.
+ * Role of the ai pool (agent thinking, neural networks).
  */
-#define cllm_status_ALL { CLLM_OK, CLLM_ERR_NULL, CLLM_ERR_INVALID_ARGUMENT, CLLM_ERR_BUSY, CLLM_ERR_TIMEOUT, CLLM_ERR_PANIC, CLLM_ERR_SHUTDOWN, CLLM_ERR_SPAWN, CLLM_ERR_JOB_FAILED, CLLM_ERR_IO, CLLM_ERR_FULL, CLLM_ERR_NUMERIC, CLLM_ERR_CORRUPT, CLLM_ERR_EMPTY, CLLM_ERR_CONFIG, CLLM_ERR_NOT_FOUND, CLLM_ERR_DEADLOCK, CLLM_ERR_CANCELLED, CLLM_ERR_BARRIER_BROKEN, }
+#define CLLM_ROLE_AI 0
+
+/**
+ * Role of the physics pool (physics helpers).
+ */
+#define CLLM_ROLE_PHYSICS 1
+
+/**
+ * Role of the stats pool (statistics).
+ */
+#define CLLM_ROLE_STATS 2
+
+/**
+ * Role of the background pool (periodic tasks, cleanup, monitoring).
+ */
+#define CLLM_ROLE_BACKGROUND 3
+
+/**
+ * Role of the evaluation pool.
+ */
+#define CLLM_ROLE_EVALUATION 4
+
+/**
+ * Success.
+ */
+#define CLLM_OK 0
+
+/**
+ * A required pointer argument was NULL.
+ */
+#define CLLM_ERR_NULL 1
+
+/**
+ * An argument was out of range or inconsistent with another.
+ */
+#define CLLM_ERR_INVALID_ARGUMENT 2
+
+/**
+ * The target has work in flight, or a result that was not yet collected.
+ */
+#define CLLM_ERR_BUSY 3
+
+/**
+ * The deadline passed before the work finished; the work goes on.
+ */
+#define CLLM_ERR_TIMEOUT 4
+
+/**
+ * A Rust panic was caught, in a job or inside the library.
+ */
+#define CLLM_ERR_PANIC 5
+
+/**
+ * The object is shutting down and takes no new work.
+ */
+#define CLLM_ERR_SHUTDOWN 6
+
+/**
+ * An operating-system thread could not be created.
+ */
+#define CLLM_ERR_SPAWN 7
+
+/**
+ * A C job or callback returned a non-zero code.
+ */
+#define CLLM_ERR_JOB_FAILED 8
+
+/**
+ * A file-system or other I/O operation failed.
+ */
+#define CLLM_ERR_IO 9
+
+/**
+ * A queue or pool is at its capacity.
+ */
+#define CLLM_ERR_FULL 10
+
+/**
+ * A NaN or infinite value was found where finite numbers are required.
+ */
+#define CLLM_ERR_NUMERIC 11
+
+/**
+ * Stored data failed its integrity check (header, version or checksum).
+ */
+#define CLLM_ERR_CORRUPT 12
+
+/**
+ * There was nothing to work on (for example an empty corpus).
+ */
+#define CLLM_ERR_EMPTY 13
+
+/**
+ * A bad configuration value (for example an environment variable).
+ */
+#define CLLM_ERR_CONFIG 14
+
+/**
+ * A file, directory or named item does not exist.
+ */
+#define CLLM_ERR_NOT_FOUND 15
+
+/**
+ * A lock-order cycle (deadlock) was detected.
+ */
+#define CLLM_ERR_DEADLOCK 16
+
+/**
+ * The operation was cancelled (for example dropped at shutdown).
+ */
+#define CLLM_ERR_CANCELLED 17
+
+/**
+ * A barrier was broken because another participant failed.
+ */
+#define CLLM_ERR_BARRIER_BROKEN 18
+
+/**
+ * A text output did not fit the caller's buffer; `*out_len` holds the
+ * length needed (without the NUL) and nothing was written to the buffer.
+ */
+#define CLLM_ERR_BUFFER_TOO_SMALL 19
 
 #ifdef __cplusplus
 extern "C" {
@@ -1421,7 +1447,7 @@ struct cllm_frame_options cllm_frame_options_default(void);
  * # Safety
  * `out` is NULL or writable.
  */
-enum cllm_status cllm_frame_options_from_env(struct cllm_frame_options *out);
+cllm_status cllm_frame_options_from_env(struct cllm_frame_options *out);
 
 /**
  * Creates a frame guard; `*out` receives it on success. `options` may be
@@ -1434,8 +1460,7 @@ enum cllm_status cllm_frame_options_from_env(struct cllm_frame_options *out);
  * # Safety
  * `options` is NULL or points to a `cllm_frame_options`; `out` is writable.
  */
-enum cllm_status cllm_frame_create(const struct cllm_frame_options *options,
-                                   struct cllm_frame **out);
+cllm_status cllm_frame_create(const struct cllm_frame_options *options, struct cllm_frame **out);
 
 /**
  * Frees a guard (stopping and joining its watchdog thread, after any stop
@@ -1456,7 +1481,7 @@ void cllm_frame_free(struct cllm_frame *frame);
  * # Safety
  * `frame` is NULL or a live guard.
  */
-enum cllm_status cllm_frame_begin(struct cllm_frame *frame);
+cllm_status cllm_frame_begin(struct cllm_frame *frame);
 
 /**
  * Ends the frame in progress, records its duration and applies the rules.
@@ -1467,7 +1492,7 @@ enum cllm_status cllm_frame_begin(struct cllm_frame *frame);
  * # Safety
  * `frame` is NULL or a live guard.
  */
-enum cllm_status cllm_frame_end(struct cllm_frame *frame);
+cllm_status cllm_frame_end(struct cllm_frame *frame);
 
 /**
  * Records a frame of `duration_ms` measured by the caller (or injected).
@@ -1481,7 +1506,7 @@ enum cllm_status cllm_frame_end(struct cllm_frame *frame);
  * # Safety
  * `frame` is NULL or a live guard.
  */
-enum cllm_status cllm_frame_tick(struct cllm_frame *frame, double duration_ms);
+cllm_status cllm_frame_tick(struct cllm_frame *frame, double duration_ms);
 
 /**
  * Moves a manual clock forward by `ms` without recording a frame (time
@@ -1493,7 +1518,7 @@ enum cllm_status cllm_frame_tick(struct cllm_frame *frame, double duration_ms);
  * # Safety
  * `frame` is NULL or a live guard.
  */
-enum cllm_status cllm_frame_advance(struct cllm_frame *frame, double ms);
+cllm_status cllm_frame_advance(struct cllm_frame *frame, double ms);
 
 /**
  * Runs the time-based checks now: samples that are due, the memory check,
@@ -1505,7 +1530,7 @@ enum cllm_status cllm_frame_advance(struct cllm_frame *frame, double ms);
  * # Safety
  * `frame` is NULL or a live guard.
  */
-enum cllm_status cllm_frame_poll(struct cllm_frame *frame);
+cllm_status cllm_frame_poll(struct cllm_frame *frame);
 
 /**
  * 1 if a rule has stopped the loop, 0 if not, -1 if `frame` is NULL (with
@@ -1523,7 +1548,7 @@ int cllm_frame_is_stopped(const struct cllm_frame *frame);
  * # Safety
  * `frame` is NULL or a live guard; `out` is NULL or writable.
  */
-enum cllm_status cllm_frame_stop_info(const struct cllm_frame *frame, struct cllm_frame_stop *out);
+cllm_status cllm_frame_stop_info(const struct cllm_frame *frame, struct cllm_frame_stop *out);
 
 /**
  * The name of a stop reason (`"CLLM_FRAME_STOP_MEMORY"`), or
@@ -1537,8 +1562,7 @@ const char *cllm_frame_stop_reason_str(int reason);
  * # Safety
  * `frame` is NULL or a live guard; `out` is NULL or writable.
  */
-enum cllm_status cllm_frame_stats(const struct cllm_frame *frame,
-                                  struct cllm_frame_statistics *out);
+cllm_status cllm_frame_stats(const struct cllm_frame *frame, struct cllm_frame_statistics *out);
 
 /**
  * Sets the function called once when a rule first stops the loop (see
@@ -1550,9 +1574,9 @@ enum cllm_status cllm_frame_stats(const struct cllm_frame *frame,
  * from the loop thread or the watchdog thread until it is replaced or the
  * guard is freed.
  */
-enum cllm_status cllm_frame_set_stop_callback(struct cllm_frame *frame,
-                                              cllm_frame_stop_fn callback,
-                                              void *arg);
+cllm_status cllm_frame_set_stop_callback(struct cllm_frame *frame,
+                                         cllm_frame_stop_fn callback,
+                                         void *arg);
 
 /**
  * Writes the monitoring CSV header line (newline included) and a NUL into
@@ -1566,9 +1590,9 @@ enum cllm_status cllm_frame_set_stop_callback(struct cllm_frame *frame,
  * # Safety
  * `buf` is NULL or writable for `cap` bytes; `out_len` is NULL or writable.
  */
-enum cllm_status cllm_frame_monitor_header(char *buf,
-                                           size_t cap,
-                                           size_t *out_len);
+cllm_status cllm_frame_monitor_header(char *buf,
+                                      size_t cap,
+                                      size_t *out_len);
 
 /**
  * Ends the current monitoring interval and writes its CSV row (newline
@@ -1600,11 +1624,11 @@ enum cllm_status cllm_frame_monitor_header(char *buf,
  * `frame` is NULL or a live guard; `inputs` is NULL or readable; `buf` is
  * NULL or writable for `cap` bytes; `out_len` is NULL or writable.
  */
-enum cllm_status cllm_frame_monitor_row(struct cllm_frame *frame,
-                                        const struct cllm_frame_monitor_inputs *inputs,
-                                        char *buf,
-                                        size_t cap,
-                                        size_t *out_len);
+cllm_status cllm_frame_monitor_row(struct cllm_frame *frame,
+                                   const struct cllm_frame_monitor_inputs *inputs,
+                                   char *buf,
+                                   size_t cap,
+                                   size_t *out_len);
 
 /**
  * Like `cllm_frame_monitor_row`, but writes the row to the file descriptor
@@ -1623,9 +1647,9 @@ enum cllm_status cllm_frame_monitor_row(struct cllm_frame *frame,
  * # Safety
  * `frame` is NULL or a live guard; `inputs` is NULL or readable.
  */
-enum cllm_status cllm_frame_monitor_write(struct cllm_frame *frame,
-                                          const struct cllm_frame_monitor_inputs *inputs,
-                                          int fd);
+cllm_status cllm_frame_monitor_write(struct cllm_frame *frame,
+                                     const struct cllm_frame_monitor_inputs *inputs,
+                                     int fd);
 
 /**
  * Takes `inputs` as the starting point of the next row's differences (for
@@ -1635,8 +1659,8 @@ enum cllm_status cllm_frame_monitor_write(struct cllm_frame *frame,
  * # Safety
  * `frame` is NULL or a live guard; `inputs` is NULL or readable.
  */
-enum cllm_status cllm_frame_monitor_baseline(struct cllm_frame *frame,
-                                             const struct cllm_frame_monitor_inputs *inputs);
+cllm_status cllm_frame_monitor_baseline(struct cllm_frame *frame,
+                                        const struct cllm_frame_monitor_inputs *inputs);
 
 /**
  * Fills `*out` with the monitoring inputs now, in one call, for
@@ -1655,8 +1679,8 @@ enum cllm_status cllm_frame_monitor_baseline(struct cllm_frame *frame,
  * # Safety
  * `roles` is NULL or a live handle; `out` is NULL or writable.
  */
-enum cllm_status cllm_frame_monitor_inputs_from_roles(const struct cllm_roles *roles,
-                                                      struct cllm_frame_monitor_inputs *out);
+cllm_status cllm_frame_monitor_inputs_from_roles(const struct cllm_roles *roles,
+                                                 struct cllm_frame_monitor_inputs *out);
 
 /**
  * 1 if `monitor_interval_ms` has passed since the last row (or since
@@ -1680,7 +1704,7 @@ int cllm_frame_monitor_due(const struct cllm_frame *frame);
  * `frame` is NULL or a live guard; `name` is NULL or a NUL-terminated
  * string (copied); `out_phase` is NULL or writable.
  */
-enum cllm_status cllm_frame_add_phase(struct cllm_frame *frame, const char *name, int *out_phase);
+cllm_status cllm_frame_add_phase(struct cllm_frame *frame, const char *name, int *out_phase);
 
 /**
  * Records one run of `phase` that took `duration_ms` (measured by the
@@ -1693,7 +1717,7 @@ enum cllm_status cllm_frame_add_phase(struct cllm_frame *frame, const char *name
  * # Safety
  * `frame` is NULL or a live guard.
  */
-enum cllm_status cllm_frame_record_phase(struct cllm_frame *frame, int phase, double duration_ms);
+cllm_status cllm_frame_record_phase(struct cllm_frame *frame, int phase, double duration_ms);
 
 /**
  * Writes the number of phases registered to `*out_count`; their ids are 0
@@ -1702,7 +1726,7 @@ enum cllm_status cllm_frame_record_phase(struct cllm_frame *frame, int phase, do
  * # Safety
  * `frame` is NULL or a live guard; `out_count` is NULL or writable.
  */
-enum cllm_status cllm_frame_phase_count(const struct cllm_frame *frame, int *out_count);
+cllm_status cllm_frame_phase_count(const struct cllm_frame *frame, int *out_count);
 
 /**
  * Writes the cumulative timing of `phase` to `*out`. Errors:
@@ -1712,9 +1736,9 @@ enum cllm_status cllm_frame_phase_count(const struct cllm_frame *frame, int *out
  * # Safety
  * `frame` is NULL or a live guard; `out` is NULL or writable.
  */
-enum cllm_status cllm_frame_phase_stats(const struct cllm_frame *frame,
-                                        int phase,
-                                        struct cllm_frame_phase_statistics *out);
+cllm_status cllm_frame_phase_stats(const struct cllm_frame *frame,
+                                   int phase,
+                                   struct cllm_frame_phase_statistics *out);
 
 /**
  * Copies the name of `phase` and a NUL into `buf`; `*out_len` receives its
@@ -1727,11 +1751,11 @@ enum cllm_status cllm_frame_phase_stats(const struct cllm_frame *frame,
  * `frame` is NULL or a live guard; `buf` is NULL or writable for `cap`
  * bytes; `out_len` is NULL or writable.
  */
-enum cllm_status cllm_frame_phase_name(const struct cllm_frame *frame,
-                                       int phase,
-                                       char *buf,
-                                       size_t cap,
-                                       size_t *out_len);
+cllm_status cllm_frame_phase_name(const struct cllm_frame *frame,
+                                  int phase,
+                                  char *buf,
+                                  size_t cap,
+                                  size_t *out_len);
 
 /**
  * The default options: words, 32768 ids, automatic threads, no cache.
@@ -1772,9 +1796,9 @@ struct cllm_loader_options cllm_loader_options_default(void);
  * `dir` is NULL or a NUL-terminated path; `options` NULL or valid; `out`
  * NULL or writable.
  */
-enum cllm_status cllm_loader_create(const char *dir,
-                                    const struct cllm_loader_options *options,
-                                    struct cllm_loader **out);
+cllm_status cllm_loader_create(const char *dir,
+                               const struct cllm_loader_options *options,
+                               struct cllm_loader **out);
 
 /**
  * As `cllm_loader_create`, for the `count` files of `paths`, in that order
@@ -1787,10 +1811,10 @@ enum cllm_status cllm_loader_create(const char *dir,
  * `paths` is NULL or points to `count` pointers, each NULL or a
  * NUL-terminated path; `options` NULL or valid; `out` NULL or writable.
  */
-enum cllm_status cllm_loader_create_from_files(const char *const *paths,
-                                               size_t count,
-                                               const struct cllm_loader_options *options,
-                                               struct cllm_loader **out);
+cllm_status cllm_loader_create_from_files(const char *const *paths,
+                                          size_t count,
+                                          const struct cllm_loader_options *options,
+                                          struct cllm_loader **out);
 
 /**
  * Frees a loader. NULL is a no-op. Iterators made from it stay valid (they
@@ -1808,8 +1832,8 @@ void cllm_loader_free(struct cllm_loader *loader);
  * # Safety
  * `loader` is NULL or live; `out` NULL or writable.
  */
-enum cllm_status cllm_loader_get_report(const struct cllm_loader *loader,
-                                        struct cllm_loader_report *out);
+cllm_status cllm_loader_get_report(const struct cllm_loader *loader,
+                                   struct cllm_loader_report *out);
 
 /**
  * The report as text (several lines: corpus, skipped files with reasons,
@@ -1819,7 +1843,7 @@ enum cllm_status cllm_loader_get_report(const struct cllm_loader *loader,
  * # Safety
  * `loader` is NULL or live; `out` NULL or writable.
  */
-enum cllm_status cllm_loader_report_text(const struct cllm_loader *loader, const char **out);
+cllm_status cllm_loader_report_text(const struct cllm_loader *loader, const char **out);
 
 /**
  * Skipped input number `index` (0 .. files_skipped-1): its name (relative
@@ -1830,10 +1854,10 @@ enum cllm_status cllm_loader_report_text(const struct cllm_loader *loader, const
  * # Safety
  * `loader` is NULL or live; `name` and `reason` NULL or writable.
  */
-enum cllm_status cllm_loader_skipped_file(const struct cllm_loader *loader,
-                                          size_t index,
-                                          const char **name,
-                                          const char **reason);
+cllm_status cllm_loader_skipped_file(const struct cllm_loader *loader,
+                                     size_t index,
+                                     const char **name,
+                                     const char **reason);
 
 /**
  * The token stream: every document's ids back to back (BOS ... EOS each,
@@ -1845,9 +1869,9 @@ enum cllm_status cllm_loader_skipped_file(const struct cllm_loader *loader,
  * # Safety
  * `loader` is NULL or live; `tokens` and `count` NULL or writable.
  */
-enum cllm_status cllm_loader_tokens(const struct cllm_loader *loader,
-                                    const uint32_t **tokens,
-                                    size_t *count);
+cllm_status cllm_loader_tokens(const struct cllm_loader *loader,
+                               const uint32_t **tokens,
+                               size_t *count);
 
 /**
  * Writes the vocabulary size (special ids included) to `*out`: every id
@@ -1856,7 +1880,7 @@ enum cllm_status cllm_loader_tokens(const struct cllm_loader *loader,
  * # Safety
  * `loader` is NULL or live; `out` NULL or writable.
  */
-enum cllm_status cllm_loader_vocab_size(const struct cllm_loader *loader, size_t *out);
+cllm_status cllm_loader_vocab_size(const struct cllm_loader *loader, size_t *out);
 
 /**
  * Text for `count` ids, for showing samples: words joined by spaces (none
@@ -1870,12 +1894,12 @@ enum cllm_status cllm_loader_vocab_size(const struct cllm_loader *loader, size_t
  * `loader` is NULL or live; `ids` NULL or `count` readable ids; `buf` NULL
  * or `size` writable bytes; `length` NULL or writable.
  */
-enum cllm_status cllm_loader_decode(const struct cllm_loader *loader,
-                                    const uint32_t *ids,
-                                    size_t count,
-                                    char *buf,
-                                    size_t size,
-                                    size_t *length);
+cllm_status cllm_loader_decode(const struct cllm_loader *loader,
+                               const uint32_t *ids,
+                               size_t count,
+                               char *buf,
+                               size_t size,
+                               size_t *length);
 
 /**
  * The default batch options: 8 x 64, shuffled with seed 0, padded last
@@ -1898,11 +1922,11 @@ struct cllm_batch_options cllm_batch_options_default(void);
  * # Safety
  * `loader` is NULL or live; `options` NULL or valid; `out` NULL or writable.
  */
-enum cllm_status cllm_loader_iter_create(const struct cllm_loader *loader,
-                                         const struct cllm_batch_options *options,
-                                         uint32_t shard,
-                                         uint32_t num_shards,
-                                         struct cllm_loader_iter **out);
+cllm_status cllm_loader_iter_create(const struct cllm_loader *loader,
+                                    const struct cllm_batch_options *options,
+                                    uint32_t shard,
+                                    uint32_t num_shards,
+                                    struct cllm_loader_iter **out);
 
 /**
  * The next batch of this shard in the current epoch: `*out` receives a new
@@ -1913,8 +1937,7 @@ enum cllm_status cllm_loader_iter_create(const struct cllm_loader *loader,
  * `iter` is NULL or live and not used by another thread meanwhile; `out`
  * NULL or writable.
  */
-enum cllm_status cllm_loader_iter_next(struct cllm_loader_iter *iter,
-                                       struct cllm_loader_batch **out);
+cllm_status cllm_loader_iter_next(struct cllm_loader_iter *iter, struct cllm_loader_batch **out);
 
 /**
  * Starts epoch `epoch` from this shard's first batch (shuffled for that
@@ -1924,7 +1947,7 @@ enum cllm_status cllm_loader_iter_next(struct cllm_loader_iter *iter,
  * # Safety
  * `iter` is NULL or live and not used by another thread meanwhile.
  */
-enum cllm_status cllm_loader_iter_reset(struct cllm_loader_iter *iter, uint64_t epoch);
+cllm_status cllm_loader_iter_reset(struct cllm_loader_iter *iter, uint64_t epoch);
 
 /**
  * Writes the number of batches this shard gives per epoch to `*out`.
@@ -1932,7 +1955,7 @@ enum cllm_status cllm_loader_iter_reset(struct cllm_loader_iter *iter, uint64_t 
  * # Safety
  * `iter` is NULL or live; `out` NULL or writable.
  */
-enum cllm_status cllm_loader_iter_num_batches(const struct cllm_loader_iter *iter, size_t *out);
+cllm_status cllm_loader_iter_num_batches(const struct cllm_loader_iter *iter, size_t *out);
 
 /**
  * Frees an iterator (stopping its prefetch thread). NULL is a no-op.
@@ -1960,7 +1983,7 @@ void cllm_loader_batch_free(struct cllm_loader_batch *batch);
  * # Safety
  * `name` must be a NUL-terminated string; `out` must be writable.
  */
-enum cllm_status cllm_lock_create(const char *name, struct cllm_lock **out);
+cllm_status cllm_lock_create(const char *name, struct cllm_lock **out);
 
 /**
  * Frees a lock made by `cllm_lock_create`. NULL does nothing. Freeing a
@@ -1983,7 +2006,7 @@ void cllm_lock_free(struct cllm_lock *lock);
  * # Safety
  * `lock` must be NULL or a live lock.
  */
-enum cllm_status cllm_lock_lock(const struct cllm_lock *lock);
+cllm_status cllm_lock_lock(const struct cllm_lock *lock);
 
 /**
  * Locks if the lock is free now, without waiting.
@@ -1994,7 +2017,7 @@ enum cllm_status cllm_lock_lock(const struct cllm_lock *lock);
  * # Safety
  * `lock` must be NULL or a live lock.
  */
-enum cllm_status cllm_lock_trylock(const struct cllm_lock *lock);
+cllm_status cllm_lock_trylock(const struct cllm_lock *lock);
 
 /**
  * Locks, waiting at most `timeout_ms` milliseconds, and gives up as soon as
@@ -2009,7 +2032,7 @@ enum cllm_status cllm_lock_trylock(const struct cllm_lock *lock);
  * # Safety
  * `lock` must be NULL or a live lock.
  */
-enum cllm_status cllm_lock_lock_timeout(const struct cllm_lock *lock, uint64_t timeout_ms);
+cllm_status cllm_lock_lock_timeout(const struct cllm_lock *lock, uint64_t timeout_ms);
 
 /**
  * Unlocks a lock held by the calling thread.
@@ -2021,7 +2044,7 @@ enum cllm_status cllm_lock_lock_timeout(const struct cllm_lock *lock, uint64_t t
  * # Safety
  * `lock` must be NULL or a live lock.
  */
-enum cllm_status cllm_lock_unlock(const struct cllm_lock *lock);
+cllm_status cllm_lock_unlock(const struct cllm_lock *lock);
 
 /**
  * Writes the lock's contention figures since creation to `*out`.
@@ -2031,7 +2054,7 @@ enum cllm_status cllm_lock_unlock(const struct cllm_lock *lock);
  * # Safety
  * `lock` must be NULL or a live lock; `out` must be writable.
  */
-enum cllm_status cllm_lock_stats(const struct cllm_lock *lock, struct cllm_lock_contention *out);
+cllm_status cllm_lock_stats(const struct cllm_lock *lock, struct cllm_lock_contention *out);
 
 /**
  * Writes the sum over every counting lock the process ever created (C and
@@ -2043,7 +2066,7 @@ enum cllm_status cllm_lock_stats(const struct cllm_lock *lock, struct cllm_lock_
  * # Safety
  * `out` must be writable.
  */
-enum cllm_status cllm_lock_global_stats(struct cllm_lock_contention *out);
+cllm_status cllm_lock_global_stats(struct cllm_lock_contention *out);
 
 /**
  * Sets, for the whole process, how long a thread waits in a counting lock
@@ -2052,7 +2075,7 @@ enum cllm_status cllm_lock_global_stats(struct cllm_lock_contention *out);
  * works). Overrides the environment variable `CLLM_DEADLOCK_CHECK_MS`
  * (default 200). Always returns `CLLM_OK`.
  */
-enum cllm_status cllm_lock_set_deadlock_check_ms(uint64_t period_ms);
+cllm_status cllm_lock_set_deadlock_check_ms(uint64_t period_ms);
 
 /**
  * Looks for a deadlock among the threads blocked in counting locks now.
@@ -2060,7 +2083,7 @@ enum cllm_status cllm_lock_set_deadlock_check_ms(uint64_t period_ms);
  * Returns `CLLM_OK` if there is none, `CLLM_ERR_DEADLOCK` if there is: the
  * last error then describes every cycle (threads and locks by name).
  */
-enum cllm_status cllm_lock_check_deadlocks(void);
+cllm_status cllm_lock_check_deadlocks(void);
 
 /**
  * Creates a counter at zero with `shards` shards (rounded up to a power of
@@ -2072,7 +2095,7 @@ enum cllm_status cllm_lock_check_deadlocks(void);
  * # Safety
  * `out` must be writable.
  */
-enum cllm_status cllm_counter_create(size_t shards, struct cllm_counter **out);
+cllm_status cllm_counter_create(size_t shards, struct cllm_counter **out);
 
 /**
  * Adds `delta` (on the calling thread's shard).
@@ -2082,7 +2105,7 @@ enum cllm_status cllm_counter_create(size_t shards, struct cllm_counter **out);
  * # Safety
  * `counter` must be NULL or a live counter.
  */
-enum cllm_status cllm_counter_add(const struct cllm_counter *counter, uint64_t delta);
+cllm_status cllm_counter_add(const struct cllm_counter *counter, uint64_t delta);
 
 /**
  * Writes the total of all shards to `*out` (exact once the adding threads
@@ -2093,7 +2116,7 @@ enum cllm_status cllm_counter_add(const struct cllm_counter *counter, uint64_t d
  * # Safety
  * `counter` must be NULL or a live counter; `out` must be writable.
  */
-enum cllm_status cllm_counter_sum(const struct cllm_counter *counter, uint64_t *out);
+cllm_status cllm_counter_sum(const struct cllm_counter *counter, uint64_t *out);
 
 /**
  * Frees a counter made by `cllm_counter_create`. NULL does nothing.
@@ -2120,9 +2143,9 @@ struct cllm_objpool_options cllm_objpool_options_default(void);
  * # Safety
  * `options` must be NULL or readable; `out` must be writable.
  */
-enum cllm_status cllm_objpool_create(size_t block_size,
-                                     const struct cllm_objpool_options *options,
-                                     struct cllm_objpool **out);
+cllm_status cllm_objpool_create(size_t block_size,
+                                const struct cllm_objpool_options *options,
+                                struct cllm_objpool **out);
 
 /**
  * Takes a block (reused if one is idle, else newly allocated and zeroed)
@@ -2135,7 +2158,7 @@ enum cllm_status cllm_objpool_create(size_t block_size,
  * # Safety
  * `pool` must be NULL or a live pool; `out_block` must be writable.
  */
-enum cllm_status cllm_objpool_acquire(const struct cllm_objpool *pool, void **out_block);
+cllm_status cllm_objpool_acquire(const struct cllm_objpool *pool, void **out_block);
 
 /**
  * Gives a block back to the pool. The pointer must not be used afterwards.
@@ -2148,7 +2171,7 @@ enum cllm_status cllm_objpool_acquire(const struct cllm_objpool *pool, void **ou
  * # Safety
  * `pool` must be NULL or a live pool.
  */
-enum cllm_status cllm_objpool_release(const struct cllm_objpool *pool, void *block);
+cllm_status cllm_objpool_release(const struct cllm_objpool *pool, void *block);
 
 /**
  * Writes the pool's usage figures to `*out`.
@@ -2158,8 +2181,7 @@ enum cllm_status cllm_objpool_release(const struct cllm_objpool *pool, void *blo
  * # Safety
  * `pool` must be NULL or a live pool; `out` must be writable.
  */
-enum cllm_status cllm_objpool_stats(const struct cllm_objpool *pool,
-                                    struct cllm_objpool_usage *out);
+cllm_status cllm_objpool_stats(const struct cllm_objpool *pool, struct cllm_objpool_usage *out);
 
 /**
  * Writes the number of idle blocks in shard `shard` to `*out`.
@@ -2170,9 +2192,7 @@ enum cllm_status cllm_objpool_stats(const struct cllm_objpool *pool,
  * # Safety
  * `pool` must be NULL or a live pool; `out` must be writable.
  */
-enum cllm_status cllm_objpool_shard_idle(const struct cllm_objpool *pool,
-                                         size_t shard,
-                                         size_t *out);
+cllm_status cllm_objpool_shard_idle(const struct cllm_objpool *pool, size_t shard, size_t *out);
 
 /**
  * Frees the pool and every block, including blocks still acquired (their
@@ -2200,7 +2220,7 @@ struct cllm_pool_options cllm_pool_options_default(void);
  * `options` is NULL or points to a `cllm_pool_options` whose `cpus` is
  * NULL or a NUL-terminated string; `out` is writable.
  */
-enum cllm_status cllm_pool_create(const struct cllm_pool_options *options, struct cllm_pool **out);
+cllm_status cllm_pool_create(const struct cllm_pool_options *options, struct cllm_pool **out);
 
 /**
  * Stops the pool: each sphere finishes the job it holds, then every thread
@@ -2228,7 +2248,7 @@ void cllm_pool_free(struct cllm_pool *pool);
  * # Safety
  * `pool` is NULL or a live pool; `out` is NULL or writable.
  */
-enum cllm_status cllm_pool_num_spheres(const struct cllm_pool *pool, size_t *out);
+cllm_status cllm_pool_num_spheres(const struct cllm_pool *pool, size_t *out);
 
 /**
  * Hands `fn(arg, sphere)` to `sphere` and returns at once. Errors:
@@ -2241,10 +2261,10 @@ enum cllm_status cllm_pool_num_spheres(const struct cllm_pool *pool, size_t *out
  * `pool` is NULL or a live pool; `fn(arg, sphere)` must be safe to run on
  * the sphere's thread, and `arg` valid until the job was waited for.
  */
-enum cllm_status cllm_pool_dispatch(const struct cllm_pool *pool,
-                                    size_t sphere,
-                                    cllm_job_fn job,
-                                    void *arg);
+cllm_status cllm_pool_dispatch(const struct cllm_pool *pool,
+                               size_t sphere,
+                               cllm_job_fn job,
+                               void *arg);
 
 /**
  * Hands `fn(arg, sphere)` to an idle sphere and returns at once, writing
@@ -2261,10 +2281,10 @@ enum cllm_status cllm_pool_dispatch(const struct cllm_pool *pool,
  * a sphere's thread, and `arg` valid until the job was waited for;
  * `out_sphere` is NULL or writable.
  */
-enum cllm_status cllm_pool_dispatch_any(const struct cllm_pool *pool,
-                                        cllm_job_fn job,
-                                        void *arg,
-                                        size_t *out_sphere);
+cllm_status cllm_pool_dispatch_any(const struct cllm_pool *pool,
+                                   cllm_job_fn job,
+                                   void *arg,
+                                   size_t *out_sphere);
 
 /**
  * Waits for `sphere`'s job to end and returns its status: `CLLM_OK`,
@@ -2274,7 +2294,7 @@ enum cllm_status cllm_pool_dispatch_any(const struct cllm_pool *pool,
  * # Safety
  * `pool` is NULL or a live pool.
  */
-enum cllm_status cllm_pool_wait(const struct cllm_pool *pool, size_t sphere);
+cllm_status cllm_pool_wait(const struct cllm_pool *pool, size_t sphere);
 
 /**
  * As `cllm_pool_wait`, giving up after `timeout_us` microseconds with
@@ -2283,9 +2303,9 @@ enum cllm_status cllm_pool_wait(const struct cllm_pool *pool, size_t sphere);
  * # Safety
  * `pool` is NULL or a live pool.
  */
-enum cllm_status cllm_pool_wait_timeout(const struct cllm_pool *pool,
-                                        size_t sphere,
-                                        uint64_t timeout_us);
+cllm_status cllm_pool_wait_timeout(const struct cllm_pool *pool,
+                                   size_t sphere,
+                                   uint64_t timeout_us);
 
 /**
  * Writes to `*out` whether `sphere` holds a job that was not waited for.
@@ -2293,7 +2313,7 @@ enum cllm_status cllm_pool_wait_timeout(const struct cllm_pool *pool,
  * # Safety
  * `pool` is NULL or a live pool; `out` is NULL or writable.
  */
-enum cllm_status cllm_pool_is_busy(const struct cllm_pool *pool, size_t sphere, bool *out);
+cllm_status cllm_pool_is_busy(const struct cllm_pool *pool, size_t sphere, bool *out);
 
 /**
  * Runs `fn(arg, participant)` once on every sphere and once on the calling
@@ -2313,7 +2333,7 @@ enum cllm_status cllm_pool_is_busy(const struct cllm_pool *pool, size_t sphere, 
  * `pool` is NULL or a live pool; `fn` must be safe to run concurrently on
  * every participant with the same `arg`.
  */
-enum cllm_status cllm_pool_run_all(const struct cllm_pool *pool, cllm_task_fn task, void *arg);
+cllm_status cllm_pool_run_all(const struct cllm_pool *pool, cllm_task_fn task, void *arg);
 
 /**
  * Waits inside `cllm_pool_run_all` until every participant that has not
@@ -2324,8 +2344,7 @@ enum cllm_status cllm_pool_run_all(const struct cllm_pool *pool, cllm_task_fn ta
  * # Safety
  * `participant` is NULL or the pointer passed to the running task.
  */
-enum cllm_status cllm_participant_barrier(const struct cllm_participant *participant,
-                                          bool *is_leader);
+cllm_status cllm_participant_barrier(const struct cllm_participant *participant, bool *is_leader);
 
 /**
  * Calls `fn(arg, b, e, participant)` on sub-ranges `[b, e)` that together
@@ -2346,12 +2365,12 @@ enum cllm_status cllm_participant_barrier(const struct cllm_participant *partici
  * `pool` is NULL or a live pool; `fn` must be safe to run concurrently with
  * the same `arg`.
  */
-enum cllm_status cllm_pool_parallel_for(const struct cllm_pool *pool,
-                                        size_t begin,
-                                        size_t end,
-                                        size_t grain,
-                                        cllm_range_fn body,
-                                        void *arg);
+cllm_status cllm_pool_parallel_for(const struct cllm_pool *pool,
+                                   size_t begin,
+                                   size_t end,
+                                   size_t grain,
+                                   cllm_range_fn body,
+                                   void *arg);
 
 /**
  * Writes the counters of `sphere` to `*out`.
@@ -2359,9 +2378,9 @@ enum cllm_status cllm_pool_parallel_for(const struct cllm_pool *pool,
  * # Safety
  * `pool` is NULL or a live pool; `out` is NULL or writable.
  */
-enum cllm_status cllm_pool_sphere_stats(const struct cllm_pool *pool,
-                                        size_t sphere,
-                                        struct cllm_sphere_stats *out);
+cllm_status cllm_pool_sphere_stats(const struct cllm_pool *pool,
+                                   size_t sphere,
+                                   struct cllm_sphere_stats *out);
 
 /**
  * Writes the sum of every sphere's counters to `*out`.
@@ -2369,7 +2388,7 @@ enum cllm_status cllm_pool_sphere_stats(const struct cllm_pool *pool,
  * # Safety
  * `pool` is NULL or a live pool; `out` is NULL or writable.
  */
-enum cllm_status cllm_pool_total_stats(const struct cllm_pool *pool, struct cllm_sphere_stats *out);
+cllm_status cllm_pool_total_stats(const struct cllm_pool *pool, struct cllm_sphere_stats *out);
 
 /**
  * The number of CPUs this process may run on (at least 1).
@@ -2401,16 +2420,16 @@ size_t cllm_available_cores(void);
  * `partial_size` bytes (readable, writable); `map` and `combine` must be
  * safe to run concurrently with the same `arg`.
  */
-enum cllm_status cllm_pool_reduce(const struct cllm_pool *pool,
-                                  size_t begin,
-                                  size_t end,
-                                  size_t chunk,
-                                  size_t partial_size,
-                                  const void *identity,
-                                  cllm_reduce_map_fn map,
-                                  cllm_reduce_combine_fn combine,
-                                  void *arg,
-                                  void *out);
+cllm_status cllm_pool_reduce(const struct cllm_pool *pool,
+                             size_t begin,
+                             size_t end,
+                             size_t chunk,
+                             size_t partial_size,
+                             const void *identity,
+                             cllm_reduce_map_fn map,
+                             cllm_reduce_combine_fn combine,
+                             void *arg,
+                             void *out);
 
 /**
  * The sum of `data[0 .. n)` with a fixed order, written to `*out`: the
@@ -2425,10 +2444,10 @@ enum cllm_status cllm_pool_reduce(const struct cllm_pool *pool,
  * `pool` is NULL or a live pool; `data` points to `n` readable doubles that
  * nobody writes during the call; `out` is NULL or writable.
  */
-enum cllm_status cllm_pool_reduce_sum_double(const struct cllm_pool *pool,
-                                             const double *data,
-                                             size_t n,
-                                             double *out);
+cllm_status cllm_pool_reduce_sum_double(const struct cllm_pool *pool,
+                                        const double *data,
+                                        size_t n,
+                                        double *out);
 
 /**
  * The defaults: budget = cores, sizes from the plan's ratios, queues of
@@ -2444,8 +2463,7 @@ struct cllm_roles_options cllm_roles_options_default(void);
  * # Safety
  * `options` is NULL or points to a `cllm_roles_options`; `out` is writable.
  */
-enum cllm_status cllm_roles_create(const struct cllm_roles_options *options,
-                                   struct cllm_roles **out);
+cllm_status cllm_roles_create(const struct cllm_roles_options *options, struct cllm_roles **out);
 
 /**
  * Starts the role pools with the defaults and the environment variables
@@ -2459,7 +2477,7 @@ enum cllm_status cllm_roles_create(const struct cllm_roles_options *options,
  * # Safety
  * `out` is writable.
  */
-enum cllm_status cllm_roles_create_from_env(struct cllm_roles **out);
+cllm_status cllm_roles_create_from_env(struct cllm_roles **out);
 
 /**
  * Shuts the pools down (queued tasks run until the configured deadline;
@@ -2478,9 +2496,9 @@ void cllm_roles_free(struct cllm_roles *roles);
  * # Safety
  * `roles` is a live handle; the outputs are writable.
  */
-enum cllm_status cllm_roles_threads(const struct cllm_roles *roles,
-                                    size_t *out_budget,
-                                    size_t *out_threads);
+cllm_status cllm_roles_threads(const struct cllm_roles *roles,
+                               size_t *out_budget,
+                               size_t *out_threads);
 
 /**
  * Submits `func(arg)` to `role`'s pool with a priority (higher runs first)
@@ -2496,13 +2514,13 @@ enum cllm_status cllm_roles_threads(const struct cllm_roles *roles,
  * `roles` is a live handle; `func(arg)` may be called once from a worker
  * thread; `out` is writable.
  */
-enum cllm_status cllm_role_submit_ex(const struct cllm_roles *roles,
-                                     int role,
-                                     int32_t priority,
-                                     int64_t timeout_ms,
-                                     cllm_role_task_fn func,
-                                     void *arg,
-                                     struct cllm_task **out);
+cllm_status cllm_role_submit_ex(const struct cllm_roles *roles,
+                                cllm_role role,
+                                int32_t priority,
+                                int64_t timeout_ms,
+                                cllm_role_task_fn func,
+                                void *arg,
+                                struct cllm_task **out);
 
 /**
  * `cllm_role_submit_ex` with priority 0, waiting while the queue is full.
@@ -2510,11 +2528,11 @@ enum cllm_status cllm_role_submit_ex(const struct cllm_roles *roles,
  * # Safety
  * As `cllm_role_submit_ex`.
  */
-enum cllm_status cllm_role_submit(const struct cllm_roles *roles,
-                                  int role,
-                                  cllm_role_task_fn func,
-                                  void *arg,
-                                  struct cllm_task **out);
+cllm_status cllm_role_submit(const struct cllm_roles *roles,
+                             cllm_role role,
+                             cllm_role_task_fn func,
+                             void *arg,
+                             struct cllm_task **out);
 
 /**
  * `cllm_role_submit_ex` with priority 0, failing with `CLLM_ERR_FULL` at
@@ -2523,11 +2541,11 @@ enum cllm_status cllm_role_submit(const struct cllm_roles *roles,
  * # Safety
  * As `cllm_role_submit_ex`.
  */
-enum cllm_status cllm_role_try_submit(const struct cllm_roles *roles,
-                                      int role,
-                                      cllm_role_task_fn func,
-                                      void *arg,
-                                      struct cllm_task **out);
+cllm_status cllm_role_try_submit(const struct cllm_roles *roles,
+                                 cllm_role role,
+                                 cllm_role_task_fn func,
+                                 void *arg,
+                                 struct cllm_task **out);
 
 /**
  * `cllm_role_submit_ex` with priority 0, waiting at most `timeout_ms` (at
@@ -2536,12 +2554,12 @@ enum cllm_status cllm_role_try_submit(const struct cllm_roles *roles,
  * # Safety
  * As `cllm_role_submit_ex`.
  */
-enum cllm_status cllm_role_submit_timeout(const struct cllm_roles *roles,
-                                          int role,
-                                          cllm_role_task_fn func,
-                                          void *arg,
-                                          uint32_t timeout_ms,
-                                          struct cllm_task **out);
+cllm_status cllm_role_submit_timeout(const struct cllm_roles *roles,
+                                     cllm_role role,
+                                     cllm_role_task_fn func,
+                                     void *arg,
+                                     uint32_t timeout_ms,
+                                     struct cllm_task **out);
 
 /**
  * Waits for the task and returns its outcome: `CLLM_OK`,
@@ -2552,7 +2570,7 @@ enum cllm_status cllm_role_submit_timeout(const struct cllm_roles *roles,
  * # Safety
  * `task` is NULL or a live handle from a `cllm_role_submit*` call.
  */
-enum cllm_status cllm_task_wait(const struct cllm_task *task);
+cllm_status cllm_task_wait(const struct cllm_task *task);
 
 /**
  * As `cllm_task_wait`, giving up after `timeout_ms` with `CLLM_ERR_TIMEOUT`
@@ -2561,7 +2579,7 @@ enum cllm_status cllm_task_wait(const struct cllm_task *task);
  * # Safety
  * As `cllm_task_wait`.
  */
-enum cllm_status cllm_task_wait_timeout(const struct cllm_task *task, uint32_t timeout_ms);
+cllm_status cllm_task_wait_timeout(const struct cllm_task *task, uint32_t timeout_ms);
 
 /**
  * Releases a task handle; NULL does nothing. A task still pending goes on
@@ -2579,9 +2597,9 @@ void cllm_task_free(struct cllm_task *task);
  * # Safety
  * `roles` is a live handle; `out` is writable.
  */
-enum cllm_status cllm_roles_metrics(const struct cllm_roles *roles,
-                                    int role,
-                                    struct cllm_role_metrics *out);
+cllm_status cllm_roles_metrics(const struct cllm_roles *roles,
+                               cllm_role role,
+                               struct cllm_role_metrics *out);
 
 /**
  * Brings `role`'s pool to `threads` threads while it runs (idle workers
@@ -2595,7 +2613,7 @@ enum cllm_status cllm_roles_metrics(const struct cllm_roles *roles,
  * # Safety
  * `roles` is a live handle.
  */
-enum cllm_status cllm_roles_resize(const struct cllm_roles *roles, int role, size_t threads);
+cllm_status cllm_roles_resize(const struct cllm_roles *roles, cllm_role role, size_t threads);
 
 /**
  * Moves at most one thread from an idle pool (or the free budget) to a
@@ -2605,7 +2623,7 @@ enum cllm_status cllm_roles_resize(const struct cllm_roles *roles, int role, siz
  * # Safety
  * `roles` is a live handle; `out` is writable.
  */
-enum cllm_status cllm_roles_rebalance(const struct cllm_roles *roles, struct cllm_thread_move *out);
+cllm_status cllm_roles_rebalance(const struct cllm_roles *roles, struct cllm_thread_move *out);
 
 /**
  * Writes up to `capacity` tasks running past their pool's limit to `out`
@@ -2615,10 +2633,10 @@ enum cllm_status cllm_roles_rebalance(const struct cllm_roles *roles, struct cll
  * # Safety
  * `roles` is a live handle; `out` has room for `capacity` entries.
  */
-enum cllm_status cllm_roles_stuck_tasks(const struct cllm_roles *roles,
-                                        struct cllm_stuck_task *out,
-                                        size_t capacity,
-                                        size_t *out_count);
+cllm_status cllm_roles_stuck_tasks(const struct cllm_roles *roles,
+                                   struct cllm_stuck_task *out,
+                                   size_t capacity,
+                                   size_t *out_count);
 
 /**
  * Stops every pool: no new tasks (`CLLM_ERR_SHUTDOWN`), no periodic runs;
@@ -2631,10 +2649,10 @@ enum cllm_status cllm_roles_stuck_tasks(const struct cllm_roles *roles,
  * # Safety
  * `roles` is a live handle; `out` is writable.
  */
-enum cllm_status cllm_roles_shutdown(const struct cllm_roles *roles,
-                                     int policy,
-                                     uint32_t deadline_ms,
-                                     struct cllm_shutdown_report *out);
+cllm_status cllm_roles_shutdown(const struct cllm_roles *roles,
+                                int policy,
+                                uint32_t deadline_ms,
+                                struct cllm_shutdown_report *out);
 
 /**
  * Runs `func(arg)` every `interval_ms` (the first run one interval from now)
@@ -2651,13 +2669,13 @@ enum cllm_status cllm_roles_shutdown(const struct cllm_roles *roles,
  * `roles` is a live handle; `name` is a NUL-terminated string; `func(arg)`
  * may be called from a worker thread; `out_id` is writable.
  */
-enum cllm_status cllm_sched_add(const struct cllm_roles *roles,
-                                const char *name,
-                                uint32_t interval_ms,
-                                int32_t priority,
-                                cllm_role_task_fn func,
-                                void *arg,
-                                uint64_t *out_id);
+cllm_status cllm_sched_add(const struct cllm_roles *roles,
+                           const char *name,
+                           uint32_t interval_ms,
+                           int32_t priority,
+                           cllm_role_task_fn func,
+                           void *arg,
+                           uint64_t *out_id);
 
 /**
  * Removes a periodic task (a run in progress finishes). `CLLM_ERR_NOT_FOUND`
@@ -2666,7 +2684,7 @@ enum cllm_status cllm_sched_add(const struct cllm_roles *roles,
  * # Safety
  * `roles` is a live handle.
  */
-enum cllm_status cllm_sched_remove(const struct cllm_roles *roles, uint64_t id);
+cllm_status cllm_sched_remove(const struct cllm_roles *roles, uint64_t id);
 
 /**
  * Writes a periodic task's statistics to `*out`; `CLLM_ERR_NOT_FOUND` if
@@ -2675,9 +2693,9 @@ enum cllm_status cllm_sched_remove(const struct cllm_roles *roles, uint64_t id);
  * # Safety
  * `roles` is a live handle; `out` is writable.
  */
-enum cllm_status cllm_sched_stats(const struct cllm_roles *roles,
-                                  uint64_t id,
-                                  struct cllm_periodic_stats *out);
+cllm_status cllm_sched_stats(const struct cllm_roles *roles,
+                             uint64_t id,
+                             struct cllm_periodic_stats *out);
 
 /**
  * The single-threaded fallback: with the background pool off, runs every
@@ -2688,7 +2706,7 @@ enum cllm_status cllm_sched_stats(const struct cllm_roles *roles,
  * # Safety
  * `roles` is a live handle; `out_ran` is writable.
  */
-enum cllm_status cllm_sched_run_due(const struct cllm_roles *roles, size_t *out_ran);
+cllm_status cllm_sched_run_due(const struct cllm_roles *roles, size_t *out_ran);
 
 /**
  * Calls `func(arg, i)` once for every `i` in `[0, n)` on `role`'s threads and
@@ -2704,20 +2722,20 @@ enum cllm_status cllm_sched_run_due(const struct cllm_roles *roles, size_t *out_
  * `roles` is a live handle; `func` may be called from several threads at
  * once with `arg`.
  */
-enum cllm_status cllm_roles_parallel_for(const struct cllm_roles *roles,
-                                         int role,
-                                         size_t n,
-                                         int partitioning,
-                                         size_t grain,
-                                         cllm_index_fn func,
-                                         void *arg);
+cllm_status cllm_roles_parallel_for(const struct cllm_roles *roles,
+                                    cllm_role role,
+                                    size_t n,
+                                    int partitioning,
+                                    size_t grain,
+                                    cllm_index_fn func,
+                                    void *arg);
 
 /**
  * The name of a status code (`"CLLM_ERR_BUSY"`), or `"CLLM_UNKNOWN_STATUS"`
- * for a value that is not a `cllm_status`. Takes an `int` so that any value
- * is safe to pass. The string is static: never free it.
+ * for a value that is not one of the constants (any value is safe to pass).
+ * The string is static: never free it.
  */
-const char *cllm_status_str(int status);
+const char *cllm_status_str(cllm_status status);
 
 #ifdef __cplusplus
 }  // extern "C"

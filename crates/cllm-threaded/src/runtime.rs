@@ -7,7 +7,7 @@
 
 use crate::error::FfiError;
 use crate::guard::{arg_ref, ffi_status, out_ptr, write_out};
-use crate::status::cllm_status;
+use crate::status::{UnknownValue, cllm_status, enum_arg};
 use pool_manager::{
     Backpressure, DrainPolicy, Error, Partitioning, PeriodicId, PeriodicStats, PoolSnapshot, Role,
     Runtime, RuntimeConfig, SubmitError, SubmitOptions, TaskError, TaskHandle,
@@ -16,16 +16,44 @@ use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// A role pool (`uint32_t`, one of `CLLM_ROLE_*`): the index of per-role
+/// arrays. Any other value is refused with `CLLM_ERR_INVALID_ARGUMENT`.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct cllm_role(pub u32);
+
 /// Role of the ai pool (agent thinking, neural networks).
-pub const CLLM_ROLE_AI: c_int = 0;
+pub const CLLM_ROLE_AI: cllm_role = cllm_role(0);
 /// Role of the physics pool (physics helpers).
-pub const CLLM_ROLE_PHYSICS: c_int = 1;
+pub const CLLM_ROLE_PHYSICS: cllm_role = cllm_role(1);
 /// Role of the stats pool (statistics).
-pub const CLLM_ROLE_STATS: c_int = 2;
+pub const CLLM_ROLE_STATS: cllm_role = cllm_role(2);
 /// Role of the background pool (periodic tasks, cleanup, monitoring).
-pub const CLLM_ROLE_BACKGROUND: c_int = 3;
+pub const CLLM_ROLE_BACKGROUND: cllm_role = cllm_role(3);
 /// Role of the evaluation pool.
-pub const CLLM_ROLE_EVALUATION: c_int = 4;
+pub const CLLM_ROLE_EVALUATION: cllm_role = cllm_role(4);
+
+/// The checked conversion of a C role (see `status.rs` for the pattern).
+impl TryFrom<cllm_role> for Role {
+    type Error = UnknownValue;
+    fn try_from(role: cllm_role) -> Result<Role, UnknownValue> {
+        usize::try_from(role.0)
+            .ok()
+            .and_then(Role::from_index)
+            .ok_or(UnknownValue {
+                type_name: "cllm_role",
+                value: i64::from(role.0),
+                expected: "CLLM_ROLE_AI 0 .. CLLM_ROLE_EVALUATION 4",
+            })
+    }
+}
+
+impl From<Role> for cllm_role {
+    fn from(role: Role) -> cllm_role {
+        cllm_role(role.index() as u32)
+    }
+}
+
 /// The number of roles (the size of per-role arrays).
 pub const CLLM_ROLE_COUNT: usize = 5;
 
@@ -291,12 +319,8 @@ impl From<TaskError> for FfiError {
     }
 }
 
-fn role_of(role: c_int) -> Result<Role, FfiError> {
-    usize::try_from(role).ok().and_then(Role::from_index).ok_or_else(|| {
-        FfiError::invalid(format!(
-            "unknown role {role} (CLLM_ROLE_AI {CLLM_ROLE_AI} .. CLLM_ROLE_EVALUATION {CLLM_ROLE_EVALUATION})"
-        ))
-    })
+fn role_of(role: cllm_role) -> Result<Role, FfiError> {
+    enum_arg(role, "role")
 }
 
 fn role_code(role: Role) -> i32 {
@@ -452,7 +476,7 @@ pub unsafe extern "C" fn cllm_roles_threads(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_role_submit_ex(
     roles: *const cllm_roles,
-    role: c_int,
+    role: cllm_role,
     priority: i32,
     timeout_ms: i64,
     func: cllm_role_task_fn,
@@ -501,7 +525,7 @@ pub unsafe extern "C" fn cllm_role_submit_ex(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_role_submit(
     roles: *const cllm_roles,
-    role: c_int,
+    role: cllm_role,
     func: cllm_role_task_fn,
     arg: *mut c_void,
     out: *mut *mut cllm_task,
@@ -518,7 +542,7 @@ pub unsafe extern "C" fn cllm_role_submit(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_role_try_submit(
     roles: *const cllm_roles,
-    role: c_int,
+    role: cllm_role,
     func: cllm_role_task_fn,
     arg: *mut c_void,
     out: *mut *mut cllm_task,
@@ -535,7 +559,7 @@ pub unsafe extern "C" fn cllm_role_try_submit(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_role_submit_timeout(
     roles: *const cllm_roles,
-    role: c_int,
+    role: cllm_role,
     func: cllm_role_task_fn,
     arg: *mut c_void,
     timeout_ms: u32,
@@ -660,7 +684,7 @@ impl From<&PoolSnapshot> for cllm_role_metrics {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_metrics(
     roles: *const cllm_roles,
-    role: c_int,
+    role: cllm_role,
     out: *mut cllm_role_metrics,
 ) -> cllm_status {
     ffi_status(|| {
@@ -688,7 +712,7 @@ pub unsafe extern "C" fn cllm_roles_metrics(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_resize(
     roles: *const cllm_roles,
-    role: c_int,
+    role: cllm_role,
     threads: usize,
 ) -> cllm_status {
     ffi_status(|| {
@@ -969,7 +993,7 @@ pub unsafe extern "C" fn cllm_sched_run_due(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_parallel_for(
     roles: *const cllm_roles,
-    role: c_int,
+    role: cllm_role,
     n: usize,
     partitioning: c_int,
     grain: usize,

@@ -27,7 +27,7 @@ pub struct ThreadedTrainingSystem {
 /// The C status of each failure; the message is the error's text.
 impl From<Error> for FfiError {
     fn from(e: Error) -> Self {
-        use cllm_status::*;
+        use cllm_threaded::status::*;
         let status = match &e {
             Error::Pool(pool) => return FfiError::from(pool.clone()),
             Error::NullArgument(_) | Error::NoReplicaOps | Error::MissingReplicaFunction => {
@@ -554,7 +554,7 @@ mod tests {
     /// are copied from that code).
     #[test]
     fn every_error_keeps_its_c_status_and_message() {
-        use cllm_status::*;
+        use cllm_threaded::status::*;
         let nan = NonFinite {
             origin: Origin::Source(1),
             buffer: 0,
