@@ -25,7 +25,9 @@
 //! them. The box cannot be allocated before the release (the pool makes it
 //! while publishing), so the publish call runs with TSan's per-thread
 //! ignore on: the memory the pool allocates there is not recorded as
-//! written. Host functions are never called inside it.
+//! written. No host function runs inside it, except on one error path: a
+//! job the pool refuses is dropped there, and with it its batch (freed by
+//! the host, untracked).
 
 use std::ffi::{c_char, c_void};
 use std::sync::OnceLock;
@@ -121,8 +123,7 @@ impl Drop for Handoff {
 }
 
 /// TSan's memory tracking off on this thread until dropped (see the module
-/// documentation: only around the pool's boxing of a job, never around a
-/// host call).
+/// documentation: only around the pool's boxing of a job).
 pub struct Untracked(Option<&'static Runtime>);
 
 impl Untracked {
