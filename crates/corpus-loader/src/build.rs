@@ -24,7 +24,10 @@ use crate::error::Error;
 use crate::fs::{Opener, StatSig};
 use crate::hash::{Xxh64, xxh64};
 use crate::text::{Classifier, Content, classify};
-use crate::tokenize::{Candidate, WordTable, is_word_byte, rank, tokenize_bytes, tokenize_words};
+use crate::tokenize::{
+    Candidate, MAX_UNITS_PER_BYTE, WordTable, decode_ids, is_word_byte, rank, tokenize_bytes,
+    tokenize_words,
+};
 use crate::tokens::{TokenInt, TokenStore, try_zeroed};
 use crate::vocab::Vocab;
 use crate::walk::{EntryKind, WalkEntry};
@@ -100,7 +103,10 @@ pub(crate) struct Built {
 #[derive(Debug, Clone, Copy)]
 struct Segment {
     worker: usize,
+    /// Where its units start in the worker's buffer, and how many.
     start: usize,
+    units: usize,
+    /// Its tokens.
     len: usize,
 }
 
@@ -132,7 +138,8 @@ struct Deferred {
 struct Worker {
     table: WordTable,
     byte_counts: [u64; 256],
-    out: Vec<u32>,
+    /// Local ids, as 16-bit units (see `tokenize::ESCAPE`).
+    out: Vec<u16>,
     buf: Vec<u8>,
     /// Large files streamed in phase 1, tokenised in phase 2.
     deferred: Vec<Deferred>,
@@ -159,21 +166,25 @@ impl Worker {
 
     /// Tokenises `data` into this worker's buffer and returns the segment.
     fn tokenize(&mut self, me: usize, kind: TokenizerKind, data: &[u8]) -> Result<Segment, Error> {
-        // At most one token per byte: after this reservation no push reallocates.
+        // At most one token per byte, three units per token: after this
+        // reservation (address space; pages are used only as written) no
+        // push reallocates.
+        let most = data.len() * MAX_UNITS_PER_BYTE;
         self.out
-            .try_reserve(data.len())
-            .map_err(|_| Error::no_memory("token ids", (self.out.len() + data.len()) as u64 * 4))?;
+            .try_reserve(most)
+            .map_err(|_| Error::no_memory("token ids", (self.out.len() + most) as u64 * 2))?;
         let started = thread_cpu_time();
         let start = self.out.len();
-        match kind {
+        let tokens = match kind {
             TokenizerKind::Words => tokenize_words(data, &mut self.table, &mut self.out),
             TokenizerKind::Bytes => tokenize_bytes(data, &mut self.byte_counts, &mut self.out),
-        }
+        };
         self.tokenize += thread_cpu_time().saturating_sub(started);
         Ok(Segment {
             worker: me,
             start,
-            len: self.out.len() - start,
+            units: self.out.len() - start,
+            len: tokens,
         })
     }
 
@@ -822,9 +833,16 @@ fn assemble<T: TokenInt>(
         }
         for s in &docs[d] {
             let remap = &remaps[s.worker];
-            let local = &workers[s.worker].out[s.start..s.start + s.len];
-            for (dst, &l) in out[pos..pos + s.len].iter_mut().zip(local) {
-                *dst = T::from_id(remap[l as usize]);
+            let local = &workers[s.worker].out[s.start..s.start + s.units];
+            if s.units == s.len {
+                // No escaped id (the usual case): one unit per token.
+                for (dst, &l) in out[pos..pos + s.len].iter_mut().zip(local) {
+                    *dst = T::from_id(remap[l as usize]);
+                }
+            } else {
+                for (dst, l) in out[pos..pos + s.len].iter_mut().zip(decode_ids(local)) {
+                    *dst = T::from_id(remap[l as usize]);
+                }
             }
             pos += s.len;
         }

@@ -68,18 +68,55 @@ impl Pending {
     }
 }
 
+/// Local ids are written as 16-bit units (half the memory of 32-bit ids,
+/// and memory written for the first time costs a page fault per 4 KiB):
+/// an id below `ESCAPE` is one unit; a larger one is `ESCAPE` and then its
+/// low and high 16 bits. A worker numbers its tokens in the order it meets
+/// them, so the frequent ones, met first, take one unit.
+pub(crate) const ESCAPE: u16 = u16::MAX;
+
+/// Appends `id` to a stream of units.
+#[inline(always)]
+fn push_id(out: &mut Vec<u16>, id: u32) {
+    if id < ESCAPE as u32 {
+        out.push(id as u16);
+    } else {
+        out.extend_from_slice(&[ESCAPE, id as u16, (id >> 16) as u16]);
+    }
+}
+
+/// The ids of a stream of units (see [`ESCAPE`]).
+pub(crate) fn decode_ids(units: &[u16]) -> impl Iterator<Item = u32> + '_ {
+    let mut it = units.iter();
+    std::iter::from_fn(move || {
+        let &u = it.next()?;
+        if u != ESCAPE {
+            return Some(u as u32);
+        }
+        let lo = *it.next().expect("an escaped id has two more units") as u32;
+        let hi = *it.next().expect("an escaped id has two more units") as u32;
+        Some(lo | hi << 16)
+    })
+}
+
+/// At most this many units per input byte (one token per byte, three
+/// units per id): reserving that keeps every push from reallocating.
+pub(crate) const MAX_UNITS_PER_BYTE: usize = 3;
+
 /// Tokens looked up together: the scan finds this many and prefetches their
 /// table slots, so their cache misses overlap instead of queueing.
 const BATCH: usize = 32;
 
 /// Splits `data` (shorter than 4 GiB: the loader gives at most a chunk)
-/// into words and punctuation and appends their local ids.
+/// into words and punctuation, appends their local ids to `out` (see
+/// [`ESCAPE`]) and returns how many tokens it found.
 ///
 /// The scan classifies 64 bytes at a time into two bit masks (word bytes,
 /// white space; SSE2 on x86-64) and walks the token starts with bit
 /// operations, without a branch per byte or per token kind.
-pub(crate) fn tokenize_words(data: &[u8], table: &mut WordTable, out: &mut Vec<u32>) {
+pub(crate) fn tokenize_words(data: &[u8], table: &mut WordTable, out: &mut Vec<u16>) -> usize {
     let n = data.len();
+    let mut tokens = 0;
     assert!(u32::try_from(n).is_ok(), "tokenise at most 4 GiB at once");
     let mut pending = [Pending::default(); BATCH];
     let mut k = 0;
@@ -114,12 +151,14 @@ pub(crate) fn tokenize_words(data: &[u8], table: &mut WordTable, out: &mut Vec<u
             resume = block + t + len;
             if k == BATCH {
                 table.resolve_all(&pending, data, out);
+                tokens += BATCH;
                 k = 0;
             }
         }
         block += 64;
     }
     table.resolve_all(&pending[..k], data, out);
+    tokens += k;
     // The last bytes, one at a time.
     let mut i = resume.max(block);
     while i < n {
@@ -134,8 +173,10 @@ pub(crate) fn tokenize_words(data: &[u8], table: &mut WordTable, out: &mut Vec<u
             }
             _ => {}
         }
-        out.push(table.add(&data[start..i], 1));
+        push_id(out, table.add(&data[start..i], 1));
+        tokens += 1;
     }
+    tokens
 }
 
 /// The word-byte and space-byte bit masks of 64 bytes (bit i = byte i).
@@ -203,12 +244,13 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// Appends one local id per byte (the byte value) and counts them.
-pub(crate) fn tokenize_bytes(data: &[u8], counts: &mut [u64; 256], out: &mut Vec<u32>) {
-    out.extend(data.iter().map(|&b| b as u32));
+/// Appends one local id per byte (the byte value: one unit) and counts them.
+pub(crate) fn tokenize_bytes(data: &[u8], counts: &mut [u64; 256], out: &mut Vec<u16>) -> usize {
+    out.extend(data.iter().map(|&b| b as u16));
     for &b in data {
         counts[b as usize] += 1;
     }
+    data.len()
 }
 
 /// True for the bytes that make up words: a token never ends between two
@@ -323,17 +365,25 @@ impl WordTable {
 
     /// Looks up (or inserts) `pending` and appends their ids.
     #[inline(always)]
-    fn resolve_all(&mut self, pending: &[Pending], data: &[u8], out: &mut Vec<u32>) {
-        // Ids go to a local array first: one capacity check per batch.
-        let mut ids = [0u32; BATCH];
-        for (id, p) in ids.iter_mut().zip(pending) {
-            *id = if p.len >= 16 {
+    fn resolve_all(&mut self, pending: &[Pending], data: &[u8], out: &mut Vec<u16>) {
+        // Units go to a local array first: one capacity check per batch.
+        let mut units = [0u16; 3 * BATCH];
+        let mut n = 0;
+        for p in pending {
+            let id = if p.len >= 16 {
                 self.long_id(p.word(data), 1)
             } else {
                 self.slot_id(p.a, p.b, || p.word(data), 1)
             };
+            if id < ESCAPE as u32 {
+                units[n] = id as u16;
+                n += 1;
+            } else {
+                units[n..n + 3].copy_from_slice(&[ESCAPE, id as u16, (id >> 16) as u16]);
+                n += 3;
+            }
         }
-        out.extend_from_slice(&ids[..pending.len()]);
+        out.extend_from_slice(&units[..n]);
     }
 
     /// Adds the occurrences counted in the slots to `counts`.
@@ -485,8 +535,10 @@ mod tests {
 
     fn words(text: &str) -> Vec<String> {
         let mut table = WordTable::new();
-        let mut out = Vec::new();
-        tokenize_words(text.as_bytes(), &mut table, &mut out);
+        let mut units = Vec::new();
+        let n = tokenize_words(text.as_bytes(), &mut table, &mut units);
+        let out: Vec<u32> = decode_ids(&units).collect();
+        assert_eq!(out.len(), n);
         out.iter()
             .map(|&id| String::from_utf8(table.word(id).to_vec()).unwrap())
             .collect()
@@ -604,8 +656,10 @@ mod tests {
                 }
                 data.truncate(len);
                 let mut table = WordTable::new();
-                let mut out = Vec::new();
-                tokenize_words(&data, &mut table, &mut out);
+                let mut units = Vec::new();
+                let n = tokenize_words(&data, &mut table, &mut units);
+                let out: Vec<u32> = decode_ids(&units).collect();
+                assert_eq!(out.len(), n);
                 let got: Vec<&[u8]> = out.iter().map(|&id| table.word(id)).collect();
                 assert_eq!(
                     got,
@@ -624,9 +678,10 @@ mod tests {
     #[test]
     fn equal_words_get_one_id_and_are_counted() {
         let mut table = WordTable::new();
-        let mut out = Vec::new();
+        let mut units = Vec::new();
         let text = "the cat and the hat and the extraordinarily extraordinarily long words";
-        tokenize_words(text.as_bytes(), &mut table, &mut out);
+        tokenize_words(text.as_bytes(), &mut table, &mut units);
+        let out: Vec<u32> = decode_ids(&units).collect();
         table.flush_hits();
         assert_eq!(out[0], out[3]);
         assert_eq!(table.count(out[0]), 3);
@@ -656,6 +711,21 @@ mod tests {
         assert_eq!(table.len(), 3 * n as usize);
         assert_eq!(table.count(table.find(b"medium0000123").unwrap()), 2);
         assert_eq!(table.count(table.find(b"w123").unwrap()), 2);
+    }
+
+    #[test]
+    fn ids_past_the_escape_round_trip_through_the_stream() {
+        // 70,000 distinct words: ids from 65535 on take three units each.
+        let text: String = (0..70_000).map(|i| format!("w{i} ")).collect::<String>() + "w3 w69999";
+        let mut table = WordTable::new();
+        let mut units = Vec::new();
+        let n = tokenize_words(text.as_bytes(), &mut table, &mut units);
+        let ids: Vec<u32> = decode_ids(&units).collect();
+        assert_eq!((n, ids.len()), (70_002, 70_002));
+        assert_eq!(units.len(), 65_535 + 3 * (70_000 - 65_535) + 1 + 3);
+        let expected: Vec<u32> = (0..70_000).chain([3, 69_999]).collect();
+        assert_eq!(ids, expected);
+        assert_eq!(table.word(69_999), b"w69999");
     }
 
     #[test]

@@ -149,7 +149,7 @@ fn long_word_text(bytes: usize) -> String {
 #[test]
 fn a_large_text_file_streams_in_pieces_with_the_same_tokens_and_hash() {
     let _serial = SERIAL.lock().unwrap();
-    let text = long_word_text(40 * MIB as usize);
+    let text = long_word_text(48 * MIB as usize);
     let big = TempDir::new("stream-big");
     big.write("big.txt", &text);
     // The same text in four files of the in-memory size, cut at spaces.
@@ -178,9 +178,11 @@ fn a_large_text_file_streams_in_pieces_with_the_same_tokens_and_hash() {
     let streamed = load(big.path(), cached.clone());
     let largest = LARGEST.load(Ordering::Relaxed) as u64;
     eprintln!("largest allocation: {largest} bytes");
+    // The largest is the reserved room for token ids (worst case three
+    // 16-bit units per byte of a 2 MiB chunk, doubled as the buffer grows).
     assert!(
-        largest < 20 * MIB,
-        "largest allocation {largest} bytes for a 40 MiB file: it was held whole"
+        largest < 32 * MIB,
+        "largest allocation {largest} bytes for a 48 MiB file: it was held whole"
     );
     let whole = load(split.path(), plain);
     assert_eq!(streamed.tokens().to_vec(), whole.tokens().to_vec());
