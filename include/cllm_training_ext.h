@@ -25,18 +25,15 @@
  */
 #define CLLM_TRAINING_MODE_REPLICA 2
 
-
+/**
+ * The largest group size.
+ */
+#define CLLM_TRAINING_MAX_GROUP_SIZE 4096
 
 /**
- * The largest total of gradient floats a host may list (16 GiB of
- * gradients): a longer list is refused before anything is sized from it.
+ * The most gradient floats a host's replica operations may list in all.
  */
-#define MAX_GRADIENT_FLOATS (1 << 32)
-
-/**
- * The largest group size: each batch of a group has its own replica.
- */
-#define MAX_GROUP 4096
+#define CLLM_TRAINING_MAX_GRADIENT_FLOATS 4294967296
 
 /**
  * A buffer of `len` floats: one of a training object's gradient arrays.

@@ -7,36 +7,6 @@
 #include "cllm_batch.h"
 
 /**
- * `cllm_training_settings.mode`: replica mode if replica operations are
- * known (given or registered), else serialised.
- */
-#define CLLM_TRAINING_MODE_AUTO 0
-
-/**
- * `cllm_training_settings.mode`: serialised mode.
- */
-#define CLLM_TRAINING_MODE_SERIAL 1
-
-/**
- * `cllm_training_settings.mode`: replica mode (an error without replica
- * operations).
- */
-#define CLLM_TRAINING_MODE_REPLICA 2
-
-
-
-/**
- * The largest total of gradient floats a host may list (16 GiB of
- * gradients): a longer list is refused before anything is sized from it.
- */
-#define MAX_GRADIENT_FLOATS (1 << 32)
-
-/**
- * The largest group size: each batch of a group has its own replica.
- */
-#define MAX_GROUP 4096
-
-/**
  * The threaded training system: the spheres and the training state. Create
  * it with `threaded_training_create`, release it with
  * `threaded_training_free`. The statistics functions may be called from

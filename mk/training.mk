@@ -57,8 +57,12 @@ check-symbols: $(LIB_A) $(LIB_SO) $(DROPIN_A) $(BUILD)/generic-only-shared
 	seven=$$(grep -ho '\bthreaded_[a-z_]*(' include/cllm_training_threaded.h | tr -d '(' | sort -u | tr '\n' ' '); \
 	want=$$(echo $(wordlist 1,7,$(DROPIN_SYMBOLS)) | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	if [ "$$seven" != "$$want" ]; then echo "cllm_training_threaded.h declares $$seven, CLLM's declares $$want"; exit 1; fi
+	@set -e; macros=$$(grep -ho '^#define [A-Za-z_0-9]*' include/cllm_training_threaded.h | cut -d' ' -f2 | tr '\n' ' '); \
+	if [ "$$macros" != "CLLM_TRAINING_THREADED_H " ]; then echo "cllm_training_threaded.h defines $$macros(only its include guard: it lands in CLLM's sources)"; exit 1; fi; \
+	bad=$$(grep -ho '^#define [A-Za-z_0-9]*' include/cllm_training_ext.h | cut -d' ' -f2 | grep -v '^CLLM_TRAINING_' || true); \
+	if [ -n "$$bad" ]; then echo "cllm_training_ext.h defines macros outside CLLM_TRAINING_*: $$bad"; exit 1; fi
 	@$(BUILD)/generic-only-shared >/dev/null
-	@echo "check-symbols: $(words $(DROPIN_SYMBOLS)) drop-in symbols defined; the generic library needs no host symbol"
+	@echo "check-symbols: $(words $(DROPIN_SYMBOLS)) drop-in symbols defined; the generic library needs no host symbol; the drop-in header defines no macro but its guard"
 
 TEST_TARGETS += check-symbols
 

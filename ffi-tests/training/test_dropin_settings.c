@@ -4,8 +4,9 @@
  * override the caller and a bad value is refused with one stderr line naming
  * it; registered replica operations give replica mode to
  * threaded_training_create, their optimizer-step hook is called in both
- * modes; absurd gradient lengths are refused (issue 13, defect 7); a
- * non-finite host loss is reported (defect 8). Runs plain and under
+ * modes; absurd gradient lengths are refused (issue 13, defect 7), and one
+ * past each limit the header names; a non-finite host loss is reported
+ * (defect 8). Runs plain and under
  * valgrind. */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
@@ -264,6 +265,43 @@ static void test_absurd_gradient_lengths_are_refused(void) {
     cllm_host_training_free(t);
 }
 
+/* ---- The limits cllm_training_ext.h names ------------------------------- */
+
+static size_t over_limit_buffers(void* user, CLLMTraining* t, cllm_float_span* out, size_t capacity) {
+    (void)user;
+    if (capacity >= 1) {
+        out[0].data = t->grads; /* never read: the length is refused first */
+        out[0].len = (size_t)CLLM_TRAINING_MAX_GRADIENT_FLOATS + 1;
+    }
+    return 1;
+}
+
+/* One past each limit is refused, and the message names the header's value. */
+static void test_the_header_names_the_limits_the_library_applies(void) {
+    cllm_host_config c = cllm_host_config_default();
+    CLLMTraining* t = cllm_host_training_create(&c);
+    CLLMBatchIterator* it = iterator();
+    cllm_replica_ops ops = cllm_host_replica_ops();
+    char expected[128];
+
+    cllm_training_settings s = {2, CLLM_TRAINING_MODE_REPLICA, CLLM_TRAINING_MAX_GROUP_SIZE + 1, &ops};
+    ThreadedTrainingSystem* sys = threaded_training_create_with_settings(t, it, &s);
+    CHECK(sys == NULL, "a group of CLLM_TRAINING_MAX_GROUP_SIZE + 1 must be refused");
+    threaded_training_free(sys);
+    snprintf(expected, sizeof expected, "expected 1 to %d", CLLM_TRAINING_MAX_GROUP_SIZE);
+    CHECK(strstr(cllm_last_error(), expected) != NULL, "names %s: %s", expected, cllm_last_error());
+
+    ops.gradient_buffers = over_limit_buffers;
+    sys = threaded_training_create_with_replicas(t, it, 2, &ops);
+    CHECK(sys == NULL, "CLLM_TRAINING_MAX_GRADIENT_FLOATS + 1 gradient floats must be refused");
+    threaded_training_free(sys);
+    snprintf(expected, sizeof expected, "the limit is %llu floats",
+             (unsigned long long)CLLM_TRAINING_MAX_GRADIENT_FLOATS);
+    CHECK(strstr(cllm_last_error(), expected) != NULL, "names %s: %s", expected, cllm_last_error());
+    cllm_host_iterator_free(it);
+    cllm_host_training_free(t);
+}
+
 /* ---- Issue 13, defect 8: a non-finite host loss ------------------------- */
 
 static void test_a_non_finite_loss_is_reported(void) {
@@ -299,6 +337,7 @@ int main(void) {
     test_the_environment_overrides_the_trainer();
     test_registered_operations();
     test_absurd_gradient_lengths_are_refused();
+    test_the_header_names_the_limits_the_library_applies();
     test_a_non_finite_loss_is_reported();
     CHECK(cllm_host_counters_get().misuse == 0, "the host saw concurrent or misordered calls");
     return check_summary();

@@ -124,9 +124,14 @@ pub const CLLM_TRAINING_MODE_SERIAL: u32 = 1;
 /// operations).
 pub const CLLM_TRAINING_MODE_REPLICA: u32 = 2;
 /// The largest group size.
-pub const CLLM_TRAINING_MAX_GROUP_SIZE: u32 = settings::MAX_GROUP as u32;
+pub const CLLM_TRAINING_MAX_GROUP_SIZE: u32 = 4096;
 /// The most gradient floats a host's replica operations may list in all.
-pub const CLLM_TRAINING_MAX_GRADIENT_FLOATS: u64 = crate::system::MAX_GRADIENT_FLOATS as u64;
+pub const CLLM_TRAINING_MAX_GRADIENT_FLOATS: u64 = 4_294_967_296;
+// Literals, so that cbindgen writes them into the header (it skips casts);
+// these keep them equal to the limits the code applies.
+const _: () = assert!(CLLM_TRAINING_MAX_GROUP_SIZE as usize == settings::MAX_GROUP);
+const _: () =
+    assert!(CLLM_TRAINING_MAX_GRADIENT_FLOATS == crate::system::MAX_GRADIENT_FLOATS as u64);
 
 /// Settings of `threaded_training_create_with_settings` (our extension).
 /// Zero-initialised settings mean the defaults. The `CLLM_TRAINING_*`
