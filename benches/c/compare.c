@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -464,6 +465,29 @@ static void print_cpu(void) {
     fflush(stdout);
 }
 
+/* Busy and total CPU time of the whole machine so far, in clock ticks. */
+static void machine_ticks(double *busy, double *total) {
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    *busy = *total = 0;
+    if (!f) return;
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+               &v[7]) == 8) {
+        for (int i = 0; i < 8; i++) *total += (double)v[i];
+        *busy = *total - (double)v[3] - (double)v[4]; /* minus idle and iowait */
+    }
+    fclose(f);
+}
+
+/* CPU seconds used by this process and its waited-for children (the spinner). */
+static double own_cpu_s(void) {
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    return (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec + kids.ru_stime.tv_sec) +
+           (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec + kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) / 1e6;
+}
+
 /* Details printed after the report lines. */
 static char details[4096];
 static void add_detail(const char *label, const spread s[METHODS], int count) {
@@ -507,6 +531,9 @@ int main(void) {
     const int fatal[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
     for (unsigned i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], on_fatal_signal);
 
+    double busy0, total0;
+    machine_ticks(&busy0, &total0);
+    double own0 = own_cpu_s();
     floor_check();
     calibrate();
     fprintf(stderr, "machine: %zu cores; work of %d us = %ld iterations; OMP_WAIT_POLICY=%s\n",
@@ -567,6 +594,14 @@ int main(void) {
     printf("idle_cpu_percent pool=%.3f\n", 100.0 * cpu / wall);
     cllm_pool_free(pool);
 
+    /* How much of the machine other programs took meanwhile: a shared
+     * machine's figures are only worth what this says. */
+    double busy1, total1;
+    machine_ticks(&busy1, &total1);
+    double tick = (double)sysconf(_SC_CLK_TCK), cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
+    double others = ((busy1 - busy0) / tick - (own_cpu_s() - own0)) / ((total1 - total0) / tick);
+    printf("# other processes used %.0f%% of the machine's CPU time during the run (%.1f of %.0f cores)\n",
+           100.0 * (others < 0 ? 0 : others), (others < 0 ? 0 : others) * cores, cores);
     printf("# detail: %d rounds of interleaved batches (~%d ms each, %d ms apart); serial 2 shares %.0f ns; "
            "contended floor eff %.3f\n%s",
            REPS, BATCH_MS, PAUSE_MS, serial_ns, EFF(ce[FLOOR].med), details);
