@@ -7,10 +7,11 @@
 use crate::error::Error;
 use crate::host::{CLLMBatchIterator, CLLMTraining, LinkedHost, cllm_replica_ops};
 use crate::settings::{self, Request};
-use crate::system::{Mode, TrainingSystem};
+use crate::system::{Mode, Stats, TrainingSystem};
 use cllm_threaded::FfiError;
 use cllm_threaded::cllm_status;
-use cllm_threaded::guard::{arg_ref, ffi_status, ffi_value, out_ptr, write_out};
+use cllm_threaded::guard::{Handle, ffi_status, ffi_value, out_ptr, write_out};
+use cllm_threaded::{free_handle, with_handle, with_handle_value};
 use std::ffi::{CString, c_int};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -23,6 +24,13 @@ use std::io::Write as _;
 pub struct ThreadedTrainingSystem {
     inner: TrainingSystem<LinkedHost>,
 }
+
+// SAFETY: C gets a system only from `create` (Box::into_raw), it stays valid
+// until threaded_training_free (whose caller gives it up), and it is used
+// through `&Self` only: every TrainingSystem method takes `&self` and locks
+// what it changes (an epoch holds the epoch lock; statistics are copied
+// under their own lock), so sharing it between threads is sound.
+unsafe impl Handle for ThreadedTrainingSystem {}
 
 /// The C status of each failure; the message is the error's text.
 impl From<Error> for FfiError {
@@ -58,29 +66,6 @@ impl From<Error> for FfiError {
     }
 }
 
-/// The body of an entry point on a system handle: `$body` runs with
-/// `$sys: &TrainingSystem` inside the panic boundary, and a NULL handle, an
-/// error or a panic returns `$on_error(&FfiError)` with the reason in
-/// `cllm_last_error()`. Only for `unsafe extern "C" fn`s whose `# Safety`
-/// states the handle contract argued below.
-macro_rules! with_system {
-    ($system:expr, $on_error:expr, |$sys:ident| $body:expr) => {
-        ffi_value($on_error, || {
-            // SAFETY: the handle contract, which every entry point using this
-            // macro puts to its C caller in its `# Safety` (and the header
-            // documents on ThreadedTrainingSystem): `system` is NULL or was
-            // returned by `threaded_training_create*`, and
-            // `threaded_training_free` does not run during the call. NULL is
-            // refused here; a live system may be borrowed by several threads
-            // at once: every TrainingSystem method takes `&self` and locks
-            // what it changes.
-            let handle = unsafe { arg_ref($system as *const ThreadedTrainingSystem, "system") }?;
-            let $sys = &handle.inner;
-            $body
-        })
-    };
-}
-
 /// Figures of a training system (our extension).
 #[allow(non_camel_case_types)]
 #[repr(C)]
@@ -113,6 +98,34 @@ pub struct cllm_training_stats {
     /// Batches whose host loss was NaN or infinite, over all epochs (the
     /// first one is also reported once per process on stderr).
     pub nonfinite_losses: u64,
+}
+
+impl cllm_training_stats {
+    /// The C figures of `sys`, from the snapshot `s` of its statistics (the
+    /// one place they are computed, for threaded_training_get_stats and
+    /// threaded_training_print_stats).
+    fn of(sys: &TrainingSystem<LinkedHost>, s: &Stats) -> Self {
+        let secs = s.last_epoch_time.as_secs_f64();
+        Self {
+            num_workers: u32::try_from(sys.workers()).unwrap_or(u32::MAX),
+            replica_mode: u32::from(sys.mode() == Mode::Replicas),
+            epochs: s.epochs,
+            batches: s.batches,
+            tokens: s.tokens,
+            skipped_batches: s.skipped_batches,
+            optimizer_steps: s.steps,
+            last_loss: s.last_loss,
+            gradient_norm: s.grad_norm.unwrap_or(-1.0),
+            last_epoch_seconds: secs,
+            last_epoch_tokens_per_second: if secs > 0.0 {
+                s.last_epoch_tokens as f64 / secs
+            } else {
+                0.0
+            },
+            group_size: u32::try_from(sys.group_size()).unwrap_or(u32::MAX),
+            nonfinite_losses: s.nonfinite_losses,
+        }
+    }
 }
 
 /// `cllm_training_settings.mode`: replica mode if replica operations are
@@ -346,15 +359,7 @@ pub unsafe extern "C" fn threaded_training_register_replica_ops(
 /// after this call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn threaded_training_free(system: *mut ThreadedTrainingSystem) {
-    if system.is_null() {
-        return;
-    }
-    ffi_status(|| {
-        // SAFETY: this function's `# Safety`: the system came from
-        // `Box::into_raw` in `create`, and the caller gives it up.
-        drop(unsafe { Box::from_raw(system) });
-        Ok(())
-    });
+    free_handle!(system)
 }
 
 /// Trains one epoch (at most `cllm_batch_iterator_num_batches` batches;
@@ -368,7 +373,7 @@ pub unsafe extern "C" fn threaded_training_free(system: *mut ThreadedTrainingSys
 /// not freed during the call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn threaded_train_epoch(system: *mut ThreadedTrainingSystem) -> f32 {
-    with_system!(system, |_| -1.0, |sys| Ok(sys.train_epoch()?))
+    with_handle_value!(system, |_| -1.0, |h| Ok(h.inner.train_epoch()?))
 }
 
 /// Prints the system's figures and one line per sphere to stdout (the C
@@ -379,36 +384,31 @@ pub unsafe extern "C" fn threaded_train_epoch(system: *mut ThreadedTrainingSyste
 /// not freed during the call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn threaded_training_print_stats(system: *mut ThreadedTrainingSystem) {
-    with_system!(system, |_| (), |sys| {
-        let s = sys.stats();
+    with_handle_value!(system, |_| (), |h| {
+        let s = h.inner.stats();
+        let c = cllm_training_stats::of(&h.inner, &s);
         let mut out = String::new();
-        let mode = match sys.mode() {
-            Mode::Serialized => "serialised",
-            Mode::Replicas => "replicas",
+        let mode = if c.replica_mode == 1 {
+            "replicas"
+        } else {
+            "serialised"
         };
-        let secs = s.last_epoch_time.as_secs_f64();
         let _ = writeln!(
             out,
             "threaded training: {} spheres, {mode} mode, {} batches per step; {} epochs, {} batches, {} tokens, {} steps, {} padding-only batches skipped",
-            sys.workers(),
-            sys.group_size(),
-            s.epochs,
-            s.batches,
-            s.tokens,
-            s.steps,
-            s.skipped_batches
+            c.num_workers,
+            c.group_size,
+            c.epochs,
+            c.batches,
+            c.tokens,
+            c.optimizer_steps,
+            c.skipped_batches
         );
         let norm = s.grad_norm.map_or("n/a".to_owned(), |n| format!("{n:.6}"));
         let _ = writeln!(
             out,
             "  last epoch: loss {:.6}, {:.3} s, {:.0} tokens/s; gradient norm {norm}",
-            s.last_loss,
-            secs,
-            if secs > 0.0 {
-                s.last_epoch_tokens as f64 / secs
-            } else {
-                0.0
-            }
+            c.last_loss, c.last_epoch_seconds, c.last_epoch_tokens_per_second
         );
         for (i, sp) in s.spheres.iter().enumerate() {
             let _ = writeln!(
@@ -452,7 +452,8 @@ pub unsafe extern "C" fn threaded_training_get_sphere_stats(
     batches_processed: *mut c_int,
     avg_loss: *mut f32,
 ) -> c_int {
-    with_system!(system, |_| -1, |sys| {
+    with_handle_value!(system, |_| -1, |h| {
+        let sys = &h.inner;
         let batches_out = out_ptr(batches_processed, "batches_processed")?;
         let loss_out = out_ptr(avg_loss, "avg_loss")?;
         let stats = sys.stats();
@@ -489,7 +490,8 @@ pub unsafe extern "C" fn threaded_training_get_sphere_stats(
 pub unsafe extern "C" fn threaded_training_get_gradient_norm(
     system: *mut ThreadedTrainingSystem,
 ) -> f32 {
-    with_system!(system, |_| -1.0, |sys| Ok(sys
+    with_handle_value!(system, |_| -1.0, |h| Ok(h
+        .inner
         .stats()
         .grad_norm
         .unwrap_or(-1.0)))
@@ -504,8 +506,8 @@ pub unsafe extern "C" fn threaded_training_get_gradient_norm(
 pub unsafe extern "C" fn threaded_training_get_num_workers(
     system: *mut ThreadedTrainingSystem,
 ) -> c_int {
-    with_system!(system, |_| -1, |sys| Ok(
-        c_int::try_from(sys.workers()).unwrap_or(c_int::MAX)
+    with_handle_value!(system, |_| -1, |h| Ok(
+        c_int::try_from(h.inner.workers()).unwrap_or(c_int::MAX)
     ))
 }
 
@@ -519,33 +521,13 @@ pub unsafe extern "C" fn threaded_training_get_stats(
     system: *const ThreadedTrainingSystem,
     out: *mut cllm_training_stats,
 ) -> cllm_status {
-    with_system!(system, |e| e.status, |sys| {
+    with_handle!(system, |h| {
         let out = out_ptr(out, "out")?;
-        let s = sys.stats();
-        let secs = s.last_epoch_time.as_secs_f64();
-        let stats = cllm_training_stats {
-            num_workers: sys.workers() as u32,
-            replica_mode: u32::from(sys.mode() == Mode::Replicas),
-            epochs: s.epochs,
-            batches: s.batches,
-            tokens: s.tokens,
-            skipped_batches: s.skipped_batches,
-            optimizer_steps: s.steps,
-            last_loss: s.last_loss,
-            gradient_norm: s.grad_norm.unwrap_or(-1.0),
-            last_epoch_seconds: secs,
-            last_epoch_tokens_per_second: if secs > 0.0 {
-                s.last_epoch_tokens as f64 / secs
-            } else {
-                0.0
-            },
-            group_size: sys.group_size() as u32,
-            nonfinite_losses: s.nonfinite_losses,
-        };
+        let stats = cllm_training_stats::of(&h.inner, &h.inner.stats());
         // SAFETY: `out` is not NULL (checked above) and writable (this
         // function's `# Safety`).
         unsafe { write_out(out, stats) };
-        Ok(cllm_status::CLLM_OK)
+        Ok(())
     })
 }
 

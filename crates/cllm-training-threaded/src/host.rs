@@ -168,88 +168,51 @@ pub unsafe trait Host: Clone + Send + Sync + 'static {
     unsafe fn step(&self, training: *mut CLLMTraining);
 }
 
-#[cfg(not(test))]
-unsafe extern "C" {
-    fn cllm_batch_iterator_reset(iter: *mut CLLMBatchIterator);
-    fn cllm_batch_iterator_next(iter: *mut CLLMBatchIterator) -> *mut CLLMBatch;
-    fn cllm_batch_iterator_num_batches(iter: *mut CLLMBatchIterator) -> usize;
-    fn cllm_batch_free(batch: *mut CLLMBatch);
-    fn cllm_forward_training(training: *mut CLLMTraining, input_tokens: *mut u32) -> f32;
-    fn cllm_compute_loss_training(training: *mut CLLMTraining, target_tokens: *mut u32) -> f32;
-    fn cllm_backward_training(training: *mut CLLMTraining, target_tokens: *mut u32);
-    fn cllm_optimizer_step_adam(training: *mut CLLMTraining);
-}
-
 /// The CLLM host linked into the program: the symbols of cllm-abi.md
 /// section 2, resolved by the linker.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LinkedHost;
 
-// In unit tests the host symbols are not linked; the tests use mock hosts.
-#[cfg(not(test))]
-// SAFETY: each method forwards to the host function of the same meaning; the
-// callers keep the host's rules (see the trait).
-unsafe impl Host for LinkedHost {
-    unsafe fn reset(&self, iter: *mut CLLMBatchIterator) {
-        // SAFETY: forwarded contract.
-        unsafe { cllm_batch_iterator_reset(iter) }
-    }
-    unsafe fn next(&self, iter: *mut CLLMBatchIterator) -> *mut CLLMBatch {
-        // SAFETY: forwarded contract.
-        unsafe { cllm_batch_iterator_next(iter) }
-    }
-    unsafe fn num_batches(&self, iter: *mut CLLMBatchIterator) -> usize {
-        // SAFETY: forwarded contract.
-        unsafe { cllm_batch_iterator_num_batches(iter) }
-    }
-    unsafe fn free_batch(&self, batch: *mut CLLMBatch) {
-        // SAFETY: forwarded contract.
-        unsafe { cllm_batch_free(batch) }
-    }
-    unsafe fn forward(&self, training: *mut CLLMTraining, inputs: *mut u32) -> f32 {
-        // SAFETY: forwarded contract.
-        unsafe { cllm_forward_training(training, inputs) }
-    }
-    unsafe fn loss(&self, training: *mut CLLMTraining, targets: *mut u32) -> f32 {
-        // SAFETY: forwarded contract.
-        unsafe { cllm_compute_loss_training(training, targets) }
-    }
-    unsafe fn backward(&self, training: *mut CLLMTraining, targets: *mut u32) {
-        // SAFETY: forwarded contract.
-        unsafe { cllm_backward_training(training, targets) }
-    }
-    unsafe fn step(&self, training: *mut CLLMTraining) {
-        // SAFETY: forwarded contract.
-        unsafe { cllm_optimizer_step_adam(training) }
-    }
+/// Declares the host functions and implements [`Host`] for [`LinkedHost`],
+/// each method calling the function of the same meaning with its arguments.
+/// Unit tests link no host (they use mock hosts): there every method panics.
+macro_rules! linked_host {
+    ($($method:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $c_fn:ident;)*) => {
+        #[cfg(not(test))]
+        unsafe extern "C" {
+            $(fn $c_fn($($arg: $ty),*) $(-> $ret)?;)*
+        }
+
+        #[cfg(not(test))]
+        // SAFETY: every method forwards to the host function of the same
+        // meaning, and the trait's contract is that function's contract.
+        unsafe impl Host for LinkedHost {
+            $(unsafe fn $method(&self, $($arg: $ty),*) $(-> $ret)? {
+                // SAFETY: the method's contract (pointers the host gave out,
+                // one call at a time per object) is the one cllm-abi.md
+                // section 2 states for this function.
+                unsafe { $c_fn($($arg),*) }
+            })*
+        }
+
+        #[cfg(test)]
+        // SAFETY: every method panics before touching a pointer.
+        unsafe impl Host for LinkedHost {
+            $(unsafe fn $method(&self, $($arg: $ty),*) $(-> $ret)? {
+                let _ = ($($arg),*);
+                panic!("no CLLM host is linked into unit tests")
+            })*
+        }
+    };
 }
 
-// Unit tests link no host: they use mock hosts, and this one must never run.
-#[cfg(test)]
-// SAFETY: every method panics before touching a pointer.
-unsafe impl Host for LinkedHost {
-    unsafe fn reset(&self, _: *mut CLLMBatchIterator) {
-        panic!("no CLLM host is linked into unit tests")
-    }
-    unsafe fn next(&self, _: *mut CLLMBatchIterator) -> *mut CLLMBatch {
-        panic!("no CLLM host is linked into unit tests")
-    }
-    unsafe fn num_batches(&self, _: *mut CLLMBatchIterator) -> usize {
-        panic!("no CLLM host is linked into unit tests")
-    }
-    unsafe fn free_batch(&self, _: *mut CLLMBatch) {
-        panic!("no CLLM host is linked into unit tests")
-    }
-    unsafe fn forward(&self, _: *mut CLLMTraining, _: *mut u32) -> f32 {
-        panic!("no CLLM host is linked into unit tests")
-    }
-    unsafe fn loss(&self, _: *mut CLLMTraining, _: *mut u32) -> f32 {
-        panic!("no CLLM host is linked into unit tests")
-    }
-    unsafe fn backward(&self, _: *mut CLLMTraining, _: *mut u32) {
-        panic!("no CLLM host is linked into unit tests")
-    }
-    unsafe fn step(&self, _: *mut CLLMTraining) {
-        panic!("no CLLM host is linked into unit tests")
-    }
+linked_host! {
+    reset(iter: *mut CLLMBatchIterator) = cllm_batch_iterator_reset;
+    next(iter: *mut CLLMBatchIterator) -> *mut CLLMBatch = cllm_batch_iterator_next;
+    num_batches(iter: *mut CLLMBatchIterator) -> usize = cllm_batch_iterator_num_batches;
+    free_batch(batch: *mut CLLMBatch) = cllm_batch_free;
+    forward(training: *mut CLLMTraining, inputs: *mut u32) -> f32 = cllm_forward_training;
+    loss(training: *mut CLLMTraining, targets: *mut u32) -> f32 = cllm_compute_loss_training;
+    backward(training: *mut CLLMTraining, targets: *mut u32) = cllm_backward_training;
+    step(training: *mut CLLMTraining) = cllm_optimizer_step_adam;
 }

@@ -65,8 +65,14 @@ struct Mock {
 #[derive(Clone)]
 struct MockHost(Arc<Mock>);
 
-fn training(t: *mut CLLMTraining) -> &'static mut MockTraining {
-    // SAFETY: the tests only pass pointers made by `new_training`.
+/// The mock object behind a training pointer.
+///
+/// # Safety
+/// `t` was made by [`new_training`], is not freed while the reference lives,
+/// and nothing else uses it meanwhile (the drop-in's one-call-at-a-time
+/// rule, which `MockHost::enter` checks).
+unsafe fn training<'a>(t: *mut CLLMTraining) -> &'a mut MockTraining {
+    // SAFETY: the contract above.
     unsafe { &mut *t.cast::<MockTraining>() }
 }
 
@@ -81,14 +87,51 @@ fn new_training(is_replica: bool, grad_len: usize) -> *mut CLLMTraining {
     .cast()
 }
 
-fn free_training(t: *mut CLLMTraining) {
-    // SAFETY: made by `new_training`, freed once.
+/// Frees a training object.
+///
+/// # Safety
+/// `t` was made by [`new_training`] and is not used again.
+unsafe fn free_training(t: *mut CLLMTraining) {
+    // SAFETY: the contract above: a box of ours, dropped once.
     drop(unsafe { Box::from_raw(t.cast::<MockTraining>()) });
 }
 
+/// A test's master training object, freed when dropped (after the system
+/// that trains on it).
+struct Master(*mut CLLMTraining);
+
+impl Master {
+    fn new() -> Self {
+        Self(new_training(false, GRAD_LEN))
+    }
+
+    /// The pointer a system is created over.
+    fn ptr(&self) -> *mut CLLMTraining {
+        self.0
+    }
+
+    /// The weight, read between epochs (no call runs on the master then).
+    fn weight(&self) -> f64 {
+        // SAFETY: made by `new_training`, live until `drop`; no epoch runs.
+        unsafe { training(self.0) }.weight
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        // SAFETY: made by `new_training`; the tests drop the system first.
+        unsafe { free_training(self.0) }
+    }
+}
+
 impl MockHost {
-    fn enter(&self, t: *mut CLLMTraining) -> &'static mut MockTraining {
-        let m = training(t);
+    /// Marks `t` in use (counting a second concurrent user as misuse).
+    ///
+    /// # Safety
+    /// As for [`training`], apart from the concurrent use this checks.
+    unsafe fn enter<'a>(&self, t: *mut CLLMTraining) -> &'a mut MockTraining {
+        // SAFETY: the contract above.
+        let m = unsafe { training(t) };
         if m.in_use.swap(true, Ordering::SeqCst) {
             self.0.misuse.fetch_add(1, Ordering::SeqCst);
         }
@@ -143,7 +186,8 @@ unsafe impl Host for MockHost {
         self.0.live_batches.fetch_sub(1, Ordering::SeqCst);
     }
     unsafe fn forward(&self, t: *mut CLLMTraining, inputs: *mut u32) -> f32 {
-        let m = self.enter(t);
+        // SAFETY: the drop-in passes training objects it was given.
+        let m = unsafe { self.enter(t) };
         std::thread::sleep(self.0.slow_forward);
         // SAFETY: a whole batch is passed.
         m.last_input = unsafe { *inputs };
@@ -151,7 +195,8 @@ unsafe impl Host for MockHost {
         0.0
     }
     unsafe fn loss(&self, t: *mut CLLMTraining, _: *mut u32) -> f32 {
-        let m = self.enter(t);
+        // SAFETY: the drop-in passes training objects it was given.
+        let m = unsafe { self.enter(t) };
         let loss = if self.0.nan_loss_on_token == Some(m.last_input) {
             f32::NAN
         } else {
@@ -161,7 +206,8 @@ unsafe impl Host for MockHost {
         loss
     }
     unsafe fn backward(&self, t: *mut CLLMTraining, _: *mut u32) {
-        let m = self.enter(t);
+        // SAFETY: the drop-in passes training objects it was given.
+        let m = unsafe { self.enter(t) };
         let g = if self.0.nan_on_token == Some(m.last_input) {
             f32::NAN
         } else {
@@ -171,7 +217,8 @@ unsafe impl Host for MockHost {
         Self::leave(m);
     }
     unsafe fn step(&self, t: *mut CLLMTraining) {
-        let m = self.enter(t);
+        // SAFETY: the drop-in passes training objects it was given.
+        let m = unsafe { self.enter(t) };
         if m.is_replica {
             self.0.steps_on_replicas.fetch_add(1, Ordering::SeqCst);
         }
@@ -207,7 +254,9 @@ unsafe extern "C" fn mock_free_replica(user: *mut c_void, replica: *mut CLLMTrai
     // SAFETY: `user` is the test's `Mock`.
     let mock = unsafe { &*(user as *const Mock) };
     mock.replicas_freed.fetch_add(1, Ordering::SeqCst);
-    free_training(replica);
+    // SAFETY: the drop-in frees each replica made by `mock_create_replica`
+    // once, after its last use.
+    unsafe { free_training(replica) };
 }
 
 unsafe extern "C" fn mock_gradients(
@@ -218,7 +267,9 @@ unsafe extern "C" fn mock_gradients(
 ) -> usize {
     // SAFETY: `user` is the test's `Mock`.
     let mock = unsafe { &*(user as *const Mock) };
-    let m = training(t);
+    // SAFETY: the drop-in lists buffers of objects it was given, while no
+    // other call runs on them.
+    let m = unsafe { training(t) };
     if mock.absurd_gradient && capacity >= 1 {
         // SAFETY: room for one span; the drop-in must never touch it.
         unsafe {
@@ -288,45 +339,43 @@ fn plan(
     settings::resolve(request, |_| None, None)
 }
 
+/// A system over `master` (which the caller drops after the system).
 fn try_system_grouped(
     mock: &Arc<Mock>,
-    master: *mut CLLMTraining,
+    master: &Master,
     threads: i64,
     replicas: bool,
     group: Option<usize>,
 ) -> Result<TrainingSystem<MockHost>, Error> {
     let plan = plan(mock, threads, replicas, group)?;
     // SAFETY: the mock host accepts any iterator pointer; `master` is live
-    // (or NULL, which is refused before any use).
-    unsafe { TrainingSystem::create(MockHost(mock.clone()), master, any_iterator(), plan) }
+    // and outlives the system (the caller drops it after).
+    unsafe { TrainingSystem::create(MockHost(mock.clone()), master.ptr(), any_iterator(), plan) }
 }
 
 fn try_system(
     mock: &Arc<Mock>,
-    master: *mut CLLMTraining,
+    master: &Master,
     threads: i64,
     replicas: bool,
 ) -> Result<TrainingSystem<MockHost>, Error> {
     try_system_grouped(mock, master, threads, replicas, None)
 }
 
-fn system(
-    mock: &Arc<Mock>,
-    threads: i64,
-    replicas: bool,
-) -> (TrainingSystem<MockHost>, *mut CLLMTraining) {
-    let master = new_training(false, GRAD_LEN);
-    (try_system(mock, master, threads, replicas).unwrap(), master)
+fn system(mock: &Arc<Mock>, threads: i64, replicas: bool) -> (TrainingSystem<MockHost>, Master) {
+    let master = Master::new();
+    (
+        try_system(mock, &master, threads, replicas).unwrap(),
+        master,
+    )
 }
 
 /// The error of a creation over a fresh master that must fail.
 fn create_error(mock: &Arc<Mock>, threads: i64, replicas: bool) -> Error {
-    let master = new_training(false, GRAD_LEN);
-    let err = try_system(mock, master, threads, replicas)
+    let master = Master::new();
+    try_system(mock, &master, threads, replicas)
         .err()
-        .expect("creation must fail");
-    free_training(master);
-    err
+        .expect("creation must fail")
 }
 
 #[test]
@@ -359,7 +408,7 @@ fn an_epoch_stops_at_num_batches_when_the_iterator_pads_for_ever() {
         0,
         "batches leaked"
     );
-    free_training(master);
+    drop(master);
 }
 
 #[test]
@@ -379,14 +428,14 @@ fn serialised_mode_steps_in_batch_order_one_call_at_a_time() {
             expected = expected * 0.5 + f64::from(k);
         }
     }
-    assert_eq!(training(master).weight, expected);
+    assert_eq!(master.weight(), expected);
     assert_eq!(
         mock.misuse.load(Ordering::SeqCst),
         0,
         "concurrent calls on the training object"
     );
     assert_eq!(mock.live_batches.load(Ordering::SeqCst), 0);
-    free_training(master);
+    drop(master);
 }
 
 #[test]
@@ -415,7 +464,7 @@ fn a_batch_of_another_size_stops_the_epoch_and_frees_every_batch() {
             "replicas={replicas}: batches leaked"
         );
         drop(sys);
-        free_training(master);
+        drop(master);
     }
 }
 
@@ -436,7 +485,7 @@ fn a_batch_claiming_more_valid_tokens_than_it_holds_is_refused() {
         }
     );
     drop(sys);
-    free_training(master);
+    drop(master);
 }
 
 #[test]
@@ -457,7 +506,7 @@ fn replica_mode_reduces_token_weighted_and_steps_once_per_group() {
     let g2 = 3.0f32 * 0.5 + 4.0 * 0.5;
     let g3 = 5.0f32;
     let expected = ((1.0 * 0.5 + f64::from(g1)) * 0.5 + f64::from(g2)) * 0.5 + f64::from(g3);
-    assert_eq!(training(master).weight, expected);
+    assert_eq!(master.weight(), expected);
     assert_eq!(
         stats.grad_norm,
         Some((5.0f64 * 5.0 * GRAD_LEN as f64).sqrt() as f32)
@@ -470,7 +519,7 @@ fn replica_mode_reduces_token_weighted_and_steps_once_per_group() {
     assert_eq!(mock.misuse.load(Ordering::SeqCst), 0);
     drop(sys);
     assert_eq!(mock.replicas_freed.load(Ordering::SeqCst), 2);
-    free_training(master);
+    drop(master);
 }
 
 #[test]
@@ -488,10 +537,10 @@ fn a_non_finite_gradient_stops_the_epoch_without_a_step() {
         1,
         "the group holding the NaN was not applied"
     );
-    assert!(training(master).weight.is_finite());
+    assert!(master.weight().is_finite());
     assert_eq!(mock.live_batches.load(Ordering::SeqCst), 0);
     drop(sys);
-    free_training(master);
+    drop(master);
 }
 
 #[test]
@@ -538,7 +587,7 @@ fn a_second_epoch_at_the_same_time_is_refused_as_busy() {
     assert_eq!(second.unwrap_err(), Error::Busy);
     assert!(first.join().unwrap().is_ok());
     drop(sys);
-    free_training(master);
+    drop(master);
 }
 
 #[test]
@@ -552,19 +601,19 @@ fn absurd_thread_counts_and_null_objects_are_refused() {
         matches!(e, Error::Pool(sphere_pool::Error::InvalidArgument(_))),
         "{e}"
     );
-    let e = try_system(&mock, std::ptr::null_mut(), 1, false)
-        .err()
-        .unwrap();
-    assert_eq!(e, Error::NullArgument("training"));
-    let master = new_training(false, GRAD_LEN);
     let p = plan(&mock, 1, false, None).unwrap();
-    // SAFETY: a NULL iterator is refused before any use.
-    let e =
-        unsafe { TrainingSystem::create(MockHost(mock.clone()), master, std::ptr::null_mut(), p) }
+    let master = Master::new();
+    for (training, iter, null) in [
+        (std::ptr::null_mut(), any_iterator(), "training"),
+        (master.ptr(), std::ptr::null_mut(), "batch_iterator"),
+    ] {
+        // SAFETY: the NULL pointer is refused before any use; the other is
+        // live (the master) or any pointer (the mock's iterator).
+        let e = unsafe { TrainingSystem::create(MockHost(mock.clone()), training, iter, p) }
             .err()
             .unwrap();
-    assert_eq!(e, Error::NullArgument("batch_iterator"));
-    free_training(master);
+        assert_eq!(e, Error::NullArgument(null));
+    }
 }
 
 /// The weight after one epoch of `batches` batches over `threads` spheres.
@@ -576,8 +625,8 @@ fn weight_after_epoch(threads: i64, group: Option<usize>) -> f64 {
         script: sc,
         ..Mock::default()
     });
-    let master = new_training(false, GRAD_LEN);
-    let sys = try_system_grouped(&mock, master, threads, true, group).unwrap();
+    let master = Master::new();
+    let sys = try_system_grouped(&mock, &master, threads, true, group).unwrap();
     assert_eq!(sys.group_size(), group.unwrap_or(threads as usize));
     sys.train_epoch().unwrap();
     assert_eq!(sys.stats().steps, 11u64.div_ceil(sys.group_size() as u64));
@@ -587,9 +636,7 @@ fn weight_after_epoch(threads: i64, group: Option<usize>) -> f64 {
         mock.replicas_freed.load(Ordering::SeqCst),
         group.unwrap_or(threads as usize)
     );
-    let w = training(master).weight;
-    free_training(master);
-    w
+    master.weight()
 }
 
 #[test]
@@ -636,7 +683,7 @@ fn a_non_finite_host_loss_is_counted_and_gives_a_non_finite_epoch_loss() {
     assert!(loss.is_nan(), "{loss}");
     assert_eq!(sys.stats().nonfinite_losses, 1);
     drop(sys);
-    free_training(master);
+    drop(master);
 }
 
 #[test]
@@ -656,7 +703,7 @@ fn the_optimizer_step_hook_replaces_the_step_with_the_batch_or_group_loss() {
             script: script(4),
             ..Mock::default()
         });
-        let master = new_training(false, GRAD_LEN);
+        let master = Master::new();
         let mut o = ops(&mock);
         o.optimizer_step = Some(mock_hook);
         let request = Request {
@@ -670,14 +717,14 @@ fn the_optimizer_step_hook_replaces_the_step_with_the_batch_or_group_loss() {
             ops: Some(o),
         };
         let plan = settings::resolve(request, |_| None, None).unwrap();
-        // SAFETY: as in `try_system`.
-        let sys =
-            unsafe { TrainingSystem::create(MockHost(mock.clone()), master, any_iterator(), plan) }
-                .unwrap();
+        // SAFETY: as in `try_system_grouped`.
+        let sys = unsafe {
+            TrainingSystem::create(MockHost(mock.clone()), master.ptr(), any_iterator(), plan)
+        }
+        .unwrap();
         sys.train_epoch().unwrap();
         assert_eq!(*mock.hook_losses.lock(), expected, "replicas={replicas}");
-        assert!(training(master).weight != 1.0, "the hook stepped");
+        assert!(master.weight() != 1.0, "the hook stepped");
         drop(sys);
-        free_training(master);
     }
 }
