@@ -193,7 +193,7 @@ int main(int argc, char **argv) {
             status = fail("the agent loop");
         if (w.frame % 8 == 0) {
             cllm_task *task = NULL;
-            if (cllm_role_submit(roles, CLLM_ROLE_STATS, compute_stats, &stats, &task) != CLLM_OK ||
+            if (cllm_roles_submit(roles, CLLM_ROLE_STATS, compute_stats, &stats, &task) != CLLM_OK ||
                 cllm_task_wait(task) != CLLM_OK)
                 status = fail("the statistics task");
             cllm_task_free(task);

@@ -1,6 +1,6 @@
-/* C tests of the role pools API (cllm_roles_*, cllm_role_*, cllm_task_*,
- * cllm_sched_*): every function and every documented bad input. Runs plain
- * and under valgrind (keep the work small). */
+/* C tests of the role pools API (cllm_roles_*, cllm_task_*,
+ * cllm_roles_sched_*): every function and every documented bad input. Runs
+ * plain and under valgrind (keep the work small). Durations are ns. */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
 #include "cllm_threaded.h"
@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define MS (UINT64_C(1000000)) /* one millisecond in ns */
 
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -63,8 +65,8 @@ static cllm_roles *make(int ai, int eval, int bg, uint32_t budget, uint32_t queu
     o.threads[CLLM_ROLE_BACKGROUND] = bg;
     o.thread_budget = budget;
     o.queue_capacity = queue;
-    o.stuck_task_ms = stuck_ms;
-    o.heartbeat_ms = 50;
+    o.stuck_task_ns = stuck_ms * MS;
+    o.heartbeat_ns = 50 * MS;
     cllm_roles *rt = NULL;
     CHECK_STATUS(cllm_roles_create(&o, &rt), CLLM_OK);
     return rt;
@@ -138,35 +140,41 @@ static void test_submit_and_wait(void) {
     cllm_roles *rt = make(0, 1, 0, 2, 0, 0);
     atomic_int count = 0;
     cllm_task *t = NULL;
-    CHECK_STATUS(cllm_role_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &t), CLLM_OK);
+    CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &t), CLLM_OK);
     CHECK_STATUS(cllm_task_wait(t), CLLM_OK);
     CHECK_STATUS(cllm_task_wait(t), CLLM_OK); /* the same outcome again */
     CHECK(atomic_load(&count) == 1, "ran once: %d", atomic_load(&count));
     cllm_task_free(t);
 
-    CHECK_STATUS(cllm_role_submit(rt, CLLM_ROLE_EVALUATION, fail_seven, NULL, &t), CLLM_OK);
+    CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_EVALUATION, fail_seven, NULL, &t), CLLM_OK);
     CHECK_STATUS(cllm_task_wait(t), CLLM_ERR_JOB_FAILED);
     CHECK(contains(cllm_last_error(), "7"), "the code is in the message: %s", cllm_last_error());
-    CHECK_STATUS(cllm_task_wait_timeout(t, 1), CLLM_ERR_JOB_FAILED);
+    CHECK_STATUS(cllm_task_wait_timeout(t, 1 * MS), CLLM_ERR_JOB_FAILED);
+    CHECK_STATUS(cllm_task_wait_timeout(t, CLLM_WAIT_FOREVER), CLLM_ERR_JOB_FAILED);
     cllm_task_free(t);
+    /* Explicit "wait while full" (CLLM_WAIT_FOREVER) with a priority. */
+    CHECK_STATUS(cllm_roles_submit_ex(rt, CLLM_ROLE_EVALUATION, 2, CLLM_WAIT_FOREVER, add_one, &count, &t), CLLM_OK);
+    CHECK_STATUS(cllm_task_wait_timeout(t, CLLM_WAIT_FOREVER), CLLM_OK);
+    cllm_task_free(t);
+    CHECK(atomic_load(&count) == 2, "the second task ran: %d", atomic_load(&count));
     cllm_task_free(NULL);
 
     /* Bad inputs. */
-    CHECK_STATUS(cllm_role_submit(NULL, CLLM_ROLE_EVALUATION, add_one, &count, &t), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_role_submit(rt, CLLM_ROLE_EVALUATION, NULL, &count, &t), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_role_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, NULL), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_role_submit(rt, 5, add_one, &count, &t), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cllm_roles_submit(NULL, CLLM_ROLE_EVALUATION, add_one, &count, &t), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_EVALUATION, NULL, &count, &t), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, NULL), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_submit(rt, 5, add_one, &count, &t), CLLM_ERR_INVALID_ARGUMENT);
     CHECK(contains(cllm_last_error(), "role = 5 is not a cllm_role"), "%s", cllm_last_error());
-    CHECK_STATUS(cllm_role_submit(rt, -1, add_one, &count, &t), CLLM_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(cllm_role_try_submit(rt, 9, add_one, &count, &t), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_NONE, add_one, &count, &t), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cllm_roles_try_submit(rt, 9, add_one, &count, &t), CLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cllm_task_wait(NULL), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_task_wait_timeout(NULL, 5), CLLM_ERR_NULL);
-    CHECK(atomic_load(&count) == 1, "no bad call ran the task");
+    CHECK_STATUS(cllm_task_wait_timeout(NULL, 5 * MS), CLLM_ERR_NULL);
+    CHECK(atomic_load(&count) == 2, "no bad call ran the task");
 
     cllm_role_metrics m;
     CHECK_STATUS(cllm_roles_metrics(rt, CLLM_ROLE_EVALUATION, &m), CLLM_OK);
     CHECK(m.enabled && m.threads == 1, "one evaluation thread: %u", m.threads);
-    CHECK(m.tasks_submitted == 2 && m.tasks_done == 1 && m.tasks_failed == 1, "%llu %llu %llu",
+    CHECK(m.tasks_submitted == 3 && m.tasks_done == 2 && m.tasks_failed == 1, "%llu %llu %llu",
           (unsigned long long)m.tasks_submitted, (unsigned long long)m.tasks_done,
           (unsigned long long)m.tasks_failed);
     CHECK(m.alive_ns > 0 && m.busy_ns <= m.alive_ns && m.queue_capacity == 1024, "thread-time");
@@ -181,16 +189,16 @@ static void test_backpressure_and_timeouts(void) {
     struct gate g = {0, 0};
     cllm_task *blocker = NULL, *queued = NULL, *t = (cllm_task *)0x1;
     atomic_int count = 0;
-    CHECK_STATUS(cllm_role_submit(rt, CLLM_ROLE_EVALUATION, wait_for_gate, &g, &blocker), CLLM_OK);
+    CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_EVALUATION, wait_for_gate, &g, &blocker), CLLM_OK);
     while (!atomic_load(&g.started)) sleep_ms(1);
-    CHECK_STATUS(cllm_task_wait_timeout(blocker, 10), CLLM_ERR_TIMEOUT);
-    CHECK_STATUS(cllm_role_try_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &queued), CLLM_OK);
-    CHECK_STATUS(cllm_role_try_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &t), CLLM_ERR_FULL);
+    CHECK_STATUS(cllm_task_wait_timeout(blocker, 10 * MS), CLLM_ERR_TIMEOUT);
+    CHECK_STATUS(cllm_roles_try_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &queued), CLLM_OK);
+    CHECK_STATUS(cllm_roles_try_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &t), CLLM_ERR_FULL);
     CHECK(contains(cllm_last_error(), "full"), "%s", cllm_last_error());
     double start = now_ms();
-    CHECK_STATUS(cllm_role_submit_timeout(rt, CLLM_ROLE_EVALUATION, add_one, &count, 20, &t), CLLM_ERR_TIMEOUT);
+    CHECK_STATUS(cllm_roles_submit_timeout(rt, CLLM_ROLE_EVALUATION, add_one, &count, 20 * MS, &t), CLLM_ERR_TIMEOUT);
     CHECK(now_ms() - start >= 19.0, "waited the timeout");
-    CHECK_STATUS(cllm_role_submit_ex(rt, CLLM_ROLE_EVALUATION, 3, 0, add_one, &count, &t), CLLM_ERR_FULL);
+    CHECK_STATUS(cllm_roles_submit_ex(rt, CLLM_ROLE_EVALUATION, 3, 0, add_one, &count, &t), CLLM_ERR_FULL);
     CHECK(t == (cllm_task *)0x1, "no handle written on failure");
     cllm_role_metrics m;
     CHECK_STATUS(cllm_roles_metrics(rt, CLLM_ROLE_EVALUATION, &m), CLLM_OK);
@@ -209,7 +217,7 @@ static void test_inline_when_off(void) {
     cllm_roles *rt = make(1, 0, 0, 2, 0, 0);
     pthread_t ran_on;
     cllm_task *t = NULL;
-    CHECK_STATUS(cllm_role_submit(rt, CLLM_ROLE_STATS, record_thread, &ran_on, &t), CLLM_OK);
+    CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_STATS, record_thread, &ran_on, &t), CLLM_OK);
     CHECK(pthread_equal(ran_on, pthread_self()), "an off pool runs the task on the caller");
     CHECK_STATUS(cllm_task_wait_timeout(t, 0), CLLM_OK);
     cllm_task_free(t);
@@ -241,9 +249,9 @@ static void test_resize_and_rebalance(void) {
     CHECK_STATUS(cllm_roles_threads(rt, &budget, &threads), CLLM_OK);
     CHECK(threads <= budget, "%zu threads, budget %zu", threads, budget);
 
-    cllm_thread_move mv = {true, 5, 5};
+    cllm_thread_move mv = {true, CLLM_ROLE_AI, CLLM_ROLE_AI};
     CHECK_STATUS(cllm_roles_rebalance(rt, &mv), CLLM_OK);
-    CHECK(!mv.moved && mv.from_role == -1 && mv.to_role == -1, "idle pools: no move");
+    CHECK(!mv.moved && mv.from_role == CLLM_ROLE_NONE && mv.to_role == CLLM_ROLE_NONE, "idle pools: no move");
     CHECK_STATUS(cllm_roles_rebalance(rt, NULL), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_roles_rebalance(NULL, &mv), CLLM_ERR_NULL);
     cllm_roles_free(rt);
@@ -256,7 +264,7 @@ static void test_stuck_tasks(void) {
     size_t count = 99;
     CHECK_STATUS(cllm_roles_stuck_tasks(rt, NULL, 0, &count), CLLM_OK);
     CHECK(count == 0, "healthy at start: %zu", count);
-    CHECK_STATUS(cllm_role_submit(rt, CLLM_ROLE_EVALUATION, wait_for_gate, &g, &t), CLLM_OK);
+    CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_EVALUATION, wait_for_gate, &g, &t), CLLM_OK);
     while (!atomic_load(&g.started)) sleep_ms(1);
     sleep_ms(80);
     cllm_stuck_task stuck[2];
@@ -283,50 +291,50 @@ static void test_scheduler(void) {
     cllm_roles *rt = make(0, 0, 1, 1, 0, 0);
     atomic_int ticks = 0;
     uint64_t id = 0;
-    CHECK_STATUS(cllm_sched_add(rt, "monitoring", 10, 10, add_one, &ticks, &id), CLLM_OK);
+    CHECK_STATUS(cllm_roles_sched_add(rt, "monitoring", 10 * MS, 10, add_one, &ticks, &id), CLLM_OK);
     double start = now_ms();
     while (atomic_load(&ticks) < 2 && now_ms() - start < 5000) sleep_ms(2);
     CHECK(atomic_load(&ticks) >= 2, "ran %d times", atomic_load(&ticks));
     cllm_periodic_stats s;
-    CHECK_STATUS(cllm_sched_stats(rt, id, &s), CLLM_OK);
+    CHECK_STATUS(cllm_roles_sched_stats(rt, id, &s), CLLM_OK);
     CHECK(s.runs >= 2 && s.failures == 0 && s.interval_ns == 10000000ull && s.priority == 10, "runs %llu",
           (unsigned long long)s.runs);
     size_t ran = 9;
-    CHECK_STATUS(cllm_sched_run_due(rt, &ran), CLLM_OK);
+    CHECK_STATUS(cllm_roles_sched_run_due(rt, &ran), CLLM_OK);
     CHECK(ran == 0, "with a background thread nothing runs on the caller");
-    CHECK_STATUS(cllm_sched_remove(rt, id), CLLM_OK);
-    CHECK_STATUS(cllm_sched_remove(rt, id), CLLM_ERR_NOT_FOUND);
-    CHECK_STATUS(cllm_sched_stats(rt, id, &s), CLLM_ERR_NOT_FOUND);
+    CHECK_STATUS(cllm_roles_sched_remove(rt, id), CLLM_OK);
+    CHECK_STATUS(cllm_roles_sched_remove(rt, id), CLLM_ERR_NOT_FOUND);
+    CHECK_STATUS(cllm_roles_sched_stats(rt, id, &s), CLLM_ERR_NOT_FOUND);
 
     uint64_t bad = 0;
-    CHECK_STATUS(cllm_sched_add(rt, "failing", 5, 0, fail_seven, NULL, &bad), CLLM_OK);
+    CHECK_STATUS(cllm_roles_sched_add(rt, "failing", 5 * MS, 0, fail_seven, NULL, &bad), CLLM_OK);
     start = now_ms();
     int st;
     do {
         sleep_ms(5);
-        st = cllm_sched_stats(rt, bad, &s);
+        st = cllm_roles_sched_stats(rt, bad, &s);
     } while (st == CLLM_OK && s.failures < 1 && now_ms() - start < 5000);
     CHECK_STATUS(st, CLLM_OK);
     CHECK(s.failures >= 1, "a non-zero return counts as a failure");
 
-    CHECK_STATUS(cllm_sched_add(rt, "zero", 0, 0, add_one, &ticks, &id), CLLM_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(cllm_sched_add(rt, NULL, 10, 0, add_one, &ticks, &id), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_sched_add(rt, "x", 10, 0, NULL, &ticks, &id), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_sched_add(rt, "x", 10, 0, add_one, &ticks, NULL), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_sched_add(NULL, "x", 10, 0, add_one, &ticks, &id), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_sched_stats(rt, bad, NULL), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_sched_run_due(rt, NULL), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_sched_run_due(NULL, &ran), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_sched_remove(NULL, bad), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_sched_add(rt, "zero", 0, 0, add_one, &ticks, &id), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cllm_roles_sched_add(rt, NULL, 10 * MS, 0, add_one, &ticks, &id), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_sched_add(rt, "x", 10 * MS, 0, NULL, &ticks, &id), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_sched_add(rt, "x", 10 * MS, 0, add_one, &ticks, NULL), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_sched_add(NULL, "x", 10 * MS, 0, add_one, &ticks, &id), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_sched_stats(rt, bad, NULL), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_sched_run_due(rt, NULL), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_sched_run_due(NULL, &ran), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_sched_remove(NULL, bad), CLLM_ERR_NULL);
     cllm_roles_free(rt);
 
-    /* Background off: due tasks run only in cllm_sched_run_due, on the caller. */
+    /* Background off: due tasks run only in cllm_roles_sched_run_due, on the caller. */
     rt = make(1, 0, 0, 1, 0, 0);
     atomic_store(&ticks, 0);
-    CHECK_STATUS(cllm_sched_add(rt, "cleanup", 5, 0, add_one, &ticks, &id), CLLM_OK);
+    CHECK_STATUS(cllm_roles_sched_add(rt, "cleanup", 5 * MS, 0, add_one, &ticks, &id), CLLM_OK);
     sleep_ms(30);
     CHECK(atomic_load(&ticks) == 0, "nothing runs by itself");
-    CHECK_STATUS(cllm_sched_run_due(rt, &ran), CLLM_OK);
+    CHECK_STATUS(cllm_roles_sched_run_due(rt, &ran), CLLM_OK);
     CHECK(ran == 1 && atomic_load(&ticks) == 1, "ran %zu", ran);
     cllm_roles_free(rt);
 }
@@ -345,7 +353,7 @@ static int visit(void *arg, size_t i) {
 
 static void test_parallel_for(void) {
     cllm_roles *rt = make(1, 0, 0, 2, 0, 0);
-    const int parts[3] = {CLLM_PARTITION_INTERLEAVED, CLLM_PARTITION_CONTIGUOUS, CLLM_PARTITION_DYNAMIC};
+    const cllm_partition parts[3] = {CLLM_PARTITION_INTERLEAVED, CLLM_PARTITION_CONTIGUOUS, CLLM_PARTITION_DYNAMIC};
     for (int p = 0; p < 3; p++) {
         struct loop_arg a;
         for (int i = 0; i < 100; i++) atomic_init(&a.hits[i], 0);
@@ -364,7 +372,7 @@ static void test_parallel_for(void) {
     a.fail_at = -1;
     CHECK_STATUS(cllm_roles_parallel_for(rt, CLLM_ROLE_AI, 0, CLLM_PARTITION_DYNAMIC, 0, visit, &a), CLLM_OK);
     CHECK_STATUS(cllm_roles_parallel_for(rt, CLLM_ROLE_AI, 10, 3, 0, visit, &a), CLLM_ERR_INVALID_ARGUMENT);
-    CHECK(contains(cllm_last_error(), "partitioning 3"), "%s", cllm_last_error());
+    CHECK(contains(cllm_last_error(), "partitioning = 3 is not a cllm_partition"), "%s", cllm_last_error());
     CHECK_STATUS(cllm_roles_parallel_for(rt, 8, 10, CLLM_PARTITION_DYNAMIC, 0, visit, &a),
                  CLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cllm_roles_parallel_for(rt, CLLM_ROLE_AI, 10, CLLM_PARTITION_DYNAMIC, 0, NULL, &a), CLLM_ERR_NULL);
@@ -388,16 +396,17 @@ static void test_shutdown(void) {
     struct gate g = {0, 0};
     cllm_task *blocker = NULL, *queued[3] = {NULL, NULL, NULL};
     atomic_int count = 0;
-    CHECK_STATUS(cllm_role_submit(rt, CLLM_ROLE_EVALUATION, wait_for_gate, &g, &blocker), CLLM_OK);
+    CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_EVALUATION, wait_for_gate, &g, &blocker), CLLM_OK);
     while (!atomic_load(&g.started)) sleep_ms(1);
     for (int i = 0; i < 3; i++)
-        CHECK_STATUS(cllm_role_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &queued[i]), CLLM_OK);
+        CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &queued[i]), CLLM_OK);
     cllm_shutdown_report r;
-    CHECK_STATUS(cllm_roles_shutdown(rt, 7, 100, &r), CLLM_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(cllm_roles_shutdown(rt, CLLM_DRAIN_DROP, 100, NULL), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_roles_shutdown(NULL, CLLM_DRAIN_DROP, 100, &r), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_shutdown(rt, 7, 100 * MS, &r), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cllm_last_error(), "policy = 7 is not a cllm_drain"), "%s", cllm_last_error());
+    CHECK_STATUS(cllm_roles_shutdown(rt, CLLM_DRAIN_DROP, 100 * MS, NULL), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_shutdown(NULL, CLLM_DRAIN_DROP, 100 * MS, &r), CLLM_ERR_NULL);
     /* Drop the queue; the running task is past the 30 ms deadline. */
-    CHECK_STATUS(cllm_roles_shutdown(rt, CLLM_DRAIN_DROP, 30, &r), CLLM_OK);
+    CHECK_STATUS(cllm_roles_shutdown(rt, CLLM_DRAIN_DROP, 30 * MS, &r), CLLM_OK);
     CHECK(r.dropped == 3 && r.dropped_by_role[CLLM_ROLE_EVALUATION] == 3, "dropped %llu",
           (unsigned long long)r.dropped);
     CHECK(!r.deadline_met && r.still_running == 1 && !r.already_shut_down, "the blocker is still running");
@@ -407,7 +416,7 @@ static void test_shutdown(void) {
     }
     CHECK(atomic_load(&count) == 0, "dropped tasks never ran");
     cllm_task *late = NULL;
-    CHECK_STATUS(cllm_role_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &late), CLLM_ERR_SHUTDOWN);
+    CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &late), CLLM_ERR_SHUTDOWN);
     CHECK_STATUS(cllm_roles_shutdown(rt, CLLM_DRAIN_FINISH, 0, &r), CLLM_OK);
     CHECK(r.already_shut_down, "a second shutdown does nothing");
     atomic_store(&g.open, 1);
@@ -421,8 +430,8 @@ static void test_shutdown(void) {
     rt = make(0, 1, 0, 1, 0, 0);
     atomic_store(&count, 0);
     for (int i = 0; i < 3; i++)
-        CHECK_STATUS(cllm_role_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &queued[i]), CLLM_OK);
-    CHECK_STATUS(cllm_roles_shutdown(rt, CLLM_DRAIN_FINISH, 10000, &r), CLLM_OK);
+        CHECK_STATUS(cllm_roles_submit(rt, CLLM_ROLE_EVALUATION, add_one, &count, &queued[i]), CLLM_OK);
+    CHECK_STATUS(cllm_roles_shutdown(rt, CLLM_DRAIN_FINISH, 10000 * MS, &r), CLLM_OK);
     CHECK(r.deadline_met && r.dropped == 0 && atomic_load(&count) == 3, "all ran");
     for (int i = 0; i < 3; i++) {
         CHECK_STATUS(cllm_task_wait(queued[i]), CLLM_OK);

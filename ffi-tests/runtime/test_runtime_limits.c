@@ -41,7 +41,7 @@ static cllm_roles *make_ai(int ai_threads, uint32_t budget) {
 }
 
 /* Every index of [0, n) exactly once, and no call outside it. */
-static void check_once(cllm_roles *rt, size_t n, int partitioning, size_t grain) {
+static void check_once(cllm_roles *rt, size_t n, cllm_partition partitioning, size_t grain) {
     static struct hits h;
     for (size_t i = 0; i < ITEMS; i++) atomic_init(&h.count[i], 0);
     atomic_init(&h.calls, 0);

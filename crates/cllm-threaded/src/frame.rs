@@ -4,7 +4,7 @@
 
 use crate::error::FfiError;
 use crate::guard::{arg_ref, ffi_status, ffi_value, out_ptr, write_out};
-use crate::runtime::cllm_roles;
+use crate::roles::cllm_roles;
 use crate::status::cllm_status;
 use frame_guard::{
     CSV_HEADER, FrameError, FrameGuard, FrameGuardConfig, FrameStats, ManualClock, Monitor,

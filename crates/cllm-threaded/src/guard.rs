@@ -27,6 +27,7 @@ use std::cell::Cell;
 use std::ffi::c_char;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
+use std::time::Duration;
 
 pub use sphere_pool::panic_message;
 
@@ -269,6 +270,20 @@ macro_rules! free_handle {
         // SAFETY: the caller of `_free` gives the live (or NULL) handle up.
         unsafe { $crate::guard::free_handle(ptr) }
     }};
+}
+
+/// A timeout of `uint64_t` nanoseconds that never expires (waits as long as
+/// it takes), where a function documents it.
+pub const CLLM_WAIT_FOREVER: u64 = u64::MAX;
+
+/// A duration as C nanoseconds (saturating at `UINT64_MAX`, ~584 years).
+pub fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A C timeout in nanoseconds: `None` for [`CLLM_WAIT_FOREVER`].
+pub fn timeout_ns(timeout_ns: u64) -> Option<Duration> {
+    (timeout_ns != CLLM_WAIT_FOREVER).then(|| Duration::from_nanos(timeout_ns))
 }
 
 /// A checked text output `(char *buf, size_t buf_len, size_t *out_len)`:

@@ -23,16 +23,31 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_camel_case_types)]
 
-pub mod error;
-pub mod frame;
-pub mod guard;
-pub mod loader;
-pub mod lock;
-// The header lists functions in module order: the counter after the lock.
-pub mod counter;
-pub mod objpool;
+// The header lists items in module order (rustfmt keeps the order of
+// modules separated by blank lines): the pool area first (the one most users
+// want), then the role pools, tasks, scheduler, frame guard, loader, locks
+// and counters, object pools; the shared pieces last.
 pub mod pool;
-pub mod runtime;
+
+pub mod roles;
+
+pub mod task;
+
+// The scheduler's functions take a `cllm_roles*` (`cllm_roles_sched_*`).
+pub mod sched;
+
+pub mod frame;
+
+pub mod loader;
+
+pub mod lock;
+
+pub mod counter;
+
+pub mod objpool;
+
+pub mod error;
+pub mod guard;
 pub mod status;
 
 pub use error::{FfiError, cllm_last_error};

@@ -1,23 +1,25 @@
-//! C API of the role pools (`cllm_roles_*`, `cllm_role_*`, `cllm_task_*`,
-//! `cllm_sched_*`): the walker plan's five pools (ai, physics, stats,
-//! background, evaluation) sharing one thread budget, with bounded queues,
-//! task handles, metrics, health, resizing, balancing, periodic tasks and a
-//! parallel-for over agents. See the `pool-manager` crate for the engine and
-//! its guarantees.
+//! C API of the role pools, `cllm_roles_*`: the walker plan's five pools
+//! (ai, physics, stats, background, evaluation) sharing one thread budget,
+//! with bounded queues, metrics, health, resizing, balancing and a
+//! parallel-for over agents. Tasks are in `task.rs` (`cllm_task_*`), the
+//! periodic scheduler in `sched.rs` (`cllm_roles_sched_*`). See the
+//! `pool-manager` crate for the engine and its guarantees.
 
 use crate::error::FfiError;
-use crate::guard::{arg_ref, ffi_status, out_ptr, write_out};
+use crate::guard::{CLLM_WAIT_FOREVER, Handle, ns, out_ptr, write_out};
 use crate::status::{UnknownValue, cllm_status, enum_arg};
+use crate::task::cllm_task;
+use crate::{free_handle, with_handle};
 use pool_manager::{
-    Backpressure, DrainPolicy, Error, Partitioning, PeriodicId, PeriodicStats, PoolSnapshot, Role,
-    Runtime, RuntimeConfig, SubmitError, SubmitOptions, TaskError, TaskHandle,
+    Backpressure, DrainPolicy, Error, Partitioning, PoolSnapshot, Role, Runtime, RuntimeConfig,
+    SubmitError, SubmitOptions,
 };
-use std::ffi::{CStr, c_char, c_int, c_void};
-use std::sync::Mutex;
+use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
-/// A role pool (`uint32_t`, one of `CLLM_ROLE_*`): the index of per-role
-/// arrays. Any other value is refused with `CLLM_ERR_INVALID_ARGUMENT`.
+/// A role pool (`uint32_t`, one of `CLLM_ROLE_*`): also the index of
+/// per-role arrays. Any other argument value is refused with
+/// `CLLM_ERR_INVALID_ARGUMENT`.
 #[repr(transparent)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct cllm_role(pub u32);
@@ -32,8 +34,11 @@ pub const CLLM_ROLE_STATS: cllm_role = cllm_role(2);
 pub const CLLM_ROLE_BACKGROUND: cllm_role = cllm_role(3);
 /// Role of the evaluation pool.
 pub const CLLM_ROLE_EVALUATION: cllm_role = cllm_role(4);
+/// No role (in output fields only: a pool without a host, a free thread).
+pub const CLLM_ROLE_NONE: cllm_role = cllm_role(u32::MAX);
+/// The number of roles (the size of per-role arrays).
+pub const CLLM_ROLE_COUNT: usize = 5;
 
-/// The checked conversion of a C role (see `status.rs` for the pattern).
 impl TryFrom<cllm_role> for Role {
     type Error = UnknownValue;
     fn try_from(role: cllm_role) -> Result<Role, UnknownValue> {
@@ -54,22 +59,69 @@ impl From<Role> for cllm_role {
     }
 }
 
-/// The number of roles (the size of per-role arrays).
-pub const CLLM_ROLE_COUNT: usize = 5;
+/// How `cllm_roles_parallel_for` cuts its range (`uint32_t`, one of
+/// `CLLM_PARTITION_*`).
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct cllm_partition(pub u32);
 
-/// Partitioning of `cllm_roles_parallel_for`: the plan's `agents[i::k]`, `k`
-/// parts of items `p, p + k, ...` (k = the pool's threads + the caller).
-pub const CLLM_PARTITION_INTERLEAVED: c_int = 0;
-/// Partitioning: `k` contiguous blocks.
-pub const CLLM_PARTITION_CONTIGUOUS: c_int = 1;
-/// Partitioning: chunks of `grain` items, each participant starting on its
-/// own block and then stealing from the others (balances uneven items).
-pub const CLLM_PARTITION_DYNAMIC: c_int = 2;
+/// The plan's `agents[i::k]`: `k` parts of items `p, p + k, ...` (k = the
+/// pool's threads + the caller).
+pub const CLLM_PARTITION_INTERLEAVED: cllm_partition = cllm_partition(0);
+/// `k` contiguous blocks.
+pub const CLLM_PARTITION_CONTIGUOUS: cllm_partition = cllm_partition(1);
+/// Chunks of `grain` items, each participant starting on its own block and
+/// then stealing from the others (balances uneven items).
+pub const CLLM_PARTITION_DYNAMIC: cllm_partition = cllm_partition(2);
 
-/// Shutdown policy: run every queued task before stopping.
-pub const CLLM_DRAIN_FINISH: c_int = 0;
-/// Shutdown policy: drop queued tasks (their handles get `CLLM_ERR_CANCELLED`).
-pub const CLLM_DRAIN_DROP: c_int = 1;
+/// The partitionings without their grain (the grain is its own argument).
+enum PartitionKind {
+    Interleaved,
+    Contiguous,
+    Dynamic,
+}
+
+impl TryFrom<cllm_partition> for PartitionKind {
+    type Error = UnknownValue;
+    fn try_from(p: cllm_partition) -> Result<PartitionKind, UnknownValue> {
+        match p {
+            CLLM_PARTITION_INTERLEAVED => Ok(PartitionKind::Interleaved),
+            CLLM_PARTITION_CONTIGUOUS => Ok(PartitionKind::Contiguous),
+            CLLM_PARTITION_DYNAMIC => Ok(PartitionKind::Dynamic),
+            other => Err(UnknownValue {
+                type_name: "cllm_partition",
+                value: i64::from(other.0),
+                expected: "CLLM_PARTITION_INTERLEAVED 0, CONTIGUOUS 1, DYNAMIC 2",
+            }),
+        }
+    }
+}
+
+/// What `cllm_roles_shutdown` does with queued tasks (`uint32_t`, one of
+/// `CLLM_DRAIN_*`).
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct cllm_drain(pub u32);
+
+/// Run every queued task before stopping.
+pub const CLLM_DRAIN_FINISH: cllm_drain = cllm_drain(0);
+/// Drop queued tasks (their handles get `CLLM_ERR_CANCELLED`).
+pub const CLLM_DRAIN_DROP: cllm_drain = cllm_drain(1);
+
+impl TryFrom<cllm_drain> for DrainPolicy {
+    type Error = UnknownValue;
+    fn try_from(d: cllm_drain) -> Result<DrainPolicy, UnknownValue> {
+        match d {
+            CLLM_DRAIN_FINISH => Ok(DrainPolicy::Finish),
+            CLLM_DRAIN_DROP => Ok(DrainPolicy::Drop),
+            other => Err(UnknownValue {
+                type_name: "cllm_drain",
+                value: i64::from(other.0),
+                expected: "CLLM_DRAIN_FINISH 0, CLLM_DRAIN_DROP 1",
+            }),
+        }
+    }
+}
 
 /// The five role pools of the walker plan and their periodic scheduler.
 /// Every function may be called from any thread, except `cllm_roles_free`,
@@ -78,19 +130,15 @@ pub struct cllm_roles {
     rt: Runtime,
 }
 
+// SAFETY: made only by Box::into_raw in cllm_roles_create*, freed only by
+// cllm_roles_free; Runtime is Sync.
+unsafe impl Handle for cllm_roles {}
+
 impl cllm_roles {
-    /// The role pools (for the other areas' glue, e.g. the frame monitor).
+    /// The role pools (for the other files' entry points and glue).
     pub(crate) fn runtime(&self) -> &Runtime {
         &self.rt
     }
-}
-
-/// A submitted task. Wait for it with `cllm_task_wait` (any thread), then
-/// release it with `cllm_task_free`.
-pub struct cllm_task {
-    handle: TaskHandle<()>,
-    /// The final status once a wait has seen it, returned again by later waits.
-    outcome: Mutex<Option<FfiError>>,
 }
 
 /// How to build the role pools; fill it with `cllm_roles_options_default()`.
@@ -111,19 +159,19 @@ pub struct cllm_roles_options {
     /// Capacity of each pool's queue; 0: 1024.
     pub queue_capacity: u32,
     /// A task running longer is reported by `cllm_roles_stuck_tasks`, in
-    /// milliseconds; 0: 5000.
-    pub stuck_task_ms: u32,
-    /// Idle workers wake this often to beat their heartbeat, in milliseconds;
-    /// 0: 1000.
-    pub heartbeat_ms: u32,
+    /// nanoseconds; 0: 5 s.
+    pub stuck_task_ns: u64,
+    /// Idle workers wake this often to beat their heartbeat, in
+    /// nanoseconds; 0: 1 s.
+    pub heartbeat_ns: u64,
     /// How long `cllm_roles_free` waits for queued and running tasks, in
-    /// milliseconds; 0: 5000.
-    pub shutdown_deadline_ms: u32,
+    /// nanoseconds; 0: 5 s.
+    pub shutdown_deadline_ns: u64,
 }
 
 /// Metrics of one role pool. Cumulative counters only grow.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct cllm_role_metrics {
     /// False if the pool is off (its work runs inline).
     pub enabled: bool,
@@ -131,8 +179,9 @@ pub struct cllm_role_metrics {
     pub threads: u32,
     /// The size it is being brought to (resize, balancer).
     pub target_threads: u32,
-    /// For a pool without threads: the role whose threads run its tasks; -1 if none.
-    pub host_role: i32,
+    /// For a pool without threads: the role whose threads run its tasks;
+    /// `CLLM_ROLE_NONE` if none.
+    pub host_role: cllm_role,
     /// Nanoseconds its threads spent running tasks and loop shares.
     pub busy_ns: u64,
     /// Nanoseconds its threads were alive (thread-time).
@@ -178,9 +227,9 @@ pub struct cllm_role_metrics {
 #[derive(Debug, Clone, Copy)]
 pub struct cllm_stuck_task {
     /// The task's role.
-    pub role: i32,
+    pub role: cllm_role,
     /// The role of the pool whose thread runs it.
-    pub worker_role: i32,
+    pub worker_role: cllm_role,
     /// How long it has run, nanoseconds.
     pub running_ns: u64,
     /// The limit it passed, nanoseconds.
@@ -214,37 +263,14 @@ pub struct cllm_shutdown_report {
 
 /// A thread moved by `cllm_roles_rebalance`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct cllm_thread_move {
-    /// False if nothing needed to move (the other fields are then -1).
+    /// False if nothing needed to move (the roles are then `CLLM_ROLE_NONE`).
     pub moved: bool,
-    /// The role that gave a thread; -1: a free thread of the budget.
-    pub from_role: i32,
+    /// The role that gave a thread; `CLLM_ROLE_NONE`: a free thread of the budget.
+    pub from_role: cllm_role,
     /// The role that got it.
-    pub to_role: i32,
-}
-
-/// Statistics of a periodic task (see `cllm_sched_stats`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct cllm_periodic_stats {
-    /// Runs so far (failed ones included).
-    pub runs: u64,
-    /// Due times skipped because a run was late or still going (runs never
-    /// stack up).
-    pub skipped: u64,
-    /// Runs that returned non-zero.
-    pub failures: u64,
-    /// True while queued or running.
-    pub pending: bool,
-    /// Duration of the last run, nanoseconds.
-    pub last_run_ns: u64,
-    /// Duration of the longest run, nanoseconds.
-    pub max_run_ns: u64,
-    /// Its interval, nanoseconds.
-    pub interval_ns: u64,
-    /// Its priority (higher runs first).
-    pub priority: i32,
+    pub to_role: cllm_role,
 }
 
 /// A task for a role pool: `func(arg)`; return 0 on success, any other value
@@ -258,7 +284,7 @@ pub type cllm_index_fn = Option<unsafe extern "C" fn(arg: *mut c_void, index: us
 /// The C caller's `arg`: the caller promised (by passing it) that its
 /// function may use it from another thread, or several at once for a loop.
 #[derive(Clone, Copy)]
-struct SharedArg(*mut c_void);
+pub(crate) struct SharedArg(pub(crate) *mut c_void);
 // SAFETY: see above; the library itself never dereferences the pointer.
 unsafe impl Send for SharedArg {}
 // SAFETY: as above.
@@ -266,17 +292,14 @@ unsafe impl Sync for SharedArg {}
 
 impl SharedArg {
     /// The pointer (a method, so closures capture the whole `SharedArg`).
-    fn get(self) -> *mut c_void {
+    pub(crate) fn get(self) -> *mut c_void {
         self.0
     }
 }
 
-fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-fn ms(value: u32) -> Duration {
-    Duration::from_millis(u64::from(value))
+/// A nanosecond option: 0 keeps the default.
+fn ns_option(value: u64) -> Option<Duration> {
+    (value > 0).then(|| Duration::from_nanos(value))
 }
 
 impl From<Error> for FfiError {
@@ -306,27 +329,6 @@ impl From<SubmitError> for FfiError {
     }
 }
 
-impl From<TaskError> for FfiError {
-    fn from(e: TaskError) -> Self {
-        let status = match &e {
-            TaskError::Panicked { .. } => cllm_status::CLLM_ERR_PANIC,
-            TaskError::Failed { .. } => cllm_status::CLLM_ERR_JOB_FAILED,
-            TaskError::Cancelled { .. } => cllm_status::CLLM_ERR_CANCELLED,
-            TaskError::Timeout => cllm_status::CLLM_ERR_TIMEOUT,
-            TaskError::Collected => cllm_status::CLLM_ERR_BUSY,
-        };
-        FfiError::new(status, e.to_string())
-    }
-}
-
-fn role_of(role: cllm_role) -> Result<Role, FfiError> {
-    enum_arg(role, "role")
-}
-
-fn role_code(role: Role) -> i32 {
-    role.index() as i32
-}
-
 /// The defaults: budget = cores, sizes from the plan's ratios, queues of
 /// 1024, stuck after 5 s, heartbeat 1 s, shutdown deadline 5 s.
 #[unsafe(no_mangle)]
@@ -335,9 +337,9 @@ pub extern "C" fn cllm_roles_options_default() -> cllm_roles_options {
         thread_budget: 0,
         threads: [-1; CLLM_ROLE_COUNT],
         queue_capacity: 0,
-        stuck_task_ms: 0,
-        heartbeat_ms: 0,
-        shutdown_deadline_ms: 0,
+        stuck_task_ns: 0,
+        heartbeat_ns: 0,
+        shutdown_deadline_ns: 0,
     }
 }
 
@@ -352,15 +354,15 @@ fn config_from(o: &cllm_roles_options) -> Result<RuntimeConfig, FfiError> {
         if o.queue_capacity > 0 {
             c.pool_mut(role).queue_capacity = o.queue_capacity as usize;
         }
-        if o.stuck_task_ms > 0 {
-            c.pool_mut(role).stuck_after = ms(o.stuck_task_ms);
+        if let Some(d) = ns_option(o.stuck_task_ns) {
+            c.pool_mut(role).stuck_after = d;
         }
     }
-    if o.heartbeat_ms > 0 {
-        c.heartbeat = ms(o.heartbeat_ms);
+    if let Some(d) = ns_option(o.heartbeat_ns) {
+        c.heartbeat = d;
     }
-    if o.shutdown_deadline_ms > 0 {
-        c.shutdown_deadline = ms(o.shutdown_deadline_ms);
+    if let Some(d) = ns_option(o.shutdown_deadline_ns) {
+        c.shutdown_deadline = d;
     }
     // Config errors from options are argument errors; from the environment
     // they are CLLM_ERR_CONFIG.
@@ -377,7 +379,8 @@ fn create(config: RuntimeConfig, out: *mut *mut cllm_roles) -> Result<(), FfiErr
 
 /// Starts the role pools as `options` say (NULL: the defaults) and writes
 /// the handle to `*out`. Errors: `CLLM_ERR_NULL` (out),
-/// `CLLM_ERR_INVALID_ARGUMENT` (a size above 4096), `CLLM_ERR_SPAWN`.
+/// `CLLM_ERR_INVALID_ARGUMENT` (a size above 4096, a time too large),
+/// `CLLM_ERR_SPAWN`.
 ///
 /// # Safety
 /// `options` is NULL or points to a `cllm_roles_options`; `out` is writable.
@@ -386,7 +389,7 @@ pub unsafe extern "C" fn cllm_roles_create(
     options: *const cllm_roles_options,
     out: *mut *mut cllm_roles,
 ) -> cllm_status {
-    ffi_status(|| {
+    crate::guard::ffi_status(|| {
         let out = out_ptr(out, "out")?;
         // SAFETY: the caller promises `options` is NULL or valid.
         let options = unsafe { options.as_ref() }
@@ -408,7 +411,7 @@ pub unsafe extern "C" fn cllm_roles_create(
 /// `out` is writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_create_from_env(out: *mut *mut cllm_roles) -> cllm_status {
-    ffi_status(|| {
+    crate::guard::ffi_status(|| {
         let out = out_ptr(out, "out")?;
         let config = RuntimeConfig::from_env()
             .map_err(|e| FfiError::new(cllm_status::CLLM_ERR_CONFIG, e.to_string()))?;
@@ -425,29 +428,20 @@ pub unsafe extern "C" fn cllm_roles_create_from_env(out: *mut *mut cllm_roles) -
 /// `roles` is NULL or a handle from `cllm_roles_create*`, not used again.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_free(roles: *mut cllm_roles) {
-    if roles.is_null() {
-        return;
-    }
-    let _ = ffi_status(|| {
-        // SAFETY: the caller gives up the handle made by Box::into_raw.
-        drop(unsafe { Box::from_raw(roles) });
-        Ok(())
-    });
+    free_handle!(roles)
 }
 
 /// Writes the thread budget and the worker threads alive in all pools now.
 ///
 /// # Safety
-/// `roles` is a live handle; the outputs are writable.
+/// `roles` is NULL or a live handle; the outputs are NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_threads(
     roles: *const cllm_roles,
     out_budget: *mut usize,
     out_threads: *mut usize,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
+    with_handle!(roles, |r| {
         let (b, t) = (
             out_ptr(out_budget, "out_budget")?,
             out_ptr(out_threads, "out_threads")?,
@@ -462,37 +456,36 @@ pub unsafe extern "C" fn cllm_roles_threads(
 }
 
 /// Submits `func(arg)` to `role`'s pool with a priority (higher runs first)
-/// and a back-pressure choice: `timeout_ms < 0` waits while the queue is
-/// full, `0` fails at once with `CLLM_ERR_FULL`, `> 0` waits that long, then
-/// fails with `CLLM_ERR_TIMEOUT`. On success writes a task handle to `*out`.
-/// On a pool that is off, `func` runs now on this thread. Other errors:
+/// and a back-pressure choice: `timeout_ns` 0 fails at once with
+/// `CLLM_ERR_FULL` when the queue is full, `CLLM_WAIT_FOREVER` waits while it
+/// is full, any other value waits that long, then fails with
+/// `CLLM_ERR_TIMEOUT`. On success writes a task handle to `*out`. On a pool
+/// that is off, `func` runs now on this thread. Other errors:
 /// `CLLM_ERR_NULL`, `CLLM_ERR_INVALID_ARGUMENT` (unknown role),
 /// `CLLM_ERR_SHUTDOWN`. `arg` must stay valid until the task has run (or
 /// the pools were freed).
 ///
 /// # Safety
-/// `roles` is a live handle; `func(arg)` may be called once from a worker
-/// thread; `out` is writable.
+/// `roles` is NULL or a live handle; `func(arg)` may be called once from a
+/// worker thread; `out` is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_role_submit_ex(
+pub unsafe extern "C" fn cllm_roles_submit_ex(
     roles: *const cllm_roles,
     role: cllm_role,
     priority: i32,
-    timeout_ms: i64,
+    timeout_ns: u64,
     func: cllm_role_task_fn,
     arg: *mut c_void,
     out: *mut *mut cllm_task,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
+    with_handle!(roles, |r| {
         let func = func.ok_or_else(|| FfiError::null("func"))?;
         let out = out_ptr(out, "out")?;
-        let role = role_of(role)?;
-        let backpressure = match timeout_ms {
-            t if t < 0 => Backpressure::Block,
+        let role: Role = enum_arg(role, "role")?;
+        let backpressure = match timeout_ns {
+            CLLM_WAIT_FOREVER => Backpressure::Block,
             0 => Backpressure::Reject,
-            t => Backpressure::Timeout(Duration::from_millis(t as u64)),
+            t => Backpressure::Timeout(Duration::from_nanos(t)),
         };
         let arg = SharedArg(arg);
         let handle = r.rt.pool(role).submit_with(
@@ -508,142 +501,61 @@ pub unsafe extern "C" fn cllm_role_submit_ex(
                 }
             },
         )?;
-        let task = Box::new(cllm_task {
-            handle,
-            outcome: Mutex::new(None),
-        });
         // SAFETY: `out` was checked by out_ptr.
-        unsafe { write_out(out, Box::into_raw(task)) };
+        unsafe { write_out(out, cllm_task::into_raw(handle)) };
         Ok(())
     })
 }
 
-/// `cllm_role_submit_ex` with priority 0, waiting while the queue is full.
+/// `cllm_roles_submit_ex` with priority 0, waiting while the queue is full.
 ///
 /// # Safety
-/// As `cllm_role_submit_ex`.
+/// As `cllm_roles_submit_ex`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_role_submit(
+pub unsafe extern "C" fn cllm_roles_submit(
     roles: *const cllm_roles,
     role: cllm_role,
     func: cllm_role_task_fn,
     arg: *mut c_void,
     out: *mut *mut cllm_task,
 ) -> cllm_status {
-    // SAFETY: same contract.
-    unsafe { cllm_role_submit_ex(roles, role, 0, -1, func, arg, out) }
+    // SAFETY: the same contract as cllm_roles_submit_ex.
+    unsafe { cllm_roles_submit_ex(roles, role, 0, CLLM_WAIT_FOREVER, func, arg, out) }
 }
 
-/// `cllm_role_submit_ex` with priority 0, failing with `CLLM_ERR_FULL` at
+/// `cllm_roles_submit_ex` with priority 0, failing with `CLLM_ERR_FULL` at
 /// once when the queue is full.
 ///
 /// # Safety
-/// As `cllm_role_submit_ex`.
+/// As `cllm_roles_submit_ex`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_role_try_submit(
+pub unsafe extern "C" fn cllm_roles_try_submit(
     roles: *const cllm_roles,
     role: cllm_role,
     func: cllm_role_task_fn,
     arg: *mut c_void,
     out: *mut *mut cllm_task,
 ) -> cllm_status {
-    // SAFETY: same contract.
-    unsafe { cllm_role_submit_ex(roles, role, 0, 0, func, arg, out) }
+    // SAFETY: the same contract as cllm_roles_submit_ex.
+    unsafe { cllm_roles_submit_ex(roles, role, 0, 0, func, arg, out) }
 }
 
-/// `cllm_role_submit_ex` with priority 0, waiting at most `timeout_ms` (at
+/// `cllm_roles_submit_ex` with priority 0, waiting at most `timeout_ns` (at
 /// least 1) for room, then failing with `CLLM_ERR_TIMEOUT`.
 ///
 /// # Safety
-/// As `cllm_role_submit_ex`.
+/// As `cllm_roles_submit_ex`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_role_submit_timeout(
+pub unsafe extern "C" fn cllm_roles_submit_timeout(
     roles: *const cllm_roles,
     role: cllm_role,
     func: cllm_role_task_fn,
     arg: *mut c_void,
-    timeout_ms: u32,
+    timeout_ns: u64,
     out: *mut *mut cllm_task,
 ) -> cllm_status {
-    // SAFETY: same contract.
-    unsafe { cllm_role_submit_ex(roles, role, 0, i64::from(timeout_ms.max(1)), func, arg, out) }
-}
-
-fn wait_task(task: &cllm_task, timeout: Option<Duration>) -> Result<(), FfiError> {
-    let mut outcome = task.outcome.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(done) = &*outcome {
-        return if done.status == cllm_status::CLLM_OK {
-            Ok(())
-        } else {
-            Err(done.clone())
-        };
-    }
-    let result = match timeout {
-        None => task.handle.wait_timeout(Duration::MAX),
-        Some(t) => task.handle.wait_timeout(t),
-    };
-    match result {
-        Ok(()) => {
-            *outcome = Some(FfiError::new(cllm_status::CLLM_OK, ""));
-            Ok(())
-        }
-        Err(TaskError::Timeout) => Err(FfiError::new(
-            cllm_status::CLLM_ERR_TIMEOUT,
-            "the task is still pending",
-        )),
-        Err(e) => {
-            let e = FfiError::from(e);
-            *outcome = Some(e.clone());
-            Err(e)
-        }
-    }
-}
-
-/// Waits for the task and returns its outcome: `CLLM_OK`,
-/// `CLLM_ERR_JOB_FAILED` (its function returned non-zero; the code is in
-/// `cllm_last_error()`), `CLLM_ERR_CANCELLED` (dropped at shutdown). Later
-/// waits return the same outcome. `CLLM_ERR_NULL` for a NULL task.
-///
-/// # Safety
-/// `task` is NULL or a live handle from a `cllm_role_submit*` call.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_task_wait(task: *const cllm_task) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        wait_task(unsafe { arg_ref(task, "task") }?, None)
-    })
-}
-
-/// As `cllm_task_wait`, giving up after `timeout_ms` with `CLLM_ERR_TIMEOUT`
-/// (the task goes on; wait again later).
-///
-/// # Safety
-/// As `cllm_task_wait`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_task_wait_timeout(
-    task: *const cllm_task,
-    timeout_ms: u32,
-) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        wait_task(unsafe { arg_ref(task, "task") }?, Some(ms(timeout_ms)))
-    })
-}
-
-/// Releases a task handle; NULL does nothing. A task still pending goes on
-/// running (its `arg` must stay valid until it has run).
-///
-/// # Safety
-/// `task` is NULL or a live handle, not used again.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_task_free(task: *mut cllm_task) {
-    if !task.is_null() {
-        let _ = ffi_status(|| {
-            // SAFETY: the caller gives up the handle made by Box::into_raw.
-            drop(unsafe { Box::from_raw(task) });
-            Ok(())
-        });
-    }
+    // SAFETY: the same contract as cllm_roles_submit_ex.
+    unsafe { cllm_roles_submit_ex(roles, role, 0, timeout_ns.max(1), func, arg, out) }
 }
 
 impl From<&PoolSnapshot> for cllm_role_metrics {
@@ -652,7 +564,7 @@ impl From<&PoolSnapshot> for cllm_role_metrics {
             enabled: s.enabled,
             threads: s.threads as u32,
             target_threads: s.target_threads as u32,
-            host_role: s.host.map_or(-1, role_code),
+            host_role: s.host.map_or(CLLM_ROLE_NONE, cllm_role::from),
             busy_ns: ns(s.busy),
             alive_ns: ns(s.alive),
             queue_depth: s.queue_depth as u64,
@@ -680,18 +592,16 @@ impl From<&PoolSnapshot> for cllm_role_metrics {
 /// `CLLM_ERR_INVALID_ARGUMENT` (unknown role).
 ///
 /// # Safety
-/// `roles` is a live handle; `out` is writable.
+/// `roles` is NULL or a live handle; `out` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_metrics(
     roles: *const cllm_roles,
     role: cllm_role,
     out: *mut cllm_role_metrics,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
+    with_handle!(roles, |r| {
         let out = out_ptr(out, "out")?;
-        let role = role_of(role)?;
+        let role: Role = enum_arg(role, "role")?;
         let metrics = cllm_role_metrics::from(&r.rt.pool(role).snapshot());
         // SAFETY: checked by out_ptr.
         unsafe { write_out(out, metrics) };
@@ -708,18 +618,16 @@ pub unsafe extern "C" fn cllm_roles_metrics(
 /// call started gone before it returns and the target unchanged).
 ///
 /// # Safety
-/// `roles` is a live handle.
+/// `roles` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_resize(
     roles: *const cllm_roles,
     role: cllm_role,
     threads: usize,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
-        Ok(r.rt.resize(role_of(role)?, threads)?)
-    })
+    with_handle!(roles, |r| Ok(r
+        .rt
+        .resize(enum_arg(role, "role")?, threads)?))
 }
 
 /// Moves at most one thread from an idle pool (or the free budget) to a
@@ -727,26 +635,24 @@ pub unsafe extern "C" fn cllm_roles_resize(
 /// writes what it did to `*out`. Call it periodically or on demand.
 ///
 /// # Safety
-/// `roles` is a live handle; `out` is writable.
+/// `roles` is NULL or a live handle; `out` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_rebalance(
     roles: *const cllm_roles,
     out: *mut cllm_thread_move,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
+    with_handle!(roles, |r| {
         let out = out_ptr(out, "out")?;
         let m = match r.rt.rebalance() {
             Some(m) => cllm_thread_move {
                 moved: true,
-                from_role: m.from.map_or(-1, role_code),
-                to_role: role_code(m.to),
+                from_role: m.from.map_or(CLLM_ROLE_NONE, cllm_role::from),
+                to_role: m.to.into(),
             },
             None => cllm_thread_move {
                 moved: false,
-                from_role: -1,
-                to_role: -1,
+                from_role: CLLM_ROLE_NONE,
+                to_role: CLLM_ROLE_NONE,
             },
         };
         // SAFETY: checked by out_ptr.
@@ -760,7 +666,7 @@ pub unsafe extern "C" fn cllm_roles_rebalance(
 /// `*out_count` (which may exceed `capacity`).
 ///
 /// # Safety
-/// `roles` is a live handle; `out` has room for `capacity` entries.
+/// `roles` is NULL or a live handle; `out` has room for `capacity` entries.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_stuck_tasks(
     roles: *const cllm_roles,
@@ -768,9 +674,7 @@ pub unsafe extern "C" fn cllm_roles_stuck_tasks(
     capacity: usize,
     out_count: *mut usize,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
+    with_handle!(roles, |r| {
         let count = out_ptr(out_count, "out_count")?;
         if capacity > 0 {
             out_ptr(out, "out")?;
@@ -782,8 +686,8 @@ pub unsafe extern "C" fn cllm_roles_stuck_tasks(
                 *dst = src as c_char;
             }
             let entry = cllm_stuck_task {
-                role: role_code(s.role),
-                worker_role: role_code(s.worker_pool),
+                role: s.role.into(),
+                worker_role: s.worker_pool.into(),
                 running_ns: ns(s.running_for),
                 limit_ns: ns(s.limit),
                 in_parallel_loop: s.in_parallel_loop,
@@ -800,34 +704,24 @@ pub unsafe extern "C" fn cllm_roles_stuck_tasks(
 
 /// Stops every pool: no new tasks (`CLLM_ERR_SHUTDOWN`), no periodic runs;
 /// queued tasks run (`CLLM_DRAIN_FINISH`) or are dropped (`CLLM_DRAIN_DROP`);
-/// waits for the workers up to `deadline_ms`, then drops what is still
+/// waits for the workers up to `deadline_ns`, then drops what is still
 /// queued and detaches workers still inside a task. Writes what happened to
 /// `*out`. A second call does nothing (`already_shut_down`). The handle must
 /// still be freed with `cllm_roles_free`.
 ///
 /// # Safety
-/// `roles` is a live handle; `out` is writable.
+/// `roles` is NULL or a live handle; `out` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_shutdown(
     roles: *const cllm_roles,
-    policy: c_int,
-    deadline_ms: u32,
+    policy: cllm_drain,
+    deadline_ns: u64,
     out: *mut cllm_shutdown_report,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
+    with_handle!(roles, |r| {
         let out = out_ptr(out, "out")?;
-        let policy = match policy {
-            CLLM_DRAIN_FINISH => DrainPolicy::Finish,
-            CLLM_DRAIN_DROP => DrainPolicy::Drop,
-            other => {
-                return Err(FfiError::invalid(format!(
-                    "unknown drain policy {other} (CLLM_DRAIN_FINISH {CLLM_DRAIN_FINISH}, CLLM_DRAIN_DROP {CLLM_DRAIN_DROP})"
-                )));
-            }
-        };
-        let report = r.rt.shutdown(policy, ms(deadline_ms));
+        let policy: DrainPolicy = enum_arg(policy, "policy")?;
+        let report = r.rt.shutdown(policy, Duration::from_nanos(deadline_ns));
         let mut c = cllm_shutdown_report {
             finished: report.finished(),
             dropped: report.dropped(),
@@ -846,174 +740,36 @@ pub unsafe extern "C" fn cllm_roles_shutdown(
     })
 }
 
-/// Runs `func(arg)` every `interval_ms` (the first run one interval from now)
-/// on the background pool, with `priority` (higher first; the plan:
-/// monitoring 1000 ms high, cleanup 5000 ms, evaluation 10000 ms low). A
-/// run never overlaps the previous one: late due times are skipped
-/// (`cllm_periodic_stats.skipped`). Non-zero returns count as failures.
-/// With the background pool off, due tasks run only in `cllm_sched_run_due`.
-/// Writes the task's id to `*out_id`. Errors: `CLLM_ERR_NULL`,
-/// `CLLM_ERR_INVALID_ARGUMENT` (interval 0), `CLLM_ERR_SHUTDOWN`. `arg` must
-/// stay valid until the task is removed or the pools are freed.
-///
-/// # Safety
-/// `roles` is a live handle; `name` is a NUL-terminated string; `func(arg)`
-/// may be called from a worker thread; `out_id` is writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_sched_add(
-    roles: *const cllm_roles,
-    name: *const c_char,
-    interval_ms: u32,
-    priority: i32,
-    func: cllm_role_task_fn,
-    arg: *mut c_void,
-    out_id: *mut u64,
-) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
-        if name.is_null() {
-            return Err(FfiError::null("name"));
-        }
-        // SAFETY: the caller promises a NUL-terminated string.
-        let name = unsafe { CStr::from_ptr(name) }
-            .to_string_lossy()
-            .into_owned();
-        let func = func.ok_or_else(|| FfiError::null("func"))?;
-        let out_id = out_ptr(out_id, "out_id")?;
-        let arg = SharedArg(arg);
-        let id =
-            r.rt.scheduler()
-                .add_fallible(&name, ms(interval_ms), priority, move || {
-                    // SAFETY: the caller promised fn(arg) may run on a worker thread.
-                    match unsafe { func(arg.get()) } {
-                        0 => Ok(()),
-                        code => Err(format!("periodic task returned {code}")),
-                    }
-                })?;
-        // SAFETY: checked by out_ptr.
-        unsafe { write_out(out_id, id.0) };
-        Ok(())
-    })
-}
-
-/// Removes a periodic task (a run in progress finishes). `CLLM_ERR_NOT_FOUND`
-/// if there is no such task.
-///
-/// # Safety
-/// `roles` is a live handle.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_sched_remove(roles: *const cllm_roles, id: u64) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
-        if r.rt.scheduler().remove(PeriodicId(id)) {
-            Ok(())
-        } else {
-            Err(FfiError::new(
-                cllm_status::CLLM_ERR_NOT_FOUND,
-                format!("no periodic task {id}"),
-            ))
-        }
-    })
-}
-
-/// Writes a periodic task's statistics to `*out`; `CLLM_ERR_NOT_FOUND` if
-/// there is no such task.
-///
-/// # Safety
-/// `roles` is a live handle; `out` is writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_sched_stats(
-    roles: *const cllm_roles,
-    id: u64,
-    out: *mut cllm_periodic_stats,
-) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
-        let out = out_ptr(out, "out")?;
-        let s: PeriodicStats = r.rt.scheduler().stats(PeriodicId(id)).ok_or_else(|| {
-            FfiError::new(
-                cllm_status::CLLM_ERR_NOT_FOUND,
-                format!("no periodic task {id}"),
-            )
-        })?;
-        let c = cllm_periodic_stats {
-            runs: s.runs,
-            skipped: s.skipped,
-            failures: s.failures,
-            pending: s.pending,
-            last_run_ns: ns(s.last_run),
-            max_run_ns: ns(s.max_run),
-            interval_ns: ns(s.interval),
-            priority: s.priority,
-        };
-        // SAFETY: checked by out_ptr.
-        unsafe { write_out(out, c) };
-        Ok(())
-    })
-}
-
-/// The single-threaded fallback: with the background pool off, runs every
-/// due periodic task now on this thread (highest priority first) and writes
-/// how many ran to `*out_ran`; otherwise does nothing and writes 0, so a
-/// frame loop may call it every frame.
-///
-/// # Safety
-/// `roles` is a live handle; `out_ran` is writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cllm_sched_run_due(
-    roles: *const cllm_roles,
-    out_ran: *mut usize,
-) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
-        let out = out_ptr(out_ran, "out_ran")?;
-        let ran = r.rt.scheduler().run_due();
-        // SAFETY: checked by out_ptr.
-        unsafe { write_out(out, ran) };
-        Ok(())
-    })
-}
-
 /// Calls `func(arg, i)` once for every `i` in `[0, n)` on `role`'s threads and
 /// the calling thread, cut by `partitioning` (`CLLM_PARTITION_*`; `grain`:
 /// the most items a participant takes at once for `CLLM_PARTITION_DYNAMIC`,
 /// 0 = automatic, any larger value allowed (a grain of `n` or more is one
-/// chunk); ignored otherwise). Returns when every call has returned. The first non-zero
-/// return stops the loop: `CLLM_ERR_JOB_FAILED`. On a pool that is off the
-/// loop runs on the caller alone, with the same calls. Errors also:
-/// `CLLM_ERR_NULL`, `CLLM_ERR_INVALID_ARGUMENT` (role, partitioning).
+/// chunk); ignored otherwise). Returns when every call has returned. The
+/// first non-zero return stops the loop: `CLLM_ERR_JOB_FAILED`. On a pool
+/// that is off the loop runs on the caller alone, with the same calls.
+/// Errors also: `CLLM_ERR_NULL`, `CLLM_ERR_INVALID_ARGUMENT` (role,
+/// partitioning).
 ///
 /// # Safety
-/// `roles` is a live handle; `func` may be called from several threads at
-/// once with `arg`.
+/// `roles` is NULL or a live handle; `func` may be called from several
+/// threads at once with `arg`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_parallel_for(
     roles: *const cllm_roles,
     role: cllm_role,
     n: usize,
-    partitioning: c_int,
+    partitioning: cllm_partition,
     grain: usize,
     func: cllm_index_fn,
     arg: *mut c_void,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: the caller promises a live handle or NULL.
-        let r = unsafe { arg_ref(roles, "roles") }?;
+    with_handle!(roles, |r| {
         let func = func.ok_or_else(|| FfiError::null("func"))?;
-        let role = role_of(role)?;
-        let partitioning = match partitioning {
-            CLLM_PARTITION_INTERLEAVED => Partitioning::Interleaved,
-            CLLM_PARTITION_CONTIGUOUS => Partitioning::Contiguous,
-            CLLM_PARTITION_DYNAMIC => Partitioning::Dynamic { grain },
-            other => {
-                return Err(FfiError::invalid(format!(
-                    "unknown partitioning {other} (CLLM_PARTITION_INTERLEAVED 0, CONTIGUOUS 1, DYNAMIC 2)"
-                )));
-            }
+        let role: Role = enum_arg(role, "role")?;
+        let partitioning = match enum_arg(partitioning, "partitioning")? {
+            PartitionKind::Interleaved => Partitioning::Interleaved,
+            PartitionKind::Contiguous => Partitioning::Contiguous,
+            PartitionKind::Dynamic => Partitioning::Dynamic { grain },
         };
         let arg = SharedArg(arg);
         r.rt.pool(role).try_for_each_index(n, partitioning, |i| {
