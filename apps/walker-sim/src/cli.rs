@@ -2,8 +2,8 @@
 //! the arguments in one place, [`Options::parse`]), with a clear message for
 //! every bad argument.
 
+use crate::config::{PARTITIONINGS, SlowFrames, parse_partitioning};
 use crate::food::FoodMode;
-use crate::run::{PARTITIONINGS, SlowFrames, parse_partitioning};
 use crate::world::{PhysicsMode, WorldConfig};
 use pool_manager::Partitioning;
 use std::time::Duration;
@@ -118,7 +118,7 @@ impl Options {
             command: Command::Run,
             world: WorldConfig::default(),
             threads: cores.max(1),
-            partitionings: vec![crate::run::DYNAMIC],
+            partitionings: vec![crate::config::DYNAMIC],
             frames: 3000,
             duration: None,
             baseline: true,

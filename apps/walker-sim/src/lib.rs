@@ -16,10 +16,13 @@
 //!   ([`status::StatusBoard`]); [`world::World::step_frame`] runs one frame
 //!   with an [`exec::Executor`] (the sequential loop or a pool's parallel
 //!   loop with a partitioning).
-//! - [`run::run`]: a whole run on the role pools, with the frame guard, the
-//!   monitoring CSV, the plan's background schedule and the status reader;
-//!   [`run::RunReport`] holds what it measured, [`report`] prints it beside
-//!   the sequential run's figures; [`sweep`] runs the scenario sweep.
+//! - [`run::run`]: a whole run on the role pools as a
+//!   [`config::RunConfig`] says, with the frame guard, the monitoring CSV
+//!   ([`monitor_csv`]), the plan's background schedule ([`background`]) and
+//!   the status reader; [`report::RunReport`] holds what it measured (the
+//!   phase sums and cost profile of [`aggregates`] among it), [`report`]
+//!   prints it beside the sequential run's figures; [`sweep`] runs the
+//!   scenario sweep.
 //! - [`cli::Options`]: the command line of the `walker-sim` binary.
 //!
 //! Guarantees: the same [`world::WorldConfig`] gives the same state after K
@@ -31,12 +34,17 @@
 //! lock.
 
 pub mod agent;
+pub mod aggregates;
+pub mod background;
 pub mod cli;
+pub mod config;
 pub mod exec;
 pub mod food;
 pub mod hash;
+pub mod monitor_csv;
 pub mod nn;
 pub mod physics;
+mod progress;
 pub mod replay;
 pub mod report;
 pub mod rng;

@@ -3,8 +3,11 @@
 
 use std::process::ExitCode;
 use walker_sim::cli::{Command, Options, USAGE};
+use walker_sim::config::{Length, LoopMode, RunConfig, guard_config};
+use walker_sim::monitor_csv::MonitorCsv;
+use walker_sim::report::RunReport;
 use walker_sim::report::{CheckFigures, format_report};
-use walker_sim::run::{Length, LoopMode, MonitorCsv, RunConfig, RunReport, guard_config, run};
+use walker_sim::run::run;
 use walker_sim::sweep;
 
 /// Exit codes beyond 0 (success) and 1 (a run failed).
@@ -119,7 +122,7 @@ fn command_check(o: &Options, cores: usize) -> Result<ExitCode, String> {
     o.duration = None;
     let modes = [
         LoopMode::Sequential,
-        LoopMode::Parallel(walker_sim::run::DYNAMIC),
+        LoopMode::Parallel(walker_sim::config::DYNAMIC),
         LoopMode::Parallel(pool_manager::Partitioning::Interleaved),
     ];
     let reports = run_all(&o, &modes, None)?;

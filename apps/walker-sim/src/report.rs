@@ -1,9 +1,103 @@
-//! The end-of-run report: every figure of the parallel runs beside the
-//! sequential run's, measured in the same process, with the speed-up and
-//! the Amdahl ceiling; and the one-line summary of `make walker-check`.
+//! The end-of-run report: what a run measured ([`RunReport`]), and every
+//! figure of the parallel runs beside the sequential run's, measured in the
+//! same process, with the speed-up and the Amdahl ceiling; and the one-line
+//! summary of `make walker-check`.
 
-use crate::run::{RunReport, amdahl_ceiling, ms};
+use crate::aggregates::{CostProfile, PhaseTotals, amdahl_ceiling};
+use crate::background::Evaluation;
+use crate::config::LoopMode;
+use crate::world::WorldConfig;
+use frame_guard::{FrameStats, MonitorRow, RuleTrips, StopInfo};
 use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Everything a run measured.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Sequential or a partitioning.
+    pub mode: LoopMode,
+    /// Loop threads.
+    pub threads: usize,
+    /// The world configuration.
+    pub world: WorldConfig,
+    /// Frames run.
+    pub frames: u64,
+    /// Wall time of the loop.
+    pub elapsed: Duration,
+    /// The guard's frame figures (with both rules' trips).
+    pub frame_stats: FrameStats,
+    /// Why the guard stopped the loop, if it did.
+    pub stop: Option<StopInfo>,
+    /// Status requests served.
+    pub status_requests: u64,
+    /// Status latency p50.
+    pub status_p50: Duration,
+    /// Status latency p99.
+    pub status_p99: Duration,
+    /// Status latency max.
+    pub status_max: Duration,
+    /// Bytes of one status answer.
+    pub status_bytes: usize,
+    /// The monitoring columns over the whole run.
+    pub columns: MonitorRow,
+    /// Phase sums.
+    pub phases: PhaseTotals,
+    /// Per-agent cost profile.
+    pub costs: CostProfile,
+    /// The state hash after the last frame.
+    pub hash: u64,
+    /// Bytes of agent state.
+    pub state_bytes: usize,
+    /// Background tasks: (name, runs, skipped).
+    pub background: Vec<(String, u64, u64)>,
+    /// Evaluations of the leader.
+    pub evaluations: Vec<Evaluation>,
+    /// Snapshots the writer had to allocate because a reader held the spare.
+    pub status_fresh_buffers: u64,
+    /// Worker threads of each role pool during the run (pools with none
+    /// left out).
+    pub pool_threads: Vec<(&'static str, usize)>,
+    /// The machine's 1-minute load average before and after the run.
+    pub load: (Option<f64>, Option<f64>),
+    /// CPU time this process used during the loop, in cores (CPU time over
+    /// wall time): below the thread count when other programs took the CPUs.
+    pub cpu_cores: f64,
+    /// The balancer, called by the monitoring task: (calls, threads moved).
+    pub balancer: (u64, u64),
+}
+
+impl RunReport {
+    /// Frames per second.
+    pub fn fps(&self) -> f64 {
+        self.frames as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Physics world steps per second (frames x substeps).
+    pub fn world_steps_per_s(&self) -> f64 {
+        self.fps() * self.world.substeps as f64
+    }
+
+    /// Mean frame time (the guard's).
+    pub fn mean_frame(&self) -> Duration {
+        self.frame_stats.mean
+    }
+
+    /// Emergency stops by the consecutive and the sampled rule (and memory).
+    pub fn trips(&self) -> RuleTrips {
+        self.frame_stats.trips
+    }
+
+    /// Trips of every rule together.
+    pub fn emergency_stops(&self) -> u64 {
+        let t = self.trips();
+        t.consecutive + t.sampled + t.memory
+    }
+}
+
+/// Milliseconds of a duration.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
 
 fn cell(x: f64, decimals: usize) -> String {
     if x.is_nan() {
@@ -136,9 +230,7 @@ pub fn format_report(runs: &[RunReport], cores: usize) -> String {
                 .collect(),
         );
     }
-    let baseline = runs
-        .iter()
-        .find(|r| r.mode == crate::run::LoopMode::Sequential);
+    let baseline = runs.iter().find(|r| r.mode == LoopMode::Sequential);
     if let Some(b) = baseline {
         rows.push(
             std::iter::once("speed-up over sequential".to_owned())

@@ -5,9 +5,11 @@
 //! Results go to a CSV and to an SVG plot (plotters, SVG backend only):
 //! frame time and speed-up against agents, per partitioning.
 
+use crate::aggregates::amdahl_ceiling;
 use crate::cli::Options;
-use crate::report::speedup;
-use crate::run::{LoopMode, PARTITIONINGS, RunConfig, RunReport, amdahl_ceiling, ms, run};
+use crate::config::{LoopMode, PARTITIONINGS, RunConfig};
+use crate::report::{RunReport, ms, speedup};
+use crate::run::run;
 use crate::world::WorldConfig;
 use plotters::coord::combinators::{BindKeyPoints, LogCoord, WithKeyPoints};
 use plotters::prelude::*;

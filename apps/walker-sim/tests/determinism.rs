@@ -2,9 +2,9 @@
 //! count, partitioning, food mode and physics mode.
 
 use pool_manager::{Partitioning, Role, Runtime};
+use walker_sim::config::{PARTITIONINGS, runtime_config};
 use walker_sim::exec::Executor;
 use walker_sim::food::FoodMode;
-use walker_sim::run::{PARTITIONINGS, runtime_config};
 use walker_sim::world::{PhysicsMode, World, WorldConfig};
 
 const FRAMES: u64 = 130;
@@ -78,7 +78,7 @@ fn food_modes_and_island_physics_give_the_same_state() {
     for food in [FoodMode::Atomic, FoodMode::Deltas] {
         let config = world(food, PhysicsMode::Serial, 1.0);
         assert_eq!(
-            run_on_pool(&config, 2, walker_sim::run::DYNAMIC),
+            run_on_pool(&config, 2, walker_sim::config::DYNAMIC),
             reference,
             "{food:?}"
         );
@@ -86,7 +86,7 @@ fn food_modes_and_island_physics_give_the_same_state() {
     for threads in [2, 3] {
         let config = world(FoodMode::Deltas, PhysicsMode::Islands, 1.0);
         assert_eq!(
-            run_on_pool(&config, threads, walker_sim::run::DYNAMIC),
+            run_on_pool(&config, threads, walker_sim::config::DYNAMIC),
             reference,
             "islands on {threads} threads"
         );
@@ -101,7 +101,10 @@ fn a_partial_window_is_deterministic_too_and_the_hash_sees_the_seed_and_the_fram
         run_on_pool(&config, 2, Partitioning::Interleaved),
         reference
     );
-    assert_eq!(run_on_pool(&config, 3, walker_sim::run::DYNAMIC), reference);
+    assert_eq!(
+        run_on_pool(&config, 3, walker_sim::config::DYNAMIC),
+        reference
+    );
     // The hash is not blind: another seed, or one frame less, differs.
     let other_seed = WorldConfig {
         seed: 8,

@@ -10,7 +10,10 @@ use pool_manager::{Partitioning, available_cores};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
-use walker_sim::run::{Length, LoopMode, MonitorCsv, RunConfig, RunReport, csv_header, run};
+use walker_sim::config::{Length, LoopMode, RunConfig};
+use walker_sim::monitor_csv::{MonitorCsv, csv_header};
+use walker_sim::report::RunReport;
+use walker_sim::run::run;
 use walker_sim::world::WorldConfig;
 
 /// A `Write` into a shared buffer.

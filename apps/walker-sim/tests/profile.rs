@@ -4,8 +4,8 @@
 //! around 5.
 
 use walker_sim::agent::Work;
+use walker_sim::aggregates::CostProfile;
 use walker_sim::exec::Executor;
-use walker_sim::run::CostProfile;
 use walker_sim::world::{World, WorldConfig};
 
 /// 40 agents, one physics substep.

@@ -4,7 +4,8 @@
 
 use frame_guard::{StopReason, StopRules};
 use std::time::Duration;
-use walker_sim::run::{LoopMode, RunConfig, SlowFrames, run};
+use walker_sim::config::{LoopMode, RunConfig, SlowFrames};
+use walker_sim::run::run;
 use walker_sim::world::WorldConfig;
 
 fn config(rules: StopRules, slow: Option<SlowFrames>) -> RunConfig {
@@ -13,7 +14,12 @@ fn config(rules: StopRules, slow: Option<SlowFrames>) -> RunConfig {
         substeps: 1,
         ..WorldConfig::default()
     };
-    let mut c = RunConfig::new(world, LoopMode::Parallel(walker_sim::run::DYNAMIC), 2, 40);
+    let mut c = RunConfig::new(
+        world,
+        LoopMode::Parallel(walker_sim::config::DYNAMIC),
+        2,
+        40,
+    );
     // The plan's and the coded rule, scaled down: 3 frames over 60 ms; a
     // sample every 20 ms, slow if the frame gap is over 50 ms, 3 in a row.
     c.guard.rules = rules;
@@ -68,7 +74,7 @@ fn slow_samples_in_a_row_stop_the_loop_by_the_coded_rule() {
 fn a_run_without_slow_frames_never_stops() {
     let mut c = config(StopRules::ALL, None);
     // The real limits (2 s frames, 0.5 s gaps).
-    c.guard = walker_sim::run::guard_config_defaults();
+    c.guard = walker_sim::config::guard_config_defaults();
     let r = run(&c).unwrap();
     assert!(r.stop.is_none());
     assert_eq!(r.frames, 40);
