@@ -252,6 +252,45 @@ fn linear_backward(
     }
 }
 
+/// A head of the dueling network: `out = W1 relu(W0 r)`, `hidden` keeping
+/// `relu(W0 r)` for the backward pass.
+fn head_forward(
+    p: &[f32],
+    head: [Linear; 2],
+    r: &[f32],
+    hidden: &mut [f32],
+    out: &mut [f32],
+    batch: usize,
+) {
+    linear_forward(p, head[0], r, hidden, batch);
+    relu(&mut hidden[..batch * HEAD_HIDDEN]);
+    linear_forward(p, head[1], hidden, out, batch);
+}
+
+/// The backward pass of [`head_forward`] for output gradients `dout`: adds
+/// the head's weight gradients to `g` and writes (or, with `accumulate`,
+/// adds) the gradient of `r` to `dr`; `dhead` is scratch.
+#[allow(clippy::too_many_arguments)]
+fn head_backward(
+    p: &[f32],
+    g: &mut [f32],
+    head: [Linear; 2],
+    r: &[f32],
+    hidden: &[f32],
+    dout: &[f32],
+    dhead: &mut [f32],
+    dr: &mut [f32],
+    accumulate: bool,
+    batch: usize,
+) {
+    linear_backward(p, g, head[1], hidden, dout, Some(dhead), false, batch);
+    relu_backward(
+        &mut dhead[..batch * HEAD_HIDDEN],
+        &hidden[..batch * HEAD_HIDDEN],
+    );
+    linear_backward(p, g, head[0], r, dhead, Some(dr), accumulate, batch);
+}
+
 /// In place: `exp(x - max) / sum`.
 fn softmax(scores: &mut [f32]) {
     let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
@@ -457,13 +496,9 @@ pub fn forward(params: &[f32], layout: &Layout, x: &[f32], batch: usize, act: &m
     for i in 0..batch * HIDDEN {
         act.r[i] = act.a[i] + act.f2[i];
     }
-    linear_forward(p, layout.value[0], &act.r, &mut act.vh, batch);
-    relu(&mut act.vh[..batch * HEAD_HIDDEN]);
-    linear_forward(p, layout.value[1], &act.vh, &mut act.val, batch);
-    linear_forward(p, layout.adv[0], &act.r, &mut act.ah, batch);
-    relu(&mut act.ah[..batch * HEAD_HIDDEN]);
+    head_forward(p, layout.value, &act.r, &mut act.vh, &mut act.val, batch);
+    head_forward(p, layout.adv, &act.r, &mut act.ah, &mut act.adv, batch);
     let actions = layout.actions;
-    linear_forward(p, layout.adv[1], &act.ah, &mut act.adv, batch);
     for s in 0..batch {
         let adv = &act.adv[s * actions..(s + 1) * actions];
         let mean = adv.iter().sum::<f32>() / actions as f32;
@@ -544,56 +579,18 @@ pub fn backward(
             *d = r - total / actions as f32;
         }
     }
-    // Value head.
-    linear_backward(
-        p,
-        grad,
-        layout.value[1],
-        &act.vh,
-        &sc.dval,
-        Some(&mut sc.dhead),
-        false,
-        batch,
-    );
-    relu_backward(
-        &mut sc.dhead[..batch * HEAD_HIDDEN],
-        &act.vh[..batch * HEAD_HIDDEN],
-    );
-    linear_backward(
-        p,
-        grad,
-        layout.value[0],
-        &act.r,
-        &sc.dhead,
-        Some(&mut sc.dr),
-        false,
-        batch,
-    );
-    // Advantage head.
-    linear_backward(
-        p,
-        grad,
-        layout.adv[1],
-        &act.ah,
-        &sc.dadv,
-        Some(&mut sc.dhead),
-        false,
-        batch,
-    );
-    relu_backward(
-        &mut sc.dhead[..batch * HEAD_HIDDEN],
-        &act.ah[..batch * HEAD_HIDDEN],
-    );
-    linear_backward(
-        p,
-        grad,
-        layout.adv[0],
-        &act.r,
-        &sc.dhead,
-        Some(&mut sc.dr),
-        true,
-        batch,
-    );
+    // Both heads read r: the advantage head adds its gradient to the value
+    // head's.
+    let heads = [
+        (layout.value, &act.vh, &sc.dval, false),
+        (layout.adv, &act.ah, &sc.dadv, true),
+    ];
+    for (head, hidden, dout, accumulate) in heads {
+        let (dhead, dr) = (&mut sc.dhead, &mut sc.dr);
+        head_backward(
+            p, grad, head, &act.r, hidden, dout, dhead, dr, accumulate, batch,
+        );
+    }
     // r = a + ff(a): the gradient reaches a directly and through ff.
     sc.da[..hb].copy_from_slice(&sc.dr[..hb]);
     linear_backward(

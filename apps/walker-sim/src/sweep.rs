@@ -11,7 +11,9 @@ use crate::config::{LoopMode, PARTITIONINGS, RunConfig};
 use crate::report::{RunReport, ms, speedup};
 use crate::run::run;
 use crate::world::WorldConfig;
+use plotters::coord::Shift;
 use plotters::coord::combinators::{BindKeyPoints, LogCoord, WithKeyPoints};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 
@@ -326,60 +328,29 @@ pub fn plot(points: &[SweepPoint], path: &str, cores: usize) -> Result<(), Strin
                 .collect()
         };
         let max_ms = here.iter().map(|x| x.mean_ms).fold(1.0, f64::max) * 1.1;
-        let mut left = ChartBuilder::on(&cells[2 * r])
-            .caption(
-                format!("p = {p}, M = {m}: mean frame time"),
-                ("sans-serif", 16),
-            )
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
-            .build_cartesian_2d(agents_axis(), 0f64..max_ms)
-            .map_err(|e| err(&e))?;
-        left.configure_mesh()
-            .x_desc("agents (log scale)")
-            .y_desc("ms per frame")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .draw()
-            .map_err(|e| err(&e))?;
+        let mut left = panel(
+            &cells[2 * r],
+            format!("p = {p}, M = {m}: mean frame time"),
+            max_ms,
+            "ms per frame",
+        )
+        .map_err(|e| err(&e))?;
         for run in runs {
-            let data = series(run, |x| x.mean_ms);
-            let c = color(run);
-            left.draw_series(LineSeries::new(data.clone(), c.stroke_width(2)))
-                .map_err(|e| err(&e))?
-                .label(run)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c.stroke_width(2)));
-            left.draw_series(data.iter().map(|&xy| Circle::new(xy, 3, c.filled())))
-                .map_err(|e| err(&e))?;
+            draw_run(&mut left, run, series(run, |x| x.mean_ms)).map_err(|e| err(&e))?;
         }
-        left.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(|e| err(&e))?;
+        legend(&mut left, SeriesLabelPosition::UpperLeft).map_err(|e| err(&e))?;
         let max_speedup = here
             .iter()
             .map(|x| x.speedup.max(x.amdahl_ceiling))
             .fold(1.0, f64::max)
             * 1.15;
-        let mut right = ChartBuilder::on(&cells[2 * r + 1])
-            .caption(
-                format!("p = {p}, M = {m}: speed-up over the sequential loop"),
-                ("sans-serif", 16),
-            )
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
-            .build_cartesian_2d(agents_axis(), 0f64..max_speedup)
-            .map_err(|e| err(&e))?;
-        right
-            .configure_mesh()
-            .x_desc("agents (log scale)")
-            .y_desc("speed-up")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .draw()
-            .map_err(|e| err(&e))?;
+        let mut right = panel(
+            &cells[2 * r + 1],
+            format!("p = {p}, M = {m}: speed-up over the sequential loop"),
+            max_speedup,
+            "speed-up",
+        )
+        .map_err(|e| err(&e))?;
         let ceiling = series("sequential", |x| x.amdahl_ceiling);
         let gray = RGBColor(150, 150, 150);
         right
@@ -388,25 +359,66 @@ pub fn plot(points: &[SweepPoint], path: &str, cores: usize) -> Result<(), Strin
             .label("Amdahl ceiling")
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], gray.stroke_width(2)));
         for run in &runs[1..] {
-            let data = series(run, |x| x.speedup);
-            let c = color(run);
-            right
-                .draw_series(LineSeries::new(data.clone(), c.stroke_width(2)))
-                .map_err(|e| err(&e))?
-                .label(*run)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c.stroke_width(2)));
-            right
-                .draw_series(data.iter().map(|&xy| Circle::new(xy, 3, c.filled())))
-                .map_err(|e| err(&e))?;
+            draw_run(&mut right, run, series(run, |x| x.speedup)).map_err(|e| err(&e))?;
         }
-        right
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(|e| err(&e))?;
+        legend(&mut right, SeriesLabelPosition::LowerRight).map_err(|e| err(&e))?;
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// One panel of the plot: agents (log scale) against `y_desc` from 0 to
+/// `y_max`.
+type Panel<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<WithKeyPoints<LogCoord<f64>>, RangedCoordf64>>;
+
+/// Builds a panel on `area` and draws its axes.
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: String,
+    y_max: f64,
+    y_desc: &str,
+) -> Result<Panel<'a, 'b>, DrawingAreaErrorKind<std::io::Error>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(55)
+        .build_cartesian_2d(agents_axis(), 0f64..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("agents (log scale)")
+        .y_desc(y_desc)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()?;
+    Ok(chart)
+}
+
+/// Draws one run's points, joined by a line in the run's colour, with its
+/// legend entry.
+fn draw_run(
+    chart: &mut Panel<'_, '_>,
+    run: &str,
+    data: Vec<(f64, f64)>,
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    let c = color(run);
+    chart
+        .draw_series(LineSeries::new(data.clone(), c.stroke_width(2)))?
+        .label(run)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c.stroke_width(2)));
+    chart.draw_series(data.iter().map(|&xy| Circle::new(xy, 3, c.filled())))?;
+    Ok(())
+}
+
+/// Draws a panel's legend at `position`.
+fn legend<'a, 'b: 'a>(
+    chart: &mut Panel<'a, 'b>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
 }

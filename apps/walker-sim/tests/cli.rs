@@ -10,6 +10,16 @@ fn walker(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// The plan's monitoring columns: in the report and in the CSV's header.
+const PLAN_COLUMNS: [&str; 6] = [
+    "thread_pool_utilization",
+    "ai_thread_efficiency",
+    "stats_thread_efficiency",
+    "background_thread_efficiency",
+    "lock_contention_rate",
+    "parallel_speedup_ratio",
+];
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -82,16 +92,13 @@ fn a_small_run_reports_every_figure_beside_the_sequential_one_and_writes_the_csv
         "status p99 (ms)",
         "stops: consecutive (plan)",
         "stops: sampled (coded)",
-        "thread_pool_utilization",
-        "ai_thread_efficiency",
-        "stats_thread_efficiency",
-        "background_thread_efficiency",
-        "lock_contention_rate",
-        "parallel_speedup_ratio",
         "speed-up over sequential",
         "Amdahl ceiling",
         "the same in every run",
-    ] {
+    ]
+    .into_iter()
+    .chain(PLAN_COLUMNS)
+    {
         assert!(out.contains(figure), "missing {figure:?} in\n{out}");
     }
     for run in [
@@ -110,14 +117,7 @@ fn a_small_run_reports_every_figure_beside_the_sequential_one_and_writes_the_csv
     let mut lines = text.lines();
     let header = lines.next().unwrap();
     assert!(header.starts_with("run,threads,timestamp,"));
-    for column in [
-        "thread_pool_utilization",
-        "ai_thread_efficiency",
-        "stats_thread_efficiency",
-        "background_thread_efficiency",
-        "lock_contention_rate",
-        "parallel_speedup_ratio",
-    ] {
+    for column in PLAN_COLUMNS {
         assert!(header.split(',').any(|c| c == column), "{column}");
     }
     // At least one row per run (the last row of each run closes it).
