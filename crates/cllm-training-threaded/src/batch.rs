@@ -38,9 +38,12 @@ pub(crate) struct Feed<'h, H: Host> {
 }
 
 impl<'h, H: Host> Feed<'h, H> {
-    /// At most `limit` batches from `iter`, which only the calling thread
-    /// uses while the feed lives.
-    pub(crate) fn new(host: &'h H, iter: HostPtr<CLLMBatchIterator>, limit: usize) -> Self {
+    /// At most `limit` batches from `iter`.
+    ///
+    /// # Safety
+    /// `iter` is the host's live iterator, used only by the calling thread
+    /// while the feed lives.
+    pub(crate) unsafe fn new(host: &'h H, iter: HostPtr<CLLMBatchIterator>, limit: usize) -> Self {
         Self {
             host,
             iter,
@@ -60,7 +63,8 @@ impl<'h, H: Host> Feed<'h, H> {
     pub(crate) fn next(&mut self) -> Result<Option<Batch<H>>, Error> {
         while self.fetched < self.limit {
             self.fetched += 1;
-            // SAFETY: the iterator is used on the calling thread only.
+            // SAFETY: the iterator is live and only this thread uses it
+            // (the contract of `new`).
             let ptr = unsafe { self.host.next(self.iter.get()) };
             if ptr.is_null() {
                 self.fetched = self.limit;

@@ -1,11 +1,11 @@
 //! The crate's error type: every way creating a system or training an epoch
 //! can fail, one variant each. No C types: `ffi.rs` turns an [`Error`] into
 //! the C status and the `cllm_last_error()` message (its [`Display`] text).
+//! A variant carries every value its message names (limits, variable
+//! names), so that this module imports none of the crate's others.
 //!
 //! [`Display`]: std::fmt::Display
 
-use crate::settings::MAX_GROUP;
-use crate::system::MAX_GRADIENT_FLOATS;
 use grad_reduce::{NonFinite, ReduceError};
 use std::fmt;
 
@@ -31,21 +31,24 @@ pub enum Error {
         /// What it should hold.
         expected: String,
     },
-    /// Replica mode was asked for (by the environment if `from_env`) but no
-    /// replica operations are known.
+    /// Replica mode was asked for but no replica operations are known.
     ReplicaModeWithoutOps {
-        /// Asked for by `CLLM_TRAINING_MODE`.
-        from_env: bool,
+        /// The environment variable that asked for it, if one did.
+        variable: Option<&'static str>,
     },
-    /// The caller's group size is not in `1..=MAX_GROUP`.
-    GroupOutOfRange(usize),
-    /// A group size (from the environment if `from_env`) for a system that
-    /// trains in serialised mode.
+    /// The caller's group size is not in `1..=max`.
+    GroupOutOfRange {
+        /// The group size.
+        group: usize,
+        /// The largest one.
+        max: usize,
+    },
+    /// A group size for a system that trains in serialised mode.
     GroupInSerialMode {
         /// The group size.
         group: usize,
-        /// Set by `CLLM_TRAINING_GROUP_SIZE`.
-        from_env: bool,
+        /// The environment variable that set it, if one did.
+        variable: Option<&'static str>,
     },
     /// `create_replica` returned NULL for this replica.
     ReplicaNotMade(usize),
@@ -62,8 +65,8 @@ pub enum Error {
     },
     /// A gradient buffer with values but a NULL address.
     NullBuffer(usize),
-    /// A gradient buffer over [`MAX_GRADIENT_FLOATS`] floats in all, or
-    /// one that runs past the end of the address space.
+    /// Gradient buffers over `limit` floats in all, or one that runs past
+    /// the end of the address space.
     GradientTooLarge {
         /// The buffer.
         buffer: usize,
@@ -71,6 +74,8 @@ pub enum Error {
         len: usize,
         /// The floats of the buffers up to and including it.
         total: usize,
+        /// The most floats in all.
+        limit: usize,
     },
     /// A replica's gradient buffers differ in lengths from the master's.
     LayoutMismatch {
@@ -137,20 +142,20 @@ impl fmt::Display for Error {
                 value,
                 expected,
             } => write!(f, "{name}={value:?}: {expected}"),
-            Error::ReplicaModeWithoutOps { from_env } => {
-                if *from_env {
-                    write!(f, "{}=\"replica\"", crate::settings::ENV_MODE)?;
-                } else {
-                    f.write_str("replica mode was requested")?;
+            Error::ReplicaModeWithoutOps { variable } => {
+                match variable {
+                    Some(name) => write!(f, "{name}=\"replica\"")?,
+                    None => f.write_str("replica mode was requested")?,
                 }
                 f.write_str(" but no replica operations are known: link the host's replica adapter (see docs/dropin.md) or pass them")
             }
-            Error::GroupOutOfRange(g) => write!(f, "group size {g}: expected 1 to {MAX_GROUP}"),
-            Error::GroupInSerialMode { group, from_env } => {
-                if *from_env {
-                    write!(f, "{}=\"{group}\"", crate::settings::ENV_GROUP)?;
-                } else {
-                    write!(f, "group size {group}")?;
+            Error::GroupOutOfRange { group, max } => {
+                write!(f, "group size {group}: expected 1 to {max}")
+            }
+            Error::GroupInSerialMode { group, variable } => {
+                match variable {
+                    Some(name) => write!(f, "{name}=\"{group}\"")?,
+                    None => write!(f, "group size {group}")?,
                 }
                 f.write_str(" applies to replica mode, but this system trains in serialised mode (one step per batch): link the replica adapter, or unset it")
             }
@@ -161,9 +166,14 @@ impl fmt::Display for Error {
                 write!(f, "gradient_buffers reported {first} buffers, then {then}")
             }
             Error::NullBuffer(i) => write!(f, "gradient buffer {i} is NULL"),
-            Error::GradientTooLarge { buffer, len, total } => write!(
+            Error::GradientTooLarge {
+                buffer,
+                len,
+                total,
+                limit,
+            } => write!(
                 f,
-                "gradient buffer {buffer} has {len} floats ({total} so far): the limit is {MAX_GRADIENT_FLOATS} floats in all"
+                "gradient buffer {buffer} has {len} floats ({total} so far): the limit is {limit} floats in all"
             ),
             Error::LayoutMismatch { lens, master } => write!(
                 f,

@@ -47,7 +47,7 @@ impl From<Error> for FfiError {
             Error::EmptyPlan
             | Error::BadEnvironment { .. }
             | Error::ReplicaModeWithoutOps { .. }
-            | Error::GroupOutOfRange(_)
+            | Error::GroupOutOfRange { .. }
             | Error::GroupInSerialMode { .. }
             | Error::ReplicaNotMade(_)
             | Error::NoGradients
@@ -576,27 +576,27 @@ mod tests {
                 "CLLM_TRAINING_SPHERES=\"two\": expected a whole number from 1 to 4096".into(),
             ),
             (
-                Error::ReplicaModeWithoutOps { from_env: true },
+                Error::ReplicaModeWithoutOps { variable: Some(settings::ENV_MODE) },
                 CLLM_ERR_INVALID_ARGUMENT,
                 "CLLM_TRAINING_MODE=\"replica\" but no replica operations are known: link the host's replica adapter (see docs/dropin.md) or pass them".into(),
             ),
             (
-                Error::ReplicaModeWithoutOps { from_env: false },
+                Error::ReplicaModeWithoutOps { variable: None },
                 CLLM_ERR_INVALID_ARGUMENT,
                 "replica mode was requested but no replica operations are known: link the host's replica adapter (see docs/dropin.md) or pass them".into(),
             ),
             (
-                Error::GroupOutOfRange(5000),
+                Error::GroupOutOfRange { group: 5000, max: settings::MAX_GROUP },
                 CLLM_ERR_INVALID_ARGUMENT,
                 "group size 5000: expected 1 to 4096".into(),
             ),
             (
-                Error::GroupInSerialMode { group: 4, from_env: true },
+                Error::GroupInSerialMode { group: 4, variable: Some(settings::ENV_GROUP) },
                 CLLM_ERR_INVALID_ARGUMENT,
                 "CLLM_TRAINING_GROUP_SIZE=\"4\" applies to replica mode, but this system trains in serialised mode (one step per batch): link the replica adapter, or unset it".into(),
             ),
             (
-                Error::GroupInSerialMode { group: 4, from_env: false },
+                Error::GroupInSerialMode { group: 4, variable: None },
                 CLLM_ERR_INVALID_ARGUMENT,
                 "group size 4 applies to replica mode, but this system trains in serialised mode (one step per batch): link the replica adapter, or unset it".into(),
             ),
@@ -622,7 +622,7 @@ mod tests {
             ),
             (Error::NullBuffer(1), CLLM_ERR_INVALID_ARGUMENT, "gradient buffer 1 is NULL".into()),
             (
-                Error::GradientTooLarge { buffer: 0, len: 1 << 58, total: 1 << 58 },
+                Error::GradientTooLarge { buffer: 0, len: 1 << 58, total: 1 << 58, limit: crate::system::MAX_GRADIENT_FLOATS },
                 CLLM_ERR_INVALID_ARGUMENT,
                 "gradient buffer 0 has 288230376151711744 floats (288230376151711744 so far): the limit is 4294967296 floats in all".into(),
             ),

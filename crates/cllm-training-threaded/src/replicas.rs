@@ -7,14 +7,42 @@ use crate::error::Error;
 use crate::host::{CLLMTraining, HostPtr, cllm_float_span, cllm_replica_ops};
 use grad_reduce::{GradReducer, Weights, token_weights};
 use sphere_pool::SpherePool;
+use std::ffi::c_void;
 
 /// The largest total of gradient floats a host may list (16 GiB of
 /// gradients): a longer list is refused before anything is sized from it.
 pub const MAX_GRADIENT_FLOATS: usize = 1 << 32;
 
+/// The host's replica operations, the three that replica mode needs checked
+/// present (the one place they are checked).
+#[derive(Clone, Copy)]
+pub(crate) struct ReplicaOps {
+    user: *mut c_void,
+    create: unsafe extern "C" fn(*mut c_void, *mut CLLMTraining) -> *mut CLLMTraining,
+    free: unsafe extern "C" fn(*mut c_void, *mut CLLMTraining),
+    list:
+        unsafe extern "C" fn(*mut c_void, *mut CLLMTraining, *mut cllm_float_span, usize) -> usize,
+}
+
+impl ReplicaOps {
+    /// Refuses operations without `create_replica`, `free_replica` or
+    /// `gradient_buffers`.
+    pub(crate) fn check(ops: &cllm_replica_ops) -> Result<Self, Error> {
+        match (ops.create_replica, ops.free_replica, ops.gradient_buffers) {
+            (Some(create), Some(free), Some(list)) => Ok(Self {
+                user: ops.user,
+                create,
+                free,
+                list,
+            }),
+            _ => Err(Error::MissingReplicaFunction),
+        }
+    }
+}
+
 /// One replica per batch of a group, and the reducer of their gradients.
 pub(crate) struct Replicas {
-    ops: cllm_replica_ops,
+    ops: ReplicaOps,
     list: Vec<HostPtr<CLLMTraining>>,
     reducer: GradReducer,
 }
@@ -27,12 +55,10 @@ unsafe impl Send for Replicas {}
 
 impl Drop for Replicas {
     fn drop(&mut self) {
-        if let Some(free) = self.ops.free_replica {
-            for r in &self.list {
-                // SAFETY: each replica was made by `create_replica` and is
-                // freed once, after every sphere is done with it.
-                unsafe { free(self.ops.user, r.get()) };
-            }
+        for r in &self.list {
+            // SAFETY: each replica was made by `create_replica` and is freed
+            // once, after every sphere is done with it.
+            unsafe { (self.ops.free)(self.ops.user, r.get()) };
         }
     }
 }
@@ -49,11 +75,7 @@ impl Replicas {
         master: *mut CLLMTraining,
         n: usize,
     ) -> Result<Self, Error> {
-        let (Some(create), Some(_), Some(_)) =
-            (ops.create_replica, ops.free_replica, ops.gradient_buffers)
-        else {
-            return Err(Error::MissingReplicaFunction);
-        };
+        let ops = ReplicaOps::check(&ops)?;
         // SAFETY: `master` is live and `ops` operates on it (the contract).
         let layout = unsafe { list_spans(&ops, master) }?;
         let lens: Vec<usize> = layout.iter().map(|s| s.len).collect();
@@ -68,7 +90,7 @@ impl Replicas {
         for i in 0..n {
             // SAFETY: `create_replica` of operations made for `master`, which
             // is live (the contract); no other call runs on it meanwhile.
-            let replica = unsafe { create(ops.user, master) };
+            let replica = unsafe { (ops.create)(ops.user, master) };
             if replica.is_null() {
                 // `replicas` frees the ones made so far.
                 return Err(Error::ReplicaNotMade(i));
@@ -137,10 +159,10 @@ impl Replicas {
 /// # Safety
 /// `training` is a live training object that `ops` operates on.
 unsafe fn list_spans(
-    ops: &cllm_replica_ops,
+    ops: &ReplicaOps,
     training: *mut CLLMTraining,
 ) -> Result<Vec<cllm_float_span>, Error> {
-    let list = ops.gradient_buffers.ok_or(Error::MissingReplicaFunction)?;
+    let list = ops.list;
     let empty = cllm_float_span {
         data: std::ptr::null_mut(),
         len: 0,
@@ -182,6 +204,7 @@ fn check_span_lengths(spans: &[cllm_float_span]) -> Result<(), Error> {
                 buffer: i,
                 len: s.len,
                 total,
+                limit: MAX_GRADIENT_FLOATS,
             });
         }
     }
@@ -193,7 +216,7 @@ fn check_span_lengths(spans: &[cllm_float_span]) -> Result<(), Error> {
 /// # Safety
 /// As [`list_spans`].
 unsafe fn gradient_spans(
-    ops: &cllm_replica_ops,
+    ops: &ReplicaOps,
     training: *mut CLLMTraining,
     reducer: &GradReducer,
 ) -> Result<Vec<cllm_float_span>, Error> {

@@ -19,8 +19,19 @@
 
 use crate::error::Error;
 use crate::host::cllm_replica_ops;
-use crate::system::Mode;
+use crate::replicas::ReplicaOps;
 use parking_lot::Mutex;
+
+/// Which way the spheres train (the two modes are described in
+/// [`system`](crate::system)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One training object, calls serialised in batch order.
+    Serialized,
+    /// One replica per batch of a group, reduced gradients, one step per
+    /// group.
+    Replicas,
+}
 
 /// The sphere count (overrides the trainer's `num_threads`).
 pub const ENV_SPHERES: &str = "CLLM_TRAINING_SPHERES";
@@ -87,11 +98,7 @@ pub fn registered() -> Option<cllm_replica_ops> {
 
 /// Refuses operations without one of the three required functions.
 pub fn check_ops(ops: &cllm_replica_ops) -> Result<(), Error> {
-    if ops.create_replica.is_none() || ops.free_replica.is_none() || ops.gradient_buffers.is_none()
-    {
-        return Err(Error::MissingReplicaFunction);
-    }
-    Ok(())
+    ReplicaOps::check(ops).map(|_| ())
 }
 
 /// The process environment, read at each creation (empty means unset).
@@ -155,15 +162,18 @@ pub fn resolve(
     }
     if mode == Mode::Replicas && ops.is_none() {
         return Err(Error::ReplicaModeWithoutOps {
-            from_env: env_mode.is_some(),
+            variable: env_mode.is_some().then_some(ENV_MODE),
         });
     }
     let group = match (env(ENV_GROUP), request.group) {
-        (Some(v), _) => Some((parse_count(ENV_GROUP, &v, MAX_GROUP)?, true)),
-        (None, Some(g)) if !(1..=MAX_GROUP).contains(&g) => {
-            return Err(Error::GroupOutOfRange(g));
+        (Some(v), _) => Some((parse_count(ENV_GROUP, &v, MAX_GROUP)?, Some(ENV_GROUP))),
+        (None, Some(group)) if !(1..=MAX_GROUP).contains(&group) => {
+            return Err(Error::GroupOutOfRange {
+                group,
+                max: MAX_GROUP,
+            });
         }
-        (None, Some(g)) => Some((g, false)),
+        (None, Some(g)) => Some((g, None)),
         (None, None) => None,
     };
     let group = match (mode, group) {
@@ -171,8 +181,8 @@ pub fn resolve(
         (Mode::Replicas, None) => spheres,
         (Mode::Serialized, None) => 1,
         // A group is a replica-mode setting; serialised mode steps per batch.
-        (Mode::Serialized, Some((group, from_env))) => {
-            return Err(Error::GroupInSerialMode { group, from_env });
+        (Mode::Serialized, Some((group, variable))) => {
+            return Err(Error::GroupInSerialMode { group, variable });
         }
     };
     Ok(Plan {
@@ -286,13 +296,18 @@ mod tests {
     #[test]
     fn replica_mode_without_operations_and_a_group_in_serial_mode_are_refused() {
         let e = resolve(req(2), env(&[(ENV_MODE, "replica")]), None).unwrap_err();
-        assert_eq!(e, Error::ReplicaModeWithoutOps { from_env: true });
+        assert_eq!(
+            e,
+            Error::ReplicaModeWithoutOps {
+                variable: Some(ENV_MODE)
+            }
+        );
         let e = resolve(req(2), env(&[(ENV_GROUP, "4")]), None).unwrap_err();
         assert_eq!(
             e,
             Error::GroupInSerialMode {
                 group: 4,
-                from_env: true
+                variable: Some(ENV_GROUP)
             }
         );
         let mut bad = ops();

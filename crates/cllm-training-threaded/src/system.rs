@@ -34,22 +34,13 @@ use crate::error::Error;
 use crate::host::{CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, HostPtr};
 pub use crate::replicas::MAX_GRADIENT_FLOATS;
 use crate::replicas::Replicas;
-pub use crate::settings::Plan;
+pub use crate::settings::{Mode, Plan};
 use crate::tsan;
 use parking_lot::{Condvar, Mutex};
 use sphere_pool::{PoolConfig, SpherePool};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Which way the spheres train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// One training object, calls serialised in batch order.
-    Serialized,
-    /// One replica per sphere, reduced gradients, one step per group.
-    Replicas,
-}
 
 /// Batches, their valid tokens and their token-weighted loss: of a sphere
 /// in the current (or last) epoch, of an epoch, of a group. One sum for all
@@ -120,14 +111,16 @@ struct StepHook {
 /// `cllm_optimizer_step_adam`.
 ///
 /// # Safety
-/// No other call runs on `training`, whose gradients are in place.
+/// `training` is the live master the hook was given for, no other call runs
+/// on it, and its gradients are in place.
 unsafe fn optimizer_step<H: Host>(
     host: &H,
     hook: Option<StepHook>,
     training: HostPtr<CLLMTraining>,
     loss: f32,
 ) {
-    // SAFETY: forwarded.
+    // SAFETY: what the hook (cllm_replica_ops.optimizer_step) and
+    // cllm_optimizer_step_adam ask of a step is this function's contract.
     unsafe {
         match hook {
             Some(h) => (h.step)(h.user.get(), training.get(), loss),
@@ -315,7 +308,8 @@ impl<H: Host> TrainingSystem<H> {
         unsafe { self.host.reset(self.iter.get()) };
         // SAFETY: as above.
         let limit = unsafe { self.host.num_batches(self.iter.get()) };
-        let mut feed = Feed::new(&self.host, self.iter, limit);
+        // SAFETY: as above.
+        let mut feed = unsafe { Feed::new(&self.host, self.iter, limit) };
         let results = match self.mode {
             Mode::Serialized => self.epoch_serialized(&mut epoch, &mut feed),
             Mode::Replicas => self.epoch_replicas(&mut epoch, &mut feed),
