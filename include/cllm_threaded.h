@@ -50,20 +50,20 @@
 
 /**
  * Rule bit of `cllm_frame_options.rules`: stop after `slow_frame_count`
- * consecutive frames longer than `slow_frame_limit_ms` (the walker plan's
+ * consecutive frames longer than `slow_frame_limit_ns` (the walker plan's
  * rule: 10 frames over 2 s).
  */
 #define CLLM_FRAME_RULE_CONSECUTIVE 1
 
 /**
- * Rule bit: every `sample_interval_ms` take a sample, slow if the frame gap
- * exceeds `sample_gap_ms`; stop after `slow_sample_count` slow samples in a
+ * Rule bit: every `sample_interval_ns` take a sample, slow if the frame gap
+ * exceeds `sample_gap_ns`; stop after `slow_sample_count` slow samples in a
  * row (the original code's rule: 5 s, 0.5 s, 10).
  */
 #define CLLM_FRAME_RULE_SAMPLED 2
 
 /**
- * Rule bit: stop when the resident memory exceeds `memory_limit_mb`.
+ * Rule bit: stop when the resident memory exceeds `memory_limit_bytes`.
  */
 #define CLLM_FRAME_RULE_MEMORY 4
 
@@ -73,8 +73,8 @@
 #define CLLM_FRAME_MESSAGE_MAX 192
 
 /**
- * The smallest buffer `cllm_frame_monitor_row` accepts: every row, its
- * newline and NUL fit in it.
+ * The most bytes a `cllm_frame_monitor_row` row needs, its newline and NUL
+ * included: a buffer this big always suffices.
  */
 #define CLLM_FRAME_ROW_MAX 512
 
@@ -173,28 +173,6 @@
  * it takes), where a function documents it.
  */
 #define CLLM_WAIT_FOREVER UINT64_MAX
-
-/**
- * The rule that stopped the loop.
- */
-typedef enum cllm_frame_stop_reason {
-  /**
-   * Not stopped.
-   */
-  CLLM_FRAME_STOP_NONE = 0,
-  /**
-   * K consecutive frames over the slow-frame limit.
-   */
-  CLLM_FRAME_STOP_SLOW_FRAMES = 1,
-  /**
-   * Too many slow samples in a row (the sampled rule).
-   */
-  CLLM_FRAME_STOP_SLOW_SAMPLES = 2,
-  /**
-   * Resident memory over the limit.
-   */
-  CLLM_FRAME_STOP_MEMORY = 3,
-} cllm_frame_stop_reason;
 
 /**
  * A `uint64_t` counter that many threads add to without sharing a cache
@@ -651,6 +629,65 @@ typedef uint32_t cllm_partition;
 typedef int (*cllm_index_fn)(void *arg, size_t index);
 
 /**
+ * Cumulative thread-time of one pool, in nanoseconds.
+ */
+typedef struct cllm_frame_pool_counters {
+  /**
+   * Sum over the pool's threads of the time spent running tasks.
+   */
+  uint64_t busy_ns;
+  /**
+   * Sum over the pool's threads of the time they were alive.
+   */
+  uint64_t alive_ns;
+} cllm_frame_pool_counters;
+
+/**
+ * A sample of cumulative counters; a monitoring row uses the difference
+ * from the previous row's sample. Every field only grows. See
+ * `cllm_frame_monitor_row` for the columns computed from them, and
+ * `cllm_roles_monitor_inputs` to fill it from the role pools in one call.
+ */
+typedef struct cllm_frame_monitor_inputs {
+  /**
+   * The ai role pool.
+   */
+  struct cllm_frame_pool_counters ai;
+  /**
+   * The physics role pool.
+   */
+  struct cllm_frame_pool_counters physics;
+  /**
+   * The stats role pool.
+   */
+  struct cllm_frame_pool_counters stats;
+  /**
+   * The background role pool.
+   */
+  struct cllm_frame_pool_counters background;
+  /**
+   * The evaluation role pool.
+   */
+  struct cllm_frame_pool_counters evaluation;
+  /**
+   * Lock acquisitions.
+   */
+  uint64_t lock_acquisitions;
+  /**
+   * Acquisitions that had to wait.
+   */
+  uint64_t lock_contended;
+  /**
+   * Summed work time of the participants of parallel sections, ns.
+   */
+  uint64_t parallel_work_ns;
+  /**
+   * Wall time of those sections, ns.
+   */
+  uint64_t parallel_wall_ns;
+} cllm_frame_monitor_inputs;
+
+/**
  * Statistics of a periodic task (see `cllm_roles_sched_stats`).
  */
 typedef struct cllm_periodic_stats {
@@ -690,14 +727,15 @@ typedef struct cllm_periodic_stats {
 } cllm_periodic_stats;
 
 /**
- * How to build a frame guard; fill it with `cllm_frame_options_default()`.
- * Times are in milliseconds.
+ * How to build a frame guard; fill it with `cllm_frame_options_default()`
+ * or `cllm_frame_options_from_env()`. Times are in nanoseconds (at most
+ * 1e18).
  */
 typedef struct cllm_frame_options {
   /**
-   * Frame budget of `under_budget_share` (default 16.7).
+   * Frame budget of `under_budget_share` (default 16700000, 16.7 ms).
    */
-  double budget_ms;
+  uint64_t budget_ns;
   /**
    * Active stop rules: an OR of `CLLM_FRAME_RULE_*` bits, 0 for none
    * (default `CLLM_FRAME_RULE_CONSECUTIVE`).
@@ -705,42 +743,42 @@ typedef struct cllm_frame_options {
   uint32_t rules;
   /**
    * A frame longer than this is slow; a frame in progress longer than
-   * this is stalled (default 2000).
+   * this is stalled (default 2 s).
    */
-  double slow_frame_limit_ms;
+  uint64_t slow_frame_limit_ns;
   /**
    * K, consecutive slow frames that stop the loop (default 10, at least 1).
    */
   uint32_t slow_frame_count;
   /**
-   * Sampled rule: time between samples (default 5000, at least 1).
+   * Sampled rule: time between samples (default 5 s, at least 1 ms).
    */
-  double sample_interval_ms;
+  uint64_t sample_interval_ns;
   /**
-   * Sampled rule: frame-gap limit of a sample (default 500).
+   * Sampled rule: frame-gap limit of a sample (default 0.5 s).
    */
-  double sample_gap_ms;
+  uint64_t sample_gap_ns;
   /**
    * Sampled rule: slow samples in a row that stop (default 10, at least 1).
    */
   uint32_t slow_sample_count;
   /**
-   * Memory rule: resident-memory limit in MiB (default 2000).
+   * Memory rule: resident-memory limit in bytes (default 2000 MiB).
    */
-  double memory_limit_mb;
+  uint64_t memory_limit_bytes;
   /**
-   * Memory rule: time between two reads of the resident size (default 5000).
+   * Memory rule: time between two reads of the resident size (default 5 s).
    */
-  double memory_check_interval_ms;
+  uint64_t memory_check_interval_ns;
   /**
    * Period of the watchdog thread that checks the rules while the loop is
-   * frozen; 0 (the default) starts no thread, at least 1 otherwise.
+   * frozen; 0 (the default) starts no thread, at least 1 ms otherwise.
    */
-  double watchdog_period_ms;
+  uint64_t watchdog_period_ns;
   /**
-   * Interval of `cllm_frame_monitor_due` (default 1000, at least 1).
+   * Interval of `cllm_frame_monitor_due` (default 1 s, at least 1 ms).
    */
-  double monitor_interval_ms;
+  uint64_t monitor_interval_ns;
   /**
    * If true, time moves only by `cllm_frame_tick` and
    * `cllm_frame_advance`: replays, simulations, tests. Default false (the
@@ -750,15 +788,21 @@ typedef struct cllm_frame_options {
 } cllm_frame_options;
 
 /**
+ * The rule that stopped the loop (`uint32_t`, one of
+ * `CLLM_FRAME_STOP_REASON_*`).
+ */
+typedef uint32_t cllm_frame_stop_reason;
+
+/**
  * The stop state of a guard (`cllm_frame_stop_info`, and the argument of
  * the stop callback).
  */
 typedef struct cllm_frame_stop {
   /**
-   * Which rule fired; `CLLM_FRAME_STOP_NONE` if the guard is not stopped
-   * (then every other field is zero).
+   * Which rule fired; `CLLM_FRAME_STOP_REASON_NONE` if the guard is not
+   * stopped (then every other field is zero).
    */
-  enum cllm_frame_stop_reason reason;
+  cllm_frame_stop_reason reason;
   /**
    * Index (from 0) of the frame at which the rule fired: the K-th slow
    * frame, or the frame in progress (or next to begin) at a sample or
@@ -766,19 +810,26 @@ typedef struct cllm_frame_stop {
    */
   uint64_t frame;
   /**
-   * Guard-clock time of the firing, ms since the guard was created.
+   * Guard-clock time of the firing, ns since the guard was created.
    */
-  double at_ms;
+  uint64_t at_ns;
   /**
-   * The figure that broke the limit: the K-th frame's duration (or its
-   * age if still in progress) or the sample's frame gap, in ms; the
-   * resident memory in MiB.
+   * The time that broke the limit: the K-th frame's duration (or its age
+   * if still in progress), or the sample's frame gap; 0 for memory.
    */
-  double value;
+  uint64_t value_ns;
   /**
-   * The limit, in the unit of `value`.
+   * The limit of `value_ns`; 0 for memory.
    */
-  double limit;
+  uint64_t limit_ns;
+  /**
+   * The resident memory that broke the limit, bytes; 0 for the time rules.
+   */
+  uint64_t memory_bytes;
+  /**
+   * The memory limit, bytes; 0 for the time rules.
+   */
+  uint64_t memory_limit_bytes;
   /**
    * The rule's count (K, or slow samples); 0 for memory.
    */
@@ -803,33 +854,33 @@ typedef struct cllm_frame_statistics {
    */
   uint64_t frames;
   /**
-   * Median frame time, ms (within 1.6 %).
+   * Median frame time, ns (within 1.6 %).
    */
-  double p50_ms;
+  uint64_t p50_ns;
   /**
-   * 99th-percentile frame time, ms (within 1.6 %).
+   * 99th-percentile frame time, ns (within 1.6 %).
    */
-  double p99_ms;
+  uint64_t p99_ns;
   /**
-   * Longest frame, ms (exact).
+   * Longest frame, ns (exact).
    */
-  double max_ms;
+  uint64_t max_ns;
   /**
-   * Shortest frame, ms (exact).
+   * Shortest frame, ns (exact).
    */
-  double min_ms;
+  uint64_t min_ns;
   /**
-   * Mean frame time, ms (exact).
+   * Mean frame time, ns.
    */
-  double mean_ms;
+  uint64_t mean_ns;
   /**
-   * Share of frames at most `budget_ms` (0 when no frame).
+   * Share of frames at most `budget_ns` (0 when no frame).
    */
   double under_budget_share;
   /**
-   * The budget.
+   * The budget, ns.
    */
-  double budget_ms;
+  uint64_t budget_ns;
   /**
    * Frames longer than the slow-frame limit.
    */
@@ -864,9 +915,10 @@ typedef struct cllm_frame_statistics {
    */
   uint64_t trips_memory;
   /**
-   * Last resident-memory reading in MiB, -1 if the memory rule never read it.
+   * Last resident-memory reading in bytes, 0 if the memory rule never
+   * read it.
    */
-  double resident_mb;
+  uint64_t resident_bytes;
   /**
    * Index of the frame in progress, -1 if none.
    */
@@ -893,64 +945,6 @@ typedef struct cllm_frame_statistics {
 typedef int (*cllm_frame_stop_fn)(void *arg, const struct cllm_frame_stop *info);
 
 /**
- * Cumulative thread-time of one pool, in seconds.
- */
-typedef struct cllm_frame_pool_counters {
-  /**
-   * Sum over the pool's threads of the time spent running tasks.
-   */
-  double busy_s;
-  /**
-   * Sum over the pool's threads of the time they were alive.
-   */
-  double alive_s;
-} cllm_frame_pool_counters;
-
-/**
- * A sample of cumulative counters; a monitoring row uses the difference
- * from the previous row's sample. Every field only grows. See
- * `cllm_frame_monitor_row` for the columns computed from them.
- */
-typedef struct cllm_frame_monitor_inputs {
-  /**
-   * The ai role pool.
-   */
-  struct cllm_frame_pool_counters ai;
-  /**
-   * The physics role pool.
-   */
-  struct cllm_frame_pool_counters physics;
-  /**
-   * The stats role pool.
-   */
-  struct cllm_frame_pool_counters stats;
-  /**
-   * The background role pool.
-   */
-  struct cllm_frame_pool_counters background;
-  /**
-   * The evaluation role pool.
-   */
-  struct cllm_frame_pool_counters evaluation;
-  /**
-   * Lock acquisitions.
-   */
-  uint64_t lock_acquisitions;
-  /**
-   * Acquisitions that had to wait.
-   */
-  uint64_t lock_contended;
-  /**
-   * Summed run time (CPU time) of the tasks of parallel sections, seconds.
-   */
-  double parallel_work_s;
-  /**
-   * Wall time of those sections, seconds.
-   */
-  double parallel_wall_s;
-} cllm_frame_monitor_inputs;
-
-/**
  * Cumulative timing of one phase (`cllm_frame_phase_stats`). Times are 0
  * while `count` is 0.
  */
@@ -960,21 +954,21 @@ typedef struct cllm_frame_phase_statistics {
    */
   uint64_t count;
   /**
-   * Sum of the runs, ms (exact to the nanosecond).
+   * Sum of the runs, ns (exact).
    */
-  double total_ms;
+  uint64_t total_ns;
   /**
-   * Median run, ms (within 1.6 %).
+   * Median run, ns (within 1.6 %).
    */
-  double p50_ms;
+  uint64_t p50_ns;
   /**
-   * 99th-percentile run, ms (within 1.6 %).
+   * 99th-percentile run, ns (within 1.6 %).
    */
-  double p99_ms;
+  uint64_t p99_ns;
   /**
-   * Longest run, ms (exact to the nanosecond).
+   * Longest run, ns (exact).
    */
-  double max_ms;
+  uint64_t max_ns;
 } cllm_frame_phase_statistics;
 
 /**
@@ -1337,6 +1331,26 @@ typedef struct cllm_objpool_usage {
  * Drop queued tasks (their handles get `CLLM_ERR_CANCELLED`).
  */
 #define CLLM_DRAIN_DROP 1
+
+/**
+ * Not stopped.
+ */
+#define CLLM_FRAME_STOP_REASON_NONE 0
+
+/**
+ * K consecutive frames over the slow-frame limit.
+ */
+#define CLLM_FRAME_STOP_REASON_SLOW_FRAMES 1
+
+/**
+ * Too many slow samples in a row (the sampled rule).
+ */
+#define CLLM_FRAME_STOP_REASON_SLOW_SAMPLES 2
+
+/**
+ * Resident memory over the limit.
+ */
+#define CLLM_FRAME_STOP_REASON_MEMORY 3
 
 /**
  * Success.
@@ -1898,6 +1912,26 @@ cllm_status cllm_roles_parallel_for(const struct cllm_roles *roles,
                                     void *arg);
 
 /**
+ * Fills `*out` with the monitoring inputs now, in one call, for
+ * `cllm_frame_monitor_row`, `_write` and `_baseline`: each role pool's
+ * `busy_ns` and `alive_ns` (one snapshot of every pool),
+ * `lock_acquisitions` and `lock_contended` summed over every counting lock
+ * of the process (`cllm_lock_*`), and `parallel_work_ns` /
+ * `parallel_wall_ns` from the role pools' parallel loops
+ * (`cllm_roles_parallel_for`): the time each participant spent in its
+ * share, on the wall clock, over the loops' wall time. A participant that
+ * waits for a CPU counts as working there, so on a machine with other load
+ * `parallel_speedup_ratio` overstates the CPU work; a program that
+ * measures task CPU time itself may overwrite the two fields. Errors:
+ * `CLLM_ERR_NULL` (roles, out).
+ *
+ * # Safety
+ * `roles` is NULL or a live handle; `out` is NULL or writable.
+ */
+cllm_status cllm_roles_monitor_inputs(const struct cllm_roles *roles,
+                                      struct cllm_frame_monitor_inputs *out);
+
+/**
  * Waits for the task and returns its outcome: `CLLM_OK`,
  * `CLLM_ERR_JOB_FAILED` (its function returned non-zero; the code is in
  * `cllm_last_error()`), `CLLM_ERR_CANCELLED` (dropped at shutdown). Later
@@ -1993,16 +2027,16 @@ struct cllm_frame_options cllm_frame_options_default(void);
 
 /**
  * Writes the defaults overridden by the environment to `*out` (the same
- * variables as the Rust `FrameGuardConfig::from_env`): `FRAME_BUDGET_MS`,
- * `FRAME_STOP_RULES` (comma list of `consecutive`, `sampled`, `memory`, or
- * `none`), `FRAME_SLOW_LIMIT_MS`, `FRAME_SLOW_COUNT`,
- * `FRAME_SAMPLE_INTERVAL_MS`, `FRAME_SAMPLE_GAP_MS`, `FRAME_SLOW_SAMPLES`,
- * `FRAME_MEMORY_LIMIT_MB`, `FRAME_WATCHDOG_MS` (0 = no watchdog thread),
- * `MONITOR_INTERVAL_MS`. Pass the result to `cllm_frame_create` (after
- * changing any field the program decides itself). Errors: `CLLM_ERR_NULL`
- * (out), `CLLM_ERR_CONFIG` (a value that does not parse or is out of
- * range; `cllm_last_error()` names the variable and its value). `*out` is
- * written only on success.
+ * variables as the Rust `FrameGuardConfig::from_env`, in the units their
+ * names say): `FRAME_BUDGET_MS`, `FRAME_STOP_RULES` (comma list of
+ * `consecutive`, `sampled`, `memory`, or `none`), `FRAME_SLOW_LIMIT_MS`,
+ * `FRAME_SLOW_COUNT`, `FRAME_SAMPLE_INTERVAL_MS`, `FRAME_SAMPLE_GAP_MS`,
+ * `FRAME_SLOW_SAMPLES`, `FRAME_MEMORY_LIMIT_MB`, `FRAME_WATCHDOG_MS` (0 = no
+ * watchdog thread), `MONITOR_INTERVAL_MS`. Pass the result to
+ * `cllm_frame_create` (after changing any field the program decides
+ * itself). Errors: `CLLM_ERR_NULL` (out), `CLLM_ERR_CONFIG` (a value that
+ * does not parse or is out of range; `cllm_last_error()` names the variable
+ * and its value). `*out` is written only on success.
  *
  * # Safety
  * `out` is NULL or writable.
@@ -2012,13 +2046,14 @@ cllm_status cllm_frame_options_from_env(struct cllm_frame_options *out);
 /**
  * Creates a frame guard; `*out` receives it on success. `options` may be
  * NULL for the defaults. Errors: `CLLM_ERR_NULL` (out),
- * `CLLM_ERR_NUMERIC` (a NaN or infinite time), `CLLM_ERR_INVALID_ARGUMENT`
- * (unknown rule bits, a negative time, a zero count, budget or limit, an
- * interval under 1 ms, a zero memory limit with the memory rule on),
- * `CLLM_ERR_SPAWN` (the watchdog thread could not start).
+ * `CLLM_ERR_INVALID_ARGUMENT` (unknown rule bits, a time over 1e18 ns, a
+ * zero count, budget or limit, an interval under 1 ms, a zero memory limit
+ * with the memory rule on), `CLLM_ERR_SPAWN` (the watchdog thread could
+ * not start).
  *
  * # Safety
- * `options` is NULL or points to a `cllm_frame_options`; `out` is writable.
+ * `options` is NULL or points to a `cllm_frame_options`; `out` is NULL or
+ * writable.
  */
 cllm_status cllm_frame_create(const struct cllm_frame_options *options, struct cllm_frame **out);
 
@@ -2055,30 +2090,30 @@ cllm_status cllm_frame_begin(struct cllm_frame *frame);
 cllm_status cllm_frame_end(struct cllm_frame *frame);
 
 /**
- * Records a frame of `duration_ms` measured by the caller (or injected).
+ * Records a frame of `duration_ns` measured by the caller (or injected).
  * With the system clock the frame ends now; with `manual_clock` the clock
- * first moves forward by `duration_ms`, so frames are back to back.
- * Errors: `CLLM_ERR_NULL`, `CLLM_ERR_NUMERIC` (NaN or infinite),
- * `CLLM_ERR_INVALID_ARGUMENT` (negative or over 1e12), `CLLM_ERR_BUSY` (a
- * frame begun with `cllm_frame_begin` is in progress), `CLLM_ERR_JOB_FAILED`
- * (the stop callback returned non-zero; the frame is recorded).
+ * first moves forward by `duration_ns`, so frames are back to back.
+ * Errors: `CLLM_ERR_NULL`, `CLLM_ERR_INVALID_ARGUMENT` (over 1e18 ns),
+ * `CLLM_ERR_BUSY` (a frame begun with `cllm_frame_begin` is in progress),
+ * `CLLM_ERR_JOB_FAILED` (the stop callback returned non-zero; the frame is
+ * recorded).
  *
  * # Safety
  * `frame` is NULL or a live guard.
  */
-cllm_status cllm_frame_tick(struct cllm_frame *frame, double duration_ms);
+cllm_status cllm_frame_tick(struct cllm_frame *frame, uint64_t duration_ns);
 
 /**
- * Moves a manual clock forward by `ms` without recording a frame (time
+ * Moves a manual clock forward by `by_ns` without recording a frame (time
  * passing inside a frame, or between frames); then call `cllm_frame_poll`
  * or end the frame to apply the rules. Errors: `CLLM_ERR_NULL`,
- * `CLLM_ERR_NUMERIC`, `CLLM_ERR_INVALID_ARGUMENT` (negative, over 1e12, or
- * the guard uses the system clock).
+ * `CLLM_ERR_INVALID_ARGUMENT` (over 1e18 ns, or the guard uses the system
+ * clock).
  *
  * # Safety
  * `frame` is NULL or a live guard.
  */
-cllm_status cllm_frame_advance(struct cllm_frame *frame, double ms);
+cllm_status cllm_frame_advance(struct cllm_frame *frame, uint64_t by_ns);
 
 /**
  * Runs the time-based checks now: samples that are due, the memory check,
@@ -2093,17 +2128,18 @@ cllm_status cllm_frame_advance(struct cllm_frame *frame, double ms);
 cllm_status cllm_frame_poll(struct cllm_frame *frame);
 
 /**
- * 1 if a rule has stopped the loop, 0 if not, -1 if `frame` is NULL (with
- * the last error set). One atomic load: cheap enough for every frame.
+ * Writes true to `*out` if a rule has stopped the loop, false if not. One
+ * atomic load: cheap enough for every frame. Errors: `CLLM_ERR_NULL`
+ * (frame, out).
  *
  * # Safety
- * `frame` is NULL or a live guard.
+ * `frame` is NULL or a live guard; `out` is NULL or writable.
  */
-int cllm_frame_is_stopped(const struct cllm_frame *frame);
+cllm_status cllm_frame_is_stopped(const struct cllm_frame *frame, bool *out);
 
 /**
- * Writes the stop state to `*out` (reason `CLLM_FRAME_STOP_NONE` if the
- * guard is not stopped). Errors: `CLLM_ERR_NULL` (frame, out).
+ * Writes the stop state to `*out` (reason `CLLM_FRAME_STOP_REASON_NONE` if
+ * the guard is not stopped). Errors: `CLLM_ERR_NULL` (frame, out).
  *
  * # Safety
  * `frame` is NULL or a live guard; `out` is NULL or writable.
@@ -2111,10 +2147,11 @@ int cllm_frame_is_stopped(const struct cllm_frame *frame);
 cllm_status cllm_frame_stop_info(const struct cllm_frame *frame, struct cllm_frame_stop *out);
 
 /**
- * The name of a stop reason (`"CLLM_FRAME_STOP_MEMORY"`), or
- * `"CLLM_FRAME_STOP_UNKNOWN"` for any other value. Static; never free it.
+ * The name of a stop reason (`"CLLM_FRAME_STOP_REASON_MEMORY"`), or
+ * `"CLLM_FRAME_STOP_REASON_UNKNOWN"` for any other value. Static; never
+ * free it.
  */
-const char *cllm_frame_stop_reason_str(int reason);
+const char *cllm_frame_stop_reason_str(cllm_frame_stop_reason reason);
 
 /**
  * Writes the cumulative figures to `*out`. Errors: `CLLM_ERR_NULL`.
@@ -2139,64 +2176,68 @@ cllm_status cllm_frame_set_stop_callback(struct cllm_frame *frame,
                                          void *arg);
 
 /**
- * Writes the monitoring CSV header line (newline included) and a NUL into
- * `buf`; `*out_len` receives its length without the NUL. The columns:
+ * Writes the monitoring CSV header line (newline included) into the
+ * caller's buffer (the text shape of docs/c-api.md: on success the text and
+ * a NUL, `*out_len` = its length; `CLLM_ERR_BUFFER_TOO_SMALL` with the
+ * length needed in `*out_len` if `buf_len` is not more than it). The
+ * columns:
  * `timestamp,elapsed_s,interval_s,frames,fps,p50_ms,p99_ms,max_ms,mean_ms,under_budget_share,`
  * `thread_pool_utilization,ai_thread_efficiency,stats_thread_efficiency,background_thread_efficiency,`
- * `lock_contention_rate,parallel_speedup_ratio,physics_thread_efficiency,evaluation_thread_efficiency,emergency_stop`.
- * Errors: `CLLM_ERR_NULL` (buf, out_len), `CLLM_ERR_INVALID_ARGUMENT`
- * (`cap` too small; the message gives the size needed).
+ * `lock_contention_rate,parallel_speedup_ratio,physics_thread_efficiency,evaluation_thread_efficiency,emergency_stop`
+ * (the file keeps the units its column names say). Errors also:
+ * `CLLM_ERR_NULL` (out_len; buf with buf_len > 0).
  *
  * # Safety
- * `buf` is NULL or writable for `cap` bytes; `out_len` is NULL or writable.
+ * `buf` is NULL or writable for `buf_len` bytes; `out_len` is NULL or
+ * writable.
  */
 cllm_status cllm_frame_monitor_header(char *buf,
-                                      size_t cap,
+                                      size_t buf_len,
                                       size_t *out_len);
 
 /**
  * Ends the current monitoring interval and writes its CSV row (newline
- * included, in the header's order) and a NUL into `buf`; `*out_len`
- * receives its length without the NUL. `inputs` are the cumulative counters
- * now; the row uses their difference from the previous row's (or the
- * baseline, zero by default). NULL `inputs` leaves the threading columns
- * empty. Columns (Δ = change over the interval; an empty cell when the
- * denominator is 0):
- * - `thread_pool_utilization` = Σ Δbusy_s / Σ Δalive_s over the five pools;
+ * included, in the header's order) into the caller's buffer: on success
+ * the row and a NUL, `*out_len` = its length. A buffer of under
+ * `CLLM_FRAME_ROW_MAX` bytes is refused before the interval ends, with
+ * `CLLM_ERR_BUFFER_TOO_SMALL` and `*out_len = CLLM_FRAME_ROW_MAX - 1`
+ * (the most a row needs). `inputs` are the cumulative counters now; the
+ * row uses their difference from the previous row's (or the baseline, zero
+ * by default). NULL `inputs` leaves the threading columns empty. Columns
+ * (Δ = change over the interval; an empty cell when the denominator is 0):
+ * - `thread_pool_utilization` = Σ Δbusy_ns / Σ Δalive_ns over the five pools;
  * - `ai_/stats_/background_/physics_/evaluation_thread_efficiency` =
- *   Δbusy_s / Δalive_s of that pool;
+ *   Δbusy_ns / Δalive_ns of that pool;
  * - `lock_contention_rate` = Δlock_contended / Δlock_acquisitions;
- * - `parallel_speedup_ratio` = Δparallel_work_s / Δparallel_wall_s;
+ * - `parallel_speedup_ratio` = Δparallel_work_ns / Δparallel_wall_ns;
  * - `frames`, `fps`, `p50_ms`, `p99_ms`, `max_ms`, `mean_ms`,
  *   `under_budget_share`: the frames recorded in the interval.
  *
  * The utilisation, efficiency and contention columns are shares in
- * [0, 1]: an interval whose Δbusy_s exceeds its Δalive_s (samples taken a
+ * [0, 1]: an interval whose Δbusy exceeds its Δalive (samples taken a
  * moment apart) is written as 1.
  *
  * Errors (checked before the interval is ended): `CLLM_ERR_NULL` (frame,
- * buf, out_len), `CLLM_ERR_INVALID_ARGUMENT` (`cap` under
- * `CLLM_FRAME_ROW_MAX`, a negative or too large input, a pool with
- * `busy_s` > `alive_s`, `lock_contended` > `lock_acquisitions`),
- * `CLLM_ERR_NUMERIC` (a NaN or infinite input).
+ * buf, out_len), `CLLM_ERR_BUFFER_TOO_SMALL`, `CLLM_ERR_INVALID_ARGUMENT`
+ * (a pool with `busy_ns` > `alive_ns`, `lock_contended` >
+ * `lock_acquisitions`).
  *
  * # Safety
  * `frame` is NULL or a live guard; `inputs` is NULL or readable; `buf` is
- * NULL or writable for `cap` bytes; `out_len` is NULL or writable.
+ * NULL or writable for `buf_len` bytes; `out_len` is NULL or writable.
  */
 cllm_status cllm_frame_monitor_row(struct cllm_frame *frame,
                                    const struct cllm_frame_monitor_inputs *inputs,
                                    char *buf,
-                                   size_t cap,
+                                   size_t buf_len,
                                    size_t *out_len);
 
 /**
  * Like `cllm_frame_monitor_row`, but writes the row to the file descriptor
  * `fd`, preceded by the header line the first time this guard writes.
  * Errors: `CLLM_ERR_NULL` (frame), `CLLM_ERR_INVALID_ARGUMENT` (`fd` < 0, a
- * bad input), `CLLM_ERR_NUMERIC` (a NaN input), `CLLM_ERR_IO` (the write
- * failed: the interval is then lost, and the header is written again next
- * time if it was not written).
+ * bad input), `CLLM_ERR_IO` (the write failed: the interval is then lost,
+ * and the header is written again next time if it was not written).
  *
  * A pipe or socket whose reader has gone gives `CLLM_ERR_IO` ("Broken
  * pipe"), never SIGPIPE: SIGPIPE is blocked on the calling thread during
@@ -2214,7 +2255,7 @@ cllm_status cllm_frame_monitor_write(struct cllm_frame *frame,
 /**
  * Takes `inputs` as the starting point of the next row's differences (for
  * counters that started before the loop). Errors: `CLLM_ERR_NULL` (frame,
- * inputs), `CLLM_ERR_INVALID_ARGUMENT` / `CLLM_ERR_NUMERIC` (a bad input).
+ * inputs), `CLLM_ERR_INVALID_ARGUMENT` (a bad input).
  *
  * # Safety
  * `frame` is NULL or a live guard; `inputs` is NULL or readable.
@@ -2223,33 +2264,14 @@ cllm_status cllm_frame_monitor_baseline(struct cllm_frame *frame,
                                         const struct cllm_frame_monitor_inputs *inputs);
 
 /**
- * Fills `*out` with the monitoring inputs now, in one call, for
- * `cllm_frame_monitor_row`, `_write` and `_baseline`: each role pool's
- * `busy_s` and `alive_s` (one snapshot of every pool, nanoseconds turned
- * into seconds), `lock_acquisitions` and `lock_contended` summed over every
- * counting lock of the process (`cllm_lock_*`), and `parallel_work_s` /
- * `parallel_wall_s` from the role pools' parallel loops
- * (`cllm_roles_parallel_for`): the time each participant spent in its
- * share, on the wall clock, over the loops' wall time. A participant that
- * waits for a CPU counts as working there, so on a machine with other load
- * `parallel_speedup_ratio` overstates the CPU work; a program that
- * measures task CPU time itself may overwrite the two fields. Errors:
- * `CLLM_ERR_NULL` (roles, out).
+ * Writes true to `*out` if `monitor_interval_ns` has passed since the last
+ * row (or since creation), false if not. Errors: `CLLM_ERR_NULL` (frame,
+ * out).
  *
  * # Safety
- * `roles` is NULL or a live handle; `out` is NULL or writable.
+ * `frame` is NULL or a live guard; `out` is NULL or writable.
  */
-cllm_status cllm_frame_monitor_inputs_from_roles(const struct cllm_roles *roles,
-                                                 struct cllm_frame_monitor_inputs *out);
-
-/**
- * 1 if `monitor_interval_ms` has passed since the last row (or since
- * creation), 0 if not, -1 if `frame` is NULL (with the last error set).
- *
- * # Safety
- * `frame` is NULL or a live guard.
- */
-int cllm_frame_monitor_due(const struct cllm_frame *frame);
+cllm_status cllm_frame_monitor_due(const struct cllm_frame *frame, bool *out);
 
 /**
  * Registers a named phase of the frame (physics, agents, stats...), or finds
@@ -2267,17 +2289,16 @@ int cllm_frame_monitor_due(const struct cllm_frame *frame);
 cllm_status cllm_frame_add_phase(struct cllm_frame *frame, const char *name, int *out_phase);
 
 /**
- * Records one run of `phase` that took `duration_ms` (measured by the
+ * Records one run of `phase` that took `duration_ns` (measured by the
  * caller). Any thread may record. Errors: `CLLM_ERR_NULL` (frame),
  * `CLLM_ERR_INVALID_ARGUMENT` (`phase` not an id from
- * `cllm_frame_add_phase` on this guard; `duration_ms` negative or over
- * 1e12), `CLLM_ERR_NUMERIC` (`duration_ms` NaN or infinite). Nothing is
- * recorded on error.
+ * `cllm_frame_add_phase` on this guard; `duration_ns` over 1e18). Nothing
+ * is recorded on error.
  *
  * # Safety
  * `frame` is NULL or a live guard.
  */
-cllm_status cllm_frame_record_phase(struct cllm_frame *frame, int phase, double duration_ms);
+cllm_status cllm_frame_record_phase(struct cllm_frame *frame, int phase, uint64_t duration_ns);
 
 /**
  * Writes the number of phases registered to `*out_count`; their ids are 0
@@ -2301,20 +2322,22 @@ cllm_status cllm_frame_phase_stats(const struct cllm_frame *frame,
                                    struct cllm_frame_phase_statistics *out);
 
 /**
- * Copies the name of `phase` and a NUL into `buf`; `*out_len` receives its
- * length without the NUL. A buffer of `CLLM_FRAME_PHASE_NAME_MAX` bytes
- * always suffices. Errors: `CLLM_ERR_NULL` (frame, buf, out_len),
- * `CLLM_ERR_INVALID_ARGUMENT` (`phase` not registered; `cap` too small:
- * nothing is written and the message gives the size needed).
+ * Copies the name of `phase` into the caller's buffer (the text shape of
+ * docs/c-api.md: on success the name and a NUL, `*out_len` = its length;
+ * `CLLM_ERR_BUFFER_TOO_SMALL` with the length needed in `*out_len` and
+ * nothing written if `buf_len` is not more than it). A buffer of
+ * `CLLM_FRAME_PHASE_NAME_MAX` bytes always suffices. Errors also:
+ * `CLLM_ERR_NULL` (frame, out_len; buf with buf_len > 0),
+ * `CLLM_ERR_INVALID_ARGUMENT` (`phase` not registered).
  *
  * # Safety
- * `frame` is NULL or a live guard; `buf` is NULL or writable for `cap`
+ * `frame` is NULL or a live guard; `buf` is NULL or writable for `buf_len`
  * bytes; `out_len` is NULL or writable.
  */
 cllm_status cllm_frame_phase_name(const struct cllm_frame *frame,
                                   int phase,
                                   char *buf,
-                                  size_t cap,
+                                  size_t buf_len,
                                   size_t *out_len);
 
 /**

@@ -10,7 +10,7 @@
  * on the ai pool (cllm_roles_parallel_for), each eating from a shared food
  * store behind a counting lock; every 8th frame a statistics task goes to
  * the stats pool. When a row is due, one call samples every counter
- * (cllm_frame_monitor_inputs_from_roles) and one call writes the row
+ * (cllm_roles_monitor_inputs) and one call writes the row
  * (cllm_frame_monitor_write, the CSV header first).
  *
  * At the end the program reads its CSV back and checks it: the header, at
@@ -171,7 +171,7 @@ int main(int argc, char **argv) {
         cllm_roles_free(roles);
         return fail("cllm_frame_options_from_env");
     }
-    if (!getenv("MONITOR_INTERVAL_MS")) options.monitor_interval_ms = 100; /* a short run: rows every 0.1 s */
+    if (!getenv("MONITOR_INTERVAL_MS")) options.monitor_interval_ns = 100000000; /* a short run: rows every 0.1 s */
     cllm_frame *guard = NULL;
     if (cllm_frame_create(&options, &guard) != CLLM_OK) {
         cllm_roles_free(roles);
@@ -181,7 +181,7 @@ int main(int argc, char **argv) {
     if (cllm_lock_create("food", &w.food_lock) != CLLM_OK) return fail("cllm_lock_create");
     /* The counters before the loop are the first row's starting point. */
     cllm_frame_monitor_inputs inputs;
-    if (cllm_frame_monitor_inputs_from_roles(roles, &inputs) != CLLM_OK ||
+    if (cllm_roles_monitor_inputs(roles, &inputs) != CLLM_OK ||
         cllm_frame_monitor_baseline(guard, &inputs) != CLLM_OK)
         return fail("baseline");
 
@@ -199,13 +199,14 @@ int main(int argc, char **argv) {
             cllm_task_free(task);
         }
         if (cllm_frame_end(guard) != CLLM_OK) status = fail("cllm_frame_end");
-        int due = cllm_frame_monitor_due(guard) == 1;
-        if (due && (cllm_frame_monitor_inputs_from_roles(roles, &inputs) != CLLM_OK ||
+        bool due = false;
+        if (cllm_frame_monitor_due(guard, &due) != CLLM_OK) status = fail("cllm_frame_monitor_due");
+        if (due && (cllm_roles_monitor_inputs(roles, &inputs) != CLLM_OK ||
                     cllm_frame_monitor_write(guard, &inputs, fd) != CLLM_OK))
             status = fail("writing a monitoring row");
     }
     /* The last row covers the tail of the run. */
-    if (!status && (cllm_frame_monitor_inputs_from_roles(roles, &inputs) != CLLM_OK ||
+    if (!status && (cllm_roles_monitor_inputs(roles, &inputs) != CLLM_OK ||
                     cllm_frame_monitor_write(guard, &inputs, fd) != CLLM_OK))
         status = fail("writing the last row");
     close(fd);

@@ -26,6 +26,21 @@ static double now_s(void) {
 
 static int near(double a, double b, double tolerance) { return fabs(a - b) <= tolerance; }
 
+#define MS (UINT64_C(1000000)) /* one millisecond in ns */
+
+/* cllm_frame_is_stopped / cllm_frame_monitor_due through their bool *out. */
+static bool stopped(const cllm_frame *f) {
+    bool out = false;
+    CHECK_STATUS(cllm_frame_is_stopped(f, &out), CLLM_OK);
+    return out;
+}
+
+static bool due(const cllm_frame *f) {
+    bool out = false;
+    CHECK_STATUS(cllm_frame_monitor_due(f, &out), CLLM_OK);
+    return out;
+}
+
 static cllm_frame *manual_guard(cllm_frame_options o) {
     o.manual_clock = true;
     cllm_frame *f = NULL;
@@ -54,16 +69,16 @@ static int record_stop(void *arg, const cllm_frame_stop *info) {
 
 static void test_defaults_create_and_free(void) {
     cllm_frame_options o = cllm_frame_options_default();
-    CHECK(near(o.budget_ms, 16.7, 1e-9), "budget %f", o.budget_ms);
+    CHECK(o.budget_ns == 16700000, "budget %llu ns", (unsigned long long)o.budget_ns);
     CHECK(o.rules == CLLM_FRAME_RULE_CONSECUTIVE, "rules %u", o.rules);
-    CHECK(o.slow_frame_count == 10 && near(o.slow_frame_limit_ms, 2000, 1e-9), "plan rule");
-    CHECK(near(o.sample_interval_ms, 5000, 1e-9) && near(o.sample_gap_ms, 500, 1e-9) && o.slow_sample_count == 10,
+    CHECK(o.slow_frame_count == 10 && o.slow_frame_limit_ns == 2000 * MS, "plan rule");
+    CHECK(o.sample_interval_ns == 5000 * MS && o.sample_gap_ns == 500 * MS && o.slow_sample_count == 10,
           "coded rule");
-    CHECK(near(o.memory_limit_mb, 2000, 1e-9) && o.watchdog_period_ms == 0 && !o.manual_clock, "others");
+    CHECK(o.memory_limit_bytes == 2000ull << 20 && o.watchdog_period_ns == 0 && !o.manual_clock, "others");
     cllm_frame *f = NULL;
     CHECK_STATUS(cllm_frame_create(NULL, &f), CLLM_OK);
     CHECK(f != NULL, "created with NULL options");
-    CHECK(cllm_frame_is_stopped(f) == 0, "not stopped");
+    CHECK(!stopped(f), "not stopped");
     cllm_frame_free(f);
     cllm_frame_free(NULL);
 }
@@ -78,19 +93,19 @@ static void test_create_rejects_bad_options(void) {
     } cases[12];
     int n = 0;
     for (int i = 0; i < 12; i++) cases[i].o = cllm_frame_options_default();
-    cases[n].what = "NaN budget"; cases[n].o.budget_ms = NAN; cases[n++].expected = CLLM_ERR_NUMERIC;
-    cases[n].what = "infinite limit"; cases[n].o.slow_frame_limit_ms = INFINITY; cases[n++].expected = CLLM_ERR_NUMERIC;
-    cases[n].what = "zero budget"; cases[n].o.budget_ms = 0; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
-    cases[n].what = "negative limit"; cases[n].o.slow_frame_limit_ms = -1; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
+    cases[n].what = "budget over 1e18 ns"; cases[n].o.budget_ns = UINT64_MAX; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
+    cases[n].what = "limit over 1e18 ns"; cases[n].o.slow_frame_limit_ns = 1000000000000000001ull; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
+    cases[n].what = "zero budget"; cases[n].o.budget_ns = 0; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
+    cases[n].what = "zero limit"; cases[n].o.slow_frame_limit_ns = 0; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
     cases[n].what = "K = 0"; cases[n].o.slow_frame_count = 0; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
     cases[n].what = "0 slow samples"; cases[n].o.slow_sample_count = 0; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
     cases[n].what = "unknown rule bit"; cases[n].o.rules = 8; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
-    cases[n].what = "sample interval under 1 ms"; cases[n].o.sample_interval_ms = 0.5; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
-    cases[n].what = "memory rule without limit"; cases[n].o.rules = CLLM_FRAME_RULE_MEMORY; cases[n].o.memory_limit_mb = 0;
+    cases[n].what = "sample interval under 1 ms"; cases[n].o.sample_interval_ns = MS / 2; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
+    cases[n].what = "memory rule without limit"; cases[n].o.rules = CLLM_FRAME_RULE_MEMORY; cases[n].o.memory_limit_bytes = 0;
     cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
-    cases[n].what = "NaN memory"; cases[n].o.memory_limit_mb = NAN; cases[n++].expected = CLLM_ERR_NUMERIC;
-    cases[n].what = "watchdog under 1 ms"; cases[n].o.watchdog_period_ms = 0.5; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
-    cases[n].what = "monitor interval 0"; cases[n].o.monitor_interval_ms = 0; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
+    cases[n].what = "memory check over 1e18 ns"; cases[n].o.memory_check_interval_ns = UINT64_MAX; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
+    cases[n].what = "watchdog under 1 ms"; cases[n].o.watchdog_period_ns = MS / 2; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
+    cases[n].what = "monitor interval 0"; cases[n].o.monitor_interval_ns = 0; cases[n++].expected = CLLM_ERR_INVALID_ARGUMENT;
     for (int i = 0; i < n; i++) {
         int got = cllm_frame_create(&cases[i].o, &f);
         CHECK(got == (int)cases[i].expected, "%s: %s (%s)", cases[i].what, cllm_status_str(got), cllm_last_error());
@@ -104,18 +119,19 @@ static void test_create_rejects_bad_options(void) {
 
 static void test_kth_slow_frame_stops_and_not_before(void) {
     cllm_frame *f = manual_guard(cllm_frame_options_default());
-    for (int i = 0; i < 9; i++) CHECK_STATUS(cllm_frame_tick(f, 2001), CLLM_OK);
-    CHECK(cllm_frame_is_stopped(f) == 0, "9 slow frames do not stop");
+    for (int i = 0; i < 9; i++) CHECK_STATUS(cllm_frame_tick(f, 2001 * MS), CLLM_OK);
+    CHECK(!stopped(f), "9 slow frames do not stop");
     cllm_frame_stop info;
     CHECK_STATUS(cllm_frame_stop_info(f, &info), CLLM_OK);
-    CHECK(info.reason == CLLM_FRAME_STOP_NONE && info.message[0] == 0 && info.frame == 0, "no stop yet");
-    CHECK_STATUS(cllm_frame_tick(f, 2001), CLLM_OK);
-    CHECK(cllm_frame_is_stopped(f) == 1, "the 10th stops");
+    CHECK(info.reason == CLLM_FRAME_STOP_REASON_NONE && info.message[0] == 0 && info.frame == 0, "no stop yet");
+    CHECK_STATUS(cllm_frame_tick(f, 2001 * MS), CLLM_OK);
+    CHECK(stopped(f), "the 10th stops");
     CHECK_STATUS(cllm_frame_stop_info(f, &info), CLLM_OK);
-    CHECK(info.reason == CLLM_FRAME_STOP_SLOW_FRAMES, "reason %s", cllm_frame_stop_reason_str((int)info.reason));
+    CHECK(info.reason == CLLM_FRAME_STOP_REASON_SLOW_FRAMES, "reason %s", cllm_frame_stop_reason_str(info.reason));
     CHECK(info.frame == 9, "frame %llu", (unsigned long long)info.frame);
-    CHECK(near(info.value, 2001, 1e-6) && near(info.limit, 2000, 1e-6) && info.count == 10, "figures");
-    CHECK(near(info.at_ms, 20010, 1e-6) && !info.in_progress, "at %f", info.at_ms);
+    CHECK(info.value_ns == 2001 * MS && info.limit_ns == 2000 * MS && info.count == 10, "figures");
+    CHECK(info.memory_bytes == 0 && info.memory_limit_bytes == 0, "no memory figures");
+    CHECK(info.at_ns == 20010 * MS && !info.in_progress, "at %llu ns", (unsigned long long)info.at_ns);
     CHECK(strstr(info.message, "10 consecutive frames") != NULL, "message: %s", info.message);
     cllm_frame_statistics s;
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
@@ -127,17 +143,17 @@ static void test_fast_frame_resets_the_count(void) {
     cllm_frame_options o = cllm_frame_options_default();
     o.slow_frame_count = 3;
     cllm_frame *f = manual_guard(o);
-    CHECK_STATUS(cllm_frame_tick(f, 2500), CLLM_OK);
-    CHECK_STATUS(cllm_frame_tick(f, 2500), CLLM_OK);
-    CHECK_STATUS(cllm_frame_tick(f, 16), CLLM_OK);
-    CHECK_STATUS(cllm_frame_tick(f, 2500), CLLM_OK);
-    CHECK_STATUS(cllm_frame_tick(f, 2500), CLLM_OK);
-    CHECK(cllm_frame_is_stopped(f) == 0, "2 + fast + 2");
+    CHECK_STATUS(cllm_frame_tick(f, 2500 * MS), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 2500 * MS), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 16 * MS), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 2500 * MS), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 2500 * MS), CLLM_OK);
+    CHECK(!stopped(f), "2 + fast + 2");
     cllm_frame_statistics s;
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
     CHECK(s.consecutive_slow == 2, "run %u", s.consecutive_slow);
-    CHECK_STATUS(cllm_frame_tick(f, 2500), CLLM_OK);
-    CHECK(cllm_frame_is_stopped(f) == 1, "3 in a row");
+    CHECK_STATUS(cllm_frame_tick(f, 2500 * MS), CLLM_OK);
+    CHECK(stopped(f), "3 in a row");
     cllm_frame_free(f);
 }
 
@@ -146,33 +162,33 @@ static void test_begin_end_and_their_misuse(void) {
     CHECK_STATUS(cllm_frame_end(f), CLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cllm_frame_begin(f), CLLM_OK);
     CHECK_STATUS(cllm_frame_begin(f), CLLM_ERR_BUSY);
-    CHECK_STATUS(cllm_frame_tick(f, 1), CLLM_ERR_BUSY);
-    CHECK_STATUS(cllm_frame_advance(f, 12.5), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 1 * MS), CLLM_ERR_BUSY);
+    CHECK_STATUS(cllm_frame_advance(f, 12500000), CLLM_OK);
     cllm_frame_statistics s;
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
     CHECK(s.frame_in_progress == 0 && s.frames == 0, "in progress");
     CHECK_STATUS(cllm_frame_end(f), CLLM_OK);
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
     CHECK(s.frames == 1 && s.frame_in_progress == -1, "ended");
-    CHECK(near(s.max_ms, 12.5, 1e-6) && near(s.p50_ms, 12.5, 1e-6) && near(s.mean_ms, 12.5, 1e-6), "max %f", s.max_ms);
-    CHECK(s.under_budget_share == 1.0 && near(s.budget_ms, 16.7, 1e-9), "share %f", s.under_budget_share);
-    CHECK_STATUS(cllm_frame_tick(f, 20), CLLM_OK);
+    CHECK(s.max_ns == 12500000 && near((double)s.p50_ns, 12.5e6, 12.5e6 * 0.016) && s.mean_ns == 12500000,
+          "max %llu ns", (unsigned long long)s.max_ns);
+    CHECK(s.under_budget_share == 1.0 && s.budget_ns == 16700000, "share %f", s.under_budget_share);
+    CHECK_STATUS(cllm_frame_tick(f, 20 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
-    CHECK(s.under_budget_share == 0.5 && near(s.max_ms, 20, 1e-6) && near(s.min_ms, 12.5, 1e-6), "two frames");
+    CHECK(s.under_budget_share == 0.5 && s.max_ns == 20 * MS && s.min_ns == 12500000, "two frames");
 
-    CHECK_STATUS(cllm_frame_tick(f, NAN), CLLM_ERR_NUMERIC);
-    CHECK_STATUS(cllm_frame_tick(f, INFINITY), CLLM_ERR_NUMERIC);
-    CHECK_STATUS(cllm_frame_tick(f, -1), CLLM_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(cllm_frame_tick(f, 2e12), CLLM_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(cllm_frame_advance(f, NAN), CLLM_ERR_NUMERIC);
+    CHECK_STATUS(cllm_frame_tick(f, UINT64_MAX), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cllm_last_error(), "duration_ns") != NULL, "named: %s", cllm_last_error());
+    CHECK_STATUS(cllm_frame_tick(f, 1000000000000000001ull), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cllm_frame_advance(f, UINT64_MAX), CLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cllm_frame_advance(f, -5), CLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
     CHECK(s.frames == 2, "refused ticks record nothing");
 
     CHECK_STATUS(cllm_frame_begin(NULL), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_frame_end(NULL), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_frame_tick(NULL, 1), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_frame_advance(NULL, 1), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_frame_tick(NULL, 1 * MS), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_frame_advance(NULL, 1 * MS), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_frame_poll(NULL), CLLM_ERR_NULL);
     CHECK(strcmp(cllm_last_error(), "frame is NULL") == 0, "named: %s", cllm_last_error());
     CHECK_STATUS(cllm_frame_stats(NULL, &s), CLLM_ERR_NULL);
@@ -180,29 +196,33 @@ static void test_begin_end_and_their_misuse(void) {
     cllm_frame_stop info;
     CHECK_STATUS(cllm_frame_stop_info(NULL, &info), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_frame_stop_info(f, NULL), CLLM_ERR_NULL);
-    CHECK(cllm_frame_is_stopped(NULL) == -1, "is_stopped(NULL)");
-    CHECK(cllm_frame_monitor_due(NULL) == -1, "monitor_due(NULL)");
+    bool flag = true;
+    CHECK_STATUS(cllm_frame_is_stopped(NULL, &flag), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_frame_is_stopped(f, NULL), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_frame_monitor_due(NULL, &flag), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_frame_monitor_due(f, NULL), CLLM_ERR_NULL);
+    CHECK(flag, "outputs untouched on failure");
     cllm_frame_free(f);
 
     cllm_frame *sys = NULL;
     CHECK_STATUS(cllm_frame_create(NULL, &sys), CLLM_OK);
-    CHECK_STATUS(cllm_frame_advance(sys, 1), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cllm_frame_advance(sys, 1 * MS), CLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cllm_frame_begin(sys), CLLM_OK);
     sleep_ms(2);
     CHECK_STATUS(cllm_frame_end(sys), CLLM_OK);
-    CHECK_STATUS(cllm_frame_tick(sys, 3.0), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(sys, 3 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_stats(sys, &s), CLLM_OK);
-    CHECK(s.frames == 2 && s.max_ms >= 2.0, "system clock frames, max %f", s.max_ms);
+    CHECK(s.frames == 2 && s.max_ns >= 2 * MS, "system clock frames, max %llu ns", (unsigned long long)s.max_ns);
     cllm_frame_free(sys);
 }
 
 static void test_stop_reason_names(void) {
-    CHECK(strcmp(cllm_frame_stop_reason_str(CLLM_FRAME_STOP_NONE), "CLLM_FRAME_STOP_NONE") == 0, "none");
-    CHECK(strcmp(cllm_frame_stop_reason_str(CLLM_FRAME_STOP_SLOW_FRAMES), "CLLM_FRAME_STOP_SLOW_FRAMES") == 0, "frames");
-    CHECK(strcmp(cllm_frame_stop_reason_str(CLLM_FRAME_STOP_SLOW_SAMPLES), "CLLM_FRAME_STOP_SLOW_SAMPLES") == 0, "samples");
-    CHECK(strcmp(cllm_frame_stop_reason_str(CLLM_FRAME_STOP_MEMORY), "CLLM_FRAME_STOP_MEMORY") == 0, "memory");
-    CHECK(strcmp(cllm_frame_stop_reason_str(-1), "CLLM_FRAME_STOP_UNKNOWN") == 0, "unknown");
-    CHECK(strcmp(cllm_frame_stop_reason_str(99), "CLLM_FRAME_STOP_UNKNOWN") == 0, "unknown");
+    CHECK(strcmp(cllm_frame_stop_reason_str(CLLM_FRAME_STOP_REASON_NONE), "CLLM_FRAME_STOP_REASON_NONE") == 0, "none");
+    CHECK(strcmp(cllm_frame_stop_reason_str(CLLM_FRAME_STOP_REASON_SLOW_FRAMES), "CLLM_FRAME_STOP_REASON_SLOW_FRAMES") == 0, "frames");
+    CHECK(strcmp(cllm_frame_stop_reason_str(CLLM_FRAME_STOP_REASON_SLOW_SAMPLES), "CLLM_FRAME_STOP_REASON_SLOW_SAMPLES") == 0, "samples");
+    CHECK(strcmp(cllm_frame_stop_reason_str(CLLM_FRAME_STOP_REASON_MEMORY), "CLLM_FRAME_STOP_REASON_MEMORY") == 0, "memory");
+    CHECK(strcmp(cllm_frame_stop_reason_str(UINT32_MAX), "CLLM_FRAME_STOP_REASON_UNKNOWN") == 0, "unknown");
+    CHECK(strcmp(cllm_frame_stop_reason_str(99), "CLLM_FRAME_STOP_REASON_UNKNOWN") == 0, "unknown");
 }
 
 static void test_stop_callback_runs_once_and_its_failure_is_reported(void) {
@@ -213,13 +233,13 @@ static void test_stop_callback_runs_once_and_its_failure_is_reported(void) {
     r.return_code = 3;
     CHECK_STATUS(cllm_frame_set_stop_callback(NULL, record_stop, &r), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_frame_set_stop_callback(f, record_stop, &r), CLLM_OK);
-    CHECK_STATUS(cllm_frame_tick(f, 2100), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 2100 * MS), CLLM_OK);
     CHECK(atomic_load(&r.calls) == 0, "not yet");
-    CHECK_STATUS(cllm_frame_tick(f, 2100), CLLM_ERR_JOB_FAILED);
+    CHECK_STATUS(cllm_frame_tick(f, 2100 * MS), CLLM_ERR_JOB_FAILED);
     CHECK(strstr(cllm_last_error(), "returned 3") != NULL, "message: %s", cllm_last_error());
     CHECK(atomic_load(&r.calls) == 1 && atomic_load(&r.frame) == 1, "called for frame 1");
-    CHECK(atomic_load(&r.reason) == CLLM_FRAME_STOP_SLOW_FRAMES, "reason");
-    for (int i = 0; i < 4; i++) CHECK_STATUS(cllm_frame_tick(f, 2100), CLLM_OK);
+    CHECK(atomic_load(&r.reason) == CLLM_FRAME_STOP_REASON_SLOW_FRAMES, "reason");
+    for (int i = 0; i < 4; i++) CHECK_STATUS(cllm_frame_tick(f, 2100 * MS), CLLM_OK);
     CHECK(atomic_load(&r.calls) == 1, "once");
     cllm_frame_statistics s;
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
@@ -230,9 +250,9 @@ static void test_stop_callback_runs_once_and_its_failure_is_reported(void) {
     stop_record quiet = {0};
     CHECK_STATUS(cllm_frame_set_stop_callback(f, record_stop, &quiet), CLLM_OK);
     CHECK_STATUS(cllm_frame_set_stop_callback(f, NULL, NULL), CLLM_OK);
-    CHECK_STATUS(cllm_frame_tick(f, 2100), CLLM_OK);
-    CHECK_STATUS(cllm_frame_tick(f, 2100), CLLM_OK);
-    CHECK(cllm_frame_is_stopped(f) == 1 && atomic_load(&quiet.calls) == 0, "a removed callback is not called");
+    CHECK_STATUS(cllm_frame_tick(f, 2100 * MS), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 2100 * MS), CLLM_OK);
+    CHECK(stopped(f) && atomic_load(&quiet.calls) == 0, "a removed callback is not called");
     cllm_frame_free(f);
 }
 
@@ -240,19 +260,20 @@ static void test_sampled_rule_on_a_frozen_loop(void) {
     cllm_frame_options o = cllm_frame_options_default();
     o.rules = CLLM_FRAME_RULE_SAMPLED;
     cllm_frame *f = manual_guard(o);
-    CHECK_STATUS(cllm_frame_tick(f, 10), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 10 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_begin(f), CLLM_OK);
-    CHECK_STATUS(cllm_frame_advance(f, 49000), CLLM_OK); /* 49.01 s: samples at 5..45 s slow */
+    CHECK_STATUS(cllm_frame_advance(f, 49000 * MS), CLLM_OK); /* 49.01 s: samples at 5..45 s slow */
     CHECK_STATUS(cllm_frame_poll(f), CLLM_OK);
-    CHECK(cllm_frame_is_stopped(f) == 0, "9 slow samples");
-    CHECK_STATUS(cllm_frame_advance(f, 1000), CLLM_OK);
+    CHECK(!stopped(f), "9 slow samples");
+    CHECK_STATUS(cllm_frame_advance(f, 1000 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_poll(f), CLLM_OK);
-    CHECK(cllm_frame_is_stopped(f) == 1, "10th sample");
+    CHECK(stopped(f), "10th sample");
     cllm_frame_stop info;
     CHECK_STATUS(cllm_frame_stop_info(f, &info), CLLM_OK);
-    CHECK(info.reason == CLLM_FRAME_STOP_SLOW_SAMPLES && info.frame == 1 && near(info.at_ms, 50000, 1e-6),
-          "reason %d frame %llu at %f", (int)info.reason, (unsigned long long)info.frame, info.at_ms);
-    CHECK(near(info.limit, 500, 1e-6) && near(info.value, 49990, 1e-6) && info.count == 10, "gap %f", info.value);
+    CHECK(info.reason == CLLM_FRAME_STOP_REASON_SLOW_SAMPLES && info.frame == 1 && info.at_ns == 50000 * MS,
+          "reason %u frame %llu at %llu", info.reason, (unsigned long long)info.frame, (unsigned long long)info.at_ns);
+    CHECK(info.limit_ns == 500 * MS && info.value_ns == 49990 * MS && info.count == 10, "gap %llu",
+          (unsigned long long)info.value_ns);
     cllm_frame_statistics s;
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
     CHECK(s.samples == 10 && s.slow_samples == 10 && s.trips_sampled == 1, "samples %llu", (unsigned long long)s.samples);
@@ -265,14 +286,14 @@ static void test_poll_sees_a_stalled_kth_frame(void) {
     o.slow_frame_count = 1;
     cllm_frame *f = manual_guard(o);
     CHECK_STATUS(cllm_frame_begin(f), CLLM_OK);
-    CHECK_STATUS(cllm_frame_advance(f, 2000), CLLM_OK);
+    CHECK_STATUS(cllm_frame_advance(f, 2000 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_poll(f), CLLM_OK);
-    CHECK(cllm_frame_is_stopped(f) == 0, "at the limit");
-    CHECK_STATUS(cllm_frame_advance(f, 1), CLLM_OK);
+    CHECK(!stopped(f), "at the limit");
+    CHECK_STATUS(cllm_frame_advance(f, 1 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_poll(f), CLLM_OK);
     cllm_frame_stop info;
     CHECK_STATUS(cllm_frame_stop_info(f, &info), CLLM_OK);
-    CHECK(info.reason == CLLM_FRAME_STOP_SLOW_FRAMES && info.in_progress && info.frame == 0, "stopped in progress");
+    CHECK(info.reason == CLLM_FRAME_STOP_REASON_SLOW_FRAMES && info.in_progress && info.frame == 0, "stopped in progress");
     cllm_frame_statistics s;
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
     CHECK(s.stalled_frames == 1 && s.frame_in_progress == 0, "stalled");
@@ -285,25 +306,27 @@ static void test_poll_sees_a_stalled_kth_frame(void) {
 static void test_memory_rule_reads_the_resident_size(void) {
     cllm_frame_options o = cllm_frame_options_default();
     o.rules = CLLM_FRAME_RULE_MEMORY;
-    o.memory_limit_mb = 1;
+    o.memory_limit_bytes = 1 << 20;
     cllm_frame *f = manual_guard(o);
     cllm_frame_statistics s;
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
-    CHECK(s.resident_mb == -1, "not read yet");
+    CHECK(s.resident_bytes == 0, "not read yet");
     CHECK_STATUS(cllm_frame_poll(f), CLLM_OK);
     cllm_frame_stop info;
     CHECK_STATUS(cllm_frame_stop_info(f, &info), CLLM_OK);
-    CHECK(info.reason == CLLM_FRAME_STOP_MEMORY && info.value > 1 && near(info.limit, 1, 1e-9), "memory %f MiB", info.value);
+    CHECK(info.reason == CLLM_FRAME_STOP_REASON_MEMORY && info.memory_bytes > (1 << 20) &&
+              info.memory_limit_bytes == (1 << 20) && info.value_ns == 0 && info.limit_ns == 0,
+          "memory %llu bytes", (unsigned long long)info.memory_bytes);
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
-    CHECK(s.resident_mb > 1 && s.trips_memory == 1, "resident %f", s.resident_mb);
+    CHECK(s.resident_bytes > (1 << 20) && s.trips_memory == 1, "resident %llu", (unsigned long long)s.resident_bytes);
     cllm_frame_free(f);
 }
 
 static void test_watchdog_thread_stops_a_frozen_loop(void) {
     cllm_frame_options o = cllm_frame_options_default();
-    o.slow_frame_limit_ms = 20;
+    o.slow_frame_limit_ns = 20 * MS;
     o.slow_frame_count = 1;
-    o.watchdog_period_ms = 2;
+    o.watchdog_period_ns = 2 * MS;
     cllm_frame *f = NULL;
     CHECK_STATUS(cllm_frame_create(&o, &f), CLLM_OK);
     stop_record r = {0};
@@ -312,7 +335,7 @@ static void test_watchdog_thread_stops_a_frozen_loop(void) {
     double deadline = now_s() + 10.0;
     while (atomic_load(&r.calls) == 0 && now_s() < deadline) sleep_ms(1);
     CHECK(atomic_load(&r.calls) == 1, "the watchdog fired while the frame was open");
-    CHECK(cllm_frame_is_stopped(f) == 1, "stopped");
+    CHECK(stopped(f), "stopped");
     cllm_frame_statistics s;
     CHECK_STATUS(cllm_frame_stats(f, &s), CLLM_OK);
     CHECK(s.watchdog_polls > 0 && s.stalled_frames == 1 && s.frames == 0, "polls %llu", (unsigned long long)s.watchdog_polls);
@@ -358,10 +381,15 @@ static void test_monitor_header_and_rows(void) {
     size_t len = 0;
     CHECK_STATUS(cllm_frame_monitor_header(NULL, sizeof header, &len), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_frame_monitor_header(header, sizeof header, NULL), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_frame_monitor_header(header, 10, &len), CLLM_ERR_INVALID_ARGUMENT);
-    CHECK(strstr(cllm_last_error(), "needed") != NULL, "message: %s", cllm_last_error());
-    CHECK_STATUS(cllm_frame_monitor_header(header, sizeof header, &len), CLLM_OK);
-    CHECK(len == strlen(header) && header[len - 1] == '\n', "length %zu", len);
+    /* Size query, then a buffer one byte short (no room for the NUL), then the exact size. */
+    size_t needed = 0;
+    CHECK_STATUS(cllm_frame_monitor_header(NULL, 0, &needed), CLLM_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed > 100 && needed < sizeof header, "needed %zu", needed);
+    memset(header, 'x', sizeof header);
+    CHECK_STATUS(cllm_frame_monitor_header(header, needed, &len), CLLM_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == needed && header[0] == 'x' && header[needed - 1] == 'x', "nothing written, length %zu", len);
+    CHECK_STATUS(cllm_frame_monitor_header(header, needed + 1, &len), CLLM_OK);
+    CHECK(len == needed && len == strlen(header) && header[len - 1] == '\n', "length %zu", len);
     const char *plan[] = {"thread_pool_utilization", "ai_thread_efficiency", "stats_thread_efficiency",
                           "background_thread_efficiency", "lock_contention_rate", "parallel_speedup_ratio",
                           "frames", "fps", "p50_ms", "p99_ms", "max_ms", "under_budget_share", "timestamp"};
@@ -369,39 +397,42 @@ static void test_monitor_header_and_rows(void) {
         CHECK(strstr(header, plan[i]) != NULL, "header has %s", plan[i]);
 
     cllm_frame *f = manual_guard(cllm_frame_options_default());
-    CHECK(cllm_frame_monitor_due(f) == 0, "not due at start");
+    CHECK(!due(f), "not due at start");
     cllm_frame_monitor_inputs in;
     memset(&in, 0, sizeof in);
     for (int i = 0; i < 10; i++) {
-        CHECK_STATUS(cllm_frame_tick(f, 100), CLLM_OK);
-        in.ai.busy_s += 0.075; /* one ai thread 75 % busy */
-        in.ai.alive_s += 0.1;
-        in.stats.busy_s += 0.05; /* one stats thread 50 % busy */
-        in.stats.alive_s += 0.1;
-        in.background.alive_s += 0.1; /* idle */
+        CHECK_STATUS(cllm_frame_tick(f, 100 * MS), CLLM_OK);
+        in.ai.busy_ns += 75 * MS; /* one ai thread 75 % busy */
+        in.ai.alive_ns += 100 * MS;
+        in.stats.busy_ns += 50 * MS; /* one stats thread 50 % busy */
+        in.stats.alive_ns += 100 * MS;
+        in.background.alive_ns += 100 * MS; /* idle */
     }
     in.lock_acquisitions = 400;
     in.lock_contended = 100;
-    in.parallel_work_s = 1.8;
-    in.parallel_wall_s = 1.0;
-    CHECK(cllm_frame_monitor_due(f) == 1, "due after 1 s");
+    in.parallel_work_ns = 1800 * MS;
+    in.parallel_wall_ns = 1000 * MS;
+    CHECK(due(f), "due after 1 s");
 
     CHECK_STATUS(cllm_frame_monitor_row(NULL, &in, row, sizeof row, &len), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_frame_monitor_row(f, &in, NULL, sizeof row, &len), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, NULL), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, CLLM_FRAME_ROW_MAX - 1, &len), CLLM_ERR_INVALID_ARGUMENT);
+    len = 0;
+    CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, CLLM_FRAME_ROW_MAX - 1, &len), CLLM_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == CLLM_FRAME_ROW_MAX - 1, "the most a row needs: %zu", len);
+    CHECK_STATUS(cllm_frame_monitor_row(f, &in, NULL, 0, &len), CLLM_ERR_BUFFER_TOO_SMALL);
     cllm_frame_monitor_inputs bad = in;
-    bad.ai.busy_s = NAN;
-    CHECK_STATUS(cllm_frame_monitor_row(f, &bad, row, sizeof row, &len), CLLM_ERR_NUMERIC);
-    bad = in;
-    bad.parallel_wall_s = -1;
+    bad.ai.busy_ns = bad.ai.alive_ns + 1;
     CHECK_STATUS(cllm_frame_monitor_row(f, &bad, row, sizeof row, &len), CLLM_ERR_INVALID_ARGUMENT);
-    CHECK(strstr(cllm_last_error(), "parallel_wall_s") != NULL, "message: %s", cllm_last_error());
-    CHECK(cllm_frame_monitor_due(f) == 1, "refused calls do not end the interval");
+    CHECK(strstr(cllm_last_error(), "ai") != NULL, "message: %s", cllm_last_error());
+    bad = in;
+    bad.lock_contended = bad.lock_acquisitions + 1;
+    CHECK_STATUS(cllm_frame_monitor_row(f, &bad, row, sizeof row, &len), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK(due(f), "refused calls do not end the interval");
 
     CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_OK);
     CHECK(len == strlen(row) && row[len - 1] == '\n', "row length");
-    CHECK(cllm_frame_monitor_due(f) == 0, "a row ends the interval");
+    CHECK(!due(f), "a row ends the interval");
     CHECK(cell_num(header, row, "frames") == 10, "frames: %s", row);
     CHECK(near(cell_num(header, row, "fps"), 10, 1e-9), "fps");
     CHECK(near(cell_num(header, row, "p50_ms"), 100, 1e-3) && near(cell_num(header, row, "max_ms"), 100, 1e-3), "times");
@@ -416,7 +447,7 @@ static void test_monitor_header_and_rows(void) {
     CHECK(cell_num(header, row, "emergency_stop") == 0, "not stopped");
 
     /* Next interval: NULL inputs leave the threading columns empty. */
-    CHECK_STATUS(cllm_frame_tick(f, 20), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 20 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_monitor_row(f, NULL, row, sizeof row, &len), CLLM_OK);
     CHECK(cell_num(header, row, "frames") == 1 && isnan(cell_num(header, row, "ai_thread_efficiency")), "row %s", row);
     CHECK(near(cell_num(header, row, "p99_ms"), 20, 1e-3), "p99");
@@ -425,14 +456,14 @@ static void test_monitor_header_and_rows(void) {
     CHECK_STATUS(cllm_frame_monitor_baseline(f, NULL), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_frame_monitor_baseline(NULL, &in), CLLM_ERR_NULL);
     bad = in;
-    bad.stats.alive_s = INFINITY;
-    CHECK_STATUS(cllm_frame_monitor_baseline(f, &bad), CLLM_ERR_NUMERIC);
-    in.ai.busy_s = 100;
-    in.ai.alive_s = 200;
+    bad.stats.busy_ns = bad.stats.alive_ns + 1;
+    CHECK_STATUS(cllm_frame_monitor_baseline(f, &bad), CLLM_ERR_INVALID_ARGUMENT);
+    in.ai.busy_ns = 100000 * MS;
+    in.ai.alive_ns = 200000 * MS;
     CHECK_STATUS(cllm_frame_monitor_baseline(f, &in), CLLM_OK);
-    in.ai.busy_s += 0.25;
-    in.ai.alive_s += 1.0;
-    CHECK_STATUS(cllm_frame_advance(f, 1000), CLLM_OK);
+    in.ai.busy_ns += 250 * MS;
+    in.ai.alive_ns += 1000 * MS;
+    CHECK_STATUS(cllm_frame_advance(f, 1000 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_OK);
     CHECK(near(cell_num(header, row, "ai_thread_efficiency"), 0.25, 1e-4), "after baseline: %s", row);
     CHECK(cell_num(header, row, "frames") == 0 && isnan(cell_num(header, row, "p50_ms")), "no frames: empty times");
@@ -447,14 +478,14 @@ static void test_monitor_write_to_a_file_descriptor(void) {
     CHECK_STATUS(cllm_frame_monitor_write(f, NULL, -1), CLLM_ERR_INVALID_ARGUMENT);
     cllm_frame_monitor_inputs bad;
     memset(&bad, 0, sizeof bad);
-    bad.evaluation.alive_s = NAN;
-    CHECK_STATUS(cllm_frame_monitor_write(f, &bad, fds[1]), CLLM_ERR_NUMERIC);
+    bad.evaluation.busy_ns = 1;
+    CHECK_STATUS(cllm_frame_monitor_write(f, &bad, fds[1]), CLLM_ERR_INVALID_ARGUMENT);
     cllm_frame_monitor_inputs in;
     memset(&in, 0, sizeof in);
     for (int row = 0; row < 2; row++) {
-        for (int i = 0; i < 5; i++) CHECK_STATUS(cllm_frame_tick(f, 10), CLLM_OK);
-        in.background.busy_s += 0.01;
-        in.background.alive_s += 0.05;
+        for (int i = 0; i < 5; i++) CHECK_STATUS(cllm_frame_tick(f, 10 * MS), CLLM_OK);
+        in.background.busy_ns += 10 * MS;
+        in.background.alive_ns += 50 * MS;
         CHECK_STATUS(cllm_frame_monitor_write(f, &in, fds[1]), CLLM_OK);
     }
     close(fds[1]);

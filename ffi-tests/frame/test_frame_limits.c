@@ -17,6 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define MS (UINT64_C(1000000))    /* one millisecond in ns */
+#define S (UINT64_C(1000000000)) /* one second in ns */
+
 static cllm_frame *manual_guard(void) {
     cllm_frame_options o = cllm_frame_options_default();
     o.manual_clock = true;
@@ -48,7 +51,7 @@ static int write_to_closed_pipe_child(void) {
     close(fds[0]);
     cllm_frame_monitor_inputs in;
     memset(&in, 0, sizeof in);
-    CHECK_STATUS(cllm_frame_tick(f, 10), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 10 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_monitor_write(f, &in, fds[1]), CLLM_ERR_IO);
     CHECK(strstr(cllm_last_error(), "Broken pipe") != NULL, "message: %s", cllm_last_error());
     CHECK(!sigpipe_pending() && !sigpipe_blocked(), "no SIGPIPE left pending, the mask restored");
@@ -115,16 +118,16 @@ static void test_impossible_inputs_are_refused_and_shares_stay_at_most_one(void)
     size_t len = 0;
     cllm_frame_monitor_inputs in;
     memset(&in, 0, sizeof in);
-    in.ai.busy_s = 10;
-    in.ai.alive_s = 1;
-    CHECK_STATUS(cllm_frame_tick(f, 10), CLLM_OK);
+    in.ai.busy_ns = 10 * S;
+    in.ai.alive_ns = 1 * S;
+    CHECK_STATUS(cllm_frame_tick(f, 10 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_ERR_INVALID_ARGUMENT);
     CHECK(strstr(cllm_last_error(), "ai.busy") != NULL, "message: %s", cllm_last_error());
     CHECK_STATUS(cllm_frame_monitor_baseline(f, &in), CLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cllm_frame_monitor_write(f, &in, 1), CLLM_ERR_INVALID_ARGUMENT);
     memset(&in, 0, sizeof in);
-    in.evaluation.busy_s = 2;
-    in.evaluation.alive_s = 1.5;
+    in.evaluation.busy_ns = 2 * S;
+    in.evaluation.alive_ns = 3 * S / 2;
     CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_ERR_INVALID_ARGUMENT);
     CHECK(strstr(cllm_last_error(), "evaluation.busy") != NULL, "message: %s", cllm_last_error());
     memset(&in, 0, sizeof in);
@@ -136,20 +139,20 @@ static void test_impossible_inputs_are_refused_and_shares_stay_at_most_one(void)
     /* Possible samples whose interval difference shows more busy than alive
      * time (taken a moment apart): the shares are written as 1. */
     memset(&in, 0, sizeof in);
-    in.ai.busy_s = 0.0;
-    in.ai.alive_s = 10.0;
+    in.ai.busy_ns = 0;
+    in.ai.alive_ns = 10 * S;
     in.lock_acquisitions = 10;
     CHECK_STATUS(cllm_frame_monitor_baseline(f, &in), CLLM_OK);
-    in.ai.busy_s = 5.0;
-    in.ai.alive_s = 10.5;
+    in.ai.busy_ns = 5 * S;
+    in.ai.alive_ns = 21 * S / 2;
     in.lock_acquisitions = 10;
-    CHECK_STATUS(cllm_frame_tick(f, 10), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 10 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_OK);
     CHECK(cell("ai_thread_efficiency", row) == 1.0 && cell("thread_pool_utilization", row) == 1.0,
           "shares clamped to 1: %s", row);
     /* Equal busy and alive is fine. */
-    in.ai.busy_s = 10.5;
-    in.ai.alive_s = 10.5;
+    in.ai.busy_ns = 21 * S / 2;
+    in.ai.alive_ns = 21 * S / 2;
     CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_OK);
     cllm_frame_free(f);
 }
@@ -210,10 +213,10 @@ static void test_monitor_inputs_from_roles(void) {
     CHECK_STATUS(cllm_roles_create(&o, &roles), CLLM_OK);
     cllm_frame_monitor_inputs in, later;
     memset(&in, 0x5a, sizeof in);
-    CHECK_STATUS(cllm_frame_monitor_inputs_from_roles(NULL, &in), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_frame_monitor_inputs_from_roles(roles, NULL), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_monitor_inputs(NULL, &in), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_monitor_inputs(roles, NULL), CLLM_ERR_NULL);
     CHECK(strstr(cllm_last_error(), "out") != NULL, "message: %s", cllm_last_error());
-    CHECK_STATUS(cllm_frame_monitor_inputs_from_roles(roles, &in), CLLM_OK);
+    CHECK_STATUS(cllm_roles_monitor_inputs(roles, &in), CLLM_OK);
     cllm_lock *lock = NULL;
     CHECK_STATUS(cllm_lock_create("glue", &lock), CLLM_OK);
     for (int i = 0; i < 3; i++) {
@@ -223,7 +226,7 @@ static void test_monitor_inputs_from_roles(void) {
     for (int i = 0; i < 5; i++)
         CHECK_STATUS(cllm_roles_parallel_for(roles, CLLM_ROLE_AI, 1000, CLLM_PARTITION_DYNAMIC, 0, nothing, NULL),
                      CLLM_OK);
-    CHECK_STATUS(cllm_frame_monitor_inputs_from_roles(roles, &later), CLLM_OK);
+    CHECK_STATUS(cllm_roles_monitor_inputs(roles, &later), CLLM_OK);
     cllm_role_metrics m;
     CHECK_STATUS(cllm_roles_metrics(roles, CLLM_ROLE_AI, &m), CLLM_OK);
     const cllm_frame_pool_counters *pools[2][5] = {
@@ -231,17 +234,20 @@ static void test_monitor_inputs_from_roles(void) {
         {&later.ai, &later.physics, &later.stats, &later.background, &later.evaluation}};
     for (int s = 0; s < 2; s++)
         for (int p = 0; p < 5; p++)
-            CHECK(pools[s][p]->busy_s >= 0 && pools[s][p]->busy_s <= pools[s][p]->alive_s, "sample %d pool %d: %g > %g",
-                  s, p, pools[s][p]->busy_s, pools[s][p]->alive_s);
-    CHECK(later.ai.alive_s > in.ai.alive_s && later.stats.alive_s > 0, "threads were alive: ai %g -> %g, stats %g",
-          in.ai.alive_s, later.ai.alive_s, later.stats.alive_s);
-    CHECK(later.physics.alive_s == 0 && later.evaluation.alive_s == 0, "pools without threads: no thread-time");
-    /* The same counters as cllm_roles_metrics, in seconds (read later). */
-    CHECK(later.ai.alive_s <= m.alive_ns / 1e9 + 1e-9 && later.ai.busy_s <= m.busy_ns / 1e9 + 1e-9, "ai: %g/%g vs %g/%g",
-          later.ai.busy_s, later.ai.alive_s, m.busy_ns / 1e9, m.alive_ns / 1e9);
-    CHECK(later.parallel_wall_s > in.parallel_wall_s && later.parallel_work_s > in.parallel_work_s,
-          "the loops counted: wall %g -> %g", in.parallel_wall_s, later.parallel_wall_s);
-    CHECK(fabs(later.parallel_wall_s - m.round_wall_ns / 1e9) < 1e-9, "parallel wall = the pools' loops");
+            CHECK(pools[s][p]->busy_ns <= pools[s][p]->alive_ns, "sample %d pool %d: %llu > %llu", s, p,
+                  (unsigned long long)pools[s][p]->busy_ns, (unsigned long long)pools[s][p]->alive_ns);
+    CHECK(later.ai.alive_ns > in.ai.alive_ns && later.stats.alive_ns > 0, "threads were alive: ai %llu -> %llu, stats %llu",
+          (unsigned long long)in.ai.alive_ns, (unsigned long long)later.ai.alive_ns,
+          (unsigned long long)later.stats.alive_ns);
+    CHECK(later.physics.alive_ns == 0 && later.evaluation.alive_ns == 0, "pools without threads: no thread-time");
+    /* The same counters as cllm_roles_metrics, both in ns (read later). */
+    CHECK(later.ai.alive_ns <= m.alive_ns && later.ai.busy_ns <= m.busy_ns, "ai: %llu/%llu vs %llu/%llu",
+          (unsigned long long)later.ai.busy_ns, (unsigned long long)later.ai.alive_ns, (unsigned long long)m.busy_ns,
+          (unsigned long long)m.alive_ns);
+    CHECK(later.parallel_wall_ns > in.parallel_wall_ns && later.parallel_work_ns > in.parallel_work_ns,
+          "the loops counted: wall %llu -> %llu", (unsigned long long)in.parallel_wall_ns,
+          (unsigned long long)later.parallel_wall_ns);
+    CHECK(later.parallel_wall_ns == m.round_wall_ns, "parallel wall = the pools' loops");
     CHECK(later.lock_acquisitions >= in.lock_acquisitions + 3 && later.lock_contended <= later.lock_acquisitions,
           "locks: %llu -> %llu", (unsigned long long)in.lock_acquisitions, (unsigned long long)later.lock_acquisitions);
     /* They feed a row as they are. */
@@ -249,7 +255,7 @@ static void test_monitor_inputs_from_roles(void) {
     char row[CLLM_FRAME_ROW_MAX];
     size_t len = 0;
     CHECK_STATUS(cllm_frame_monitor_baseline(f, &in), CLLM_OK);
-    CHECK_STATUS(cllm_frame_tick(f, 10), CLLM_OK);
+    CHECK_STATUS(cllm_frame_tick(f, 10 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_monitor_row(f, &later, row, sizeof row, &len), CLLM_OK);
     double ai = cell("ai_thread_efficiency", row);
     CHECK(ai >= 0 && ai <= 1, "ai efficiency %g: %s", ai, row);
@@ -267,19 +273,19 @@ static void test_options_from_env(void) {
     unsetenv("MONITOR_INTERVAL_MS");
     CHECK_STATUS(cllm_frame_options_from_env(&o), CLLM_OK);
     cllm_frame_options d = cllm_frame_options_default();
-    CHECK(o.budget_ms == d.budget_ms && o.rules == d.rules && o.slow_frame_count == d.slow_frame_count &&
-              o.watchdog_period_ms == d.watchdog_period_ms && o.monitor_interval_ms == d.monitor_interval_ms &&
-              o.memory_limit_mb == d.memory_limit_mb && o.manual_clock == d.manual_clock,
+    CHECK(o.budget_ns == d.budget_ns && o.rules == d.rules && o.slow_frame_count == d.slow_frame_count &&
+              o.watchdog_period_ns == d.watchdog_period_ns && o.monitor_interval_ns == d.monitor_interval_ns &&
+              o.memory_limit_bytes == d.memory_limit_bytes && o.manual_clock == d.manual_clock,
           "no variables: the defaults");
     setenv("FRAME_BUDGET_MS", "8.5", 1);
     setenv("FRAME_STOP_RULES", "sampled, memory", 1);
     setenv("FRAME_WATCHDOG_MS", "50", 1);
     setenv("MONITOR_INTERVAL_MS", "250", 1);
     CHECK_STATUS(cllm_frame_options_from_env(&o), CLLM_OK);
-    CHECK(o.budget_ms == 8.5 && o.rules == (CLLM_FRAME_RULE_SAMPLED | CLLM_FRAME_RULE_MEMORY) &&
-              fabs(o.watchdog_period_ms - 50) < 1e-9 && fabs(o.monitor_interval_ms - 250) < 1e-9,
-          "budget %g rules %u watchdog %g monitor %g", o.budget_ms, o.rules, o.watchdog_period_ms,
-          o.monitor_interval_ms);
+    CHECK(o.budget_ns == 8500000 && o.rules == (CLLM_FRAME_RULE_SAMPLED | CLLM_FRAME_RULE_MEMORY) &&
+              o.watchdog_period_ns == 50 * MS && o.monitor_interval_ns == 250 * MS,
+          "budget %llu rules %u watchdog %llu monitor %llu", (unsigned long long)o.budget_ns, o.rules,
+          (unsigned long long)o.watchdog_period_ns, (unsigned long long)o.monitor_interval_ns);
     cllm_frame *f = NULL;
     CHECK_STATUS(cllm_frame_create(&o, &f), CLLM_OK);
     cllm_frame_free(f);
@@ -288,7 +294,7 @@ static void test_options_from_env(void) {
     CHECK_STATUS(cllm_frame_options_from_env(&o), CLLM_ERR_CONFIG);
     CHECK(strstr(cllm_last_error(), "FRAME_BUDGET_MS") != NULL && strstr(cllm_last_error(), "fast") != NULL,
           "message: %s", cllm_last_error());
-    CHECK(o.budget_ms == before.budget_ms && o.rules == before.rules, "written only on success");
+    CHECK(o.budget_ns == before.budget_ns && o.rules == before.rules, "written only on success");
     setenv("FRAME_BUDGET_MS", "16.7", 1);
     setenv("FRAME_STOP_RULES", "sometimes", 1);
     CHECK_STATUS(cllm_frame_options_from_env(&o), CLLM_ERR_CONFIG);

@@ -325,18 +325,12 @@ impl TextOut {
     /// `CLLM_ERR_BUFFER_TOO_SMALL`.
     pub fn write(self, text: &str) -> Result<(), FfiError> {
         let len = text.len();
+        if self.buf_len <= len {
+            return self.too_small(len);
+        }
         // SAFETY: `text_out` checked `out_len`; its caller promised it is
         // writable until now.
         unsafe { write_out(self.out_len, len) };
-        if self.buf_len <= len {
-            return Err(FfiError::new(
-                cllm_status::CLLM_ERR_BUFFER_TOO_SMALL,
-                format!(
-                    "buf_len {} is too small for {len} bytes and the NUL (*out_len = {len})",
-                    self.buf_len
-                ),
-            ));
-        }
         // SAFETY: `buf` is non-NULL (buf_len > len >= 0) and writable for
         // buf_len > len bytes (the `text_out` contract); `text` is Rust
         // memory, so the two do not overlap.
@@ -345,6 +339,24 @@ impl TextOut {
             self.buf.add(len).write(0);
         }
         Ok(())
+    }
+}
+
+impl TextOut {
+    /// Fails with `CLLM_ERR_BUFFER_TOO_SMALL`, writing `needed` (a length
+    /// without the NUL) to `*out_len` and nothing to the buffer: for a text
+    /// whose exact length is not known yet, an upper bound.
+    pub fn too_small(self, needed: usize) -> Result<(), FfiError> {
+        // SAFETY: `text_out` checked `out_len`; its caller promised it is
+        // writable until now.
+        unsafe { write_out(self.out_len, needed) };
+        Err(FfiError::new(
+            cllm_status::CLLM_ERR_BUFFER_TOO_SMALL,
+            format!(
+                "buf_len {} is too small for {needed} bytes and the NUL (*out_len = {needed})",
+                self.buf_len
+            ),
+        ))
     }
 }
 

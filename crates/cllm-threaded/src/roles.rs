@@ -6,6 +6,7 @@
 //! `pool-manager` crate for the engine and its guarantees.
 
 use crate::error::FfiError;
+use crate::frame::cllm_frame_monitor_inputs;
 use crate::guard::{CLLM_WAIT_FOREVER, Handle, ns, out_ptr, write_out};
 use crate::status::{UnknownValue, cllm_status, enum_arg};
 use crate::task::cllm_task;
@@ -779,6 +780,35 @@ pub unsafe extern "C" fn cllm_roles_parallel_for(
                 code => Err(format!("item {i} returned {code}")),
             }
         })?;
+        Ok(())
+    })
+}
+
+/// Fills `*out` with the monitoring inputs now, in one call, for
+/// `cllm_frame_monitor_row`, `_write` and `_baseline`: each role pool's
+/// `busy_ns` and `alive_ns` (one snapshot of every pool),
+/// `lock_acquisitions` and `lock_contended` summed over every counting lock
+/// of the process (`cllm_lock_*`), and `parallel_work_ns` /
+/// `parallel_wall_ns` from the role pools' parallel loops
+/// (`cllm_roles_parallel_for`): the time each participant spent in its
+/// share, on the wall clock, over the loops' wall time. A participant that
+/// waits for a CPU counts as working there, so on a machine with other load
+/// `parallel_speedup_ratio` overstates the CPU work; a program that
+/// measures task CPU time itself may overwrite the two fields. Errors:
+/// `CLLM_ERR_NULL` (roles, out).
+///
+/// # Safety
+/// `roles` is NULL or a live handle; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_roles_monitor_inputs(
+    roles: *const cllm_roles,
+    out: *mut cllm_frame_monitor_inputs,
+) -> cllm_status {
+    with_handle!(roles, |r| {
+        let out = out_ptr(out, "out")?;
+        let inputs = cllm_frame_monitor_inputs::from(&r.rt.monitor_inputs(None));
+        // SAFETY: checked by out_ptr.
+        unsafe { write_out(out, inputs) };
         Ok(())
     })
 }
