@@ -86,6 +86,14 @@ pub enum Error {
     },
     /// A gradient buffer of this replica overlaps one of the master's.
     OverlappingGradients(usize),
+    /// Two gradient buffers overlap: two of the master's (`None`) or two of
+    /// replicas (`Some(j)`, maybe the same one).
+    BuffersOverlap {
+        /// The owner of the buffer that starts first.
+        first: Option<usize>,
+        /// The owner of the other one.
+        second: Option<usize>,
+    },
     /// An epoch is already running on the system.
     Busy,
     /// The iterator returned a batch without inputs or targets, or of no
@@ -183,6 +191,18 @@ impl fmt::Display for Error {
                 f,
                 "a gradient buffer of replica {j} overlaps the master's: replicas need their own gradients"
             ),
+            Error::BuffersOverlap { first, second } => {
+                let name = |o: &Option<usize>| match o {
+                    None => "the master".to_owned(),
+                    Some(j) => format!("replica {j}"),
+                };
+                write!(
+                    f,
+                    "gradient buffers of {} and {} overlap: every buffer of every training object needs memory of its own",
+                    name(first),
+                    name(second)
+                )
+            }
             Error::Busy => f.write_str("an epoch is already running on this system"),
             Error::MalformedBatch {
                 batch_size,

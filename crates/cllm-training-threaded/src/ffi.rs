@@ -57,6 +57,7 @@ impl From<Error> for FfiError {
             | Error::GradientTooLarge { .. }
             | Error::LayoutMismatch { .. }
             | Error::OverlappingGradients(_)
+            | Error::BuffersOverlap { .. }
             | Error::MalformedBatch { .. }
             | Error::TooManyValidTokens { .. }
             | Error::BatchSizeChanged { .. }
@@ -635,6 +636,12 @@ mod tests {
                 Error::OverlappingGradients(1),
                 CLLM_ERR_INVALID_ARGUMENT,
                 "a gradient buffer of replica 1 overlaps the master's: replicas need their own gradients".into(),
+            ),
+            // New with the check it reports (no old text to keep).
+            (
+                Error::BuffersOverlap { first: Some(0), second: Some(2) },
+                CLLM_ERR_INVALID_ARGUMENT,
+                "gradient buffers of replica 0 and replica 2 overlap: every buffer of every training object needs memory of its own".into(),
             ),
             (Error::Busy, CLLM_ERR_BUSY, "an epoch is already running on this system".into()),
             (

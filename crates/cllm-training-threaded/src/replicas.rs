@@ -87,6 +87,7 @@ impl Replicas {
             list: Vec::with_capacity(n),
             reducer: GradReducer::new(&lens),
         };
+        let mut sources = Vec::with_capacity(n);
         for i in 0..n {
             // SAFETY: `create_replica` of operations made for `master`, which
             // is live (the contract); no other call runs on it meanwhile.
@@ -97,8 +98,10 @@ impl Replicas {
             }
             replicas.list.push(HostPtr(replica));
             // SAFETY: the replica was just made by the host.
-            unsafe { gradient_spans(&ops, replica, &replicas.reducer) }?;
+            sources.push(unsafe { gradient_spans(&ops, replica, &replicas.reducer) }?);
         }
+        // Refused now rather than at the first group's reduction.
+        check_disjoint(&layout, &sources)?;
         Ok(replicas)
     }
 
@@ -232,24 +235,44 @@ unsafe fn gradient_spans(
     Ok(spans)
 }
 
-/// Refuses gradient buffers of the master that overlap a replica's.
+/// Refuses gradient buffers that overlap: the reduction writes the master's
+/// as separate `&mut` slices while it reads the replicas', and the spheres
+/// write each replica's in backward at the same time, so no two buffers of
+/// all these objects may share a float.
 fn check_disjoint(
     master: &[cllm_float_span],
     sources: &[Vec<cllm_float_span>],
 ) -> Result<(), Error> {
-    let range = |s: &cllm_float_span| {
-        let start = s.data as usize;
-        start..start + s.len * std::mem::size_of::<f32>()
-    };
-    for m in master.iter().filter(|m| m.len > 0) {
-        let mr = range(m);
-        for (j, spans) in sources.iter().enumerate() {
-            if spans.iter().filter(|s| s.len > 0).any(|s| {
-                let sr = range(s);
-                sr.start < mr.end && mr.start < sr.end
-            }) {
-                return Err(Error::OverlappingGradients(j));
+    // (start, end, owner): None is the master, Some(j) replica j.
+    let mut ranges: Vec<(usize, usize, Option<usize>)> = std::iter::once((None, master))
+        .chain(
+            sources
+                .iter()
+                .enumerate()
+                .map(|(j, s)| (Some(j), s.as_slice())),
+        )
+        .flat_map(|(owner, spans)| {
+            spans.iter().filter(|s| s.len > 0).map(move |s| {
+                let start = s.data as usize;
+                (start, start + s.len * std::mem::size_of::<f32>(), owner)
+            })
+        })
+        .collect();
+    ranges.sort_unstable_by_key(|&(start, _, owner)| (start, owner));
+    // Sorted by start, a range overlaps an earlier one exactly when it
+    // starts before the furthest end so far.
+    let mut furthest: Option<(usize, Option<usize>)> = None;
+    for &(start, end, owner) in &ranges {
+        if let Some((reach, other)) = furthest {
+            if start < reach {
+                return Err(match (other, owner) {
+                    (None, Some(j)) | (Some(j), None) => Error::OverlappingGradients(j),
+                    (first, second) => Error::BuffersOverlap { first, second },
+                });
             }
+        }
+        if furthest.is_none_or(|(reach, _)| end > reach) {
+            furthest = Some((end, owner));
         }
     }
     Ok(())

@@ -56,6 +56,10 @@ struct Mock {
     bad_replica_layout: bool,
     /// Every object reports a gradient buffer of 2^58 floats.
     absurd_gradient: bool,
+    /// The replicas list this one buffer (of GRAD_LEN floats) as theirs.
+    shared_replica_gradient: Vec<f32>,
+    /// Every object lists its gradient buffer twice.
+    gradient_listed_twice: bool,
     /// The loss is NaN for this input token.
     nan_loss_on_token: Option<u32>,
     /// Losses passed to the optimizer-step hook, in call order.
@@ -270,24 +274,30 @@ unsafe extern "C" fn mock_gradients(
     // SAFETY: the drop-in lists buffers of objects it was given, while no
     // other call runs on them.
     let m = unsafe { training(t) };
-    if mock.absurd_gradient && capacity >= 1 {
-        // SAFETY: room for one span; the drop-in must never touch it.
-        unsafe {
-            *out = cllm_float_span {
-                data: m.grad.as_mut_ptr(),
-                len: 1 << 58,
-            }
-        };
-    } else if capacity >= 1 {
-        // SAFETY: room for one span.
-        unsafe {
-            *out = cllm_float_span {
-                data: m.grad.as_mut_ptr(),
-                len: m.grad.len(),
-            }
-        };
+    let span = if mock.absurd_gradient {
+        // The drop-in must never touch it.
+        cllm_float_span {
+            data: m.grad.as_mut_ptr(),
+            len: 1 << 58,
+        }
+    } else if m.is_replica && !mock.shared_replica_gradient.is_empty() {
+        // Never written: the creation is refused first.
+        cllm_float_span {
+            data: mock.shared_replica_gradient.as_ptr().cast_mut(),
+            len: mock.shared_replica_gradient.len(),
+        }
+    } else {
+        cllm_float_span {
+            data: m.grad.as_mut_ptr(),
+            len: m.grad.len(),
+        }
+    };
+    let count = if mock.gradient_listed_twice { 2 } else { 1 };
+    for i in 0..count.min(capacity) {
+        // SAFETY: `out` has room for `capacity` spans.
+        unsafe { *out.add(i) = span };
     }
-    1
+    count
 }
 
 fn ops(mock: &Arc<Mock>) -> cllm_replica_ops {
@@ -669,6 +679,36 @@ fn an_absurd_gradient_length_is_refused_before_anything_is_sized_from_it() {
         "{e}"
     );
     assert_eq!(mock.replicas_made.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn overlapping_gradient_buffers_are_refused_at_creation() {
+    // Two replicas that list one buffer: the spheres would write it at once.
+    let mock = Arc::new(Mock {
+        script: script(1),
+        shared_replica_gradient: vec![0.0; GRAD_LEN],
+        ..Mock::default()
+    });
+    let e = create_error(&mock, 3, true);
+    assert!(
+        matches!(e, Error::BuffersOverlap { first: Some(a), second: Some(b) } if a != b),
+        "{e}"
+    );
+    let made = mock.replicas_made.load(Ordering::SeqCst);
+    assert_eq!(mock.replicas_freed.load(Ordering::SeqCst), made);
+    // Each object lists its buffer twice (the master's twice: the reduction
+    // would hold two `&mut` slices of it); whichever lies lowest in memory
+    // is reported.
+    let mock = Arc::new(Mock {
+        script: script(1),
+        gradient_listed_twice: true,
+        ..Mock::default()
+    });
+    let e = create_error(&mock, 2, true);
+    assert!(
+        matches!(e, Error::BuffersOverlap { first, second } if first == second),
+        "{e}"
+    );
 }
 
 #[test]
