@@ -286,6 +286,20 @@ pub fn timeout_ns(timeout_ns: u64) -> Option<Duration> {
     (timeout_ns != CLLM_WAIT_FOREVER).then(|| Duration::from_nanos(timeout_ns))
 }
 
+/// `text_out!(buf, buf_len, out_len)`: [`text_out`] on an entry point's
+/// text-output arguments (`Result<TextOut, FfiError>`), with the one SAFETY
+/// argument for them here. Only for the body of an `unsafe extern "C" fn`
+/// whose `# Safety` section promises that `buf` is NULL or writable for
+/// `buf_len` bytes and `out_len` is NULL or writable.
+#[macro_export]
+macro_rules! text_out {
+    ($buf:ident, $buf_len:ident, $out_len:ident) => {{
+        let (buf, buf_len, out_len) = ($buf, $buf_len, $out_len);
+        // SAFETY: the text-output contract, promised by the entry point's caller.
+        unsafe { $crate::guard::text_out(buf, buf_len, out_len) }
+    }};
+}
+
 /// A checked text output `(char *buf, size_t buf_len, size_t *out_len)`:
 /// made by [`text_out`] before any work, written once by [`TextOut::write`].
 #[derive(Debug)]

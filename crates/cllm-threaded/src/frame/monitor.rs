@@ -3,9 +3,9 @@
 
 use super::cllm_frame;
 use crate::error::FfiError;
-use crate::guard::{ffi_status, out_ptr, text_out, write_out, write_text};
+use crate::guard::{ffi_status, out_ptr, write_out};
 use crate::status::cllm_status;
-use crate::with_handle;
+use crate::{text_out, with_handle};
 use frame_guard::{CSV_HEADER, MonitorInputs, PoolCounters};
 use std::ffi::{c_char, c_int};
 use std::time::Duration;
@@ -99,7 +99,8 @@ fn inputs_from(c: &cllm_frame_monitor_inputs) -> Result<MonitorInputs, FfiError>
 unsafe fn optional_inputs(
     inputs: *const cllm_frame_monitor_inputs,
 ) -> Result<Option<MonitorInputs>, FfiError> {
-    // SAFETY: forwarded: NULL or readable (the caller's contract).
+    // SAFETY: the entry points promise `inputs` is NULL or points to a
+    // readable `cllm_frame_monitor_inputs` (their # Safety).
     match unsafe { inputs.as_ref() } {
         Some(c) => inputs_from(c).map(Some),
         None => Ok(None),
@@ -137,11 +138,7 @@ pub unsafe extern "C" fn cllm_frame_monitor_header(
     buf_len: usize,
     out_len: *mut usize,
 ) -> cllm_status {
-    ffi_status(|| {
-        let line = format!("{CSV_HEADER}\n");
-        // SAFETY: forwarded: the caller's contract on buf and out_len.
-        unsafe { write_text(&line, buf, buf_len, out_len) }
-    })
+    ffi_status(|| text_out!(buf, buf_len, out_len)?.write(&format!("{CSV_HEADER}\n")))
 }
 
 /// Ends the current monitoring interval and writes its CSV row (newline
@@ -182,8 +179,7 @@ pub unsafe extern "C" fn cllm_frame_monitor_row(
     out_len: *mut usize,
 ) -> cllm_status {
     with_handle!(frame, |f| {
-        // SAFETY: forwarded: the caller's contract on buf and out_len.
-        let out = unsafe { text_out(buf, buf_len, out_len) }?;
+        let out = text_out!(buf, buf_len, out_len)?;
         if buf_len < CLLM_FRAME_ROW_MAX {
             // Refused before the interval ends: the row is not made yet, so
             // the length reported is the most a row needs.
@@ -311,7 +307,7 @@ pub unsafe extern "C" fn cllm_frame_monitor_baseline(
     inputs: *const cllm_frame_monitor_inputs,
 ) -> cllm_status {
     with_handle!(frame, |f| {
-        // SAFETY: forwarded: NULL or readable (the caller's contract).
+        // SAFETY: `inputs` is NULL or readable (this function's # Safety).
         let inputs = unsafe { crate::guard::arg_ref(inputs, "inputs") }?;
         let inputs = inputs_from(inputs)?;
         f.monitor().monitor.set_baseline(&inputs);

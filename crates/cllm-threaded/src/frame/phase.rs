@@ -3,9 +3,9 @@
 
 use super::cllm_frame;
 use crate::error::FfiError;
-use crate::guard::{ns, out_ptr, text_out, write_out};
+use crate::guard::{ns, out_ptr, write_out};
 use crate::status::cllm_status;
-use crate::with_handle;
+use crate::{text_out, with_handle};
 use frame_guard::{PhaseId, PhaseStats};
 use std::ffi::{c_char, c_int};
 
@@ -214,8 +214,7 @@ pub unsafe extern "C" fn cllm_frame_phase_name(
     out_len: *mut usize,
 ) -> cllm_status {
     with_handle!(frame, |f| {
-        // SAFETY: forwarded: the caller's contract on buf and out_len.
-        let out = unsafe { text_out(buf, buf_len, out_len) }?;
+        let out = text_out!(buf, buf_len, out_len)?;
         out.write(&f.phase_stat(f.phase(phase)?).name)
     })
 }
