@@ -38,6 +38,22 @@ pub struct CLLMBatch {
     pub num_valid_tokens: u32,
 }
 
+// The generic loader's batch promises this layout (a `cllm_loader_batch*`
+// may be passed where a `CLLMBatch*` is expected): the two definitions are
+// the two sides of that promise, kept in step here.
+const _: () = {
+    use cllm_threaded::loader::cllm_loader_batch as Loader;
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<Loader>() == size_of::<CLLMBatch>());
+    assert!(align_of::<Loader>() == align_of::<CLLMBatch>());
+    assert!(offset_of!(Loader, input_ids) == offset_of!(CLLMBatch, input_ids));
+    assert!(offset_of!(Loader, target_ids) == offset_of!(CLLMBatch, target_ids));
+    assert!(offset_of!(Loader, attention_mask) == offset_of!(CLLMBatch, attention_mask));
+    assert!(offset_of!(Loader, batch_size) == offset_of!(CLLMBatch, batch_size));
+    assert!(offset_of!(Loader, seq_len) == offset_of!(CLLMBatch, seq_len));
+    assert!(offset_of!(Loader, num_valid_tokens) == offset_of!(CLLMBatch, num_valid_tokens));
+};
+
 /// A buffer of `len` floats: one of a training object's gradient arrays.
 #[allow(non_camel_case_types)]
 #[repr(C)]
