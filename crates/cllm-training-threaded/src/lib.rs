@@ -25,6 +25,19 @@
 //! Because it calls the host, this is a separate library from
 //! `libcllm_threaded` (the generic `cllm_*` API, which links without any host
 //! symbol); it carries the whole generic API too.
+//!
+//! ## Modules
+//! Imports go one way (no two modules import each other):
+//! - [`error`]: [`Error`], every way creation or an epoch can fail; no C
+//!   types (imports nothing of the crate);
+//! - [`host`]: the host's types and functions, and the replica operations;
+//! - `batch`: the batches of an epoch; `replicas`: the replicas of replica
+//!   mode, their gradient buffers and their reduction;
+//! - [`settings`]: the caller's request, the environment, the registered
+//!   adapter, resolved into a [`settings::Plan`];
+//! - [`system`]: [`system::TrainingSystem`], the two modes;
+//! - [`ffi`]: the C entry points, the only place an [`Error`] becomes a C
+//!   status and a `cllm_last_error()` message.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_snake_case)]
