@@ -145,12 +145,16 @@ static void test_bad_input(void) {
     CHECK(threaded_training_create(NULL, it, 2) == NULL, "NULL training");
     CHECK(strstr(cllm_last_error(), "training") != NULL, "message: %s", cllm_last_error());
     CHECK(threaded_training_create(t, NULL, 2) == NULL, "NULL iterator");
+    CHECK(strcmp(cllm_last_error(), "batch_iterator is NULL") == 0, "message: %s", cllm_last_error());
     CHECK(threaded_training_create(t, it, 100000) == NULL, "absurd thread count");
     CHECK(strstr(cllm_last_error(), "4096") != NULL, "message: %s", cllm_last_error());
     CHECK(threaded_training_create_with_replicas(NULL, it, 2, &ops) == NULL, "NULL training, replicas");
     cllm_replica_ops missing = ops;
     missing.gradient_buffers = NULL;
     CHECK(threaded_training_create_with_replicas(t, it, 2, &missing) == NULL, "missing operation");
+    CHECK(strcmp(cllm_last_error(),
+                 "create_replica, free_replica or gradient_buffers of the replica operations is NULL") == 0,
+          "message: %s", cllm_last_error());
 
     ThreadedTrainingSystem *sys = threaded_training_create(t, it, -1); /* auto */
     CHECK(sys != NULL, "auto thread count: %s", cllm_last_error());
@@ -161,6 +165,7 @@ static void test_bad_input(void) {
         float mean = 7;
         CHECK(threaded_training_get_sphere_stats(sys, -1, &batches, &mean) == -1, "negative id");
         CHECK(threaded_training_get_sphere_stats(sys, 64, &batches, &mean) == -1, "id out of range");
+        CHECK(strstr(cllm_last_error(), "sphere_id 64 is out of range") != NULL, "message: %s", cllm_last_error());
         CHECK(threaded_training_get_sphere_stats(sys, 0, NULL, &mean) == -1, "NULL output");
         CHECK(threaded_training_get_sphere_stats(sys, 0, &batches, NULL) == -1, "NULL output");
         CHECK(batches == 7 && mean == 7, "nothing written on error");
@@ -168,6 +173,7 @@ static void test_bad_input(void) {
         threaded_training_free(sys);
     }
     CHECK(threaded_train_epoch(NULL) == -1.0f, "NULL system epoch");
+    CHECK(strcmp(cllm_last_error(), "system is NULL") == 0, "message: %s", cllm_last_error());
     CHECK(threaded_training_get_num_workers(NULL) == -1, "NULL system workers");
     CHECK(threaded_training_get_gradient_norm(NULL) == -1.0f, "NULL system norm");
     CHECK(threaded_training_get_sphere_stats(NULL, 0, NULL, NULL) == -1, "NULL system stats");
