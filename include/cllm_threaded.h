@@ -91,63 +91,6 @@
 #define CLLM_FRAME_PHASE_MAX 256
 
 /**
- * Tokeniser of `cllm_loader_options.tokenizer`: words and punctuation
- * (runs of letters, digits, `_` and non-ASCII bytes; every other
- * non-space character alone; white space dropped).
- */
-#define CLLM_TOKENIZER_WORDS 0
-
-/**
- * Tokeniser: every byte is a token (exact round trip, small vocabulary).
- */
-#define CLLM_TOKENIZER_BYTES 1
-
-/**
- * `cllm_loader_report.cache_status`: no cache path was given.
- */
-#define CLLM_LOADER_CACHE_DISABLED 0
-
-/**
- * Loaded from the cache; no corpus file was opened.
- */
-#define CLLM_LOADER_CACHE_HIT 1
-
-/**
- * Loaded from the cache after hashing files whose `stat` changed (or was
- * too recent to trust) and finding the same content; the cache was
- * rewritten with their new `stat`.
- */
-#define CLLM_LOADER_CACHE_REFRESHED 2
-
-/**
- * No cache file yet: built and written.
- */
-#define CLLM_LOADER_CACHE_MISSING 3
-
-/**
- * A file was added, removed or changed: rebuilt.
- */
-#define CLLM_LOADER_CACHE_STALE 4
-
-/**
- * The cache failed a check (truncated, header, version, checksum): rebuilt.
- */
-#define CLLM_LOADER_CACHE_CORRUPT 5
-
-/**
- * The cache was made with other options or from another source: rebuilt.
- */
-#define CLLM_LOADER_CACHE_OPTIONS_CHANGED 6
-
-/**
- * The cache path cannot hold a cache file (a directory, not a regular
- * file, or opening it was refused, e.g. no permission): the corpus was
- * built without it. The report text says why; `cache_write_failed` tells
- * whether writing it failed too.
- */
-#define CLLM_LOADER_CACHE_INACCESSIBLE 7
-
-/**
  * The most batches an iterator may prepare ahead.
  */
 #define CLLM_LOADER_MAX_PREFETCH 4096
@@ -195,7 +138,7 @@ typedef struct cllm_frame cllm_frame;
 typedef struct cllm_loader cllm_loader;
 
 /**
- * The batches of one shard, epoch after epoch. One thread at a time.
+ * The batches of one shard, epoch after epoch.
  */
 typedef struct cllm_loader_iter cllm_loader_iter;
 
@@ -257,10 +200,10 @@ typedef struct cllm_pool_options {
    */
   bool pin_threads;
   /**
-   * Longest busy-wait, in microseconds, before a waiting thread sleeps
-   * (default 200; 0: sleep at once; at most 1000000).
+   * Longest busy-wait, in nanoseconds, before a waiting thread sleeps
+   * (default 200000, 200 us; 0: sleep at once; at most 1000000000, 1 s).
    */
-  uint32_t max_spin_us;
+  uint64_t max_spin_ns;
   /**
    * Threads of the pool, the calling thread included (`OMP_NUM_THREADS`'s
    * meaning), used when `num_threads <= 0`: 1 makes a pool without
@@ -972,13 +915,20 @@ typedef struct cllm_frame_phase_statistics {
 } cllm_frame_phase_statistics;
 
 /**
+ * How text becomes tokens (`uint32_t`, one of `CLLM_TOKENIZER_*`), in
+ * `cllm_loader_options.tokenizer`. Any other value is refused with
+ * `CLLM_ERR_INVALID_ARGUMENT`.
+ */
+typedef uint32_t cllm_tokenizer;
+
+/**
  * How to load a corpus; fill it with `cllm_loader_options_default()`.
  */
 typedef struct cllm_loader_options {
   /**
    * `CLLM_TOKENIZER_WORDS` (default) or `CLLM_TOKENIZER_BYTES`.
    */
-  uint32_t tokenizer;
+  cllm_tokenizer tokenizer;
   /**
    * Largest vocabulary, the four special ids (PAD=0, UNK=1, BOS=2,
    * EOS=3) included: 5 .. 16777216, default 32768. The most frequent
@@ -1008,7 +958,14 @@ typedef struct cllm_loader_options {
 } cllm_loader_options;
 
 /**
- * What a load found, did and cost (`cllm_loader_get_report`).
+ * How a load used its cache (`uint32_t`, one of
+ * `CLLM_LOADER_CACHE_STATUS_*`), in `cllm_loader_report.cache_status`.
+ */
+typedef uint32_t cllm_loader_cache_status;
+
+/**
+ * What a load found, did and cost (`cllm_loader_get_report`). Durations
+ * are nanoseconds.
  */
 typedef struct cllm_loader_report {
   /**
@@ -1024,7 +981,7 @@ typedef struct cllm_loader_report {
    */
   uint64_t files;
   /**
-   * Inputs not in the dataset (see `cllm_loader_skipped_file`).
+   * Inputs not in the dataset (see `cllm_loader_skipped_file_name`).
    */
   uint64_t files_skipped;
   /**
@@ -1056,9 +1013,9 @@ typedef struct cllm_loader_report {
    */
   uint64_t distinct_tokens;
   /**
-   * One of `CLLM_LOADER_CACHE_*`.
+   * How the cache was used: one of `CLLM_LOADER_CACHE_STATUS_*`.
    */
-  uint32_t cache_status;
+  cllm_loader_cache_status cache_status;
   /**
    * True if this load wrote the cache.
    */
@@ -1073,48 +1030,48 @@ typedef struct cllm_loader_report {
    */
   uint64_t cache_bytes;
   /**
-   * Seconds listing directories and `stat`ing files.
+   * Listing directories and `stat`ing files.
    */
-  double walk_seconds;
+  uint64_t walk_ns;
   /**
-   * Seconds opening and reading files (wall time, summed over threads).
+   * Opening and reading files (wall time, summed over threads).
    */
-  double read_seconds;
+  uint64_t read_ns;
   /**
-   * Seconds hashing and classifying contents (CPU time, summed over threads).
+   * Hashing and classifying contents (CPU time, summed over threads).
    */
-  double check_seconds;
+  uint64_t check_ns;
   /**
-   * Seconds tokenising (CPU time, summed over threads).
+   * Tokenising (CPU time, summed over threads).
    */
-  double tokenize_seconds;
+  uint64_t tokenize_ns;
   /**
-   * Seconds merging and ranking the vocabulary.
+   * Merging and ranking the vocabulary.
    */
-  double vocab_seconds;
+  uint64_t vocab_ns;
   /**
-   * Seconds assembling the dataset.
+   * Assembling the dataset.
    */
-  double assemble_seconds;
+  uint64_t assemble_ns;
   /**
-   * Seconds opening, mapping and verifying the cache.
+   * Opening, mapping and verifying the cache.
    */
-  double cache_read_seconds;
+  uint64_t cache_read_ns;
   /**
-   * Seconds writing the cache.
+   * Writing the cache.
    */
-  double cache_write_seconds;
+  uint64_t cache_write_ns;
   /**
-   * Seconds of the whole load.
+   * The whole load.
    */
-  double total_seconds;
+  uint64_t total_ns;
 } cllm_loader_report;
 
 /**
- * How to cut the corpus into batches; fill it with
- * `cllm_batch_options_default()`.
+ * How to cut the corpus into batches (`cllm_loader_iter_create`); fill it
+ * with `cllm_loader_iter_options_default()`.
  */
-typedef struct cllm_batch_options {
+typedef struct cllm_loader_iter_options {
   /**
    * Sequences per batch (at least 1; default 8).
    */
@@ -1144,7 +1101,7 @@ typedef struct cllm_batch_options {
    * the number of spheres to prepare the next group while one trains.
    */
   uint32_t prefetch;
-} cllm_batch_options;
+} cllm_loader_iter_options;
 
 /**
  * One batch, with exactly the layout of the host's `CLLMBatch` (40 bytes on
@@ -1353,6 +1310,62 @@ typedef struct cllm_objpool_usage {
 #define CLLM_FRAME_STOP_REASON_MEMORY 3
 
 /**
+ * Words and punctuation (runs of letters, digits, `_` and non-ASCII
+ * bytes; every other non-space character alone; white space dropped).
+ */
+#define CLLM_TOKENIZER_WORDS 0
+
+/**
+ * Every byte is a token (exact round trip, small vocabulary).
+ */
+#define CLLM_TOKENIZER_BYTES 1
+
+/**
+ * No cache path was given.
+ */
+#define CLLM_LOADER_CACHE_STATUS_DISABLED 0
+
+/**
+ * Loaded from the cache; no corpus file was opened.
+ */
+#define CLLM_LOADER_CACHE_STATUS_HIT 1
+
+/**
+ * Loaded from the cache after hashing files whose `stat` changed (or was
+ * too recent to trust) and finding the same content; the cache was
+ * rewritten with their new `stat`.
+ */
+#define CLLM_LOADER_CACHE_STATUS_REFRESHED 2
+
+/**
+ * No cache file yet: built and written.
+ */
+#define CLLM_LOADER_CACHE_STATUS_MISSING 3
+
+/**
+ * A file was added, removed or changed: rebuilt.
+ */
+#define CLLM_LOADER_CACHE_STATUS_STALE 4
+
+/**
+ * The cache failed a check (truncated, header, version, checksum): rebuilt.
+ */
+#define CLLM_LOADER_CACHE_STATUS_CORRUPT 5
+
+/**
+ * The cache was made with other options or from another source: rebuilt.
+ */
+#define CLLM_LOADER_CACHE_STATUS_OPTIONS_CHANGED 6
+
+/**
+ * The cache path cannot hold a cache file (a directory, not a regular
+ * file, or opening it was refused, e.g. no permission): the corpus was
+ * built without it. The report text says why; `cache_write_failed` tells
+ * whether writing it failed too.
+ */
+#define CLLM_LOADER_CACHE_STATUS_INACCESSIBLE 7
+
+/**
  * Success.
  */
 #define CLLM_OK 0
@@ -1453,6 +1466,12 @@ typedef struct cllm_objpool_usage {
  */
 #define CLLM_ERR_BUFFER_TOO_SMALL 19
 
+/**
+ * Memory for the work could not be allocated; the message says how much.
+ * Nothing was changed, and the process goes on.
+ */
+#define CLLM_ERR_OUT_OF_MEMORY 20
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1512,14 +1531,14 @@ void cllm_pool_free(struct cllm_pool *pool);
 cllm_status cllm_pool_num_spheres(const struct cllm_pool *pool, size_t *out);
 
 /**
- * Hands `fn(arg, sphere)` to `sphere` and returns at once. Errors:
+ * Hands `job(arg, sphere)` to `sphere` and returns at once. Errors:
  * `CLLM_ERR_BUSY` if the sphere's last job was not waited for or a
  * fork-join round is running on the pool (also from inside the round),
  * `CLLM_ERR_INVALID_ARGUMENT` for a sphere out of range, `CLLM_ERR_NULL`.
  * No allocation or system call when the sphere is awake.
  *
  * # Safety
- * `pool` is NULL or a live pool; `fn(arg, sphere)` must be safe to run on
+ * `pool` is NULL or a live pool; `job(arg, sphere)` must be safe to run on
  * the sphere's thread, and `arg` valid until the job was waited for.
  */
 cllm_status cllm_pool_dispatch(const struct cllm_pool *pool,
@@ -1528,17 +1547,17 @@ cllm_status cllm_pool_dispatch(const struct cllm_pool *pool,
                                void *arg);
 
 /**
- * Hands `fn(arg, sphere)` to an idle sphere and returns at once, writing
+ * Hands `job(arg, sphere)` to an idle sphere and returns at once, writing
  * its index to `*out_sphere` (wait for the job with `cllm_pool_wait` on
  * that index). Never blocks: `CLLM_ERR_BUSY` if every sphere holds a job
  * that was not waited for, or a fork-join round is running (nothing is
  * dispatched; wait for one and try again). The search starts after the
  * sphere picked last, so jobs spread over the pool. Errors also:
- * `CLLM_ERR_NULL` (pool, fn, out_sphere), `CLLM_ERR_INVALID_ARGUMENT` for a
+ * `CLLM_ERR_NULL` (pool, job, out_sphere), `CLLM_ERR_INVALID_ARGUMENT` for a
  * pool without spheres (one thread), `CLLM_ERR_SHUTDOWN`.
  *
  * # Safety
- * `pool` is NULL or a live pool; `fn(arg, sphere)` must be safe to run on
+ * `pool` is NULL or a live pool; `job(arg, sphere)` must be safe to run on
  * a sphere's thread, and `arg` valid until the job was waited for;
  * `out_sphere` is NULL or writable.
  */
@@ -1558,15 +1577,16 @@ cllm_status cllm_pool_dispatch_any(const struct cllm_pool *pool,
 cllm_status cllm_pool_wait(const struct cllm_pool *pool, size_t sphere);
 
 /**
- * As `cllm_pool_wait`, giving up after `timeout_us` microseconds with
+ * As `cllm_pool_wait`, giving up after `timeout_ns` nanoseconds with
  * `CLLM_ERR_TIMEOUT`; the job goes on and can be waited for again.
+ * `CLLM_WAIT_FOREVER` (`UINT64_MAX`) waits as `cllm_pool_wait` does.
  *
  * # Safety
  * `pool` is NULL or a live pool.
  */
 cllm_status cllm_pool_wait_timeout(const struct cllm_pool *pool,
                                    size_t sphere,
-                                   uint64_t timeout_us);
+                                   uint64_t timeout_ns);
 
 /**
  * Writes to `*out` whether `sphere` holds a job that was not waited for.
@@ -1577,21 +1597,21 @@ cllm_status cllm_pool_wait_timeout(const struct cllm_pool *pool,
 cllm_status cllm_pool_is_busy(const struct cllm_pool *pool, size_t sphere, bool *out);
 
 /**
- * Runs `fn(arg, participant)` once on every sphere and once on the calling
+ * Runs `task(arg, participant)` once on every sphere and once on the calling
  * thread (the last participant), returning when all have finished. The
  * first failure is returned after all ended (`CLLM_ERR_JOB_FAILED`,
  * `CLLM_ERR_PANIC`); `CLLM_ERR_BUSY` (nothing run) if a sphere holds a job
  * that was not waited for or another thread's round is running on the
- * pool. Inside `fn`, `cllm_participant_barrier` synchronises the
+ * pool. Inside `task`, `cllm_participant_barrier` synchronises the
  * participants.
  *
  * Nested calls run inline: called from work of the same pool (a share, a
- * parallel-for body, a dispatched job), `fn` runs once, serially, on the
+ * parallel-for body, a dispatched job), `task` runs once, serially, on the
  * calling thread, with `index` 0 and `count` 1 (its barrier passes at
  * once), as OpenMP runs a nested parallel region.
  *
  * # Safety
- * `pool` is NULL or a live pool; `fn` must be safe to run concurrently on
+ * `pool` is NULL or a live pool; `task` must be safe to run concurrently on
  * every participant with the same `arg`.
  */
 cllm_status cllm_pool_run_all(const struct cllm_pool *pool, cllm_task_fn task, void *arg);
@@ -1608,7 +1628,7 @@ cllm_status cllm_pool_run_all(const struct cllm_pool *pool, cllm_task_fn task, v
 cllm_status cllm_participant_barrier(const struct cllm_participant *participant, bool *is_leader);
 
 /**
- * Calls `fn(arg, b, e, participant)` on sub-ranges `[b, e)` that together
+ * Calls `body(arg, b, e, participant)` on sub-ranges `[b, e)` that together
  * cover `[begin, end)` exactly once, spread over the spheres and the calling
  * thread with work stealing. `grain` is the largest chunk a participant
  * takes at once (0: automatic; any larger value, SIZE_MAX included, is
@@ -1618,12 +1638,12 @@ cllm_status cllm_participant_barrier(const struct cllm_participant *participant,
  * keeps the work-stealing cursors from wrapping around).
  *
  * Nested calls run inline: called from work of the same pool (a share, a
- * parallel-for body, a dispatched job), `fn` runs on the calling thread
+ * parallel-for body, a dispatched job), `body` runs on the calling thread
  * over the whole range in order, in chunks of `grain` (0: one chunk), with
  * the calling thread's own `participant` index.
  *
  * # Safety
- * `pool` is NULL or a live pool; `fn` must be safe to run concurrently with
+ * `pool` is NULL or a live pool; `body` must be safe to run concurrently with
  * the same `arg`.
  */
 cllm_status cllm_pool_parallel_for(const struct cllm_pool *pool,
@@ -2367,12 +2387,12 @@ struct cllm_loader_options cllm_loader_options_default(void);
  * `CLLM_ERR_INVALID_ARGUMENT` (dir not a directory, tokenizer, max_vocab,
  * num_threads), `CLLM_ERR_IO` (a directory or file that cannot be read,
  * also one that vanished after the directory was listed: the message names
- * it), `CLLM_ERR_EMPTY` (no text file), `CLLM_ERR_SPAWN`, `CLLM_ERR_FULL`
- * (not enough memory for the tokens: the message says how much; never an
- * abort). Files of any size are fine: a file above 8 MiB is read in pieces
- * and never held whole, and a binary one stops being read at its first NUL
- * byte; one with a run of more than 64 MiB without white space or
- * punctuation is skipped (see the report).
+ * it), `CLLM_ERR_EMPTY` (no text file), `CLLM_ERR_SPAWN`,
+ * `CLLM_ERR_OUT_OF_MEMORY` (not enough memory for the tokens: the message
+ * says how much; never an abort). Files of any size are fine: a file above
+ * 8 MiB is read in pieces and never held whole, and a binary one stops
+ * being read at its first NUL byte; one with a run of more than 64 MiB
+ * without white space or punctuation is skipped (see the report).
  * Failing to write the cache is not an error (see the report).
  *
  * # Safety
@@ -2401,8 +2421,7 @@ cllm_status cllm_loader_create_from_files(const char *const *paths,
 
 /**
  * Frees a loader. NULL is a no-op. Iterators made from it stay valid (they
- * keep the data alive); pointers from `cllm_loader_tokens`, `_report_text`
- * and `_skipped_file` do not.
+ * keep the data alive); the pointer from `cllm_loader_tokens` does not.
  *
  * # Safety
  * `loader` is NULL or from `cllm_loader_create*`, not used after this call.
@@ -2420,27 +2439,51 @@ cllm_status cllm_loader_get_report(const struct cllm_loader *loader,
 
 /**
  * The report as text (several lines: corpus, skipped files with reasons,
- * cache status and why, files opened and time per phase), for printing.
- * `*out` stays valid until the loader is freed; never free it.
+ * cache status and why, files opened and time per phase), for printing:
+ * copied with a NUL into `buf` (`buf_len` bytes), its length to
+ * `*out_len`. If `buf_len <= length`: `CLLM_ERR_BUFFER_TOO_SMALL`, nothing
+ * written to `buf`, the length needed (without the NUL) to `*out_len`
+ * (`buf` may be NULL when `buf_len` is 0, to ask for the size).
  *
  * # Safety
- * `loader` is NULL or live; `out` NULL or writable.
+ * `loader` is NULL or live; `buf` NULL or writable for `buf_len` bytes;
+ * `out_len` NULL or writable.
  */
-cllm_status cllm_loader_report_text(const struct cllm_loader *loader, const char **out);
+cllm_status cllm_loader_report_text(const struct cllm_loader *loader,
+                                    char *buf,
+                                    size_t buf_len,
+                                    size_t *out_len);
 
 /**
- * Skipped input number `index` (0 .. files_skipped-1): its name (relative
- * to the corpus directory) and the reason ("binary: NUL byte at offset 4",
- * "empty file", ...). The strings stay valid until the loader is freed.
+ * The name of skipped input number `index` (0 .. files_skipped-1),
+ * relative to the corpus directory, copied into `buf` as
+ * `cllm_loader_report_text` does. `CLLM_ERR_INVALID_ARGUMENT` for an index
+ * out of range.
+ *
+ * # Safety
+ * `loader` is NULL or live; `buf` NULL or writable for `buf_len` bytes;
+ * `out_len` NULL or writable.
+ */
+cllm_status cllm_loader_skipped_file_name(const struct cllm_loader *loader,
+                                          size_t index,
+                                          char *buf,
+                                          size_t buf_len,
+                                          size_t *out_len);
+
+/**
+ * Why input number `index` was skipped ("binary: NUL byte at offset 4",
+ * "empty file", ...), copied into `buf` as `cllm_loader_report_text` does.
  * `CLLM_ERR_INVALID_ARGUMENT` for an index out of range.
  *
  * # Safety
- * `loader` is NULL or live; `name` and `reason` NULL or writable.
+ * `loader` is NULL or live; `buf` NULL or writable for `buf_len` bytes;
+ * `out_len` NULL or writable.
  */
-cllm_status cllm_loader_skipped_file(const struct cllm_loader *loader,
-                                     size_t index,
-                                     const char **name,
-                                     const char **reason);
+cllm_status cllm_loader_skipped_file_reason(const struct cllm_loader *loader,
+                                            size_t index,
+                                            char *buf,
+                                            size_t buf_len,
+                                            size_t *out_len);
 
 /**
  * The token stream: every document's ids back to back (BOS ... EOS each,
@@ -2468,27 +2511,28 @@ cllm_status cllm_loader_vocab_size(const struct cllm_loader *loader, size_t *out
 /**
  * Text for `count` ids, for showing samples: words joined by spaces (none
  * before closing punctuation), bytes concatenated; BOS and PAD print
- * nothing, EOS a new line, UNK `<unk>`. Like `snprintf`: writes at most
- * `size - 1` bytes and a NUL to `buf` (nothing if `size` is 0, when `buf`
- * may be NULL) and the full length to `*length`.
+ * nothing, EOS a new line, UNK `<unk>`. Copied with a NUL into `buf`
+ * (`buf_len` bytes), its length to `*out_len`; if `buf_len <= length`:
+ * `CLLM_ERR_BUFFER_TOO_SMALL`, nothing written to `buf`, the length needed
+ * (without the NUL) to `*out_len` (`buf` may be NULL when `buf_len` is 0).
  * `CLLM_ERR_INVALID_ARGUMENT` if an id is not in the vocabulary.
  *
  * # Safety
  * `loader` is NULL or live; `ids` NULL or `count` readable ids; `buf` NULL
- * or `size` writable bytes; `length` NULL or writable.
+ * or writable for `buf_len` bytes; `out_len` NULL or writable.
  */
 cllm_status cllm_loader_decode(const struct cllm_loader *loader,
                                const uint32_t *ids,
                                size_t count,
                                char *buf,
-                               size_t size,
-                               size_t *length);
+                               size_t buf_len,
+                               size_t *out_len);
 
 /**
- * The default batch options: 8 x 64, shuffled with seed 0, padded last
+ * The default iterator options: 8 x 64, shuffled with seed 0, padded last
  * batch, no prefetch.
  */
-struct cllm_batch_options cllm_batch_options_default(void);
+struct cllm_loader_iter_options cllm_loader_iter_options_default(void);
 
 /**
  * Creates the iterator of shard `shard` of `num_shards` (0 of 1 for every
@@ -2506,7 +2550,7 @@ struct cllm_batch_options cllm_batch_options_default(void);
  * `loader` is NULL or live; `options` NULL or valid; `out` NULL or writable.
  */
 cllm_status cllm_loader_iter_create(const struct cllm_loader *loader,
-                                    const struct cllm_batch_options *options,
+                                    const struct cllm_loader_iter_options *options,
                                     uint32_t shard,
                                     uint32_t num_shards,
                                     struct cllm_loader_iter **out);
@@ -2517,10 +2561,10 @@ cllm_status cllm_loader_iter_create(const struct cllm_loader *loader,
  * over (then call `cllm_loader_iter_reset`). Errors: `CLLM_ERR_NULL`.
  *
  * # Safety
- * `iter` is NULL or live and not used by another thread meanwhile; `out`
- * NULL or writable.
+ * `iter` is NULL or live; `out` NULL or writable.
  */
-cllm_status cllm_loader_iter_next(struct cllm_loader_iter *iter, struct cllm_loader_batch **out);
+cllm_status cllm_loader_iter_next(const struct cllm_loader_iter *iter,
+                                  struct cllm_loader_batch **out);
 
 /**
  * Starts epoch `epoch` from this shard's first batch (shuffled for that
@@ -2528,9 +2572,9 @@ cllm_status cllm_loader_iter_next(struct cllm_loader_iter *iter, struct cllm_loa
  * `CLLM_ERR_NULL`, `CLLM_ERR_SPAWN` (the prefetch thread).
  *
  * # Safety
- * `iter` is NULL or live and not used by another thread meanwhile.
+ * `iter` is NULL or live.
  */
-cllm_status cllm_loader_iter_reset(struct cllm_loader_iter *iter, uint64_t epoch);
+cllm_status cllm_loader_iter_reset(const struct cllm_loader_iter *iter, uint64_t epoch);
 
 /**
  * Writes the number of batches this shard gives per epoch to `*out`.

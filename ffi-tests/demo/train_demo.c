@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
         die("tokens");
     printf("corpus %s: %llu files, %llu bytes, %llu tokens, vocabulary %zu; files opened %llu (%s)\n", corpus,
            (unsigned long long)rep.files, (unsigned long long)rep.bytes, (unsigned long long)rep.tokens, vocab,
-           (unsigned long long)rep.files_opened, rep.cache_status == CLLM_LOADER_CACHE_HIT ? "from the cache" : "read");
+           (unsigned long long)rep.files_opened, rep.cache_status == CLLM_LOADER_CACHE_STATUS_HIT ? "from the cache" : "read");
     size_t n = count < MAX_TOKENS ? count : MAX_TOKENS;
 
     cllm_host_config cfg = cllm_host_config_demo();

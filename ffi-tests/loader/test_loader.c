@@ -85,7 +85,7 @@ static void test_defaults_and_layout(void) {
     cllm_loader_options o = cllm_loader_options_default();
     CHECK(o.tokenizer == CLLM_TOKENIZER_WORDS && o.max_vocab == 32768 && o.num_threads == 0, "defaults");
     CHECK(o.cache_path == NULL && !o.durable_cache && o.document_markers, "defaults");
-    cllm_batch_options b = cllm_batch_options_default();
+    cllm_loader_iter_options b = cllm_loader_iter_options_default();
     CHECK(b.batch_size == 8 && b.seq_len == 64 && b.shuffle && !b.drop_last && b.prefetch == 0, "batch defaults");
     /* The layout of the host's CLLMBatch: three pointers, then three uint32. */
     CHECK(offsetof(cllm_loader_batch, input_ids) == 0, "layout");
@@ -105,18 +105,41 @@ static void test_load_report_tokens_decode(void) {
     CHECK(r.inputs == 5 && r.regular_files == 5 && r.files == 3 && r.files_skipped == 2, "files %llu/%llu/%llu",
           (unsigned long long)r.inputs, (unsigned long long)r.files, (unsigned long long)r.files_skipped);
     CHECK(r.files_opened == 5, "each regular file opened once, got %llu", (unsigned long long)r.files_opened);
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_DISABLED && !r.cache_written, "no cache");
-    CHECK(r.total_seconds > 0.0 && r.tokens > 40, "tokens %llu", (unsigned long long)r.tokens);
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_DISABLED && !r.cache_written, "no cache");
+    CHECK(r.total_ns > 0 && r.total_ns >= r.walk_ns && r.tokens > 40, "tokens %llu, %llu ns",
+          (unsigned long long)r.tokens, (unsigned long long)r.total_ns);
 
-    const char *name, *reason;
-    CHECK_STATUS(cllm_loader_skipped_file(loader, 0, &name, &reason), CLLM_OK);
-    CHECK(strcmp(name, "blob.bin") == 0 && strstr(reason, "NUL byte") != NULL, "%s: %s", name, reason);
-    CHECK_STATUS(cllm_loader_skipped_file(loader, 1, &name, &reason), CLLM_OK);
+    char name[64], reason[64];
+    size_t name_len = 0, reason_len = 0;
+    CHECK_STATUS(cllm_loader_skipped_file_name(loader, 0, name, sizeof name, &name_len), CLLM_OK);
+    CHECK_STATUS(cllm_loader_skipped_file_reason(loader, 0, reason, sizeof reason, &reason_len), CLLM_OK);
+    CHECK(strcmp(name, "blob.bin") == 0 && name_len == 8 && strstr(reason, "NUL byte") != NULL, "%s: %s", name, reason);
+    CHECK(reason_len == strlen(reason), "reason length %zu", reason_len);
+    CHECK_STATUS(cllm_loader_skipped_file_name(loader, 1, name, sizeof name, &name_len), CLLM_OK);
+    CHECK_STATUS(cllm_loader_skipped_file_reason(loader, 1, reason, sizeof reason, &reason_len), CLLM_OK);
     CHECK(strcmp(name, "empty.txt") == 0 && strcmp(reason, "empty file") == 0, "%s: %s", name, reason);
-    CHECK_STATUS(cllm_loader_skipped_file(loader, 2, &name, &reason), CLLM_ERR_INVALID_ARGUMENT);
-    const char* text = NULL;
-    CHECK_STATUS(cllm_loader_report_text(loader, &text), CLLM_OK);
-    CHECK(text && strstr(text, "3 files") && strstr(text, "skipped blob.bin"), "report text: %s", text);
+    CHECK_STATUS(cllm_loader_skipped_file_name(loader, 2, name, sizeof name, &name_len), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cllm_loader_skipped_file_reason(loader, 2, reason, sizeof reason, &reason_len),
+                 CLLM_ERR_INVALID_ARGUMENT);
+    /* "empty.txt" needs 10 bytes: 9 is too small, nothing written, 9 needed. */
+    memset(name, 'x', sizeof name);
+    CHECK_STATUS(cllm_loader_skipped_file_name(loader, 1, name, 9, &name_len), CLLM_ERR_BUFFER_TOO_SMALL);
+    CHECK(name_len == 9 && name[0] == 'x', "needed %zu, buffer untouched", name_len);
+
+    /* The report text: size query, then the text. */
+    size_t text_len = 0, again = 0;
+    CHECK_STATUS(cllm_loader_report_text(loader, NULL, 0, &text_len), CLLM_ERR_BUFFER_TOO_SMALL);
+    CHECK(text_len > 20, "report length %zu", text_len);
+    char* text = malloc(text_len + 1);
+    if (text) {
+        memset(text, 'x', text_len + 1);
+        CHECK_STATUS(cllm_loader_report_text(loader, text, text_len, &again), CLLM_ERR_BUFFER_TOO_SMALL);
+        CHECK(again == text_len && text[0] == 'x', "one byte short: nothing written");
+        CHECK_STATUS(cllm_loader_report_text(loader, text, text_len + 1, &again), CLLM_OK);
+        CHECK(again == text_len && strlen(text) == text_len, "length %zu of %zu", again, text_len);
+        CHECK(strstr(text, "3 files") && strstr(text, "skipped blob.bin"), "report text: %s", text);
+        free(text);
+    }
 
     const uint32_t* tokens = NULL;
     size_t count = 0, vocab = 0;
@@ -133,11 +156,20 @@ static void test_load_report_tokens_decode(void) {
     CHECK_STATUS(cllm_loader_decode(loader, tokens, 11, buf, sizeof buf, &len), CLLM_OK);
     CHECK(strcmp(buf, "the quick brown fox jumps over the lazy dog.") == 0, "decoded '%s'", buf);
     CHECK(len == strlen(buf), "length %zu", len);
+    /* Too small (the text and its NUL need len + 1 bytes): nothing
+     * written, the length needed in *out_len; NULL with 0 asks the size. */
     char small[8];
-    CHECK_STATUS(cllm_loader_decode(loader, tokens, 11, small, sizeof small, &len), CLLM_OK);
-    CHECK(strcmp(small, "the qui") == 0 && len == strlen(buf), "truncated like snprintf: '%s' %zu", small, len);
-    CHECK_STATUS(cllm_loader_decode(loader, tokens, 11, NULL, 0, &len), CLLM_OK);
-    CHECK(len == strlen(buf), "length query");
+    memset(small, 'x', sizeof small);
+    size_t needed = 0;
+    CHECK_STATUS(cllm_loader_decode(loader, tokens, 11, small, sizeof small, &needed), CLLM_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed == len && small[0] == 'x', "needed %zu, buffer untouched", needed);
+    CHECK_STATUS(cllm_loader_decode(loader, tokens, 11, buf, len, &needed), CLLM_ERR_BUFFER_TOO_SMALL);
+    needed = 0;
+    CHECK_STATUS(cllm_loader_decode(loader, tokens, 11, NULL, 0, &needed), CLLM_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed == len, "length query");
+    CHECK_STATUS(cllm_loader_decode(loader, tokens, 11, buf, len + 1, &needed), CLLM_OK);
+    CHECK_STATUS(cllm_loader_decode(loader, tokens, 0, buf, 1, &needed), CLLM_OK);
+    CHECK(needed == 0 && buf[0] == 0, "no ids: empty text");
     uint32_t out_of_range = (uint32_t)vocab;
     CHECK_STATUS(cllm_loader_decode(loader, &out_of_range, 1, buf, sizeof buf, &len), CLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cllm_loader_decode(loader, NULL, 3, buf, sizeof buf, &len), CLLM_ERR_NULL);
@@ -182,7 +214,7 @@ static void test_batches_shards_prefetch(void) {
     CHECK_STATUS(cllm_loader_tokens(loader, &tokens, &count), CLLM_OK);
     CHECK(count == 600, "600 tokens, got %zu", count);
 
-    cllm_batch_options b = cllm_batch_options_default();
+    cllm_loader_iter_options b = cllm_loader_iter_options_default();
     b.batch_size = 4;
     b.seq_len = 16;
     b.shuffle = false;
@@ -346,35 +378,35 @@ static void test_cache(void) {
     path_of(cache, sizeof cache, "cache-dir/corpus.cache");
     settle();
     cllm_loader_report r = cached_load(cache, 0);
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_MISSING && r.cache_written && r.files_opened == 5, "cold: %u %llu",
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_MISSING && r.cache_written && r.files_opened == 5, "cold: %u %llu",
           r.cache_status, (unsigned long long)r.files_opened);
     r = cached_load(cache, 0);
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_HIT && r.files_opened == 1 && r.bytes_read == 0, "warm: %u %llu",
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_HIT && r.files_opened == 1 && r.bytes_read == 0, "warm: %u %llu",
           r.cache_status, (unsigned long long)r.files_opened);
     CHECK(r.files == 3 && r.files_skipped == 2, "the report comes from the cache too");
 
     write_text("cached/sub/new.txt", "a new file.\n");
     r = cached_load(cache, 0);
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_STALE && r.files == 4, "added file: %u", r.cache_status);
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_STALE && r.files == 4, "added file: %u", r.cache_status);
     write_text("cached/a.txt", "THE QUICK brown fox jumps over the lazy dog. the dog sleeps, the fox runs.\n");
     r = cached_load(cache, 0);
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_STALE, "same size, new content: %u", r.cache_status);
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_STALE, "same size, new content: %u", r.cache_status);
     char gone[512];
     path_of(gone, sizeof gone, "cached/sub/new.txt");
     unlink(gone);
     r = cached_load(cache, 0);
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_STALE && r.files == 3, "removed file: %u", r.cache_status);
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_STALE && r.files == 3, "removed file: %u", r.cache_status);
     settle();
     write_text("cached/sub/c.txt", "every dog has its day; every fox has its den. the end.\n");
     settle();
     r = cached_load(cache, 0);
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_REFRESHED && r.files_opened == 2, "touched, same content: %u %llu",
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_REFRESHED && r.files_opened == 2, "touched, same content: %u %llu",
           r.cache_status, (unsigned long long)r.files_opened);
     settle();
     r = cached_load(cache, 0);
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_HIT, "hit after refresh: %u", r.cache_status);
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_HIT, "hit after refresh: %u", r.cache_status);
     r = cached_load(cache, 100);
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_OPTIONS_CHANGED, "other max_vocab: %u", r.cache_status);
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_OPTIONS_CHANGED, "other max_vocab: %u", r.cache_status);
 
     long offsets[] = {0, 8, 50, 130, -1, -9};
     for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
@@ -382,13 +414,13 @@ static void test_cache(void) {
         cached_load(cache, 100); /* valid again */
         damage(cache, offsets[i], -1);
         r = cached_load(cache, 100);
-        CHECK(r.cache_status == CLLM_LOADER_CACHE_CORRUPT, "byte at %ld flipped: %u", offsets[i], r.cache_status);
+        CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_CORRUPT, "byte at %ld flipped: %u", offsets[i], r.cache_status);
     }
     int lengths[] = {0, 100, 200};
     for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
         damage(cache, 0, lengths[i]);
         r = cached_load(cache, 100);
-        CHECK(r.cache_status == CLLM_LOADER_CACHE_CORRUPT, "truncated to %d: %u", lengths[i], r.cache_status);
+        CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_CORRUPT, "truncated to %d: %u", lengths[i], r.cache_status);
     }
     /* A cache that cannot be written does not fail the load. */
     char blocked[512];
@@ -396,11 +428,11 @@ static void test_cache(void) {
     r = cached_load(blocked, 0);
     CHECK(r.files == 3 && !r.cache_written && r.cache_write_failed, "unwritable cache");
     /* ... and is reported as unusable, not as a damaged cache (it said CORRUPT). */
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_INACCESSIBLE, "cache under a file: %u", r.cache_status);
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_INACCESSIBLE, "cache under a file: %u", r.cache_status);
     char dir_cache[512];
     path_of(dir_cache, sizeof dir_cache, "cache-dir");
     r = cached_load(dir_cache, 0);
-    CHECK(r.files == 3 && r.cache_status == CLLM_LOADER_CACHE_INACCESSIBLE && r.cache_write_failed,
+    CHECK(r.files == 3 && r.cache_status == CLLM_LOADER_CACHE_STATUS_INACCESSIBLE && r.cache_write_failed,
           "a directory as the cache: %u", r.cache_status);
 }
 
@@ -432,6 +464,7 @@ static void test_bad_input(void) {
     o = cllm_loader_options_default();
     o.tokenizer = 7;
     CHECK_STATUS(cllm_loader_create(path, &o, &loader), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cllm_last_error(), "options.tokenizer = 7 is not a cllm_tokenizer") != NULL, "%s", cllm_last_error());
     o = cllm_loader_options_default();
     o.num_threads = 5000;
     CHECK_STATUS(cllm_loader_create(path, &o, &loader), CLLM_ERR_INVALID_ARGUMENT);
@@ -444,7 +477,7 @@ static void test_bad_input(void) {
     cllm_loader_report r;
     const uint32_t* t;
     size_t n;
-    const char* s;
+    char s[16];
     CHECK_STATUS(cllm_loader_get_report(NULL, &r), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_loader_get_report(loader, NULL), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_loader_tokens(NULL, &t, &n), CLLM_ERR_NULL);
@@ -452,10 +485,14 @@ static void test_bad_input(void) {
     CHECK_STATUS(cllm_loader_tokens(loader, &t, NULL), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_loader_vocab_size(NULL, &n), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_loader_vocab_size(loader, NULL), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_loader_report_text(NULL, &s), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_loader_skipped_file(loader, 0, NULL, &s), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_loader_report_text(NULL, s, sizeof s, &n), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_loader_report_text(loader, s, sizeof s, NULL), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_loader_report_text(loader, NULL, 5, &n), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_loader_skipped_file_name(NULL, 0, s, sizeof s, &n), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_loader_skipped_file_name(loader, 0, s, sizeof s, NULL), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_loader_skipped_file_reason(loader, 0, NULL, 1, &n), CLLM_ERR_NULL);
 
-    cllm_batch_options b = cllm_batch_options_default();
+    cllm_loader_iter_options b = cllm_loader_iter_options_default();
     cllm_loader_iter* it = (cllm_loader_iter*)1;
     b.seq_len = 4;
     b.batch_size = 0;
@@ -476,7 +513,7 @@ static void test_bad_input(void) {
     b.batch_size = 1000;
     b.drop_last = true;
     CHECK_STATUS(cllm_loader_iter_create(loader, &b, 0, 1, &it), CLLM_ERR_INVALID_ARGUMENT);
-    b = cllm_batch_options_default();
+    b = cllm_loader_iter_options_default();
     b.seq_len = 4;
     CHECK_STATUS(cllm_loader_iter_create(loader, &b, 2, 2, &it), CLLM_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cllm_loader_iter_create(loader, &b, 0, 0, &it), CLLM_ERR_INVALID_ARGUMENT);
@@ -520,14 +557,14 @@ static void test_cache_truncated_under_a_live_loader(void) {
     }
     cllm_loader_report r;
     CHECK_STATUS(cllm_loader_get_report(warm, &r), CLLM_OK);
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_HIT, "served from the cache: %u", r.cache_status);
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_HIT, "served from the cache: %u", r.cache_status);
     CHECK(truncate(cache, 0) == 0, "truncate the cache in place");
     const uint32_t *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
     CHECK_STATUS(cllm_loader_tokens(warm, &b, &nb), CLLM_OK);
     CHECK_STATUS(cllm_loader_tokens(cold, &a, &na), CLLM_OK);
     CHECK(na == nb && na > 0 && memcmp(a, b, na * sizeof *a) == 0, "same tokens after the truncation");
-    cllm_batch_options bo = cllm_batch_options_default();
+    cllm_loader_iter_options bo = cllm_loader_iter_options_default();
     bo.batch_size = 2;
     bo.seq_len = 4;
     cllm_loader_iter* it = NULL;
@@ -565,9 +602,11 @@ static void test_huge_sparse_file(void) {
     CHECK(r.bytes_read < (4u << 20), "bytes read %llu", (unsigned long long)r.bytes_read);
     int found = 0;
     for (size_t i = 0; i < r.files_skipped; i++) {
-        const char *name = NULL, *reason = NULL;
-        CHECK_STATUS(cllm_loader_skipped_file(loader, i, &name, &reason), CLLM_OK);
-        if (name && strcmp(name, "sparse.bin") == 0) {
+        char name[64] = "", reason[128] = "";
+        size_t len;
+        CHECK_STATUS(cllm_loader_skipped_file_name(loader, i, name, sizeof name, &len), CLLM_OK);
+        CHECK_STATUS(cllm_loader_skipped_file_reason(loader, i, reason, sizeof reason, &len), CLLM_OK);
+        if (strcmp(name, "sparse.bin") == 0) {
             found = 1;
             CHECK(strstr(reason, "NUL byte at offset 0") != NULL, "%s", reason);
         }

@@ -13,10 +13,11 @@
 //!   ([`guard`]), so a bad call is an error code, never undefined behaviour.
 //!
 //! Modules by area: [`pool`] (sphere pools: hand-off, fork-join,
-//! parallel-for), [`loader`] (corpus loader), [`runtime`] (role pools,
-//! scheduler, loop helpers), [`frame`] (frame guard and monitoring),
-//! [`lock`] (contention-counting locks), [`counter`] (sharded counters),
-//! [`objpool`] (object pool). The drop-in `threaded_training_*` API is a separate library,
+//! parallel-for), [`loader`] and [`loader_iter`] (corpus loader and its
+//! batches), [`runtime`] (role pools, scheduler, loop helpers), [`frame`]
+//! (frame guard and monitoring), [`lock`] (contention-counting locks),
+//! [`counter`] (sharded counters), [`objpool`] (object pool). The drop-in
+//! `threaded_training_*` API is a separate library,
 //! `cllm-training-threaded`, because it calls functions of the CLLM host and
 //! this one must link without them.
 
@@ -39,6 +40,8 @@ pub mod sched;
 pub mod frame;
 
 pub mod loader;
+
+pub mod loader_iter;
 
 pub mod lock;
 

@@ -68,6 +68,9 @@ pub const CLLM_ERR_BARRIER_BROKEN: cllm_status = cllm_status(18);
 /// A text output did not fit the caller's buffer; `*out_len` holds the
 /// length needed (without the NUL) and nothing was written to the buffer.
 pub const CLLM_ERR_BUFFER_TOO_SMALL: cllm_status = cllm_status(19);
+/// Memory for the work could not be allocated; the message says how much.
+/// Nothing was changed, and the process goes on.
+pub const CLLM_ERR_OUT_OF_MEMORY: cllm_status = cllm_status(20);
 
 /// cbindgen:ignore
 #[allow(missing_docs)]
@@ -92,12 +95,13 @@ impl cllm_status {
     pub const CLLM_ERR_CANCELLED: cllm_status = CLLM_ERR_CANCELLED;
     pub const CLLM_ERR_BARRIER_BROKEN: cllm_status = CLLM_ERR_BARRIER_BROKEN;
     pub const CLLM_ERR_BUFFER_TOO_SMALL: cllm_status = CLLM_ERR_BUFFER_TOO_SMALL;
+    pub const CLLM_ERR_OUT_OF_MEMORY: cllm_status = CLLM_ERR_OUT_OF_MEMORY;
 }
 
 /// cbindgen:ignore
 impl cllm_status {
     /// Every status, in numeric order.
-    pub const ALL: [cllm_status; 20] = [
+    pub const ALL: [cllm_status; 21] = [
         CLLM_OK,
         CLLM_ERR_NULL,
         CLLM_ERR_INVALID_ARGUMENT,
@@ -118,6 +122,7 @@ impl cllm_status {
         CLLM_ERR_CANCELLED,
         CLLM_ERR_BARRIER_BROKEN,
         CLLM_ERR_BUFFER_TOO_SMALL,
+        CLLM_ERR_OUT_OF_MEMORY,
     ];
 
     /// The constant's name, as a static NUL-terminated string.
@@ -143,6 +148,7 @@ impl cllm_status {
             CLLM_ERR_CANCELLED => c"CLLM_ERR_CANCELLED",
             CLLM_ERR_BARRIER_BROKEN => c"CLLM_ERR_BARRIER_BROKEN",
             CLLM_ERR_BUFFER_TOO_SMALL => c"CLLM_ERR_BUFFER_TOO_SMALL",
+            CLLM_ERR_OUT_OF_MEMORY => c"CLLM_ERR_OUT_OF_MEMORY",
             _ => c"CLLM_UNKNOWN_STATUS",
         }
     }
@@ -210,16 +216,13 @@ mod tests {
         let names: std::collections::HashSet<_> =
             cllm_status::ALL.iter().map(|s| s.name()).collect();
         assert_eq!(names.len(), cllm_status::ALL.len());
-        assert_eq!(
-            cllm_status::CLLM_ERR_BUFFER_TOO_SMALL.0,
-            19,
-            "appended last"
-        );
+        assert_eq!(cllm_status::CLLM_ERR_BUFFER_TOO_SMALL.0, 19);
+        assert_eq!(cllm_status::CLLM_ERR_OUT_OF_MEMORY.0, 20, "appended last");
     }
 
     #[test]
     fn unknown_codes_get_a_safe_name() {
-        for code in [-7, 20, i32::MAX, i32::MIN] {
+        for code in [-7, 21, i32::MAX, i32::MIN] {
             // SAFETY: cllm_status_str always returns a static NUL-terminated string.
             let name = unsafe { CStr::from_ptr(cllm_status_str(cllm_status(code))) };
             assert_eq!(name.to_str().unwrap(), "CLLM_UNKNOWN_STATUS");

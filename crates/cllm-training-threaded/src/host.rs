@@ -42,7 +42,7 @@ pub struct CLLMBatch {
 // may be passed where a `CLLMBatch*` is expected): the two definitions are
 // the two sides of that promise, kept in step here.
 const _: () = {
-    use cllm_threaded::loader::cllm_loader_batch as Loader;
+    use cllm_threaded::loader_iter::cllm_loader_batch as Loader;
     use std::mem::{align_of, offset_of, size_of};
     assert!(size_of::<Loader>() == size_of::<CLLMBatch>());
     assert!(align_of::<Loader>() == align_of::<CLLMBatch>());
