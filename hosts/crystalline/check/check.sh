@@ -97,6 +97,7 @@ expect_mode() {
   [ "$got" = "$2" ] || die "$1: expected \"$2\", the trainer printed \"$got\""
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 run init serial 0
 run original original "$EPOCHS" -- --learning-rate $LR_SERIAL
 run serial serial "$EPOCHS" -- --learning-rate $LR_SERIAL
@@ -126,12 +127,12 @@ else
   # Speed-up: 1 sphere vs all cores, same group, in turns.
   if [ "$MODE" = full ]; then
     SPEED=(-- --learning-rate $LR_REPLICA --embed-dim 64)
-    for turn in 1 2; do
+    for turn in 1 2 3; do
       run "speed1_$turn" replica 2 "${R[@]}" CLLM_TRAINING_SPHERES=1 "${SPEED[@]}"
       run "speedN_$turn" replica 2 "${R[@]}" CLLM_TRAINING_SPHERES=$NPROC "${SPEED[@]}"
     done
-    one=$(for t in 1 2; do epoch_times "speed1_$t"; done)
-    all=$(for t in 1 2; do epoch_times "speedN_$t"; done)
+    one=$(for t in 1 2 3; do epoch_times "speed1_$t"; done)
+    all=$(for t in 1 2 3; do epoch_times "speedN_$t"; done)
   else
     one=$(epoch_times replica_s1)
     all=$(epoch_times replica_all; epoch_times replica_again)
@@ -141,6 +142,10 @@ else
   if [ -n "$best1" ] && [ -n "$bestN" ]; then
     speedup=$(awk -v a="$best1" -v b="$bestN" 'BEGIN { printf "%.2f", a / b }')
     echo "check.sh: epoch seconds, 1 sphere: $(echo $one); $NPROC spheres: $(echo $all)" >&2
+    # The speed-up is only meaningful on an otherwise idle machine: say
+    # what it ran on.
+    echo "check.sh: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $NPROC cores;" \
+      "load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" >&2
     [ "$MODE" = full ] && ! lt 1.0 "$bestN" && echo "check.sh: warning: the all-core epoch took under 1 s ($bestN s)" >&2
   fi
 fi
