@@ -29,7 +29,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 use std::time::Duration;
 
-pub use sphere_pool::panic_message;
+pub use thread_support::panic_message;
 
 /// Runs `body` inside the panic boundary and turns its outcome into a status.
 pub fn ffi_status(body: impl FnOnce() -> Result<(), FfiError>) -> cllm_status {

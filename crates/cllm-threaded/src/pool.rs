@@ -604,7 +604,7 @@ pub unsafe extern "C" fn cllm_pool_total_stats(
 /// The number of CPUs this process may run on (at least 1).
 #[unsafe(no_mangle)]
 pub extern "C" fn cllm_available_cores() -> usize {
-    ffi_value(|_| 1, || Ok(sphere_pool::available_cores()))
+    ffi_value(|_| 1, || Ok(thread_support::available_cores()))
 }
 
 /// The most bytes a partial value of `cllm_pool_reduce` may have.

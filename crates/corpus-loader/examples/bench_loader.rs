@@ -474,14 +474,14 @@ fn main() {
     println!(
         "cpu model=\"{}\" cores={}",
         cpu_model(),
-        sphere_pool::available_cores()
+        thread_support::available_cores()
     );
     println!(
         "corpus: {} regular files, {:.1} MB; {} spheres + the calling thread; {} cores",
         bench.files.len(),
         mb,
         spheres,
-        sphere_pool::available_cores()
+        thread_support::available_cores()
     );
     if o.cold_loop > 0 {
         let mut best = Duration::MAX;

@@ -41,6 +41,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use thread_support::thread_cpu_time;
 
 /// Files up to this size are read whole and tokenised at once; larger ones
 /// stream (see the module docs).
@@ -442,22 +443,6 @@ impl Bounds {
         }
         self.ends
     }
-}
-
-/// CPU time of the calling thread (not wall time: a participant that was
-/// descheduled, as happens when other programs share the cores, is not
-/// charged for the wait).
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec to a valid pointer.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Files opened ahead of the reads, at most this many files...

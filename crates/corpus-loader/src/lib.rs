@@ -65,7 +65,7 @@ compile_error!("the cache format (ids read straight into memory) assumes a littl
 // The two small protocols, model-checked by `tests/loom.rs` (`--cfg loom`).
 mod ahead;
 mod queue;
-mod sync;
+use thread_support::sync;
 
 /// The protocols, exposed only for the loom model checks.
 #[cfg(loom)]

@@ -6,14 +6,15 @@
 //! released, on the thread whose call fired them, so a callback may call back
 //! into the guard.
 
-use crate::clock::{Clock, SystemClock, duration_to_nanos};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, FrameGuardConfig};
-use crate::histogram::Histogram;
 use crate::memory::resident_bytes;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
+use thread_support::Histogram;
+use thread_support::duration_to_nanos;
 
 /// Why the guard stopped the loop, with the figures that made the rule fire.
 #[derive(Debug, Clone, PartialEq, Eq)]

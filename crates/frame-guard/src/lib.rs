@@ -52,22 +52,21 @@
 mod clock;
 mod config;
 mod guard;
-mod histogram;
 mod memory;
 mod monitor;
-mod sync;
+use thread_support::sync;
 #[cfg(not(loom))]
 mod watchdog;
 
-pub use clock::{Clock, ManualClock, SystemClock, process_cpu_time, thread_cpu_time};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, FrameGuardConfig, MIN_INTERVAL, StopRules};
 pub use guard::{
     BuildError, FrameError, FrameGuard, FrameGuardBuilder, FrameRecord, FrameScope, FrameStats,
     IntervalFrames, PhaseId, PhaseStats, RuleTrips, StallInfo, StopInfo, StopReason,
 };
-pub use histogram::Histogram;
 pub use memory::resident_bytes;
 pub use monitor::{
     CSV_HEADER, CSV_ROW_MAX, CsvMonitor, Monitor, MonitorInputs, MonitorRow, PoolCounters,
     SpeedupMeter,
 };
+pub use thread_support::{Histogram, process_cpu_time, thread_cpu_time};

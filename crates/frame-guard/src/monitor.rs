@@ -5,11 +5,11 @@
 //! The inputs are plain numbers so that this crate depends on no pool or lock
 //! implementation: the caller fills them from its pools' and locks' counters.
 
-use crate::clock::{duration_to_nanos, thread_cpu_time};
 use crate::guard::{FrameGuard, IntervalFrames};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use thread_support::{duration_to_nanos, thread_cpu_time};
 
 /// Cumulative thread-time counters of one pool since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -29,7 +29,7 @@
 mod cache;
 #[cfg(not(loom))]
 mod pool;
-mod sync;
+use thread_support::sync;
 
 pub use cache::{MAX_THREAD_CACHE, ThreadCache};
 #[cfg(not(loom))]

@@ -255,7 +255,7 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self::for_cores(sphere_pool::available_cores())
+        Self::for_cores(thread_support::available_cores())
     }
 }
 

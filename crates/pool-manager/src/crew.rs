@@ -22,11 +22,11 @@ use crate::queue::Entry;
 use crate::round::RoundSlot;
 use crate::task::{BoxedJob, Outcome};
 use parking_lot::{Condvar, Mutex, RwLock};
-use sphere_pool::spin::{AdaptiveSpin, spin_until};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use thread_support::spin::{AdaptiveSpin, spin_until};
 
 /// `running_role` of a worker inside a fork-join round.
 pub(crate) const ROUND_ROLE: usize = usize::MAX;

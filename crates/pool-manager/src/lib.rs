@@ -48,7 +48,6 @@ mod crew;
 mod error;
 #[cfg(not(loom))]
 mod health;
-mod histogram;
 mod metrics;
 #[cfg(not(loom))]
 mod parallel;
@@ -61,7 +60,7 @@ mod round;
 mod runtime;
 #[cfg(not(loom))]
 mod scheduler;
-mod sync;
+use thread_support::sync;
 mod task;
 
 #[cfg(not(loom))]
@@ -73,8 +72,6 @@ pub use config::{
 pub use error::{Error, SubmitError, TaskError};
 #[cfg(not(loom))]
 pub use health::{HealthReport, SilentWorker, StuckTask};
-#[cfg(not(loom))]
-pub use histogram::Histogram;
 #[cfg(not(loom))]
 pub use metrics::{PoolSnapshot, RuntimeSnapshot};
 #[cfg(not(loom))]
@@ -88,9 +85,11 @@ pub use scheduler::{
     CLEANUP_INTERVAL, EVALUATION_INTERVAL, MONITORING_INTERVAL, PRIORITY_HIGH, PRIORITY_LOW,
     PRIORITY_NORMAL, PeriodicId, PeriodicStats, Scheduler,
 };
-pub use sphere_pool::available_cores;
 #[cfg(not(loom))]
 pub use task::TaskHandle;
+#[cfg(not(loom))]
+pub use thread_support::Histogram;
+pub use thread_support::available_cores;
 
 /// The hand-off parts, exposed only for the loom model checks.
 #[cfg(loom)]

@@ -6,12 +6,12 @@
 //! summed when a snapshot is taken.
 
 use crate::config::Role;
-use crate::histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use thread_support::Histogram;
+pub(crate) use thread_support::duration_to_nanos as ns;
 
 /// Per-pool task counters (wherever the pool's tasks run).
-#[derive(Default)]
 pub(crate) struct TaskCounters {
     pub(crate) submitted: AtomicU64,
     pub(crate) succeeded: AtomicU64,
@@ -21,6 +21,23 @@ pub(crate) struct TaskCounters {
     pub(crate) inline: AtomicU64,
     pub(crate) wait: Histogram,
     pub(crate) run: Histogram,
+}
+
+impl Default for TaskCounters {
+    fn default() -> Self {
+        // 8 buckets per power of two (6 %): recorded on every task.
+        let times = || Histogram::with_resolution(Histogram::COARSE);
+        Self {
+            submitted: AtomicU64::new(0),
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            inline: AtomicU64::new(0),
+            wait: times(),
+            run: times(),
+        }
+    }
 }
 
 impl TaskCounters {
@@ -39,10 +56,6 @@ pub(crate) struct CrewCounters {
     pub(crate) spawned: AtomicU64,
     pub(crate) retired: AtomicU64,
     pub(crate) spawn_failures: AtomicU64,
-}
-
-pub(crate) fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 pub(crate) fn load(c: &AtomicU64) -> u64 {

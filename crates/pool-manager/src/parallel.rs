@@ -10,14 +10,13 @@
 //! threads, or already running a loop (nested loops), the loop runs on the
 //! caller alone over the same units, so results do not change.
 
-use crate::error::{TaskError, panic_message};
+use crate::config::Role;
+use crate::error::TaskError;
 use crate::pool::RolePool;
-use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use std::ops::Range;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
+use thread_support::{Failure, StealPlan, catch};
 
 /// How a loop over `n` items is cut into units of work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,71 +91,11 @@ impl Layout {
                 .try_for_each(|u| (u..self.n).step_by(self.parts).try_for_each(f)),
             Partitioning::Contiguous => units.into_iter().try_for_each(|u| {
                 let (start, end) = (
-                    block_start(self.n, self.parts, u),
-                    block_start(self.n, self.parts, u + 1),
+                    StealPlan::block_start(self.n, self.parts, u),
+                    StealPlan::block_start(self.n, self.parts, u + 1),
                 );
                 (start..end).try_for_each(f)
             }),
-        }
-    }
-}
-
-fn block_start(len: usize, parts: usize, p: usize) -> usize {
-    // u128 avoids overflow of len * p for huge ranges.
-    (len as u128 * p as u128 / parts as u128) as usize
-}
-
-/// Each participant's block of units and the cursors that hand out its
-/// chunks, to the owner first and then to thieves. Every unit is handed out
-/// exactly once.
-struct StealPlan {
-    units: usize,
-    parts: usize,
-    grain: usize,
-    cursors: Box<[CachePadded<AtomicUsize>]>,
-}
-
-impl StealPlan {
-    fn new(units: usize, parts: usize, grain: usize) -> Self {
-        let cursors = (0..parts)
-            .map(|p| CachePadded::new(AtomicUsize::new(block_start(units, parts, p))))
-            .collect();
-        Self {
-            units,
-            parts,
-            grain: grain.max(1),
-            cursors,
-        }
-    }
-
-    /// Calls `chunk` on chunks of participant `me`'s block, then on chunks
-    /// stolen from the others, until everything is taken, `stop` is set, or
-    /// `chunk` returns false. A participant `me >= parts` only steals.
-    fn for_each_chunk(
-        &self,
-        me: usize,
-        stop: &AtomicBool,
-        mut chunk: impl FnMut(Range<usize>) -> bool,
-    ) {
-        let first = if me < self.parts { me } else { 0 };
-        for victim in (first..self.parts).chain(0..first) {
-            let end = block_start(self.units, self.parts, victim + 1);
-            let cursor = &self.cursors[victim];
-            loop {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                // A claim moves the cursor to the chunk's end, never past the
-                // block's end: with a plain fetch_add a grain near usize::MAX
-                // wrapped the cursor and handed items out again.
-                let claim = cursor.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                    (c < end).then(|| end.min(c.saturating_add(self.grain)))
-                });
-                let Ok(start) = claim else { break };
-                if !chunk(start..end.min(start.saturating_add(self.grain))) {
-                    return;
-                }
-            }
         }
     }
 }
@@ -311,12 +250,7 @@ impl RolePool {
         }
         let caller = participants - 1;
         let plan = StealPlan::new(units, participants, grain);
-        let stop = AtomicBool::new(false);
         let failure: Mutex<Option<TaskError>> = Mutex::new(None);
-        let fail = |e: TaskError| {
-            stop.store(true, Ordering::Relaxed);
-            failure.lock().get_or_insert(e);
-        };
         let share = |index: usize| {
             // Workers beyond the planned count (the crew grew) only steal.
             let me = match index {
@@ -324,27 +258,9 @@ impl RolePool {
                 i if i < caller => i,
                 _ => participants,
             };
-            plan.for_each_chunk(me, &stop, |r| {
-                match catch_unwind(AssertUnwindSafe(|| body(r))) {
-                    Ok(Ok(())) => true,
-                    Ok(Err(message)) => {
-                        fail(TaskError::Failed { role, message });
-                        false
-                    }
-                    Err(payload) => {
-                        let worker = std::thread::current()
-                            .name()
-                            .unwrap_or("the calling thread")
-                            .to_owned();
-                        fail(TaskError::Panicked {
-                            role,
-                            worker,
-                            message: panic_message(payload.as_ref()),
-                        });
-                        false
-                    }
-                }
-            });
+            if let Err(failed) = plan.run(me, &body) {
+                failure.lock().get_or_insert(task_error(role, failed));
+            }
         };
         if !self.crew.run_round(&share, CALLER) {
             return self.run_alone(units, &body);
@@ -360,20 +276,24 @@ impl RolePool {
     ) -> Result<(), TaskError> {
         let role = self.role();
         let start = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| body(0..units)));
+        let result = catch(|| body(0..units));
         self.crew.record_inline_round(start.elapsed());
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(TaskError::Failed { role, message }),
-            Err(payload) => Err(TaskError::Panicked {
-                role,
-                worker: std::thread::current()
-                    .name()
-                    .unwrap_or("the calling thread")
-                    .to_owned(),
-                message: panic_message(payload.as_ref()),
-            }),
-        }
+        result.map_err(|failed| task_error(role, failed))
+    }
+}
+
+/// A loop's failure as the pool's error; a panic names the thread it ran on.
+fn task_error(role: Role, failed: Failure<String>) -> TaskError {
+    match failed {
+        Failure::Failed(message) => TaskError::Failed { role, message },
+        Failure::Panicked(message) => TaskError::Panicked {
+            role,
+            worker: std::thread::current()
+                .name()
+                .unwrap_or("the calling thread")
+                .to_owned(),
+            message,
+        },
     }
 }
 
@@ -381,33 +301,7 @@ impl RolePool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::sync::atomic::AtomicU32;
-
-    #[test]
-    fn every_unit_is_handed_out_exactly_once_to_any_set_of_participants() {
-        for units in [1, 2, 7, 64, 1000] {
-            for parts in [1, 2, 3, 8] {
-                for grain in [1, 3, 50] {
-                    let plan = StealPlan::new(units, parts, grain);
-                    let seen: Vec<AtomicU32> = (0..units).map(|_| AtomicU32::new(0)).collect();
-                    let stop = AtomicBool::new(false);
-                    // Only some participants show up, plus one pure thief.
-                    for me in [parts - 1, parts + 1] {
-                        plan.for_each_chunk(me, &stop, |r| {
-                            r.for_each(|u| {
-                                seen[u].fetch_add(1, Ordering::Relaxed);
-                            });
-                            true
-                        });
-                    }
-                    assert!(
-                        seen.iter().all(|s| s.load(Ordering::Relaxed) == 1),
-                        "{units} {parts} {grain}"
-                    );
-                }
-            }
-        }
-    }
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     #[test]
     fn layouts_cover_every_item_once() {
@@ -448,72 +342,7 @@ mod tests {
         ]
     }
 
-    /// Runs the participants of a plan in turns, `stride` chunks each, as
-    /// threads interleave; returns every unit's count.
-    fn hand_out(plan: &StealPlan, units: usize, order: &[usize], stride: usize) -> Vec<u32> {
-        let seen: Vec<AtomicU32> = (0..units).map(|_| AtomicU32::new(0)).collect();
-        let stop = AtomicBool::new(false);
-        // Each participant takes `stride` chunks per turn, resumed from scratch
-        // (for_each_chunk restarts at its own block, as a new share would).
-        for _ in 0..units + 2 {
-            for &me in order {
-                let mut left = stride;
-                plan.for_each_chunk(me, &stop, |r| {
-                    assert!(r.start < r.end && r.end <= units, "{r:?} of {units}");
-                    r.for_each(|u| {
-                        seen[u].fetch_add(1, Ordering::Relaxed);
-                    });
-                    left -= 1;
-                    left > 0
-                });
-            }
-        }
-        seen.into_iter().map(AtomicU32::into_inner).collect()
-    }
-
     proptest! {
-        #[test]
-        fn steal_plan_hands_out_every_unit_once_for_any_grain(
-            units in 0..3000usize,
-            parts in 1..9usize,
-            grain in any_grain(),
-            stride in 1..4usize,
-            thieves in 0..3usize,
-        ) {
-            let plan = StealPlan::new(units, parts, grain);
-            let order: Vec<usize> = (0..parts).rev().chain(parts..parts + thieves).collect();
-            let seen = hand_out(&plan, units, &order, stride);
-            prop_assert!(seen.iter().all(|&c| c == 1), "{:?}", seen.iter().filter(|&&c| c != 1).count());
-        }
-
-        #[test]
-        fn steal_plan_never_wraps_on_huge_ranges(
-            units in (usize::MAX / 2)..=usize::MAX,
-            parts in 1..5usize,
-            chunks_per_block in 1..32usize,
-        ) {
-            // Grains of at least a block / chunks_per_block, so the chunks can
-            // be listed: they must tile 0..units exactly.
-            let grain = (units / parts).div_ceil(chunks_per_block).max(1);
-            let plan = StealPlan::new(units, parts, grain);
-            let stop = AtomicBool::new(false);
-            let mut ranges = Vec::new();
-            for me in (0..=parts).rev() {
-                plan.for_each_chunk(me, &stop, |r| {
-                    ranges.push(r);
-                    true
-                });
-            }
-            ranges.sort_by_key(|r| r.start);
-            let mut next = 0usize;
-            for r in &ranges {
-                prop_assert_eq!(r.start, next);
-                prop_assert!(r.end > r.start);
-                next = r.end;
-            }
-            prop_assert_eq!(next, units);
-        }
-
         #[test]
         fn layouts_cover_every_item_once_for_any_grain(
             n in 0..2000usize,
@@ -535,25 +364,6 @@ mod tests {
                 })
                 .unwrap();
             prop_assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) == 1));
-        }
-    }
-
-    #[test]
-    fn a_grain_near_usize_max_is_one_chunk_per_block() {
-        // Failed before the cursor stopped at the block's end: fetch_add
-        // wrapped it and units were handed out again.
-        for grain in [usize::MAX, usize::MAX - 1, 1 << 63] {
-            let plan = StealPlan::new(100, 2, grain);
-            let stop = AtomicBool::new(false);
-            let mut chunks = Vec::new();
-            for me in [1, 0, 1, 0, 2] {
-                plan.for_each_chunk(me, &stop, |r| {
-                    chunks.push(r);
-                    true
-                });
-            }
-            chunks.sort_by_key(|r| r.start);
-            assert_eq!(chunks, vec![0..50, 50..100], "grain {grain}");
         }
     }
 

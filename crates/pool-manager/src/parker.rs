@@ -10,6 +10,7 @@
 
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 use std::time::{Duration, Instant};
+use thread_support::duration_to_nanos;
 
 pub struct Parker {
     epoch: AtomicU64,
@@ -59,7 +60,8 @@ impl Parker {
     }
 
     fn stamp(&self) {
-        let ns = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        // u64::MAX - 1 at most: 0 means "never", the stored value is ns + 1.
+        let ns = duration_to_nanos(self.created.elapsed()).min(u64::MAX - 1);
         self.notified.store(ns + 1, Ordering::Relaxed);
     }
 

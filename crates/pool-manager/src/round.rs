@@ -26,8 +26,8 @@
 //!   holds the job and the caller may free it.
 
 use crate::sync::{AtomicPtr, AtomicU64, Condvar, Mutex, Ordering};
-use sphere_pool::spin::spin_until;
 use std::time::Duration;
+use thread_support::spin::spin_until;
 
 const ACTIVE_MASK: u64 = (1 << 32) - 1;
 const OPEN: u64 = 1 << 32;

@@ -3,9 +3,10 @@
 //! threads. `cargo run --release -p sphere-pool --example parallel_sum [N]`.
 //! Exits non-zero if a check fails.
 
-use sphere_pool::{SpherePool, available_cores};
+use sphere_pool::SpherePool;
 use std::process::ExitCode;
 use std::time::Instant;
+use thread_support::available_cores;
 
 fn main() -> ExitCode {
     let n: usize = match std::env::args().nth(1).map(|a| a.parse()) {

@@ -14,10 +14,11 @@
 //! The party count doubles as the fork-join's join counter:
 //! [`SphereBarrier::wait_departed`] returns once every participant has left.
 
-use crate::spin::{available_cores, spin_until};
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 use std::fmt;
 use std::time::Duration;
+use thread_support::available_cores;
+use thread_support::spin::spin_until;
 
 // The state word: generation (high 32 bits), BROKEN, arrived (15 bits),
 // DEPART_WAITER, parties (15 bits).
@@ -56,7 +57,7 @@ impl std::error::Error for BarrierBroken {}
 /// A reusable, breakable barrier with departures. See the module docs.
 pub struct SphereBarrier {
     word: AtomicU64,
-    lock: Mutex,
+    lock: Mutex<()>,
     opened: Condvar,
     spin: Duration,
     yielding: bool,
@@ -79,7 +80,7 @@ impl SphereBarrier {
         );
         Self {
             word: AtomicU64::new(parties as u64),
-            lock: Mutex::new(),
+            lock: Mutex::new(()),
             opened: Condvar::new(),
             spin,
             yielding: parties > available_cores(),

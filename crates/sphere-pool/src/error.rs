@@ -126,13 +126,5 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The text of a panic payload (`&str` or `String`, else a placeholder).
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
-}
+#[cfg(not(loom))]
+pub(crate) use thread_support::panic_message;

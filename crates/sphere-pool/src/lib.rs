@@ -21,7 +21,7 @@
 //!
 //! How the hand-off works (`slot`): one atomic word per slot holds the state
 //! and the "someone sleeps" flags; a thread that finds nothing to do spins for
-//! a short, adaptive, time-bounded budget (`spin`) and then parks on a
+//! a short, adaptive, time-bounded budget (`thread_support::spin`) and then parks on a
 //! parking_lot condition variable. A hand-off to a spinning sphere costs no
 //! system call and no allocation ([`SpherePool::dispatch_raw`], `run_all`).
 //!
@@ -46,13 +46,12 @@ mod pool;
 #[cfg(not(loom))]
 mod reduce;
 mod slot;
-pub mod spin;
 #[cfg(not(loom))]
 mod stats;
-mod sync;
+use thread_support::sync;
 
 pub use barrier::{BarrierBroken, MAX_BARRIER_PARTIES, SphereBarrier};
-pub use error::{Error, Worker, panic_message};
+pub use error::{Error, Worker};
 #[cfg(not(loom))]
 pub use pool::{
     MAX_RANGE_LEN, MAX_SPHERES, Participant, PoolConfig, RawJob, RawParticipant, RawTask,
@@ -60,7 +59,6 @@ pub use pool::{
 };
 #[cfg(not(loom))]
 pub use reduce::REDUCE_CHUNK;
-pub use spin::available_cores;
 #[cfg(not(loom))]
 pub use stats::{PoolStats, SphereStats};
 

@@ -4,7 +4,6 @@ use crate::barrier::SphereBarrier;
 use crate::env::{MAX_THREADS, check_cpus_available, env_cpus, env_num_threads};
 use crate::error::{Error, Worker, panic_message};
 use crate::slot::{Outcome, Slot, Waited};
-use crate::spin::{AdaptiveSpin, available_cores};
 use crate::stats::{PoolStats, SphereStats};
 use crossbeam_utils::CachePadded;
 use std::ffi::{c_int, c_void};
@@ -14,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use thread_support::available_cores;
+use thread_support::spin::AdaptiveSpin;
 
 thread_local! {
     /// On a sphere thread: (its pool's address, its index).

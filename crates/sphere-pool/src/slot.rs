@@ -32,10 +32,10 @@
 //! its wait. The loom tests in `tests/loom.rs` check exactly this code.
 
 use crate::error::Error;
-use crate::spin::{AdaptiveSpin, spin_until};
 use crate::sync::{AtomicU32, AtomicU64, Condvar, Mutex, Ordering, UnsafeCell};
 use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
+use thread_support::spin::{AdaptiveSpin, spin_until};
 
 const STATE_MASK: u32 = 0b111;
 const EMPTY: u32 = 0;
@@ -102,7 +102,7 @@ pub struct Slot<J> {
     job: UnsafeCell<Option<J>>,
     /// `None` for success.
     outcome: UnsafeCell<Option<Box<Error>>>,
-    lock: Mutex,
+    lock: Mutex<()>,
     work_ready: Condvar,
     work_done: Condvar,
     /// What the sphere did (for statistics).
@@ -124,7 +124,7 @@ impl<J> Slot<J> {
             word: AtomicU32::new(EMPTY),
             job: UnsafeCell::new(None),
             outcome: UnsafeCell::new(None),
-            lock: Mutex::new(),
+            lock: Mutex::new(()),
             work_ready: Condvar::new(),
             work_done: Condvar::new(),
             counters: CachePadded::new(SlotCounters::default()),

@@ -9,9 +9,9 @@
 use loom::sync::Arc;
 use loom::thread;
 use sphere_pool::loom_api::{Slot, Waited};
-use sphere_pool::spin::AdaptiveSpin;
 use sphere_pool::{Error, SphereBarrier, Worker};
 use std::time::{Duration, Instant};
+use thread_support::spin::AdaptiveSpin;
 
 /// The sphere's loop: run jobs until the slot is shut down. Job value 0
 /// fails, any other succeeds. Returns the number of jobs run.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use thread_support::duration_to_nanos;
 
 /// The environment variable of [`SyncConfig::deadlock_check`]: whole
 /// milliseconds, `0` turns the automatic check off.
@@ -79,7 +80,8 @@ static DEADLOCK_CHECK_NS: AtomicU64 = AtomicU64::new(u64::MAX);
 
 fn encode(config: &SyncConfig) -> u64 {
     config.deadlock_check.map_or(0, |d| {
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1).max(1)
+        // 0 means "off" and u64::MAX "not read yet".
+        duration_to_nanos(d).clamp(1, u64::MAX - 1)
     })
 }
 

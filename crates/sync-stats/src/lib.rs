@@ -49,7 +49,7 @@ mod seqlock;
 mod sharded;
 #[cfg(not(loom))]
 mod stats;
-mod sync;
+use thread_support::sync;
 #[cfg(not(loom))]
 mod thread;
 mod thread_slots;

@@ -7,6 +7,7 @@ use crate::stats::{GLOBAL, LockStats};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use thread_support::duration_to_nanos;
 
 static NEXT_LOCK_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -49,7 +50,7 @@ impl LockMeta {
         // Acquisition first, then contention: see `global_lock_stats`.
         GLOBAL.acquisitions.add_at(shard, 1);
         if let Some(waited) = waited {
-            let ns = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+            let ns = duration_to_nanos(waited);
             self.contended.fetch_add(1, Ordering::Relaxed);
             self.wait_ns.fetch_add(ns, Ordering::Relaxed);
             GLOBAL.wait_ns.add_at(shard, ns);

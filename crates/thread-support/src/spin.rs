@@ -3,14 +3,14 @@
 //! A hand-off to a thread that is spinning costs a cache-line transfer (about
 //! 100 ns); one to a parked thread costs a futex wake and a context switch
 //! (microseconds). So waiting threads spin for a short, time-bounded budget
-//! first. Three rules keep spinning from hurting:
+//! first. Four rules keep spinning from hurting:
 //! - **Time bound**: a spin never lasts longer than its budget (default 200 us, see
 //!   `PoolConfig::max_spin`).
 //! - **Adaptive budget**: a sphere whose idle gaps keep exceeding the budget
 //!   halves it after each such gap, down to zero (it then parks at once); one
 //!   short gap restores the full budget. An idle pool costs no CPU.
 //! - **Never more spinners than cores**: a process-wide gate (shared by every
-//!   pool of the process, pool-manager's too) admits at most as many spinning
+//!   pool of every crate of the process) admits at most as many spinning
 //!   threads as there are CPUs; the others park at once.
 //! - **Yield when it may help**: a spin checks at full speed for its first
 //!   10 us (a hand-off usually comes within microseconds), then yields the
@@ -18,6 +18,8 @@
 //!   real work gets it; a pool with more participants than CPUs yields from
 //!   the start.
 
+#[cfg(not(loom))]
+use crate::cpu::available_cores;
 #[cfg(not(loom))]
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -36,13 +38,6 @@ const FREE_CHECKS: u32 = 64;
 /// How long a spin checks at full speed before it starts yielding.
 #[cfg(not(loom))]
 const PURE_SPIN: Duration = Duration::from_micros(10);
-
-/// The number of CPUs this process may run on, read once per process (the
-/// standard library's answer costs system calls and cgroup file reads).
-pub fn available_cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
 
 /// The process-wide count of spinning threads.
 #[cfg(not(loom))]
@@ -122,6 +117,8 @@ pub fn spin_until(budget: Duration, yielding: bool, mut ready: impl FnMut() -> b
     }
 }
 
+/// Under loom: checks `ready()` once and never spins, so that the model
+/// explores the parking paths.
 #[cfg(loom)]
 pub fn spin_until(_budget: Duration, _yielding: bool, mut ready: impl FnMut() -> bool) -> bool {
     ready()

@@ -1,0 +1,116 @@
+//! The machine as a thread sees it: how many cores the process may use, and
+//! how much CPU time a thread or the process has used.
+
+use std::time::Duration;
+
+/// The number of CPUs this process may run on, read once per process (the
+/// standard library's answer costs system calls and cgroup file reads on
+/// every call, and the spin gate asks on every spin).
+pub fn available_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`).
+///
+/// Unlike wall time, it does not count the time the thread spent descheduled,
+/// so summing it over tasks gives work that fits in `cores x wall` even when
+/// the machine is oversubscribed. Returns zero if the clock is unavailable.
+pub fn thread_cpu_time() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// The CPU time the whole process has used so far, every thread, user and
+/// system (`CLOCK_PROCESS_CPUTIME_ID`). Returns zero if the clock is
+/// unavailable.
+pub fn process_cpu_time() -> Duration {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes it.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// A duration in nanoseconds, saturating at `u64::MAX` (584 years): the one
+/// conversion every counter and histogram of the workspace uses.
+pub fn duration_to_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_cpu_time_grows_with_work_but_not_with_sleep() {
+        let start = thread_cpu_time();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let worked = thread_cpu_time() - start;
+        assert!(worked > Duration::ZERO);
+        let before_sleep = thread_cpu_time();
+        std::thread::sleep(Duration::from_millis(30));
+        let slept = thread_cpu_time() - before_sleep;
+        assert!(
+            slept < Duration::from_millis(10),
+            "sleeping used {slept:?} of CPU"
+        );
+    }
+
+    #[test]
+    fn process_cpu_time_counts_other_threads() {
+        let before = process_cpu_time();
+        std::thread::spawn(|| {
+            let start = thread_cpu_time();
+            let mut x = 1u64;
+            while thread_cpu_time() - start < Duration::from_millis(20) {
+                x = std::hint::black_box(x.wrapping_mul(3));
+            }
+        })
+        .join()
+        .unwrap();
+        assert!(process_cpu_time() - before >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn nanos_saturate_instead_of_wrapping() {
+        assert_eq!(duration_to_nanos(Duration::from_nanos(7)), 7);
+        assert_eq!(duration_to_nanos(Duration::from_secs(1)), 1_000_000_000);
+        assert_eq!(duration_to_nanos(Duration::MAX), u64::MAX);
+        // 2^64 ns exactly: one past the largest u64, truncation would give 0.
+        let just_over = Duration::new(18_446_744_073, 709_551_616);
+        assert_eq!(duration_to_nanos(just_over), u64::MAX);
+    }
+
+    #[test]
+    fn available_cores_is_read_once_not_per_call() {
+        // The standard library's answer reads cgroup files (tens of us a
+        // call); the spin gate asks for it on every spin.
+        let n = available_cores();
+        assert!(n >= 1);
+        let start = std::time::Instant::now();
+        for _ in 0..20_000 {
+            assert_eq!(available_cores(), n);
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(50),
+            "took {:?}",
+            start.elapsed()
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! # thread-support: what the threaded crates share
+//!
+//! The mechanisms every crate of the workspace needs once, written once,
+//! below the engine: a crate that needs one of them depends on this crate,
+//! not on `sphere-pool`. It depends on no workspace crate.
+//!
+//! - [`sync`]: the loom shim. Atomics, a poison-free mutex, a condition
+//!   variable with parking_lot's API and an `UnsafeCell`, from parking_lot
+//!   and std normally and from loom under `RUSTFLAGS="--cfg loom"`, so each
+//!   crate's loom models check the code that ships.
+//! - [`spin`]: the spin-then-park policy: a time-bounded, adaptive spin and
+//!   the process-wide gate that admits at most one spinner per core, across
+//!   every pool of every crate (one gate needs one copy of the code).
+//! - [`available_cores`] (read once per process), [`thread_cpu_time`],
+//!   [`process_cpu_time`], [`duration_to_nanos`] (saturating).
+//! - [`panic_message`], [`catch`] and [`Failure`]: a body's panic or error
+//!   as a value each crate maps into its own error type.
+//! - [`Histogram`]: one lock-free, log-bucketed histogram of durations with
+//!   the resolution as a parameter.
+//! - [`StealPlan`]: the work-stealing plan of a parallel loop (the engine's
+//!   `parallel_for` and a role pool's loops).
+
+mod cpu;
+mod histogram;
+mod panic;
+pub mod spin;
+mod steal;
+pub mod sync;
+
+pub use cpu::{available_cores, duration_to_nanos, process_cpu_time, thread_cpu_time};
+pub use histogram::Histogram;
+pub use panic::{Failure, catch, panic_message};
+pub use steal::StealPlan;
