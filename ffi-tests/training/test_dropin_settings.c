@@ -240,44 +240,25 @@ static void test_registered_operations(void) {
     cllm_host_training_free(t);
 }
 
-/* ---- Issue 13, defect 7: absurd gradient lengths ------------------------ */
+/* ---- Gradient lengths (issue 13, defect 7) and the header's limits ------ */
 
-static size_t absurd_buffers(void* user, CLLMTraining* t, cllm_float_span* out, size_t capacity) {
+/* The length that every object's one gradient buffer claims. */
+static size_t claimed_len;
+
+static size_t claiming_buffers(void* user, CLLMTraining* t, cllm_float_span* out, size_t capacity) {
     (void)user;
     if (capacity >= 1) {
         out[0].data = t->grads; /* never read: the length is refused first */
-        out[0].len = (size_t)1 << 58;
+        out[0].len = claimed_len;
     }
     return 1;
 }
 
-static void test_absurd_gradient_lengths_are_refused(void) {
-    cllm_host_config c = cllm_host_config_default();
-    CLLMTraining* t = cllm_host_training_create(&c);
-    CLLMBatchIterator* it = iterator();
-    cllm_replica_ops ops = cllm_host_replica_ops();
-    ops.gradient_buffers = absurd_buffers;
-    ThreadedTrainingSystem* sys = threaded_training_create_with_replicas(t, it, 2, &ops);
-    CHECK(sys == NULL, "2^58 gradient floats must be refused");
-    threaded_training_free(sys);
-    CHECK(strstr(cllm_last_error(), "limit") != NULL, "message: %s", cllm_last_error());
-    cllm_host_iterator_free(it);
-    cllm_host_training_free(t);
-}
-
-/* ---- The limits cllm_training_ext.h names ------------------------------- */
-
-static size_t over_limit_buffers(void* user, CLLMTraining* t, cllm_float_span* out, size_t capacity) {
-    (void)user;
-    if (capacity >= 1) {
-        out[0].data = t->grads; /* never read: the length is refused first */
-        out[0].len = (size_t)CLLM_TRAINING_MAX_GRADIENT_FLOATS + 1;
-    }
-    return 1;
-}
-
-/* One past each limit is refused, and the message names the header's value. */
-static void test_the_header_names_the_limits_the_library_applies(void) {
+/* 2^58 gradient floats (which used to be allocated until the process died)
+ * and one past CLLM_TRAINING_MAX_GRADIENT_FLOATS are refused, and so is a
+ * group one past CLLM_TRAINING_MAX_GROUP_SIZE; the messages name the
+ * header's values. */
+static void test_lengths_and_groups_past_the_limits_are_refused(void) {
     cllm_host_config c = cllm_host_config_default();
     CLLMTraining* t = cllm_host_training_create(&c);
     CLLMBatchIterator* it = iterator();
@@ -291,13 +272,17 @@ static void test_the_header_names_the_limits_the_library_applies(void) {
     snprintf(expected, sizeof expected, "expected 1 to %d", CLLM_TRAINING_MAX_GROUP_SIZE);
     CHECK(strstr(cllm_last_error(), expected) != NULL, "names %s: %s", expected, cllm_last_error());
 
-    ops.gradient_buffers = over_limit_buffers;
-    sys = threaded_training_create_with_replicas(t, it, 2, &ops);
-    CHECK(sys == NULL, "CLLM_TRAINING_MAX_GRADIENT_FLOATS + 1 gradient floats must be refused");
-    threaded_training_free(sys);
+    size_t lens[] = {(size_t)1 << 58, (size_t)CLLM_TRAINING_MAX_GRADIENT_FLOATS + 1};
     snprintf(expected, sizeof expected, "the limit is %llu floats",
              (unsigned long long)CLLM_TRAINING_MAX_GRADIENT_FLOATS);
-    CHECK(strstr(cllm_last_error(), expected) != NULL, "names %s: %s", expected, cllm_last_error());
+    ops.gradient_buffers = claiming_buffers;
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        claimed_len = lens[i];
+        sys = threaded_training_create_with_replicas(t, it, 2, &ops);
+        CHECK(sys == NULL, "%zu gradient floats must be refused", lens[i]);
+        threaded_training_free(sys);
+        CHECK(strstr(cllm_last_error(), expected) != NULL, "names %s: %s", expected, cllm_last_error());
+    }
     cllm_host_iterator_free(it);
     cllm_host_training_free(t);
 }
@@ -336,8 +321,7 @@ int main(void) {
     test_a_fixed_group_is_independent_of_the_sphere_count();
     test_the_environment_overrides_the_trainer();
     test_registered_operations();
-    test_absurd_gradient_lengths_are_refused();
-    test_the_header_names_the_limits_the_library_applies();
+    test_lengths_and_groups_past_the_limits_are_refused();
     test_a_non_finite_loss_is_reported();
     CHECK(cllm_host_counters_get().misuse == 0, "the host saw concurrent or misordered calls");
     return check_summary();
