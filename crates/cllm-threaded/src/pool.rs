@@ -5,9 +5,7 @@
 use crate::error::FfiError;
 use crate::guard::{arg_ref, ffi_status, ffi_value, out_ptr, write_out};
 use crate::status::cllm_status;
-use sphere_pool::{
-    Error, Participant, PoolConfig, RawJob, RawParticipant, RawTask, SpherePool, SphereStats,
-};
+use sphere_pool::{Error, Participant, PoolConfig, SmallJob, SpherePool, SphereStats};
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::time::Duration;
 
@@ -152,6 +150,20 @@ impl SharedArg {
 unsafe impl Send for SharedArg {}
 // SAFETY: as above.
 unsafe impl Sync for SharedArg {}
+
+/// A C job as a [`SmallJob`]: the function and its argument travel in the
+/// sphere's slot, so a dispatch allocates nothing.
+fn c_job(job: unsafe extern "C" fn(*mut c_void, usize) -> c_int, arg: *mut c_void) -> SmallJob {
+    let arg = SharedArg(arg);
+    SmallJob::new(move |sphere| {
+        // SAFETY: the caller of the dispatch promised that `job(arg,
+        // sphere)` may run on a sphere, `arg` valid until the wait.
+        match unsafe { job(arg.get(), sphere) } {
+            0 => Ok(()),
+            code => Err(code),
+        }
+    })
+}
 
 /// The default options: automatic thread count, no pinning, 200 us spin.
 #[unsafe(no_mangle)]
@@ -323,8 +335,7 @@ pub unsafe extern "C" fn cllm_pool_dispatch(
         // SAFETY: forwarded from the caller.
         let pool = unsafe { pool_ref(pool) }?;
         let job = job.ok_or_else(|| FfiError::null("fn"))?;
-        // SAFETY: the caller promises `job(arg, sphere)` may run on a sphere.
-        pool.dispatch_raw(sphere, unsafe { RawJob::new(job, arg) })?;
+        pool.dispatch_small(sphere, c_job(job, arg))?;
         Ok(())
     })
 }
@@ -354,8 +365,7 @@ pub unsafe extern "C" fn cllm_pool_dispatch_any(
         // SAFETY: forwarded from the caller.
         let pool = unsafe { pool_ref(pool) }?;
         let job = job.ok_or_else(|| FfiError::null("fn"))?;
-        // SAFETY: the caller promises `job(arg, sphere)` may run on a sphere.
-        let sphere = pool.dispatch_any_raw(unsafe { RawJob::new(job, arg) })?;
+        let sphere = pool.dispatch_any_small(c_job(job, arg))?;
         // SAFETY: checked above.
         unsafe { write_out(out, sphere) };
         Ok(())
@@ -441,41 +451,25 @@ pub unsafe extern "C" fn cllm_pool_run_all(
         // SAFETY: forwarded from the caller.
         let pool = unsafe { pool_ref(pool) }?;
         let task = task.ok_or_else(|| FfiError::null("fn"))?;
-        // SAFETY: `cllm_participant` and `RawParticipant` have the same
-        // layout (checked at compile time below), so the two function
-        // pointer types have the same ABI; the caller promised that `task`
-        // may run on every participant.
-        let raw = unsafe {
-            RawTask::new(
-                std::mem::transmute::<
-                    unsafe extern "C" fn(*mut c_void, *const cllm_participant) -> c_int,
-                    unsafe extern "C" fn(*mut c_void, *const RawParticipant) -> c_int,
-                >(task),
-                arg,
-            )
-        };
-        pool.run_all_raw(raw)?;
+        let arg = SharedArg(arg);
+        // Two words (the function and its argument), stored in the round's
+        // record: the spheres read nothing else of ours to start.
+        pool.try_run_all(move |p: &Participant<'_>| {
+            let me = cllm_participant {
+                index: p.index(),
+                count: p.count(),
+                internal_: (p as *const Participant<'_>).cast(),
+            };
+            // SAFETY: the caller of `cllm_pool_run_all` promised that
+            // `task` may run on every participant with `arg`.
+            match unsafe { task(arg.get(), &me) } {
+                0 => Ok(()),
+                code => Err(code),
+            }
+        })?;
         Ok(())
     })
 }
-
-// `cllm_participant` is what the engine passes to a raw task.
-const _: () = {
-    assert!(std::mem::size_of::<cllm_participant>() == std::mem::size_of::<RawParticipant>());
-    assert!(std::mem::align_of::<cllm_participant>() == std::mem::align_of::<RawParticipant>());
-    assert!(
-        std::mem::offset_of!(cllm_participant, index)
-            == std::mem::offset_of!(RawParticipant, index)
-    );
-    assert!(
-        std::mem::offset_of!(cllm_participant, count)
-            == std::mem::offset_of!(RawParticipant, count)
-    );
-    assert!(
-        std::mem::offset_of!(cllm_participant, internal_)
-            == std::mem::offset_of!(RawParticipant, internal)
-    );
-};
 
 /// Waits inside `cllm_pool_run_all` until every participant that has not
 /// returned yet arrives (a participant that returns no longer counts).

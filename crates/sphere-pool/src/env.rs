@@ -9,7 +9,7 @@
 //! variable, never a silent fallback.
 
 use crate::error::Error;
-use crate::pool::MAX_SPHERES;
+pub use crate::limits::MAX_THREADS;
 
 /// Threads (the caller included) of a pool created with "auto".
 pub const NUM_THREADS_VAR: &str = "CLLM_NUM_THREADS";
@@ -17,8 +17,6 @@ pub const NUM_THREADS_VAR: &str = "CLLM_NUM_THREADS";
 pub const CPUS_VAR: &str = "CLLM_CPUS";
 /// The highest CPU number a list may name (glibc's `CPU_SETSIZE - 1`).
 pub const MAX_CPU: usize = 1023;
-/// The most threads a pool may have: [`MAX_SPHERES`] and the caller.
-pub const MAX_THREADS: usize = MAX_SPHERES + 1;
 
 /// Parses a thread count (the caller included): a decimal number from 1 to
 /// [`MAX_THREADS`], nothing else (no sign, no spaces).

@@ -23,7 +23,7 @@
 //! and the "someone sleeps" flags; a thread that finds nothing to do spins for
 //! a short, adaptive, time-bounded budget (`thread_support::spin`) and then parks on a
 //! parking_lot condition variable. A hand-off to a spinning sphere costs no
-//! system call and no allocation ([`SpherePool::dispatch_raw`], `run_all`).
+//! system call and no allocation ([`SpherePool::dispatch_small`], `run_all`).
 //!
 //! Guarantees:
 //! - Every thread is created in the constructor and joined on shutdown or
@@ -32,31 +32,52 @@
 //!   sphere keeps serving. Fork-join shares that panic break the barrier so
 //!   no other share hangs on it.
 //! - No lost wake-ups: `tests/loom.rs` model-checks the hand-off, the
-//!   timeout and the shutdown with loom (`RUSTFLAGS="--cfg loom"`).
+//!   timeout and the shutdown with loom (`RUSTFLAGS="--cfg loom"`); the
+//!   [`protocol`] page has each actor's steps and the argument, claim by
+//!   claim.
 //! - Each outcome is delivered to exactly one waiter.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod barrier;
 #[cfg(not(loom))]
+mod config;
+#[cfg(not(loom))]
 pub mod env;
 mod error;
+#[cfg(not(loom))]
+mod fork_join;
+#[cfg(not(loom))]
+mod job;
+#[cfg(not(loom))]
+mod limits;
+#[cfg(not(loom))]
+mod nested;
 #[cfg(not(loom))]
 mod pool;
 #[cfg(not(loom))]
 mod reduce;
+#[cfg(not(loom))]
+mod rounds;
 mod slot;
 #[cfg(not(loom))]
 mod stats;
+#[cfg(not(loom))]
+mod steal;
 use thread_support::sync;
 
 pub use barrier::{BarrierBroken, MAX_BARRIER_PARTIES, SphereBarrier};
+#[cfg(not(loom))]
+pub use config::{PoolConfig, auto_spheres, default_spheres, resolve_spheres};
 pub use error::{Error, Worker};
 #[cfg(not(loom))]
-pub use pool::{
-    MAX_RANGE_LEN, MAX_SPHERES, Participant, PoolConfig, RawJob, RawParticipant, RawTask,
-    SpherePool, auto_spheres, default_spheres, resolve_spheres,
-};
+pub use fork_join::Participant;
+#[cfg(not(loom))]
+pub use job::SmallJob;
+#[cfg(not(loom))]
+pub use limits::{MAX_RANGE_LEN, MAX_SPHERES};
+#[cfg(not(loom))]
+pub use pool::SpherePool;
 #[cfg(not(loom))]
 pub use reduce::REDUCE_CHUNK;
 #[cfg(not(loom))]
@@ -67,6 +88,11 @@ pub use stats::{PoolStats, SphereStats};
 pub mod loom_api {
     pub use crate::slot::{Slot, Waited};
 }
+
+/// The hand-off protocol: word layouts, each actor's steps, the spin and
+/// park rules, and why no wake-up is lost (`src/README.md`).
+#[doc = include_str!("README.md")]
+pub mod protocol {}
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

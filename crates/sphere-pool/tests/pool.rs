@@ -3,9 +3,8 @@
 #![cfg(not(loom))]
 
 use sphere_pool::{
-    Error, PoolConfig, RawJob, SpherePool, Worker, default_spheres, resolve_spheres,
+    Error, PoolConfig, SmallJob, SpherePool, Worker, default_spheres, resolve_spheres,
 };
-use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
@@ -135,58 +134,40 @@ fn a_panicking_job_is_reported_by_wait_and_the_sphere_keeps_serving() {
     assert_eq!((stats.total.jobs, stats.total.failures), (2, 1));
 }
 
-unsafe extern "C" fn add_sphere_to_counter(arg: *mut c_void, sphere: usize) -> c_int {
-    // SAFETY: the tests pass a pointer to a live AtomicUsize.
-    let counter = unsafe { &*(arg as *const AtomicUsize) };
-    counter.fetch_add(sphere + 1, Ordering::SeqCst);
-    0
-}
-
-unsafe extern "C" fn fail_with_42(_arg: *mut c_void, _sphere: usize) -> c_int {
-    42
-}
+static SMALL_JOB_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 #[test]
-fn raw_jobs_run_without_boxing_and_report_their_error_code() {
+fn small_jobs_carry_their_closure_and_report_their_error_code() {
     let pool = SpherePool::new(2).unwrap();
-    let counter = AtomicUsize::new(0);
-    let arg = &counter as *const AtomicUsize as *mut c_void;
     for sphere in 0..2 {
-        // SAFETY: `counter` outlives the waits below.
-        pool.dispatch_raw(sphere, unsafe { RawJob::new(add_sphere_to_counter, arg) })
-            .unwrap();
+        let step = 10;
+        let job = SmallJob::new(move |sphere| {
+            SMALL_JOB_COUNTER.fetch_add(step * (sphere + 1), Ordering::SeqCst);
+            Ok(())
+        });
+        pool.dispatch_small(sphere, job).unwrap();
     }
     pool.wait(0).unwrap();
     pool.wait(1).unwrap();
-    assert_eq!(counter.load(Ordering::SeqCst), 1 + 2);
-    // SAFETY: the function ignores its argument.
-    pool.dispatch_raw(1, unsafe {
-        RawJob::new(fail_with_42, std::ptr::null_mut())
-    })
-    .unwrap();
+    assert_eq!(SMALL_JOB_COUNTER.load(Ordering::SeqCst), 10 + 20);
+    // Two words: a function pointer and its argument, as the C API stores.
+    let (f, code): (fn(i32) -> i32, i32) = (|c| c + 2, 40);
+    let sphere = pool
+        .dispatch_any_small(SmallJob::new(move |_| Err(f(code))))
+        .unwrap();
     assert_eq!(
-        pool.wait(1),
+        pool.wait(sphere),
         Err(Error::JobFailed {
-            worker: Worker::Sphere(1),
+            worker: Worker::Sphere(sphere),
             code: 42
         })
     );
-}
-
-#[test]
-fn run_all_runs_every_participant_once_with_the_caller_last() {
-    let pool = SpherePool::new(3).unwrap();
-    let caller = std::thread::current().id();
-    let seen = Mutex::new(Vec::new());
-    pool.run_all(|p| {
-        assert_eq!(p.count(), 4);
-        assert_eq!(p.is_caller(), std::thread::current().id() == caller);
-        seen.lock().unwrap().push(p.index());
-    })
-    .unwrap();
-    let mut seen = seen.into_inner().unwrap();
-    seen.sort();
-    assert_eq!(seen, vec![0, 1, 2, 3]);
+    let sphere = pool
+        .dispatch_any_small(SmallJob::new(|_| panic!("small and panicking")))
+        .unwrap();
+    assert!(
+        matches!(pool.wait(sphere), Err(Error::Panicked { message, .. }) if message.contains("small and panicking"))
+    );
 }
 
 #[test]

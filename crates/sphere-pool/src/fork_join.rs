@@ -1,0 +1,185 @@
+//! The record of one fork-join round and what a share does with it.
+//!
+//! The record lives on the caller's stack while the spheres run it. Every
+//! share leaves the barrier when it ends (its last touch of the record), so
+//! the barrier's party count is also the join counter. The task is stored
+//! by value inside the record (a C function and its argument travel there
+//! too), so a sphere reads no other memory of the caller's to start it.
+
+use crate::barrier::{BarrierBroken, SphereBarrier};
+use crate::error::{Error, Worker, panic_message};
+use crate::slot::Outcome;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+/// The context a fork-join share runs with.
+pub struct Participant<'a> {
+    index: usize,
+    count: usize,
+    barrier: &'a SphereBarrier,
+}
+
+impl Participant<'_> {
+    /// This participant's index: `0..spheres` for the spheres, `spheres`
+    /// (the last) for the calling thread.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The number of participants: the spheres plus the calling thread.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// True for the calling thread's share.
+    pub fn is_caller(&self) -> bool {
+        self.index + 1 == self.count
+    }
+
+    /// Waits for every other participant that has not returned yet.
+    ///
+    /// # Panics
+    /// If another participant panicked (the barrier is broken): this share
+    /// then ends too, and the fork-join reports the first panic.
+    pub fn barrier(&self) -> bool {
+        match self.barrier.wait() {
+            Ok(leader) => leader,
+            Err(broken) => panic!("{broken}"),
+        }
+    }
+
+    /// As [`Participant::barrier`], returning the broken barrier as an error.
+    pub fn try_barrier(&self) -> Result<bool, BarrierBroken> {
+        self.barrier.wait()
+    }
+}
+
+/// What every share of a fork-join runs: a task that may fail with a code.
+pub(crate) trait ShareTask: Fn(&Participant<'_>) -> Result<(), i32> + Sync {}
+impl<F: Fn(&Participant<'_>) -> Result<(), i32> + Sync> ShareTask for F {}
+
+/// The part of a fork-join record that does not depend on its task type:
+/// what a sphere needs to run its share, record a failure and leave.
+pub(crate) struct Head {
+    /// Runs a share of the record this head starts (`run_share::<F>`).
+    run: unsafe fn(*const Head, usize, Worker) -> Outcome,
+    participants: usize,
+    pub(crate) barrier: SphereBarrier,
+    /// The first failure of any share.
+    first_error: parking_lot::Mutex<Option<Error>>,
+}
+
+impl Head {
+    /// Records a share's failure and breaks the barrier, so that no other
+    /// share waits at it for ever.
+    pub(crate) fn fail(&self, error: Error) {
+        self.first_error.lock().get_or_insert(error);
+        self.barrier.break_barrier();
+    }
+}
+
+/// One fork-join: the head first (`repr(C)`), so that a pointer to the
+/// head is a pointer to the record.
+#[repr(C)]
+pub(crate) struct ForkJoin<F> {
+    pub(crate) head: Head,
+    task: F,
+}
+
+impl<F: ShareTask> ForkJoin<F> {
+    /// A round of `task` over `participants` (1 or more).
+    pub(crate) fn new(task: F, participants: usize, spin: Duration) -> Self {
+        Self {
+            head: Head {
+                run: run_share::<F>,
+                participants,
+                barrier: SphereBarrier::with_spin(participants, spin),
+                first_error: parking_lot::Mutex::new(None),
+            },
+            task,
+        }
+    }
+
+    /// The share of participant `index`, to hand to a sphere.
+    pub(crate) fn share(&self, index: usize) -> Share {
+        Share {
+            head: &self.head,
+            index,
+        }
+    }
+
+    /// Runs participant `index`'s share on this thread.
+    pub(crate) fn run(&self, index: usize, worker: Worker) -> Outcome {
+        // SAFETY: `head` starts this live record of task type `F`.
+        unsafe { run_share::<F>(&self.head, index, worker) }
+    }
+
+    /// The round's result: its first failure, if any. Call after the join.
+    pub(crate) fn into_result(self) -> Result<(), Error> {
+        self.head.first_error.into_inner().map_or(Ok(()), Err)
+    }
+}
+
+/// Runs one share of the record that `head` starts, catching its panic.
+///
+/// # Safety
+/// `head` is the head of a live `ForkJoin<F>`.
+unsafe fn run_share<F: ShareTask>(head: *const Head, index: usize, worker: Worker) -> Outcome {
+    // SAFETY: promised by the caller; `ForkJoin` is repr(C), head first.
+    let fork_join = unsafe { &*head.cast::<ForkJoin<F>>() };
+    let participant = Participant {
+        index,
+        count: fork_join.head.participants,
+        barrier: &fork_join.head.barrier,
+    };
+    match catch_unwind(AssertUnwindSafe(|| (fork_join.task)(&participant))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
+        Err(payload) => Err(Error::Panicked {
+            worker,
+            message: panic_message(payload.as_ref()),
+        }),
+    }
+}
+
+/// A sphere's share of a fork-join: the record's head and the share's index.
+pub(crate) struct Share {
+    head: *const Head,
+    index: usize,
+}
+
+// SAFETY: the record is Sync (its task is `ShareTask: Sync`, the barrier and
+// the mutex are Sync), and the round waits for every share to leave before
+// the record goes away (see `JoinAll`).
+unsafe impl Send for Share {}
+
+impl Share {
+    /// Runs the share on sphere `sphere`, records its failure, calls
+    /// `release(failed)` (the sphere frees its slot for the next round),
+    /// then leaves the barrier: the share's last touch of the record, which
+    /// the caller may drop right after.
+    pub(crate) fn run<R>(self, sphere: usize, release: impl FnOnce(bool) -> R) -> R {
+        // SAFETY: the round waits until this share has left before its
+        // record goes away (see `JoinAll`).
+        let head = unsafe { &*self.head };
+        // SAFETY: `head` starts a live record, whose `run` matches its task.
+        let outcome = unsafe { (head.run)(self.head, self.index, Worker::Sphere(sphere)) };
+        let failed = outcome.is_err();
+        if let Err(e) = outcome {
+            head.fail(e);
+        }
+        let released = release(failed);
+        head.barrier.leave();
+        released
+    }
+}
+
+/// Waits until every share of a fork-join has left its barrier (the join),
+/// when dropped: on the normal path and while unwinding alike.
+pub(crate) struct JoinAll<'a>(pub(crate) &'a SphereBarrier);
+
+impl Drop for JoinAll<'_> {
+    fn drop(&mut self) {
+        self.0.wait_departed();
+    }
+}

@@ -1,0 +1,246 @@
+//! Fork-join rounds on a [`SpherePool`]: `run_all` (every participant runs
+//! the task once), `parallel_for` (a range with work stealing), and nested
+//! calls from inside a round, which run inline on the calling thread.
+
+use crate::error::{Error, Worker, panic_message};
+use crate::fork_join::{ForkJoin, JoinAll, Participant, ShareTask};
+use crate::job::Job;
+use crate::limits::MAX_RANGE_LEN;
+use crate::nested::{inside, participant_in};
+use crate::pool::{RoundGuard, SpherePool};
+use crate::steal::StealPlan;
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+impl SpherePool {
+    /// Runs `task` once on every sphere and once on the calling thread, and
+    /// returns when all have finished (fork-join). Each call gets a
+    /// [`Participant`] with its index and a barrier. Fails with
+    /// [`Error::Busy`] (running nothing) if a sphere holds a job that was not
+    /// waited for, or [`Error::RoundInProgress`] if another thread's round
+    /// is running; a panic in any share is returned after all have ended.
+    ///
+    /// **Nested calls run inline.** Called from work of this same pool (a
+    /// share, a parallel-for body, a dispatched job), the task runs once,
+    /// serially, on the calling thread, as participant 0 of 1 (its barrier
+    /// passes at once), as OpenMP runs a nested parallel region.
+    pub fn run_all(&self, task: impl Fn(&Participant<'_>) + Sync) -> Result<(), Error> {
+        self.fork_join(
+            move |p: &Participant<'_>| {
+                task(p);
+                Ok(())
+            },
+            false,
+        )
+    }
+
+    /// As [`run_all`](Self::run_all) for a task that reports failure with an
+    /// error code, returned as [`Error::JobFailed`]. The task is stored by
+    /// value in the round's record, which the spheres read anyway: a task of
+    /// a function pointer and its argument (the C API's) costs the spheres
+    /// no other memory access to start.
+    pub fn try_run_all(
+        &self,
+        task: impl Fn(&Participant<'_>) -> Result<(), i32> + Sync,
+    ) -> Result<(), Error> {
+        self.fork_join(task, false)
+    }
+
+    /// Runs `task` on every sphere and the caller. With `optional` shares
+    /// (parallel-for, where the caller's share takes whatever work is left),
+    /// a share that no sphere has started when the caller is done is
+    /// revoked instead of waited for.
+    fn fork_join(&self, task: impl ShareTask, optional: bool) -> Result<(), Error> {
+        if let Some(me) = participant_in(self.id()) {
+            return self.run_inline(task, me);
+        }
+        if self.shared.round.swap(true, Ordering::Acquire) {
+            return Err(Error::RoundInProgress);
+        }
+        let _round = RoundGuard(&self.shared.round);
+        let slots = &self.shared.slots;
+        for (i, slot) in slots.iter().enumerate() {
+            if let Err(e) = slot.claim(i) {
+                slots[..i].iter().for_each(|s| s.release_claim());
+                return Err(e);
+            }
+        }
+        let fork_join = ForkJoin::new(task, self.participants(), self.shared.config.max_spin);
+        for (index, slot) in slots.iter().enumerate() {
+            slot.publish(Job::Share(fork_join.share(index)));
+        }
+        // From here on, every share must have left before `fork_join` goes
+        // out of scope, even if something below panics.
+        let join = JoinAll(&fork_join.head.barrier);
+        let caller = slots.len();
+        if let Err(e) = inside(self.id(), caller, || fork_join.run(caller, Worker::Caller)) {
+            fork_join.head.fail(e);
+        }
+        fork_join.head.barrier.leave();
+        if optional {
+            for slot in slots.iter() {
+                // A revoked share never touches `fork_join`: leave for it.
+                if slot.revoke().is_some() {
+                    fork_join.head.barrier.leave();
+                }
+            }
+        }
+        drop(join);
+        fork_join.into_result()
+    }
+
+    /// Calls `body` on sub-ranges that together cover `range` exactly once,
+    /// spread over the spheres and the calling thread. Each participant starts
+    /// on its own contiguous block and, when done, steals chunks of `grain`
+    /// items from the others, so uneven work stays balanced. `grain == 0`
+    /// picks one that gives each participant about eight chunks; a grain
+    /// larger than the range is one chunk per participant's block. A range
+    /// longer than [`MAX_RANGE_LEN`] is an [`Error::InvalidArgument`].
+    ///
+    /// **Nested calls run inline.** Called from work of this same pool (a
+    /// share, a parallel-for body, a dispatched job), the body runs on the
+    /// calling thread over the whole range in order, in chunks of `grain`
+    /// (0: one chunk), with the calling thread's own participant index.
+    pub fn parallel_for(
+        &self,
+        range: Range<usize>,
+        grain: usize,
+        body: impl Fn(Range<usize>) + Sync,
+    ) -> Result<(), Error> {
+        self.try_parallel_for(range, grain, |r| {
+            body(r);
+            Ok(())
+        })
+    }
+
+    /// As [`parallel_for`](Self::parallel_for) for a body that reports
+    /// failure with an error code: the first failure (or panic) stops all
+    /// participants from taking new chunks and is returned.
+    pub fn try_parallel_for(
+        &self,
+        range: Range<usize>,
+        grain: usize,
+        body: impl Fn(Range<usize>) -> Result<(), i32> + Sync,
+    ) -> Result<(), Error> {
+        self.parallel_for_with(range, grain, |r, _| body(r))
+    }
+
+    /// The general form of [`parallel_for`](Self::parallel_for): the body
+    /// also gets the index of the participant running it (`0..participants`,
+    /// for per-thread scratch space) and may fail with an error code.
+    pub fn parallel_for_with(
+        &self,
+        range: Range<usize>,
+        grain: usize,
+        body: impl Fn(Range<usize>, usize) -> Result<(), i32> + Sync,
+    ) -> Result<(), Error> {
+        if range.start > range.end {
+            return Err(Error::InvalidArgument(format!(
+                "range start {} is after its end {}",
+                range.start, range.end
+            )));
+        }
+        let len = range.end - range.start;
+        if len == 0 {
+            return Ok(());
+        }
+        if len > MAX_RANGE_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "range of {len} items is too long: the limit is {MAX_RANGE_LEN} (usize::MAX / 2 - 4096)"
+            )));
+        }
+        if let Some(me) = participant_in(self.id()) {
+            return self.parallel_for_inline(range, grain, me, body);
+        }
+        let parts = self.participants();
+        // A chunk never crosses its block's end, so a grain above the
+        // longest block changes nothing; capping it there keeps every
+        // cursor below 2 * len + parts (each participant moves a cursor past
+        // its block's end at most once), which MAX_RANGE_LEN keeps from
+        // wrapping around, whatever grain the caller passed.
+        let longest_block = len.div_ceil(parts);
+        let grain = if grain == 0 {
+            (len / (parts * 8)).max(1)
+        } else {
+            grain.min(longest_block)
+        };
+        let plan = StealPlan::new(len, parts, grain);
+        let stop = AtomicBool::new(false);
+        let share = |p: &Participant<'_>| {
+            let mut result = Ok(());
+            plan.for_each_chunk(p.index(), &stop, |chunk| {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    body(
+                        range.start + chunk.start..range.start + chunk.end,
+                        p.index(),
+                    )
+                }));
+                match r {
+                    Ok(Ok(())) => true,
+                    Ok(Err(code)) => {
+                        result = Err(code);
+                        stop.store(true, Ordering::Relaxed);
+                        false
+                    }
+                    Err(payload) => {
+                        stop.store(true, Ordering::Relaxed);
+                        std::panic::resume_unwind(payload)
+                    }
+                }
+            });
+            result
+        };
+        self.fork_join(share, true)
+    }
+
+    /// Who runs as `participant`, for error reports.
+    fn worker(&self, participant: usize) -> Worker {
+        if participant < self.spheres() {
+            Worker::Sphere(participant)
+        } else {
+            Worker::Caller
+        }
+    }
+
+    /// A nested fork-join: the task runs once, on this thread, as the only
+    /// participant (index 0 of 1), as OpenMP runs a nested parallel region
+    /// with a team of one. Its barrier passes at once.
+    fn run_inline(&self, task: impl ShareTask, me: usize) -> Result<(), Error> {
+        let fork_join = ForkJoin::new(task, 1, self.shared.config.max_spin);
+        inside(self.id(), me, || fork_join.run(0, self.worker(me)))
+    }
+
+    /// A nested parallel-for: the range runs on this thread, in order, in
+    /// chunks of `grain` (0: one chunk), each given this thread's own
+    /// participant index (so per-participant scratch space stays private).
+    fn parallel_for_inline(
+        &self,
+        range: Range<usize>,
+        grain: usize,
+        me: usize,
+        body: impl Fn(Range<usize>, usize) -> Result<(), i32>,
+    ) -> Result<(), Error> {
+        let len = range.end - range.start;
+        let grain = if grain == 0 { len } else { grain.min(len) };
+        let worker = self.worker(me);
+        let run = || {
+            let mut start = range.start;
+            while start < range.end {
+                // `grain <= range.end - start` until the last chunk: no overflow.
+                let end = start + grain.min(range.end - start);
+                body(start..end, me)?;
+                start = end;
+            }
+            Ok(())
+        };
+        match inside(self.id(), me, || catch_unwind(AssertUnwindSafe(run))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
+            Err(payload) => Err(Error::Panicked {
+                worker,
+                message: panic_message(payload.as_ref()),
+            }),
+        }
+    }
+}
