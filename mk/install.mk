@@ -87,8 +87,10 @@ TEST_TARGETS += install-check
 # verified against the packaged copy of it (cargo's local registry overlay),
 # not against crates.io, where none is published yet. --allow-dirty lets it run
 # in a working tree with edits; the tarballs are then of that tree.
-PACKAGE_CRATES := sphere-pool grad-reduce corpus-loader cllm-threaded cllm-training-threaded \
-                  pool-manager frame-guard sync-stats cllm-object-pool
+# Every crate under crates/ whose manifest does not say publish = false (its
+# package name, which for crates/object-pool is cllm-object-pool).
+PACKAGE_CRATES := $(shell for f in crates/*/Cargo.toml; do grep -q '^publish = false' $$f || \
+                    sed -n 's/^name = "\(.*\)"/\1/p' $$f | head -1; done)
 # cargo treats a registry's name-version as immutable: it keeps the sources it
 # unpacked from its temporary registry (under $CARGO_HOME/registry/src/-<hash>/)
 # and the libraries it built from them. Both go before each run, or verification
