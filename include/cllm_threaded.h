@@ -102,16 +102,6 @@
 #define CLLM_OBJPOOL_BLOCK_ALIGN 64
 
 /**
- * `cllm_objpool_options.shard_choice`: shards in turn (the default).
- */
-#define CLLM_OBJPOOL_ROUND_ROBIN 0
-
-/**
- * `cllm_objpool_options.shard_choice`: the shard of the calling thread.
- */
-#define CLLM_OBJPOOL_THREAD_AFFINE 1
-
-/**
  * A timeout of `uint64_t` nanoseconds that never expires (waits as long as
  * it takes), where a function documents it.
  */
@@ -1162,6 +1152,13 @@ typedef struct cllm_lock_contention {
 } cllm_lock_contention;
 
 /**
+ * Which shard an acquire or release starts from (`uint32_t`, one of
+ * `CLLM_OBJPOOL_SHARD_CHOICE_*`), in `cllm_objpool_options.shard_choice`.
+ * Any other value is refused with `CLLM_ERR_INVALID_ARGUMENT`.
+ */
+typedef uint32_t cllm_objpool_shard_choice;
+
+/**
  * How to build a block pool; fill it with `cllm_objpool_options_default()`.
  */
 typedef struct cllm_objpool_options {
@@ -1179,9 +1176,10 @@ typedef struct cllm_objpool_options {
    */
   size_t thread_cache;
   /**
-   * `CLLM_OBJPOOL_ROUND_ROBIN` (default) or `CLLM_OBJPOOL_THREAD_AFFINE`.
+   * `CLLM_OBJPOOL_SHARD_CHOICE_ROUND_ROBIN` (default) or
+   * `CLLM_OBJPOOL_SHARD_CHOICE_THREAD_AFFINE`.
    */
-  uint32_t shard_choice;
+  cllm_objpool_shard_choice shard_choice;
   /**
    * Zero every released block before reuse, so that every acquired block
    * reads as zeros. Default false: a reused block holds what its last
@@ -1364,6 +1362,16 @@ typedef struct cllm_objpool_usage {
  * whether writing it failed too.
  */
 #define CLLM_LOADER_CACHE_STATUS_INACCESSIBLE 7
+
+/**
+ * Shards in turn (the default).
+ */
+#define CLLM_OBJPOOL_SHARD_CHOICE_ROUND_ROBIN 0
+
+/**
+ * The shard of the calling thread.
+ */
+#define CLLM_OBJPOOL_SHARD_CHOICE_THREAD_AFFINE 1
 
 /**
  * Success.
@@ -2608,7 +2616,7 @@ void cllm_loader_batch_free(struct cllm_loader_batch *batch);
  * Errors: `CLLM_ERR_NULL` if `name` or `out` is NULL.
  *
  * # Safety
- * `name` must be a NUL-terminated string; `out` must be writable.
+ * `name` is NULL or a NUL-terminated string; `out` NULL or writable.
  */
 cllm_status cllm_lock_create(const char *name, struct cllm_lock **out);
 
@@ -2647,10 +2655,10 @@ cllm_status cllm_lock_lock(const struct cllm_lock *lock);
 cllm_status cllm_lock_trylock(const struct cllm_lock *lock);
 
 /**
- * Locks, waiting at most `timeout_ms` milliseconds, and gives up as soon as
- * the deadlock detector finds the calling thread in a wait-for cycle (after
- * the deadlock check period), so that the caller can release what it holds
- * and retry.
+ * Locks, waiting at most `timeout_ns` nanoseconds (`CLLM_WAIT_FOREVER`:
+ * no time limit), and gives up as soon as the deadlock detector finds the
+ * calling thread in a wait-for cycle (after the deadlock check period), so
+ * that the caller can release what it holds and retry.
  *
  * Errors: `CLLM_ERR_NULL`; `CLLM_ERR_TIMEOUT`; `CLLM_ERR_DEADLOCK` (the
  * last error names every thread and lock of the cycle; also at once if the
@@ -2659,7 +2667,7 @@ cllm_status cllm_lock_trylock(const struct cllm_lock *lock);
  * # Safety
  * `lock` must be NULL or a live lock.
  */
-cllm_status cllm_lock_lock_timeout(const struct cllm_lock *lock, uint64_t timeout_ms);
+cllm_status cllm_lock_lock_timeout(const struct cllm_lock *lock, uint64_t timeout_ns);
 
 /**
  * Unlocks a lock held by the calling thread.
@@ -2679,7 +2687,7 @@ cllm_status cllm_lock_unlock(const struct cllm_lock *lock);
  * Errors: `CLLM_ERR_NULL` if `lock` or `out` is NULL.
  *
  * # Safety
- * `lock` must be NULL or a live lock; `out` must be writable.
+ * `lock` must be NULL or a live lock; `out` NULL or writable.
  */
 cllm_status cllm_lock_stats(const struct cllm_lock *lock, struct cllm_lock_contention *out);
 
@@ -2691,18 +2699,18 @@ cllm_status cllm_lock_stats(const struct cllm_lock *lock, struct cllm_lock_conte
  * Errors: `CLLM_ERR_NULL` if `out` is NULL.
  *
  * # Safety
- * `out` must be writable.
+ * `out` must be NULL or writable.
  */
 cllm_status cllm_lock_global_stats(struct cllm_lock_contention *out);
 
 /**
  * Sets, for the whole process, how long a thread waits in a counting lock
- * before it looks for a deadlock (and again after each further period);
- * 0 turns the automatic check off (`cllm_lock_check_deadlocks` still
- * works). Overrides the environment variable `CLLM_DEADLOCK_CHECK_MS`
- * (default 200). Always returns `CLLM_OK`.
+ * before it looks for a deadlock (and again after each further period), in
+ * nanoseconds; 0 turns the automatic check off (`cllm_lock_check_deadlocks`
+ * still works). Overrides the environment variable `CLLM_DEADLOCK_CHECK_MS`
+ * (milliseconds, default 200). Always returns `CLLM_OK`.
  */
-cllm_status cllm_lock_set_deadlock_check_ms(uint64_t period_ms);
+cllm_status cllm_lock_set_deadlock_check_ns(uint64_t period_ns);
 
 /**
  * Looks for a deadlock among the threads blocked in counting locks now.
@@ -2720,7 +2728,7 @@ cllm_status cllm_lock_check_deadlocks(void);
  * `shards` is above 4096.
  *
  * # Safety
- * `out` must be writable.
+ * `out` is NULL or writable.
  */
 cllm_status cllm_counter_create(size_t shards, struct cllm_counter **out);
 
@@ -2730,7 +2738,7 @@ cllm_status cllm_counter_create(size_t shards, struct cllm_counter **out);
  * Errors: `CLLM_ERR_NULL` if `counter` is NULL.
  *
  * # Safety
- * `counter` must be NULL or a live counter.
+ * `counter` is NULL or a live counter.
  */
 cllm_status cllm_counter_add(const struct cllm_counter *counter, uint64_t delta);
 
@@ -2741,7 +2749,7 @@ cllm_status cllm_counter_add(const struct cllm_counter *counter, uint64_t delta)
  * Errors: `CLLM_ERR_NULL` if `counter` or `out` is NULL.
  *
  * # Safety
- * `counter` must be NULL or a live counter; `out` must be writable.
+ * `counter` is NULL or a live counter; `out` NULL or writable.
  */
 cllm_status cllm_counter_sum(const struct cllm_counter *counter, uint64_t *out);
 
@@ -2749,7 +2757,7 @@ cllm_status cllm_counter_sum(const struct cllm_counter *counter, uint64_t *out);
  * Frees a counter made by `cllm_counter_create`. NULL does nothing.
  *
  * # Safety
- * `counter` must be NULL or a live counter, not used afterwards.
+ * `counter` is NULL or a live counter, not used afterwards.
  */
 void cllm_counter_free(struct cllm_counter *counter);
 
@@ -2768,7 +2776,7 @@ struct cllm_objpool_options cllm_objpool_options_default(void);
  * a zero or oversized `block_size`, or an option out of its range.
  *
  * # Safety
- * `options` must be NULL or readable; `out` must be writable.
+ * `options` must be NULL or readable; `out` NULL or writable.
  */
 cllm_status cllm_objpool_create(size_t block_size,
                                 const struct cllm_objpool_options *options,
@@ -2780,10 +2788,11 @@ cllm_status cllm_objpool_create(size_t block_size,
  * until `cllm_objpool_release`; any thread may release it.
  *
  * Errors: `CLLM_ERR_NULL` if `pool` or `out_block` is NULL; `CLLM_ERR_FULL`
- * if `max_blocks` blocks are in use.
+ * if `max_blocks` blocks are in use; `CLLM_ERR_OUT_OF_MEMORY` if a new
+ * block cannot be allocated.
  *
  * # Safety
- * `pool` must be NULL or a live pool; `out_block` must be writable.
+ * `pool` must be NULL or a live pool; `out_block` NULL or writable.
  */
 cllm_status cllm_objpool_acquire(const struct cllm_objpool *pool, void **out_block);
 
@@ -2806,7 +2815,7 @@ cllm_status cllm_objpool_release(const struct cllm_objpool *pool, void *block);
  * Errors: `CLLM_ERR_NULL` if `pool` or `out` is NULL.
  *
  * # Safety
- * `pool` must be NULL or a live pool; `out` must be writable.
+ * `pool` must be NULL or a live pool; `out` NULL or writable.
  */
 cllm_status cllm_objpool_stats(const struct cllm_objpool *pool, struct cllm_objpool_usage *out);
 
@@ -2817,7 +2826,7 @@ cllm_status cllm_objpool_stats(const struct cllm_objpool *pool, struct cllm_objp
  * `CLLM_ERR_INVALID_ARGUMENT` if `shard` is not below the shard count.
  *
  * # Safety
- * `pool` must be NULL or a live pool; `out` must be writable.
+ * `pool` must be NULL or a live pool; `out` NULL or writable.
  */
 cllm_status cllm_objpool_shard_idle(const struct cllm_objpool *pool, size_t shard, size_t *out);
 

@@ -26,7 +26,7 @@ static int sum_range(void *arg, size_t sphere) {
     return 0;
 }
 
-static const unsigned long long TIMEOUT_US = 10ull * 1000 * 1000;
+static const uint64_t TIMEOUT_NS = 10ull * 1000 * 1000 * 1000; /* 10 s */
 
 int main(void) {
     cllm_pool *pool = NULL;
@@ -42,11 +42,11 @@ int main(void) {
     size_t where[2];
     int failed = 0, waited[2] = {0, 0};
     for (int k = 0; k < 2; k++) {
-        int rc = cllm_pool_dispatch_any(pool, sum_range, &jobs[k], &where[k]);
+        cllm_status rc = cllm_pool_dispatch_any(pool, sum_range, &jobs[k], &where[k]);
         if (rc == CLLM_ERR_BUSY && k == 1) {
             /* No idle sphere: wait for the first job, then try again. */
             printf("job 1: %s; waiting for job 0 first\n", cllm_last_error());
-            rc = cllm_pool_wait_timeout(pool, where[0], TIMEOUT_US);
+            rc = cllm_pool_wait_timeout(pool, where[0], TIMEOUT_NS);
             if (rc != CLLM_OK) {
                 fprintf(stderr, "wait for job 0: %s\n", cllm_last_error());
                 cllm_pool_free(pool);
@@ -64,9 +64,9 @@ int main(void) {
     }
     for (int k = 0; k < 2; k++) {
         if (waited[k]) continue;
-        int rc = cllm_pool_wait_timeout(pool, where[k], TIMEOUT_US);
+        cllm_status rc = cllm_pool_wait_timeout(pool, where[k], TIMEOUT_NS);
         if (rc == CLLM_ERR_TIMEOUT) {
-            fprintf(stderr, "job %d did not end within %llu us\n", k, TIMEOUT_US);
+            fprintf(stderr, "job %d did not end within %llu ns\n", k, (unsigned long long)TIMEOUT_NS);
             failed = 1;
         } else if (rc != CLLM_OK) {
             fprintf(stderr, "job %d: %s\n", k, cllm_last_error());

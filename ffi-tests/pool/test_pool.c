@@ -63,7 +63,7 @@ static void test_status_names_and_version(void) {
 
 static void test_create_and_free(void) {
     cllm_pool_options opts = cllm_pool_options_default();
-    CHECK(opts.num_threads == 0 && !opts.pin_threads && opts.max_spin_us == 200, "defaults");
+    CHECK(opts.num_threads == 0 && !opts.pin_threads && opts.max_spin_ns == 200000, "defaults");
 
     cllm_pool *pool = NULL;
     CHECK_STATUS(cllm_pool_create(NULL, &pool), CLLM_OK);
@@ -88,8 +88,9 @@ static void test_create_and_free(void) {
     CHECK_STATUS(cllm_pool_create(&opts, &untouched), CLLM_ERR_INVALID_ARGUMENT);
 
     opts = cllm_pool_options_default();
-    opts.max_spin_us = 5000000;
+    opts.max_spin_ns = 1000000001; /* above 1 s */
     CHECK_STATUS(cllm_pool_create(&opts, &untouched), CLLM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cllm_last_error(), "max_spin_ns") != NULL, "names the field: %s", cllm_last_error());
     CHECK(untouched == (cllm_pool *)0x1, "output written on failure");
 
     CHECK_STATUS(cllm_pool_create(NULL, NULL), CLLM_ERR_NULL);
@@ -132,7 +133,7 @@ static void test_dispatch_and_wait(cllm_pool *pool) {
     /* Waiting on a sphere that was given nothing returns at once. */
     double t0 = now_s();
     CHECK_STATUS(cllm_pool_wait(pool, 1), CLLM_OK);
-    CHECK_STATUS(cllm_pool_wait_timeout(pool, 1, 10u * 1000 * 1000), CLLM_OK);
+    CHECK_STATUS(cllm_pool_wait_timeout(pool, 1, 10ull * 1000 * 1000 * 1000), CLLM_OK);
     CHECK(now_s() - t0 < 1.0, "idle wait was slow");
 
     CHECK_STATUS(cllm_pool_dispatch(pool, 2, add_sphere_plus_one, &counter), CLLM_ERR_INVALID_ARGUMENT);
@@ -158,7 +159,7 @@ static void test_busy_and_timeout(cllm_pool *pool) {
     CHECK_STATUS(cllm_pool_run_all(pool, NULL, NULL), CLLM_ERR_NULL);
 
     double t0 = now_s();
-    CHECK_STATUS(cllm_pool_wait_timeout(pool, 1, 20000), CLLM_ERR_TIMEOUT);
+    CHECK_STATUS(cllm_pool_wait_timeout(pool, 1, 20ull * 1000 * 1000), CLLM_ERR_TIMEOUT); /* 20 ms */
     double waited = now_s() - t0;
     CHECK(waited >= 0.019 && waited < 5.0, "timed wait took %f s", waited);
     CHECK_STATUS(cllm_pool_dispatch(pool, 1, block_until_open, &open), CLLM_ERR_BUSY);
@@ -178,10 +179,10 @@ static void test_dispatch_any(cllm_pool *pool) {
     CHECK_STATUS(cllm_pool_dispatch_any(pool, block_until_open, &open, &c), CLLM_ERR_BUSY);
     CHECK(c == 77, "output written on failure");
     CHECK(strstr(cllm_last_error(), "no idle sphere") != NULL, "%s", cllm_last_error());
-    CHECK_STATUS(cllm_pool_wait_timeout(pool, a, 1000), CLLM_ERR_TIMEOUT);
+    CHECK_STATUS(cllm_pool_wait_timeout(pool, a, 1000ull * 1000), CLLM_ERR_TIMEOUT); /* 1 ms */
     atomic_store(&open, 1);
-    CHECK_STATUS(cllm_pool_wait_timeout(pool, a, 10u * 1000 * 1000), CLLM_OK);
-    CHECK_STATUS(cllm_pool_wait_timeout(pool, b, 10u * 1000 * 1000), CLLM_OK);
+    CHECK_STATUS(cllm_pool_wait_timeout(pool, a, 10ull * 1000 * 1000 * 1000), CLLM_OK);
+    CHECK_STATUS(cllm_pool_wait_timeout(pool, b, CLLM_WAIT_FOREVER), CLLM_OK);
 
     atomic_size_t counter = 0;
     CHECK_STATUS(cllm_pool_dispatch_any(pool, add_sphere_plus_one, &counter, &c), CLLM_OK);

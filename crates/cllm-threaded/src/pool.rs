@@ -3,8 +3,9 @@
 //! crate for the engine and its guarantees.
 
 use crate::error::FfiError;
-use crate::guard::{arg_ref, ffi_status, ffi_value, out_ptr, write_out};
+use crate::guard::{self, Handle, arg_ref, ffi_status, ffi_value, ns, out_ptr, write_out};
 use crate::status::cllm_status;
+use crate::{free_handle, with_handle};
 use sphere_pool::{Error, Participant, PoolConfig, SmallJob, SpherePool, SphereStats};
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::time::Duration;
@@ -35,6 +36,11 @@ pub struct cllm_pool {
     pool: SpherePool,
 }
 
+// SAFETY: made only by Box::into_raw in cllm_pool_create, freed only by
+// cllm_pool_free (which refuses while the pool is in use by a round);
+// SpherePool is Sync.
+unsafe impl Handle for cllm_pool {}
+
 /// How to build a pool; fill it with `cllm_pool_options_default()`.
 ///
 /// The pool's size, first setting that applies: `num_threads > 0` (spheres),
@@ -52,9 +58,9 @@ pub struct cllm_pool_options {
     pub num_threads: c_int,
     /// Pin sphere i to CPU (i + 1) % CPUs.
     pub pin_threads: bool,
-    /// Longest busy-wait, in microseconds, before a waiting thread sleeps
-    /// (default 200; 0: sleep at once; at most 1000000).
-    pub max_spin_us: u32,
+    /// Longest busy-wait, in nanoseconds, before a waiting thread sleeps
+    /// (default 200000, 200 us; 0: sleep at once; at most 1000000000, 1 s).
+    pub max_spin_ns: u64,
     /// Threads of the pool, the calling thread included (`OMP_NUM_THREADS`'s
     /// meaning), used when `num_threads <= 0`: 1 makes a pool without
     /// spheres that runs every fork-join and parallel-for serially on the
@@ -93,7 +99,6 @@ pub struct cllm_sphere_stats {
 
 impl From<&SphereStats> for cllm_sphere_stats {
     fn from(s: &SphereStats) -> Self {
-        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Self {
             jobs: s.jobs,
             failures: s.failures,
@@ -172,11 +177,14 @@ pub extern "C" fn cllm_pool_options_default() -> cllm_pool_options {
     cllm_pool_options {
         num_threads: 0,
         pin_threads: defaults.pin,
-        max_spin_us: defaults.max_spin.as_micros() as u32,
+        max_spin_ns: ns(defaults.max_spin),
         total_threads: 0,
         cpus: std::ptr::null(),
     }
 }
+
+/// The longest spin a pool may be given: 1 s.
+const MAX_SPIN_NS: u64 = 1_000_000_000;
 
 /// # Safety
 /// `options.cpus` is NULL or a NUL-terminated string.
@@ -193,10 +201,10 @@ unsafe fn config_from(options: &cllm_pool_options) -> Result<PoolConfig, FfiErro
     } else {
         0 // "auto": resolved by the engine from total_threads or the environment
     };
-    if options.max_spin_us > 1_000_000 {
+    if options.max_spin_ns > MAX_SPIN_NS {
         return Err(FfiError::invalid(format!(
-            "max_spin_us {} is above the limit of 1000000",
-            options.max_spin_us
+            "max_spin_ns {} is above the limit of {MAX_SPIN_NS} (1 s)",
+            options.max_spin_ns
         )));
     }
     // SAFETY: promised by the caller.
@@ -218,7 +226,7 @@ unsafe fn config_from(options: &cllm_pool_options) -> Result<PoolConfig, FfiErro
         threads: usize::try_from(options.total_threads).unwrap_or(0),
         pin: options.pin_threads,
         cpus,
-        max_spin: Duration::from_micros(u64::from(options.max_spin_us)),
+        max_spin: Duration::from_nanos(options.max_spin_ns),
         ..PoolConfig::default()
     })
 }
@@ -272,27 +280,19 @@ pub unsafe extern "C" fn cllm_pool_free(pool: *mut cllm_pool) {
     if pool.is_null() {
         return;
     }
-    ffi_status(|| {
-        // SAFETY: the caller passes a live pool made by `cllm_pool_create`.
-        if unsafe { &(*pool).pool }.check_drop().is_err() {
-            return Err(FfiError::new(
+    let refused = with_handle!(pool, |p| {
+        p.pool.check_drop().map_err(|_| {
+            FfiError::new(
                 cllm_status::CLLM_ERR_BUSY,
                 "cllm_pool_free refused: a fork-join round of this pool is running \
                  (run_all or parallel_for; free it after the round returns); the pool is unchanged"
                     .to_owned(),
-            ));
-        }
-        // SAFETY: the caller gives up a pool made by `cllm_pool_create`.
-        drop(unsafe { Box::from_raw(pool) });
-        Ok(())
-    });
-}
-
-/// # Safety
-/// `pool` is NULL or a live pool.
-unsafe fn pool_ref<'a>(pool: *const cllm_pool) -> Result<&'a SpherePool, FfiError> {
-    // SAFETY: forwarded from the caller.
-    Ok(&unsafe { arg_ref(pool, "pool") }?.pool)
+            )
+        })
+    }) != cllm_status::CLLM_OK;
+    if !refused {
+        free_handle!(pool);
+    }
 }
 
 /// Writes the number of spheres to `*out`: 0 for a pool of one thread
@@ -305,24 +305,23 @@ pub unsafe extern "C" fn cllm_pool_num_spheres(
     pool: *const cllm_pool,
     out: *mut usize,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(pool, |h| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: forwarded from the caller.
-        let spheres = unsafe { pool_ref(pool) }?.spheres();
+        let spheres = h.pool.spheres();
         // SAFETY: checked above.
         unsafe { write_out(out, spheres) };
         Ok(())
     })
 }
 
-/// Hands `fn(arg, sphere)` to `sphere` and returns at once. Errors:
+/// Hands `job(arg, sphere)` to `sphere` and returns at once. Errors:
 /// `CLLM_ERR_BUSY` if the sphere's last job was not waited for or a
 /// fork-join round is running on the pool (also from inside the round),
 /// `CLLM_ERR_INVALID_ARGUMENT` for a sphere out of range, `CLLM_ERR_NULL`.
 /// No allocation or system call when the sphere is awake.
 ///
 /// # Safety
-/// `pool` is NULL or a live pool; `fn(arg, sphere)` must be safe to run on
+/// `pool` is NULL or a live pool; `job(arg, sphere)` must be safe to run on
 /// the sphere's thread, and `arg` valid until the job was waited for.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_pool_dispatch(
@@ -331,26 +330,25 @@ pub unsafe extern "C" fn cllm_pool_dispatch(
     job: cllm_job_fn,
     arg: *mut c_void,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: forwarded from the caller.
-        let pool = unsafe { pool_ref(pool) }?;
-        let job = job.ok_or_else(|| FfiError::null("fn"))?;
+    with_handle!(pool, |h| {
+        let pool = &h.pool;
+        let job = job.ok_or_else(|| FfiError::null("job"))?;
         pool.dispatch_small(sphere, c_job(job, arg))?;
         Ok(())
     })
 }
 
-/// Hands `fn(arg, sphere)` to an idle sphere and returns at once, writing
+/// Hands `job(arg, sphere)` to an idle sphere and returns at once, writing
 /// its index to `*out_sphere` (wait for the job with `cllm_pool_wait` on
 /// that index). Never blocks: `CLLM_ERR_BUSY` if every sphere holds a job
 /// that was not waited for, or a fork-join round is running (nothing is
 /// dispatched; wait for one and try again). The search starts after the
 /// sphere picked last, so jobs spread over the pool. Errors also:
-/// `CLLM_ERR_NULL` (pool, fn, out_sphere), `CLLM_ERR_INVALID_ARGUMENT` for a
+/// `CLLM_ERR_NULL` (pool, job, out_sphere), `CLLM_ERR_INVALID_ARGUMENT` for a
 /// pool without spheres (one thread), `CLLM_ERR_SHUTDOWN`.
 ///
 /// # Safety
-/// `pool` is NULL or a live pool; `fn(arg, sphere)` must be safe to run on
+/// `pool` is NULL or a live pool; `job(arg, sphere)` must be safe to run on
 /// a sphere's thread, and `arg` valid until the job was waited for;
 /// `out_sphere` is NULL or writable.
 #[unsafe(no_mangle)]
@@ -360,11 +358,10 @@ pub unsafe extern "C" fn cllm_pool_dispatch_any(
     arg: *mut c_void,
     out_sphere: *mut usize,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(pool, |h| {
         let out = out_ptr(out_sphere, "out_sphere")?;
-        // SAFETY: forwarded from the caller.
-        let pool = unsafe { pool_ref(pool) }?;
-        let job = job.ok_or_else(|| FfiError::null("fn"))?;
+        let pool = &h.pool;
+        let job = job.ok_or_else(|| FfiError::null("job"))?;
         let sphere = pool.dispatch_any_small(c_job(job, arg))?;
         // SAFETY: checked above.
         unsafe { write_out(out, sphere) };
@@ -380,15 +377,15 @@ pub unsafe extern "C" fn cllm_pool_dispatch_any(
 /// `pool` is NULL or a live pool.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_pool_wait(pool: *const cllm_pool, sphere: usize) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe { pool_ref(pool) }?.wait(sphere)?;
+    with_handle!(pool, |h| {
+        h.pool.wait(sphere)?;
         Ok(())
     })
 }
 
-/// As `cllm_pool_wait`, giving up after `timeout_us` microseconds with
+/// As `cllm_pool_wait`, giving up after `timeout_ns` nanoseconds with
 /// `CLLM_ERR_TIMEOUT`; the job goes on and can be waited for again.
+/// `CLLM_WAIT_FOREVER` (`UINT64_MAX`) waits as `cllm_pool_wait` does.
 ///
 /// # Safety
 /// `pool` is NULL or a live pool.
@@ -396,11 +393,13 @@ pub unsafe extern "C" fn cllm_pool_wait(pool: *const cllm_pool, sphere: usize) -
 pub unsafe extern "C" fn cllm_pool_wait_timeout(
     pool: *const cllm_pool,
     sphere: usize,
-    timeout_us: u64,
+    timeout_ns: u64,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe { pool_ref(pool) }?.wait_timeout(sphere, Duration::from_micros(timeout_us))?;
+    with_handle!(pool, |h| {
+        match guard::timeout_ns(timeout_ns) {
+            Some(timeout) => h.pool.wait_timeout(sphere, timeout)?,
+            None => h.pool.wait(sphere)?,
+        }
         Ok(())
     })
 }
@@ -415,31 +414,30 @@ pub unsafe extern "C" fn cllm_pool_is_busy(
     sphere: usize,
     out: *mut bool,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(pool, |h| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: forwarded from the caller.
-        let busy = unsafe { pool_ref(pool) }?.is_busy(sphere)?;
+        let busy = h.pool.is_busy(sphere)?;
         // SAFETY: checked above.
         unsafe { write_out(out, busy) };
         Ok(())
     })
 }
 
-/// Runs `fn(arg, participant)` once on every sphere and once on the calling
+/// Runs `task(arg, participant)` once on every sphere and once on the calling
 /// thread (the last participant), returning when all have finished. The
 /// first failure is returned after all ended (`CLLM_ERR_JOB_FAILED`,
 /// `CLLM_ERR_PANIC`); `CLLM_ERR_BUSY` (nothing run) if a sphere holds a job
 /// that was not waited for or another thread's round is running on the
-/// pool. Inside `fn`, `cllm_participant_barrier` synchronises the
+/// pool. Inside `task`, `cllm_participant_barrier` synchronises the
 /// participants.
 ///
 /// Nested calls run inline: called from work of the same pool (a share, a
-/// parallel-for body, a dispatched job), `fn` runs once, serially, on the
+/// parallel-for body, a dispatched job), `task` runs once, serially, on the
 /// calling thread, with `index` 0 and `count` 1 (its barrier passes at
 /// once), as OpenMP runs a nested parallel region.
 ///
 /// # Safety
-/// `pool` is NULL or a live pool; `fn` must be safe to run concurrently on
+/// `pool` is NULL or a live pool; `task` must be safe to run concurrently on
 /// every participant with the same `arg`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_pool_run_all(
@@ -447,10 +445,9 @@ pub unsafe extern "C" fn cllm_pool_run_all(
     task: cllm_task_fn,
     arg: *mut c_void,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: forwarded from the caller.
-        let pool = unsafe { pool_ref(pool) }?;
-        let task = task.ok_or_else(|| FfiError::null("fn"))?;
+    with_handle!(pool, |h| {
+        let pool = &h.pool;
+        let task = task.ok_or_else(|| FfiError::null("task"))?;
         let arg = SharedArg(arg);
         // Two words (the function and its argument), stored in the round's
         // record: the spheres read nothing else of ours to start.
@@ -502,7 +499,7 @@ pub unsafe extern "C" fn cllm_participant_barrier(
     })
 }
 
-/// Calls `fn(arg, b, e, participant)` on sub-ranges `[b, e)` that together
+/// Calls `body(arg, b, e, participant)` on sub-ranges `[b, e)` that together
 /// cover `[begin, end)` exactly once, spread over the spheres and the calling
 /// thread with work stealing. `grain` is the largest chunk a participant
 /// takes at once (0: automatic; any larger value, SIZE_MAX included, is
@@ -512,12 +509,12 @@ pub unsafe extern "C" fn cllm_participant_barrier(
 /// keeps the work-stealing cursors from wrapping around).
 ///
 /// Nested calls run inline: called from work of the same pool (a share, a
-/// parallel-for body, a dispatched job), `fn` runs on the calling thread
+/// parallel-for body, a dispatched job), `body` runs on the calling thread
 /// over the whole range in order, in chunks of `grain` (0: one chunk), with
 /// the calling thread's own `participant` index.
 ///
 /// # Safety
-/// `pool` is NULL or a live pool; `fn` must be safe to run concurrently with
+/// `pool` is NULL or a live pool; `body` must be safe to run concurrently with
 /// the same `arg`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_pool_parallel_for(
@@ -528,10 +525,9 @@ pub unsafe extern "C" fn cllm_pool_parallel_for(
     body: cllm_range_fn,
     arg: *mut c_void,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: forwarded from the caller.
-        let pool = unsafe { pool_ref(pool) }?;
-        let body = body.ok_or_else(|| FfiError::null("fn"))?;
+    with_handle!(pool, |h| {
+        let pool = &h.pool;
+        let body = body.ok_or_else(|| FfiError::null("body"))?;
         if begin > end {
             return Err(FfiError::invalid(format!(
                 "begin {begin} is after end {end}"
@@ -559,10 +555,9 @@ pub unsafe extern "C" fn cllm_pool_sphere_stats(
     sphere: usize,
     out: *mut cllm_sphere_stats,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(pool, |h| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: forwarded from the caller.
-        let pool = unsafe { pool_ref(pool) }?;
+        let pool = &h.pool;
         let stats = pool.stats();
         let one = stats.spheres.get(sphere).ok_or_else(|| {
             FfiError::from(Error::SphereOutOfRange {
@@ -585,10 +580,9 @@ pub unsafe extern "C" fn cllm_pool_total_stats(
     pool: *const cllm_pool,
     out: *mut cllm_sphere_stats,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(pool, |h| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: forwarded from the caller.
-        let total = unsafe { pool_ref(pool) }?.stats().total;
+        let total = h.pool.stats().total;
         // SAFETY: checked above.
         unsafe { write_out(out, (&total).into()) };
         Ok(())
@@ -682,10 +676,9 @@ pub unsafe extern "C" fn cllm_pool_reduce(
     arg: *mut c_void,
     out: *mut c_void,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(pool, |h| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: forwarded from the caller.
-        let pool = unsafe { pool_ref(pool) }?;
+        let pool = &h.pool;
         if identity.is_null() {
             return Err(FfiError::null("identity"));
         }
@@ -751,10 +744,9 @@ pub unsafe extern "C" fn cllm_pool_reduce_sum_double(
     n: usize,
     out: *mut f64,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(pool, |h| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: forwarded from the caller.
-        let pool = unsafe { pool_ref(pool) }?;
+        let pool = &h.pool;
         let data: &[f64] = if n == 0 {
             &[]
         } else if data.is_null() {
