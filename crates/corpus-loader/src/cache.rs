@@ -29,6 +29,8 @@ use crate::build::FileRecord;
 use crate::config::{LoaderConfig, TokenizerKind};
 use crate::fs::{Opener, StatSig};
 use crate::hash::xxh64;
+use crate::reader::Reader;
+use crate::temp_name::temp_name;
 use crate::tokens::{TokenStore, Tokens, try_zeroed};
 use crate::vocab::Vocab;
 use crate::walk::EntryKind;
@@ -49,14 +51,6 @@ const HEADER_LEN: usize = 128;
 /// Tokens are checksummed in blocks of this size: small enough that the
 /// range check after the hash reads the block from the core's own cache.
 const BLOCK: usize = 64 << 10;
-const TEMP_MARK: &[u8] = b".tmp-";
-
-/// True if `name` is a temporary file of the cache named `cache_name`.
-pub(crate) fn is_temp_name(cache_name: &[u8], name: &[u8]) -> bool {
-    name.len() > cache_name.len()
-        && name.starts_with(cache_name)
-        && name[cache_name.len()..].starts_with(TEMP_MARK)
-}
 
 /// The fingerprint of everything besides the files that decides the tokens.
 pub(crate) fn fingerprint(config: &LoaderConfig, description: &[u8]) -> u64 {
@@ -67,50 +61,6 @@ pub(crate) fn fingerprint(config: &LoaderConfig, description: &[u8]) -> u64 {
     bytes.push(config.document_markers as u8);
     bytes.extend_from_slice(description);
     xxh64(&bytes, 0x636c_6c6d)
-}
-
-/// A little-endian reader that fails instead of panicking on short data.
-pub(crate) struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0 }
-    }
-
-    pub(crate) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let out = self.data.get(self.pos..end)?;
-        self.pos = end;
-        Some(out)
-    }
-
-    /// Bytes not read yet.
-    pub(crate) fn remaining(&self) -> usize {
-        self.data.len() - self.pos
-    }
-
-    pub(crate) fn u8(&mut self) -> Option<u8> {
-        Some(self.bytes(1)?[0])
-    }
-
-    pub(crate) fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.bytes(4)?.try_into().ok()?))
-    }
-
-    pub(crate) fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
-    }
-
-    fn i64(&mut self) -> Option<i64> {
-        Some(self.u64()? as i64)
-    }
-
-    fn at_end(&self) -> bool {
-        self.pos == self.data.len()
-    }
 }
 
 /// The fixed header.
@@ -560,17 +510,15 @@ impl TempCache {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
-        let mut temp_name = name.as_bytes().to_vec();
-        temp_name.extend_from_slice(TEMP_MARK);
-        temp_name.extend_from_slice(
-            format!(
-                "{}-{}",
-                std::process::id(),
-                TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-            )
-            .as_bytes(),
+        let unique = format!(
+            "{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let path = dir.join(std::ffi::OsStr::from_bytes(&temp_name));
+        let path = dir.join(std::ffi::OsStr::from_bytes(&temp_name(
+            name.as_bytes(),
+            &unique,
+        )));
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -733,13 +681,5 @@ mod tests {
         let verdict = file.read_tokens(&SpherePool::new(1).unwrap()).err();
         assert_eq!(verdict.as_deref(), Some("token id outside the vocabulary"));
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn temporary_names_are_recognised_and_only_them() {
-        assert!(is_temp_name(b"c.cache", b"c.cache.tmp-12-0"));
-        assert!(!is_temp_name(b"c.cache", b"c.cache"));
-        assert!(!is_temp_name(b"c.cache", b"c.cache.tmp"));
-        assert!(!is_temp_name(b"c.cache", b"d.cache.tmp-1-1"));
     }
 }

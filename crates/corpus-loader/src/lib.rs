@@ -93,7 +93,11 @@ mod hash;
 #[cfg(not(loom))]
 mod prefetch;
 #[cfg(not(loom))]
+mod reader;
+#[cfg(not(loom))]
 mod report;
+#[cfg(not(loom))]
+mod temp_name;
 #[cfg(not(loom))]
 mod text;
 #[cfg(not(loom))]

@@ -130,7 +130,7 @@ impl Vocab {
     /// Reads the form written by `encode`.
     pub(crate) fn decode_from(
         kind: TokenizerKind,
-        r: &mut crate::cache::Reader<'_>,
+        r: &mut crate::reader::Reader<'_>,
     ) -> Option<Self> {
         let n = r.u32()? as usize;
         if n < NUM_SPECIAL as usize || n > crate::config::MAX_VOCAB_LIMIT {

@@ -227,7 +227,7 @@ impl Exclusion {
 
     fn matches(&self, dir: &Path, name: &[u8]) -> bool {
         dir == self.dir
-            && (name == self.name.as_slice() || crate::cache::is_temp_name(&self.name, name))
+            && (name == self.name.as_slice() || crate::temp_name::is_temp_name(&self.name, name))
     }
 }
 
