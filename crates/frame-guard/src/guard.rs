@@ -603,7 +603,7 @@ impl State {
     }
 }
 
-pub(crate) struct Inner {
+struct Inner {
     config: FrameGuardConfig,
     clock: Box<dyn Clock>,
     probe: MemoryProbe,
@@ -651,7 +651,7 @@ impl Inner {
         result
     }
 
-    pub(crate) fn poll(&self) {
+    fn poll(&self) {
         let now = self.clock.now();
         self.update(|state, config, fired| state.advance(config, &self.probe, now, true, fired));
     }
@@ -718,10 +718,11 @@ impl FrameGuardBuilder {
         });
         #[cfg(not(loom))]
         let watchdog = match inner.config.watchdog_period {
-            Some(period) => Some(
-                crate::watchdog::Watchdog::start(Arc::clone(&inner), period)
-                    .map_err(BuildError::Spawn)?,
-            ),
+            Some(period) => Some({
+                let inner = Arc::clone(&inner);
+                crate::watchdog::Watchdog::start(move || inner.poll(), period)
+                    .map_err(BuildError::Spawn)?
+            }),
             None => None,
         };
         Ok(FrameGuard {

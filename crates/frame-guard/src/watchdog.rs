@@ -1,8 +1,10 @@
 //! The optional watchdog thread: polls the guard every period so that the
 //! time rules and stalled frames are seen even while the loop is frozen
 //! inside a frame that never ends.
+//!
+//! It is handed the poll as a closure and knows nothing of the guard, so
+//! the guard's state stays private to `guard.rs` and no import runs back.
 
-use crate::guard::Inner;
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +24,11 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    pub(crate) fn start(inner: Arc<Inner>, period: Duration) -> std::io::Result<Self> {
+    /// Starts a thread that calls `poll` every `period` until dropped.
+    pub(crate) fn start(
+        poll: impl Fn() + Send + 'static,
+        period: Duration,
+    ) -> std::io::Result<Self> {
         let control = Arc::new(Control {
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
@@ -46,7 +52,7 @@ impl Watchdog {
                         return;
                     }
                     drop(shutdown);
-                    inner.poll();
+                    poll();
                     control.polls.fetch_add(1, Ordering::Relaxed);
                     shutdown = control.shutdown.lock();
                 }
