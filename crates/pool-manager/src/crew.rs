@@ -15,9 +15,9 @@
 //! thread-local state) and its token starts a replacement at once.
 
 use crate::config::Role;
+use crate::core::PoolCore;
 use crate::metrics::{CrewCounters, ns};
 use crate::parker::Parker;
-use crate::pool::PoolCore;
 use crate::queue::Entry;
 use crate::round::RoundSlot;
 use crate::task::{BoxedJob, Outcome};
@@ -584,9 +584,8 @@ fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>, gate: Option<Arc<Gate>>) 
         crew.refresh_served(&mut served);
         let mut next_timer = None;
         for pool in served.1.iter() {
-            if let Some(scheduler) = &pool.scheduler {
-                scheduler.fire_due(now, pool);
-                next_timer = earliest(next_timer, scheduler.next_due());
+            if let Some(timers) = &pool.timers {
+                next_timer = earliest(next_timer, timers.fire_due(now, pool));
             }
         }
         if let Some((pool, entry)) = served.1.iter().find_map(|p| p.queue.pop().map(|e| (p, e))) {

@@ -44,6 +44,8 @@
 
 mod config;
 #[cfg(not(loom))]
+mod core;
+#[cfg(not(loom))]
 mod crew;
 mod error;
 #[cfg(not(loom))]

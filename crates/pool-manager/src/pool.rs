@@ -2,131 +2,15 @@
 //! parallel loops (see `parallel`), read its metrics.
 
 use crate::config::Role;
+use crate::core::PoolCore;
 use crate::crew::Crew;
 use crate::error::SubmitError;
 use crate::metrics::{PoolSnapshot, TaskCounters, load};
-use crate::parker::Parker;
-use crate::queue::{Entry, PushError, TaskQueue, Wait};
-use crate::scheduler::SchedulerCore;
-use crate::task::{BoxedJob, Outcome, RunContext, TaskHandle, TaskJob};
-use parking_lot::RwLock;
-use std::cell::Cell;
+use crate::queue::{PushError, Wait};
+use crate::task::{TaskHandle, TaskJob};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-/// The queue and task counters of one pool; shared with the crews that
-/// serve it (its own, and its host's when it is a guest).
-pub(crate) struct PoolCore {
-    pub(crate) role: Role,
-    pub(crate) queue: TaskQueue<BoxedJob>,
-    pub(crate) counters: TaskCounters,
-    /// The periodic tasks (the background pool only).
-    pub(crate) scheduler: Option<Arc<SchedulerCore>>,
-    /// The parkers of the crews that serve this queue, woken on every push.
-    parkers: RwLock<Vec<Arc<Parker>>>,
-    /// No crew serves the queue: tasks run inline on the submitter.
-    inline: AtomicBool,
-    closed: AtomicBool,
-}
-
-impl PoolCore {
-    pub(crate) fn new(role: Role, capacity: usize, scheduler: Option<Arc<SchedulerCore>>) -> Self {
-        Self {
-            role,
-            queue: TaskQueue::new(capacity),
-            counters: TaskCounters::default(),
-            scheduler,
-            parkers: RwLock::new(Vec::new()),
-            inline: AtomicBool::new(true),
-            closed: AtomicBool::new(false),
-        }
-    }
-
-    /// Who serves the queue; no parker at all means inline.
-    pub(crate) fn set_servers(&self, parkers: Vec<Arc<Parker>>) {
-        self.inline.store(parkers.is_empty(), Ordering::Relaxed);
-        *self.parkers.write() = parkers;
-    }
-
-    pub(crate) fn is_inline(&self) -> bool {
-        self.inline.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
-    }
-
-    /// Refuses new work from now on.
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
-        self.queue.close();
-    }
-
-    /// Queues a job and wakes a worker of each crew that serves the queue.
-    pub(crate) fn push(
-        &self,
-        priority: i32,
-        job: BoxedJob,
-        wait: Wait,
-    ) -> Result<(), (PushError, BoxedJob)> {
-        self.queue.push(priority, job, wait)?;
-        for parker in self.parkers.read().iter() {
-            parker.notify_one();
-        }
-        Ok(())
-    }
-
-    /// Wakes every worker serving the queue (they re-read timers and state).
-    pub(crate) fn wake_all(&self) {
-        for parker in self.parkers.read().iter() {
-            parker.notify_all();
-        }
-    }
-
-    /// Runs a queued entry on a worker; returns how it ended and when.
-    pub(crate) fn run_entry(
-        &self,
-        entry: Entry<BoxedJob>,
-        start: Instant,
-        worker: &str,
-    ) -> (Outcome, Instant) {
-        self.counters
-            .wait
-            .record(start.saturating_duration_since(entry.enqueued));
-        let ctx = RunContext {
-            worker,
-            counters: &self.counters,
-            start,
-            end: Cell::new(None),
-        };
-        let outcome = entry.job.run(&ctx);
-        (outcome, ctx.end.get().unwrap_or_else(Instant::now))
-    }
-
-    /// Runs a job on the calling thread.
-    pub(crate) fn run_now(&self, job: BoxedJob) -> Outcome {
-        TaskCounters::add(&self.counters.inline, 1);
-        self.counters.wait.record(Duration::ZERO);
-        let name = std::thread::current()
-            .name()
-            .unwrap_or("the calling thread")
-            .to_owned();
-        job.run(&RunContext {
-            worker: &name,
-            counters: &self.counters,
-            start: Instant::now(),
-            end: Cell::new(None),
-        })
-    }
-
-    /// Cancels every queued job; returns how many.
-    pub(crate) fn cancel_queued(&self) -> u64 {
-        let dropped = self.queue.drain().len() as u64;
-        TaskCounters::add(&self.counters.cancelled, dropped);
-        dropped
-    }
-}
 
 /// How a submission behaves when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

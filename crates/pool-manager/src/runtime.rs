@@ -3,11 +3,12 @@
 //! resize, rebalance, shutdown.
 
 use crate::config::{Role, RuntimeConfig, ThreadPlan};
+use crate::core::{PoolCore, Timers};
 use crate::crew::{Budget, Crew, ROUND_ROLE, WorkerReading};
 use crate::error::Error;
 use crate::health::{HealthReport, SilentWorker, StuckTask};
 use crate::metrics::{RuntimeSnapshot, ns};
-use crate::pool::{PoolCore, RolePool};
+use crate::pool::RolePool;
 use crate::scheduler::{Scheduler, SchedulerCore};
 use frame_guard::{MonitorInputs, PoolCounters, SpeedupMeter};
 use parking_lot::Mutex;
@@ -129,8 +130,9 @@ impl Runtime {
         let scheduler_core = SchedulerCore::new();
         let pools: [RolePool; Role::COUNT] = Role::ALL.map(|role| {
             let pc = config.pool(role);
-            let scheduler = (role == Role::Background).then(|| scheduler_core.clone());
-            let core = Arc::new(PoolCore::new(role, pc.queue_capacity, scheduler));
+            let timers = (role == Role::Background)
+                .then(|| Box::new(scheduler_core.clone()) as Box<dyn Timers>);
+            let core = Arc::new(PoolCore::new(role, pc.queue_capacity, timers));
             let crew = Crew::new(
                 role,
                 epoch,

@@ -17,9 +17,9 @@
 //!   calls [`Scheduler::run_due`], which runs due tasks inline (the
 //!   single-threaded fallback of the original system).
 
+use crate::core::{PoolCore, Timers};
 use crate::error::Error;
 use crate::metrics::ns;
-use crate::pool::PoolCore;
 use crate::queue::Wait;
 use crate::task::{Job, Outcome, RunContext};
 use parking_lot::Mutex;
@@ -173,7 +173,7 @@ impl SchedulerCore {
     }
 
     /// Queues every due task on `pool` (a worker of a crew serving it calls
-    /// this between tasks).
+    /// this between tasks, through [`Timers`]).
     pub(crate) fn fire_due(self: &Arc<Self>, now: Instant, pool: &PoolCore) {
         if self.stopped.load(Ordering::Relaxed)
             || ns(now.saturating_duration_since(self.epoch))
@@ -246,6 +246,14 @@ impl SchedulerCore {
             t.phase = Phase::Idle;
         }
         self.update_next_due(&st);
+    }
+}
+
+/// The background pool's timers: its workers fire due tasks through this.
+impl Timers for Arc<SchedulerCore> {
+    fn fire_due(&self, now: Instant, pool: &PoolCore) -> Option<Instant> {
+        SchedulerCore::fire_due(self, now, pool);
+        self.next_due()
     }
 }
 
