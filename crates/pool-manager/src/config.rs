@@ -196,6 +196,11 @@ pub struct PoolConfig {
     pub stuck_after: Duration,
     /// The longest an idle worker spins before it sleeps (0: never spin).
     pub spin: Duration,
+    /// CPUs to pin the pool's threads to, round-robin: the `k`-th thread
+    /// started (replacements and resizes included) runs on
+    /// `cpus[k % cpus.len()]`. Each must be a CPU the process may run on.
+    /// `None`: not pinned (the system places the threads).
+    pub cpus: Option<Vec<usize>>,
 }
 
 impl Default for PoolConfig {
@@ -207,6 +212,7 @@ impl Default for PoolConfig {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             stuck_after: Duration::from_secs(5),
             spin: Duration::from_micros(50),
+            cpus: None,
         }
     }
 }
@@ -286,6 +292,25 @@ pub const ENV_VARS: [(&str, &str); 11] = [
         "health reports tasks running longer (ms, >= 1)",
     ),
 ];
+
+/// A pool's CPU list must be one that pinning honours: not empty, and only
+/// CPUs the process may run on (pinning to another would silently fail).
+fn check_cpus(cpus: &[usize]) -> Result<(), String> {
+    if cpus.is_empty() {
+        return Err("the CPU list is empty".to_owned());
+    }
+    // None: the platform cannot tell, and pinning stays a hint.
+    let Some(allowed) = core_affinity::get_core_ids() else {
+        return Ok(());
+    };
+    let allowed: Vec<usize> = allowed.into_iter().map(|c| c.id).collect();
+    match cpus.iter().find(|c| !allowed.contains(c)) {
+        Some(cpu) => Err(format!(
+            "CPU {cpu} is not one this process may run on ({allowed:?})"
+        )),
+        None => Ok(()),
+    }
+}
 
 fn parse_bool(variable: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
@@ -450,6 +475,11 @@ impl RuntimeConfig {
                     "0s",
                     "must be positive",
                 ));
+            }
+            if let Some(cpus) = &p.cpus {
+                check_cpus(cpus).map_err(|why| {
+                    ConfigError::new(&field("cpus"), format_args!("{cpus:?}"), why)
+                })?;
             }
         }
         if self.heartbeat.is_zero() {

@@ -181,6 +181,8 @@ pub(crate) struct Crew {
     shutting_down: AtomicBool,
     spin_max: Duration,
     heartbeat: Duration,
+    /// CPUs the workers are pinned to, round-robin by worker id (empty: none).
+    cpus: Vec<usize>,
     pub(crate) counters: CrewCounters,
 }
 
@@ -192,6 +194,7 @@ impl Crew {
         own: Arc<PoolCore>,
         spin_max: Duration,
         heartbeat: Duration,
+        cpus: Vec<usize>,
     ) -> Arc<Self> {
         let crew = Arc::new(Self {
             role,
@@ -217,6 +220,7 @@ impl Crew {
             shutting_down: AtomicBool::new(false),
             spin_max,
             heartbeat,
+            cpus,
             counters: CrewCounters::default(),
         });
         crew.budget.register(&crew);
@@ -297,10 +301,16 @@ impl Crew {
         let name = format!("{}-{id}", self.role.thread_prefix());
         let record = Arc::new(WorkerRecord::new(name.clone(), self.ns(Instant::now())));
         let (crew, rec) = (self.clone(), record.clone());
-        match std::thread::Builder::new()
-            .name(name)
-            .spawn(move || worker_main(crew, rec, gate))
-        {
+        let cpu = (!self.cpus.is_empty()).then(|| self.cpus[id % self.cpus.len()]);
+        match std::thread::Builder::new().name(name).spawn(move || {
+            // The list was checked against the process's CPUs when the
+            // runtime was configured; a refusal now (the affinity changed
+            // since) leaves the worker unpinned but serving.
+            if let Some(id) = cpu {
+                let _ = core_affinity::set_for_current(core_affinity::CoreId { id });
+            }
+            worker_main(crew, rec, gate)
+        }) {
             Ok(handle) => {
                 st.live += 1;
                 self.live.store(st.live, Ordering::Relaxed);

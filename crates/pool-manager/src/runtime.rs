@@ -140,6 +140,7 @@ impl Runtime {
                 core.clone(),
                 pc.spin,
                 config.heartbeat,
+                pc.cpus.clone().unwrap_or_default(),
             );
             RolePool::new(core, crew, pc.is_active())
         });
