@@ -62,8 +62,6 @@ mod rounds;
 mod slot;
 #[cfg(not(loom))]
 mod stats;
-#[cfg(not(loom))]
-mod steal;
 use thread_support::sync;
 
 pub use barrier::{BarrierBroken, MAX_BARRIER_PARTIES, SphereBarrier};

@@ -8,10 +8,10 @@ use crate::job::Job;
 use crate::limits::MAX_RANGE_LEN;
 use crate::nested::{inside, participant_in};
 use crate::pool::{RoundGuard, SpherePool};
-use crate::steal::StealPlan;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use thread_support::{Failure, StealPlan};
 
 impl SpherePool {
     /// Runs `task` once on every sphere and once on the calling thread, and
@@ -154,42 +154,24 @@ impl SpherePool {
             return self.parallel_for_inline(range, grain, me, body);
         }
         let parts = self.participants();
-        // A chunk never crosses its block's end, so a grain above the
-        // longest block changes nothing; capping it there keeps every
-        // cursor below 2 * len + parts (each participant moves a cursor past
-        // its block's end at most once), which MAX_RANGE_LEN keeps from
-        // wrapping around, whatever grain the caller passed.
-        let longest_block = len.div_ceil(parts);
+        // The plan caps the grain at the longest block (a chunk never
+        // crosses its block's end).
         let grain = if grain == 0 {
             (len / (parts * 8)).max(1)
         } else {
-            grain.min(longest_block)
+            grain
         };
         let plan = StealPlan::new(len, parts, grain);
-        let stop = AtomicBool::new(false);
         let share = |p: &Participant<'_>| {
-            let mut result = Ok(());
-            plan.for_each_chunk(p.index(), &stop, |chunk| {
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    body(
-                        range.start + chunk.start..range.start + chunk.end,
-                        p.index(),
-                    )
-                }));
-                match r {
-                    Ok(Ok(())) => true,
-                    Ok(Err(code)) => {
-                        result = Err(code);
-                        stop.store(true, Ordering::Relaxed);
-                        false
-                    }
-                    Err(payload) => {
-                        stop.store(true, Ordering::Relaxed);
-                        std::panic::resume_unwind(payload)
-                    }
-                }
-            });
-            result
+            let me = p.index();
+            let offset = |chunk: Range<usize>| range.start + chunk.start..range.start + chunk.end;
+            plan.run(me, |chunk| body(offset(chunk), me))
+                .map_err(|failed| match failed {
+                    Failure::Failed(code) => code,
+                    // The round reports a share's panic with the worker it
+                    // ran on; the plan has stopped the other shares.
+                    Failure::Panicked(message) => std::panic::resume_unwind(Box::new(message)),
+                })
         };
         self.fork_join(share, true)
     }

@@ -428,6 +428,28 @@ fn try_parallel_for_stops_at_the_first_error() {
 }
 
 #[test]
+fn a_panic_in_a_parallel_for_body_is_returned_with_its_text_and_stops_the_loop() {
+    let pool = SpherePool::new(2).unwrap();
+    let done = AtomicUsize::new(0);
+    let result = pool.parallel_for(0..100_000, 1, |r| {
+        assert!(r.start != 500, "chunk {} refused", r.start);
+        done.fetch_add(1, Ordering::Relaxed);
+    });
+    match result {
+        Err(Error::Panicked { message, .. }) => assert_eq!(message, "chunk 500 refused"),
+        other => panic!("{other:?}"),
+    }
+    assert!(done.load(Ordering::Relaxed) < 100_000);
+    // The pool still serves.
+    let n = AtomicUsize::new(0);
+    pool.parallel_for(0..1000, 0, |r| {
+        n.fetch_add(r.len(), Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(n.load(Ordering::Relaxed), 1000);
+}
+
+#[test]
 fn dropping_the_pool_finishes_work_in_flight_and_joins_every_thread() {
     let finished = Arc::new(AtomicUsize::new(0));
     let pool = SpherePool::new(3).unwrap();
