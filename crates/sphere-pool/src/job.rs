@@ -4,6 +4,8 @@
 use crate::error::{Error, Worker, panic_message};
 use crate::fork_join::Share;
 use crate::slot::Outcome;
+use std::cell::Cell;
+use std::marker::PhantomData;
 use std::mem::{MaybeUninit, align_of, size_of};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -25,14 +27,21 @@ type Words = [MaybeUninit<usize>; 2];
 ///     .unwrap();
 /// pool.wait(0).unwrap();
 /// ```
+///
+/// A closure of three words does not compile:
+///
+/// ```compile_fail
+/// let (a, b, c) = (1usize, 2usize, 3usize);
+/// let _ = sphere_pool::SmallJob::new(move |s| if s + a + b + c > 0 { Ok(()) } else { Err(1) });
+/// ```
 #[derive(Clone, Copy)]
 pub struct SmallJob {
     call: unsafe fn(&Words, usize) -> Result<(), i32>,
     words: Words,
+    /// `Send` (`new` stores only `Send` closures) but not `Sync`: a stored
+    /// closure need not be callable from two threads at once.
+    _not_sync: PhantomData<Cell<()>>,
 }
-
-// SAFETY: `new` only stores closures that are `Send`.
-unsafe impl Send for SmallJob {}
 
 impl SmallJob {
     /// Stores `job` in the job itself.
@@ -52,6 +61,7 @@ impl SmallJob {
         Self {
             call: call_stored::<F>,
             words,
+            _not_sync: PhantomData,
         }
     }
 
