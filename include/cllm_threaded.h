@@ -346,6 +346,14 @@ typedef struct cllm_roles_options {
    * nanoseconds; 0: 5 s.
    */
   uint64_t shutdown_deadline_ns;
+  /**
+   * CPUs to pin each pool's threads to, indexed by `CLLM_ROLE_*`, as a
+   * list such as `"0-3,8"` (the syntax of `cllm_pool_options.cpus` and
+   * `CLLM_CPUS`): the pool's k-th thread started runs on the list's entry
+   * k mod its length. Every CPU must be one the process may run on.
+   * NULL: that pool is not pinned. Read during `cllm_roles_create` only.
+   */
+  const char *cpus[CLLM_ROLE_COUNT];
 } cllm_roles_options;
 
 /**
@@ -1747,11 +1755,12 @@ struct cllm_roles_options cllm_roles_options_default(void);
 /**
  * Starts the role pools as `options` say (NULL: the defaults) and writes
  * the handle to `*out`. Errors: `CLLM_ERR_NULL` (out),
- * `CLLM_ERR_INVALID_ARGUMENT` (a size above 4096, a time too large),
- * `CLLM_ERR_SPAWN`.
+ * `CLLM_ERR_INVALID_ARGUMENT` (a size above 4096, a time too large, a bad
+ * CPU list: the message names the field), `CLLM_ERR_SPAWN`.
  *
  * # Safety
- * `options` is NULL or points to a `cllm_roles_options`; `out` is writable.
+ * `options` is NULL or points to a `cllm_roles_options` whose `cpus` are
+ * NULL or NUL-terminated strings; `out` is writable.
  */
 cllm_status cllm_roles_create(const struct cllm_roles_options *options, struct cllm_roles **out);
 

@@ -168,6 +168,12 @@ pub struct cllm_roles_options {
     /// How long `cllm_roles_free` waits for queued and running tasks, in
     /// nanoseconds; 0: 5 s.
     pub shutdown_deadline_ns: u64,
+    /// CPUs to pin each pool's threads to, indexed by `CLLM_ROLE_*`, as a
+    /// list such as `"0-3,8"` (the syntax of `cllm_pool_options.cpus` and
+    /// `CLLM_CPUS`): the pool's k-th thread started runs on the list's entry
+    /// k mod its length. Every CPU must be one the process may run on.
+    /// NULL: that pool is not pinned. Read during `cllm_roles_create` only.
+    pub cpus: [*const c_char; CLLM_ROLE_COUNT],
 }
 
 /// Metrics of one role pool. Cumulative counters only grow.
@@ -341,10 +347,31 @@ pub extern "C" fn cllm_roles_options_default() -> cllm_roles_options {
         stuck_task_ns: 0,
         heartbeat_ns: 0,
         shutdown_deadline_ns: 0,
+        cpus: [std::ptr::null(); CLLM_ROLE_COUNT],
     }
 }
 
-fn config_from(o: &cllm_roles_options) -> Result<RuntimeConfig, FfiError> {
+/// A pool's CPU list from its C string (NULL: not pinned).
+///
+/// # Safety
+/// `text` is NULL or a NUL-terminated string.
+unsafe fn cpus_from(text: *const c_char, role: Role) -> Result<Option<Vec<usize>>, FfiError> {
+    if text.is_null() {
+        return Ok(None);
+    }
+    let field = format!("cpus[CLLM_ROLE_{}]", role.name().to_ascii_uppercase());
+    // SAFETY: promised by the caller; not NULL.
+    let text = unsafe { std::ffi::CStr::from_ptr(text) }
+        .to_str()
+        .map_err(|_| FfiError::invalid(format!("{field} is not valid UTF-8")))?;
+    sphere_pool::env::parse_cpu_list(text)
+        .map(Some)
+        .map_err(|why| FfiError::invalid(format!("{field} {text:?}: {why}")))
+}
+
+/// # Safety
+/// Each of `o.cpus` is NULL or a NUL-terminated string.
+unsafe fn config_from(o: &cllm_roles_options) -> Result<RuntimeConfig, FfiError> {
     let mut c = RuntimeConfig::default();
     if o.thread_budget > 0 {
         c.thread_budget = Some(o.thread_budget as usize);
@@ -358,6 +385,8 @@ fn config_from(o: &cllm_roles_options) -> Result<RuntimeConfig, FfiError> {
         if let Some(d) = ns_option(o.stuck_task_ns) {
             c.pool_mut(role).stuck_after = d;
         }
+        // SAFETY: promised by the caller.
+        c.pool_mut(role).cpus = unsafe { cpus_from(o.cpus[role.index()], role) }?;
     }
     if let Some(d) = ns_option(o.heartbeat_ns) {
         c.heartbeat = d;
@@ -380,11 +409,12 @@ fn create(config: RuntimeConfig, out: *mut *mut cllm_roles) -> Result<(), FfiErr
 
 /// Starts the role pools as `options` say (NULL: the defaults) and writes
 /// the handle to `*out`. Errors: `CLLM_ERR_NULL` (out),
-/// `CLLM_ERR_INVALID_ARGUMENT` (a size above 4096, a time too large),
-/// `CLLM_ERR_SPAWN`.
+/// `CLLM_ERR_INVALID_ARGUMENT` (a size above 4096, a time too large, a bad
+/// CPU list: the message names the field), `CLLM_ERR_SPAWN`.
 ///
 /// # Safety
-/// `options` is NULL or points to a `cllm_roles_options`; `out` is writable.
+/// `options` is NULL or points to a `cllm_roles_options` whose `cpus` are
+/// NULL or NUL-terminated strings; `out` is writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_roles_create(
     options: *const cllm_roles_options,
@@ -396,7 +426,8 @@ pub unsafe extern "C" fn cllm_roles_create(
         let options = unsafe { options.as_ref() }
             .copied()
             .unwrap_or_else(|| cllm_roles_options_default());
-        create(config_from(&options)?, out)
+        // SAFETY: the caller promises the `cpus` strings are NULL or valid.
+        create(unsafe { config_from(&options) }?, out)
     })
 }
 
