@@ -5,10 +5,10 @@
 //! the thread's last error.
 //!
 //! Handles: a function whose first argument is a handle runs its body through
-//! [`with_handle!`] (status) or [`with_handle_value!`] (a value), which do the
+//! [`with_handle!`](macro@crate::with_handle) (status) or [`with_handle_value!`](macro@crate::with_handle_value) (a value), which do the
 //! panic boundary, the NULL check (naming the argument) and the dereference;
 //! the one SAFETY argument for every handle is on [`Handle`] and [`handle`].
-//! A second handle argument is borrowed with [`handle!`]. Text outputs go
+//! A second handle argument is borrowed with [`handle!`](macro@crate::handle). Text outputs go
 //! through [`text_out`] / [`write_text`] (the `buf, buf_len, out_len` shape).
 //!
 //! Quiet panics: Rust's default panic hook prints "thread ... panicked at"
@@ -163,7 +163,7 @@ pub unsafe fn handle<'a, H: Handle>(ptr: *const H, name: &str) -> Result<&'a H, 
 }
 
 /// Runs `body` on the handle behind `ptr` inside the panic boundary; a NULL
-/// `ptr` is `CLLM_ERR_NULL` naming `name`. Use it through [`with_handle!`].
+/// `ptr` is `CLLM_ERR_NULL` naming `name`. Use it through [`with_handle!`](macro@crate::with_handle).
 ///
 /// # Safety
 /// As for [`handle`].
@@ -178,7 +178,7 @@ pub unsafe fn with_handle<H: Handle>(
 
 /// [`with_handle`] for functions that return a value: on failure records
 /// the error and returns `on_error(&error)`. Use it through
-/// [`with_handle_value!`].
+/// [`with_handle_value!`](macro@crate::with_handle_value).
 ///
 /// # Safety
 /// As for [`handle`].
@@ -193,7 +193,7 @@ pub unsafe fn with_handle_value<H: Handle, T>(
 }
 
 /// Releases a handle made by `Box::into_raw` in its `_create`, inside the
-/// panic boundary; NULL is a no-op. Use it through [`free_handle!`].
+/// panic boundary; NULL is a no-op. Use it through [`free_handle!`](macro@crate::free_handle).
 ///
 /// # Safety
 /// `ptr` is NULL or a live handle that no other call uses now or later.
@@ -239,7 +239,7 @@ macro_rules! with_handle {
     }};
 }
 
-/// `with_handle_value!(ptr, on_error, |h| body)`: [`with_handle!`] for a
+/// `with_handle_value!(ptr, on_error, |h| body)`: [`with_handle!`](macro@crate::with_handle) for a
 /// function returning a value (`on_error(&FfiError)` on failure).
 #[macro_export]
 macro_rules! with_handle_value {
@@ -252,7 +252,7 @@ macro_rules! with_handle_value {
 }
 
 /// `handle!(ptr)`: borrows a second handle argument inside a body
-/// (`Result<&H, FfiError>`), under the same contract as [`with_handle!`].
+/// (`Result<&H, FfiError>`), under the same contract as [`with_handle!`](macro@crate::with_handle).
 #[macro_export]
 macro_rules! handle {
     ($ptr:ident) => {{
@@ -278,7 +278,7 @@ pub const CLLM_WAIT_FOREVER: u64 = u64::MAX;
 
 /// A duration as C nanoseconds (saturating at `UINT64_MAX`, ~584 years).
 pub fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    thread_support::duration_to_nanos(d)
 }
 
 /// A C timeout in nanoseconds: `None` for [`CLLM_WAIT_FOREVER`].

@@ -14,7 +14,8 @@
 //!
 //! Modules by area: [`pool`] (sphere pools: hand-off, fork-join,
 //! parallel-for), [`loader`] and [`loader_iter`] (corpus loader and its
-//! batches), [`runtime`] (role pools, scheduler, loop helpers), [`frame`]
+//! batches), [`roles`], [`task`] and [`sched`] (role pools, their tasks and
+//! periodic scheduler), [`frame`]
 //! (frame guard and monitoring), [`lock`] (contention-counting locks),
 //! [`counter`] (sharded counters), [`objpool`] (object pool). The drop-in
 //! `threaded_training_*` API is a separate library,
