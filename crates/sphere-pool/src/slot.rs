@@ -35,6 +35,7 @@ use crate::error::Error;
 use crate::sync::{AtomicU32, AtomicU64, Condvar, Mutex, Ordering, UnsafeCell};
 use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
+use thread_support::duration_to_nanos;
 use thread_support::spin::{AdaptiveSpin, spin_until};
 
 const STATE_MASK: u32 = 0b111;
@@ -234,7 +235,7 @@ impl<J> Slot<J> {
         spin.record_gap(idle);
         self.counters
             .idle_ns
-            .fetch_add(duration_ns(idle), Ordering::Relaxed);
+            .fetch_add(duration_to_nanos(idle), Ordering::Relaxed);
         Some((job, started))
     }
 
@@ -354,7 +355,7 @@ impl<J> Slot<J> {
         let ended = Instant::now();
         self.counters
             .busy_ns
-            .fetch_add(duration_ns(ended - started), Ordering::Relaxed);
+            .fetch_add(duration_to_nanos(ended - started), Ordering::Relaxed);
         ended
     }
 
@@ -458,8 +459,4 @@ impl<J> Slot<J> {
             self.work_ready.notify_one();
         }
     }
-}
-
-fn duration_ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
