@@ -10,6 +10,14 @@
 #include <string.h>
 #include <time.h>
 
+#define MS 1000000ull /* nanoseconds: every duration of the API */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -26,7 +34,7 @@ static void test_create_free_and_null_arguments(void) {
 
     CHECK_STATUS(cllm_lock_lock(NULL), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_lock_trylock(NULL), CLLM_ERR_NULL);
-    CHECK_STATUS(cllm_lock_lock_timeout(NULL, 10), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_lock_lock_timeout(NULL, 10 * MS), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_lock_unlock(NULL), CLLM_ERR_NULL);
     cllm_lock_contention c;
     CHECK_STATUS(cllm_lock_stats(NULL, &c), CLLM_ERR_NULL);
@@ -55,16 +63,19 @@ static void test_lock_unlock_errors_and_stats(void) {
     CHECK_STATUS(cllm_lock_trylock(lock), CLLM_ERR_BUSY); /* held by me: busy */
     CHECK_STATUS(cllm_lock_lock(lock), CLLM_ERR_DEADLOCK); /* relock: error, no hang */
     CHECK(strstr(cllm_last_error(), "single") != NULL, "%s", cllm_last_error());
-    CHECK_STATUS(cllm_lock_lock_timeout(lock, 10000), CLLM_ERR_DEADLOCK); /* at once */
+    CHECK_STATUS(cllm_lock_lock_timeout(lock, 10000 * MS), CLLM_ERR_DEADLOCK); /* at once */
+    CHECK_STATUS(cllm_lock_lock_timeout(lock, CLLM_WAIT_FOREVER), CLLM_ERR_DEADLOCK); /* at once */
     CHECK_STATUS(cllm_lock_unlock(lock), CLLM_OK);
     CHECK_STATUS(cllm_lock_unlock(lock), CLLM_ERR_INVALID_ARGUMENT); /* double unlock */
     CHECK_STATUS(cllm_lock_lock_timeout(lock, 0), CLLM_OK);            /* free: at once */
+    CHECK_STATUS(cllm_lock_unlock(lock), CLLM_OK);
+    CHECK_STATUS(cllm_lock_lock_timeout(lock, CLLM_WAIT_FOREVER), CLLM_OK);
     CHECK_STATUS(cllm_lock_unlock(lock), CLLM_OK);
 
     cllm_lock_contention c;
     memset(&c, 0xff, sizeof c);
     CHECK_STATUS(cllm_lock_stats(lock, &c), CLLM_OK);
-    CHECK(c.acquisitions == 12, "acquisitions %llu", (unsigned long long)c.acquisitions);
+    CHECK(c.acquisitions == 13, "acquisitions %llu", (unsigned long long)c.acquisitions);
     CHECK(c.contended == 0 && c.wait_ns == 0 && c.contention_rate == 0.0, "no contention");
     cllm_lock_free(lock);
 }
@@ -111,7 +122,11 @@ static void test_other_threads_cannot_unlock_and_contention_is_counted(void) {
     pthread_join(other, NULL);
     CHECK(b.status == CLLM_ERR_INVALID_ARGUMENT, "foreign unlock gave %s", cllm_status_str(b.status));
     CHECK_STATUS(cllm_lock_trylock(lock), CLLM_ERR_BUSY);
-    CHECK_STATUS(cllm_lock_lock_timeout(lock, 30), CLLM_ERR_TIMEOUT);
+    /* The timeout is in nanoseconds: 30 ms waits 30 ms, not 30 s. */
+    double t0 = now_s();
+    CHECK_STATUS(cllm_lock_lock_timeout(lock, 30 * MS), CLLM_ERR_TIMEOUT);
+    double waited = now_s() - t0;
+    CHECK(waited >= 0.029 && waited < 3.0, "a 30 ms timeout waited %.3f s", waited);
 
     /* The holder lets go 100 ms after step 2: our blocking lock waits. */
     cllm_lock_contention before;
@@ -174,7 +189,7 @@ static void test_mutual_exclusion_under_contention(void) {
 typedef struct {
     cllm_lock *first, *second;
     pthread_barrier_t *barrier;
-    uint64_t timeout_ms;
+    uint64_t timeout_ns;
     int status;
     char error[2048];
 } crossing_arg;
@@ -186,22 +201,22 @@ static void *take_in_order(void *p) {
     a->status = cllm_lock_lock(a->first);
     pthread_barrier_wait(a->barrier);
     if (a->status != CLLM_OK) return NULL;
-    a->status = cllm_lock_lock_timeout(a->second, a->timeout_ms);
+    a->status = cllm_lock_lock_timeout(a->second, a->timeout_ns);
     strncpy(a->error, cllm_last_error(), sizeof a->error - 1);
     if (a->status == CLLM_OK) cllm_lock_unlock(a->second);
     cllm_lock_unlock(a->first);
     return NULL;
 }
 
-static void run_crossing(const char *n1, const char *n2, uint64_t timeout_ms, crossing_arg out[2],
+static void run_crossing(const char *n1, const char *n2, uint64_t timeout_ns, crossing_arg out[2],
                          int poll_detector, int *detector_found, char *detector_text, size_t text_len) {
     cllm_lock *l1 = NULL, *l2 = NULL;
     CHECK_STATUS(cllm_lock_create(n1, &l1), CLLM_OK);
     CHECK_STATUS(cllm_lock_create(n2, &l2), CLLM_OK);
     pthread_barrier_t barrier;
     pthread_barrier_init(&barrier, NULL, 2);
-    out[0] = (crossing_arg){.first = l1, .second = l2, .barrier = &barrier, .timeout_ms = timeout_ms, .status = -1};
-    out[1] = (crossing_arg){.first = l2, .second = l1, .barrier = &barrier, .timeout_ms = timeout_ms, .status = -1};
+    out[0] = (crossing_arg){.first = l1, .second = l2, .barrier = &barrier, .timeout_ns = timeout_ns, .status = -1};
+    out[1] = (crossing_arg){.first = l2, .second = l1, .barrier = &barrier, .timeout_ns = timeout_ns, .status = -1};
     pthread_t t[2];
     pthread_create(&t[0], NULL, take_in_order, &out[0]);
     pthread_create(&t[1], NULL, take_in_order, &out[1]);
@@ -227,11 +242,11 @@ static void test_check_deadlocks_finds_a_stuck_pair(void) {
     CHECK_STATUS(cllm_lock_check_deadlocks(), CLLM_OK); /* nothing stuck yet */
     /* Automatic check off: the threads only time out; the test's own call
      * must find the cycle while they wait. */
-    CHECK_STATUS(cllm_lock_set_deadlock_check_ms(0), CLLM_OK);
+    CHECK_STATUS(cllm_lock_set_deadlock_check_ns(0), CLLM_OK);
     crossing_arg out[2];
     int found = 0;
     char text[4096] = {0};
-    run_crossing("ledger", "journal", 2000, out, 1, &found, text, sizeof text);
+    run_crossing("ledger", "journal", 2000 * MS, out, 1, &found, text, sizeof text);
     CHECK(found, "the detector did not see the deadlock");
     CHECK(strstr(text, "\"ledger\"") && strstr(text, "\"journal\""), "names both locks: %s", text);
     CHECK(strstr(text, "2 thread(s)") != NULL, "two threads: %s", text);
@@ -241,9 +256,9 @@ static void test_check_deadlocks_finds_a_stuck_pair(void) {
 }
 
 static void test_lock_timeout_breaks_a_deadlock(void) {
-    CHECK_STATUS(cllm_lock_set_deadlock_check_ms(50), CLLM_OK);
+    CHECK_STATUS(cllm_lock_set_deadlock_check_ns(50 * MS), CLLM_OK);
     crossing_arg out[2];
-    run_crossing("left-fork", "right-fork", 20000, out, 0, NULL, NULL, 0);
+    run_crossing("left-fork", "right-fork", 20000 * MS, out, 0, NULL, NULL, 0);
     int deadlocks = 0;
     for (int i = 0; i < 2; i++) {
         if (out[i].status == CLLM_ERR_DEADLOCK) {
@@ -256,7 +271,7 @@ static void test_lock_timeout_breaks_a_deadlock(void) {
     }
     CHECK(deadlocks >= 1, "no side saw the deadlock (%s, %s)", cllm_status_str(out[0].status),
           cllm_status_str(out[1].status));
-    CHECK_STATUS(cllm_lock_set_deadlock_check_ms(200), CLLM_OK);
+    CHECK_STATUS(cllm_lock_set_deadlock_check_ns(200 * MS), CLLM_OK);
 }
 
 /* ---- sharded counter ------------------------------------------------------ */

@@ -22,7 +22,7 @@ static int all_bytes(const void *p, size_t n, unsigned char value) {
 static void test_options_and_create_errors(void) {
     cllm_objpool_options o = cllm_objpool_options_default();
     CHECK(o.max_blocks == 0 && o.shards == 4 && o.thread_cache == 8, "defaults");
-    CHECK(o.shard_choice == CLLM_OBJPOOL_ROUND_ROBIN && !o.zero_on_release, "defaults");
+    CHECK(o.shard_choice == CLLM_OBJPOOL_SHARD_CHOICE_ROUND_ROBIN && !o.zero_on_release, "defaults");
 
     cllm_objpool *pool = (cllm_objpool *)0x1;
     CHECK_STATUS(cllm_objpool_create(64, NULL, NULL), CLLM_ERR_NULL);
@@ -41,7 +41,8 @@ static void test_options_and_create_errors(void) {
     o = cllm_objpool_options_default();
     o.shard_choice = 7;
     CHECK_STATUS(cllm_objpool_create(64, &o, &pool), CLLM_ERR_INVALID_ARGUMENT);
-    CHECK(strstr(cllm_last_error(), "shard_choice") != NULL, "%s", cllm_last_error());
+    CHECK(strstr(cllm_last_error(), "options.shard_choice = 7 is not a cllm_objpool_shard_choice") != NULL, "%s",
+          cllm_last_error());
     CHECK(pool == (cllm_objpool *)0x1, "out untouched on failure");
 
     CHECK_STATUS(cllm_objpool_create(1, NULL, &pool), CLLM_OK); /* NULL: defaults */
@@ -65,6 +66,23 @@ static void test_null_handles(void) {
     CHECK(strstr(cllm_last_error(), "block") != NULL, "%s", cllm_last_error());
     CHECK_STATUS(cllm_objpool_stats(pool, NULL), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_objpool_shard_idle(pool, 0, NULL), CLLM_ERR_NULL);
+    cllm_objpool_free(pool);
+}
+
+/* A block that cannot be allocated (2^62 bytes) is CLLM_ERR_OUT_OF_MEMORY
+ * (it was CLLM_ERR_PANIC), and the pool counts nothing for it. */
+static void test_out_of_memory(void) {
+    cllm_objpool *pool = NULL;
+    CHECK_STATUS(cllm_objpool_create((size_t)1 << 62, NULL, &pool), CLLM_OK);
+    if (!pool) return;
+    void *block = (void *)0x1;
+    CHECK_STATUS(cllm_objpool_acquire(pool, &block), CLLM_ERR_OUT_OF_MEMORY);
+    CHECK(block == (void *)0x1, "out untouched on failure");
+    CHECK(strstr(cllm_last_error(), "out of memory") != NULL, "%s", cllm_last_error());
+    cllm_objpool_usage u;
+    CHECK_STATUS(cllm_objpool_stats(pool, &u), CLLM_OK);
+    CHECK(u.live == 0 && u.in_use == 0, "live %llu in use %llu", (unsigned long long)u.live,
+          (unsigned long long)u.in_use);
     cllm_objpool_free(pool);
 }
 
@@ -211,7 +229,7 @@ static void *worker(void *p) {
     return NULL;
 }
 
-static void test_threads(uint32_t choice) {
+static void test_threads(cllm_objpool_shard_choice choice) {
     cllm_objpool_options o = cllm_objpool_options_default();
     o.max_blocks = 256;
     o.thread_cache = 4;
@@ -250,7 +268,8 @@ int main(void) {
     test_zero_on_release();
     test_bad_releases_leave_the_pool_unchanged();
     test_cap();
-    test_threads(CLLM_OBJPOOL_ROUND_ROBIN);
-    test_threads(CLLM_OBJPOOL_THREAD_AFFINE);
+    test_out_of_memory();
+    test_threads(CLLM_OBJPOOL_SHARD_CHOICE_ROUND_ROBIN);
+    test_threads(CLLM_OBJPOOL_SHARD_CHOICE_THREAD_AFFINE);
     return check_summary();
 }

@@ -1,15 +1,10 @@
 //! C API of the sharded counter (`cllm_counter_*`): a `uint64_t` that many
 //! threads add to without sharing a cache line. See `sync_stats::ShardedCounter`.
-//!
-//! Handles: a `cllm_counter *` is a `Box` leaked by `cllm_counter_create` and
-//! reclaimed by `cllm_counter_free`, which must not run while any other call
-//! uses the same handle (the type's contract). So a handle borrowed at the
-//! start of a call stays valid until the call returns; `arg_ref` refuses
-//! NULL.
 
 use crate::error::FfiError;
-use crate::guard::{arg_ref, ffi_status, out_ptr, write_out};
+use crate::guard::{Handle, ffi_status, out_ptr, write_out};
 use crate::status::cllm_status;
+use crate::{free_handle, with_handle};
 use sync_stats::ShardedCounter;
 
 /// A `uint64_t` counter that many threads add to without sharing a cache
@@ -19,6 +14,10 @@ pub struct cllm_counter {
     counter: ShardedCounter,
 }
 
+// SAFETY: made only by Box::into_raw in cllm_counter_create, freed only by
+// cllm_counter_free; ShardedCounter is Sync.
+unsafe impl Handle for cllm_counter {}
+
 /// Creates a counter at zero with `shards` shards (rounded up to a power of
 /// two; 0 = the default, twice the CPUs) and stores it in `*out`.
 ///
@@ -26,7 +25,7 @@ pub struct cllm_counter {
 /// `shards` is above 4096.
 ///
 /// # Safety
-/// `out` must be writable.
+/// `out` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_counter_create(
     shards: usize,
@@ -45,8 +44,7 @@ pub unsafe extern "C" fn cllm_counter_create(
         } else {
             ShardedCounter::with_shards(shards)
         };
-        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
-        // this function's contract.
+        // SAFETY: checked by out_ptr.
         unsafe { write_out(out, Box::into_raw(Box::new(cllm_counter { counter }))) };
         Ok(())
     })
@@ -57,13 +55,11 @@ pub unsafe extern "C" fn cllm_counter_create(
 /// Errors: `CLLM_ERR_NULL` if `counter` is NULL.
 ///
 /// # Safety
-/// `counter` must be NULL or a live counter.
+/// `counter` is NULL or a live counter.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_counter_add(counter: *const cllm_counter, delta: u64) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: NULL or a live counter that no call frees before this one
-        // returns (see "Handles" above).
-        unsafe { arg_ref(counter, "counter") }?.counter.add(delta);
+    with_handle!(counter, |c| {
+        c.counter.add(delta);
         Ok(())
     })
 }
@@ -74,20 +70,16 @@ pub unsafe extern "C" fn cllm_counter_add(counter: *const cllm_counter, delta: u
 /// Errors: `CLLM_ERR_NULL` if `counter` or `out` is NULL.
 ///
 /// # Safety
-/// `counter` must be NULL or a live counter; `out` must be writable.
+/// `counter` is NULL or a live counter; `out` NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_counter_sum(
     counter: *const cllm_counter,
     out: *mut u64,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(counter, |c| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: NULL or a live counter that no call frees before this one
-        // returns (see "Handles" above).
-        let counter = unsafe { arg_ref(counter, "counter") }?;
-        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
-        // this function's contract.
-        unsafe { write_out(out, counter.counter.sum()) };
+        // SAFETY: checked by out_ptr.
+        unsafe { write_out(out, c.counter.sum()) };
         Ok(())
     })
 }
@@ -95,12 +87,8 @@ pub unsafe extern "C" fn cllm_counter_sum(
 /// Frees a counter made by `cllm_counter_create`. NULL does nothing.
 ///
 /// # Safety
-/// `counter` must be NULL or a live counter, not used afterwards.
+/// `counter` is NULL or a live counter, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_counter_free(counter: *mut cllm_counter) {
-    if !counter.is_null() {
-        // SAFETY: not NULL, so a `Box` from `cllm_counter_create` that the
-        // caller hands back once, with no other call on it (see "Handles").
-        drop(unsafe { Box::from_raw(counter) });
-    }
+    free_handle!(counter)
 }

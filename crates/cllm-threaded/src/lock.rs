@@ -2,15 +2,12 @@
 //! contention and takes part in deadlock detection, the process-wide
 //! contention figures, and the deadlock check. See the `sync-stats` crate.
 //!
-//! Handles: a `cllm_lock *` is a `Box` leaked by `cllm_lock_create` and
-//! reclaimed by `cllm_lock_free`, which must not run while any other call
-//! uses the same handle (the type's contract). So a handle borrowed at the
-//! start of a call stays valid until the call returns; `arg_ref` refuses
-//! NULL.
+//! Durations are `uint64_t` nanoseconds, like everywhere in the C API.
 
 use crate::error::FfiError;
-use crate::guard::{arg_ref, ffi_status, out_ptr, write_out};
+use crate::guard::{Handle, ffi_status, out_ptr, write_out};
 use crate::status::cllm_status;
+use crate::{free_handle, with_handle};
 use std::ffi::{CStr, c_char};
 use std::time::Duration;
 use sync_stats::{CountingMutex, LockError, LockStats};
@@ -24,6 +21,10 @@ use sync_stats::{CountingMutex, LockError, LockStats};
 pub struct cllm_lock {
     lock: CountingMutex<()>,
 }
+
+// SAFETY: made only by Box::into_raw in cllm_lock_create, freed only by
+// cllm_lock_free; CountingMutex<()> is Sync.
+unsafe impl Handle for cllm_lock {}
 
 /// Contention figures of one lock (`cllm_lock_stats`) or of every counting
 /// lock of the process, freed ones included (`cllm_lock_global_stats`).
@@ -46,7 +47,7 @@ impl From<LockStats> for cllm_lock_contention {
         Self {
             acquisitions: s.acquisitions,
             contended: s.contended,
-            wait_ns: u64::try_from(s.wait.as_nanos()).unwrap_or(u64::MAX),
+            wait_ns: crate::guard::ns(s.wait),
             contention_rate: s.contention_rate(),
         }
     }
@@ -70,7 +71,7 @@ fn lock_error(lock: &cllm_lock, e: LockError) -> FfiError {
 /// Errors: `CLLM_ERR_NULL` if `name` or `out` is NULL.
 ///
 /// # Safety
-/// `name` must be a NUL-terminated string; `out` must be writable.
+/// `name` is NULL or a NUL-terminated string; `out` NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_lock_create(
     name: *const c_char,
@@ -89,8 +90,7 @@ pub unsafe extern "C" fn cllm_lock_create(
         let lock = Box::new(cllm_lock {
             lock: CountingMutex::new(name, ()),
         });
-        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
-        // this function's contract.
+        // SAFETY: checked by out_ptr.
         unsafe { write_out(out, Box::into_raw(lock)) };
         Ok(())
     })
@@ -103,14 +103,7 @@ pub unsafe extern "C" fn cllm_lock_create(
 /// `lock` must be NULL or a live lock, not used by any other call now or later.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_lock_free(lock: *mut cllm_lock) {
-    if lock.is_null() {
-        return;
-    }
-    // SAFETY: not NULL, so a `Box` from `cllm_lock_create` that the caller
-    // hands back once, with no other call on it (see "Handles" above).
-    let lock = unsafe { Box::from_raw(lock) };
-    // Dropping a parking_lot mutex cannot panic; nothing to catch.
-    drop(lock);
+    free_handle!(lock)
 }
 
 /// Locks, waiting as long as needed. A thread that waits longer than the
@@ -125,10 +118,7 @@ pub unsafe extern "C" fn cllm_lock_free(lock: *mut cllm_lock) {
 /// `lock` must be NULL or a live lock.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_lock_lock(lock: *const cllm_lock) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: NULL or a live lock that no call frees before this one
-        // returns (see "Handles" above).
-        let lock = unsafe { arg_ref(lock, "lock") }?;
+    with_handle!(lock, |lock| {
         if lock.lock.is_held_by_current_thread() {
             return Err(FfiError::new(
                 cllm_status::CLLM_ERR_DEADLOCK,
@@ -154,10 +144,7 @@ pub unsafe extern "C" fn cllm_lock_lock(lock: *const cllm_lock) -> cllm_status {
 /// `lock` must be NULL or a live lock.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_lock_trylock(lock: *const cllm_lock) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: NULL or a live lock that no call frees before this one
-        // returns (see "Handles" above).
-        let lock = unsafe { arg_ref(lock, "lock") }?;
+    with_handle!(lock, |lock| {
         match lock.lock.try_lock() {
             Some(guard) => {
                 std::mem::forget(guard);
@@ -171,10 +158,10 @@ pub unsafe extern "C" fn cllm_lock_trylock(lock: *const cllm_lock) -> cllm_statu
     })
 }
 
-/// Locks, waiting at most `timeout_ms` milliseconds, and gives up as soon as
-/// the deadlock detector finds the calling thread in a wait-for cycle (after
-/// the deadlock check period), so that the caller can release what it holds
-/// and retry.
+/// Locks, waiting at most `timeout_ns` nanoseconds (`CLLM_WAIT_FOREVER`:
+/// no time limit), and gives up as soon as the deadlock detector finds the
+/// calling thread in a wait-for cycle (after the deadlock check period), so
+/// that the caller can release what it holds and retry.
 ///
 /// Errors: `CLLM_ERR_NULL`; `CLLM_ERR_TIMEOUT`; `CLLM_ERR_DEADLOCK` (the
 /// last error names every thread and lock of the cycle; also at once if the
@@ -185,13 +172,12 @@ pub unsafe extern "C" fn cllm_lock_trylock(lock: *const cllm_lock) -> cllm_statu
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_lock_lock_timeout(
     lock: *const cllm_lock,
-    timeout_ms: u64,
+    timeout_ns: u64,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: NULL or a live lock that no call frees before this one
-        // returns (see "Handles" above).
-        let lock = unsafe { arg_ref(lock, "lock") }?;
-        match lock.lock.lock_checked(Duration::from_millis(timeout_ms)) {
+    // Duration::MAX: the lock caps the deadline far in the future.
+    let timeout = crate::guard::timeout_ns(timeout_ns).unwrap_or(Duration::MAX);
+    with_handle!(lock, |lock| {
+        match lock.lock.lock_checked(timeout) {
             Ok(guard) => {
                 std::mem::forget(guard);
                 Ok(())
@@ -211,10 +197,7 @@ pub unsafe extern "C" fn cllm_lock_lock_timeout(
 /// `lock` must be NULL or a live lock.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_lock_unlock(lock: *const cllm_lock) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: NULL or a live lock that no call frees before this one
-        // returns (see "Handles" above).
-        let lock = unsafe { arg_ref(lock, "lock") }?;
+    with_handle!(lock, |lock| {
         if !lock.lock.is_held_by_current_thread() {
             return Err(FfiError::invalid(format!(
                 "lock {:?} is not held by the calling thread",
@@ -234,19 +217,15 @@ pub unsafe extern "C" fn cllm_lock_unlock(lock: *const cllm_lock) -> cllm_status
 /// Errors: `CLLM_ERR_NULL` if `lock` or `out` is NULL.
 ///
 /// # Safety
-/// `lock` must be NULL or a live lock; `out` must be writable.
+/// `lock` must be NULL or a live lock; `out` NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_lock_stats(
     lock: *const cllm_lock,
     out: *mut cllm_lock_contention,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(lock, |lock| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: NULL or a live lock that no call frees before this one
-        // returns (see "Handles" above).
-        let lock = unsafe { arg_ref(lock, "lock") }?;
-        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
-        // this function's contract.
+        // SAFETY: checked by out_ptr.
         unsafe { write_out(out, lock.lock.stats().into()) };
         Ok(())
     })
@@ -259,27 +238,26 @@ pub unsafe extern "C" fn cllm_lock_stats(
 /// Errors: `CLLM_ERR_NULL` if `out` is NULL.
 ///
 /// # Safety
-/// `out` must be writable.
+/// `out` must be NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_lock_global_stats(out: *mut cllm_lock_contention) -> cllm_status {
     ffi_status(|| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
-        // this function's contract.
+        // SAFETY: checked by out_ptr.
         unsafe { write_out(out, sync_stats::global_lock_stats().into()) };
         Ok(())
     })
 }
 
 /// Sets, for the whole process, how long a thread waits in a counting lock
-/// before it looks for a deadlock (and again after each further period);
-/// 0 turns the automatic check off (`cllm_lock_check_deadlocks` still
-/// works). Overrides the environment variable `CLLM_DEADLOCK_CHECK_MS`
-/// (default 200). Always returns `CLLM_OK`.
+/// before it looks for a deadlock (and again after each further period), in
+/// nanoseconds; 0 turns the automatic check off (`cllm_lock_check_deadlocks`
+/// still works). Overrides the environment variable `CLLM_DEADLOCK_CHECK_MS`
+/// (milliseconds, default 200). Always returns `CLLM_OK`.
 #[unsafe(no_mangle)]
-pub extern "C" fn cllm_lock_set_deadlock_check_ms(period_ms: u64) -> cllm_status {
+pub extern "C" fn cllm_lock_set_deadlock_check_ns(period_ns: u64) -> cllm_status {
     ffi_status(|| {
-        let period = (period_ms > 0).then(|| Duration::from_millis(period_ms));
+        let period = (period_ns > 0).then(|| Duration::from_nanos(period_ns));
         sync_stats::configure(&sync_stats::SyncConfig {
             deadlock_check: period,
         });

@@ -6,30 +6,51 @@
 //! that `cllm_objpool_release` can tell a block of this pool from any other
 //! pointer, and a released block from one in use, without reading the
 //! memory it is given.
-//!
-//! Handles: a `cllm_objpool *` is a `Box` leaked by `cllm_objpool_create` and
-//! reclaimed by `cllm_objpool_free`, which must not run while any other call
-//! uses the same handle (the type's contract). So a handle borrowed at the
-//! start of a call stays valid until the call returns; `arg_ref` refuses
-//! NULL.
 
 use crate::error::FfiError;
-use crate::guard::{arg_ref, ffi_status, out_ptr, write_out};
-use crate::status::cllm_status;
+use crate::guard::{Handle, ffi_status, out_ptr, write_out};
+use crate::status::{UnknownValue, cllm_status, enum_arg};
+use crate::{free_handle, with_handle};
 use object_pool::{ObjectPool, PoolConfig, PoolError, ShardChoice};
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Alignment of every block: a cache line, so that blocks used by different
 /// threads never share one.
 pub const CLLM_OBJPOOL_BLOCK_ALIGN: usize = 64;
-/// `cllm_objpool_options.shard_choice`: shards in turn (the default).
-pub const CLLM_OBJPOOL_ROUND_ROBIN: u32 = 0;
-/// `cllm_objpool_options.shard_choice`: the shard of the calling thread.
-pub const CLLM_OBJPOOL_THREAD_AFFINE: u32 = 1;
+
+/// Which shard an acquire or release starts from (`uint32_t`, one of
+/// `CLLM_OBJPOOL_SHARD_CHOICE_*`), in `cllm_objpool_options.shard_choice`.
+/// Any other value is refused with `CLLM_ERR_INVALID_ARGUMENT`.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct cllm_objpool_shard_choice(pub u32);
+
+/// Shards in turn (the default).
+pub const CLLM_OBJPOOL_SHARD_CHOICE_ROUND_ROBIN: cllm_objpool_shard_choice =
+    cllm_objpool_shard_choice(0);
+/// The shard of the calling thread.
+pub const CLLM_OBJPOOL_SHARD_CHOICE_THREAD_AFFINE: cllm_objpool_shard_choice =
+    cllm_objpool_shard_choice(1);
+
+impl TryFrom<cllm_objpool_shard_choice> for ShardChoice {
+    type Error = UnknownValue;
+    fn try_from(c: cllm_objpool_shard_choice) -> Result<ShardChoice, UnknownValue> {
+        match c {
+            CLLM_OBJPOOL_SHARD_CHOICE_ROUND_ROBIN => Ok(ShardChoice::RoundRobin),
+            CLLM_OBJPOOL_SHARD_CHOICE_THREAD_AFFINE => Ok(ShardChoice::ThreadAffine),
+            other => Err(UnknownValue {
+                type_name: "cllm_objpool_shard_choice",
+                value: i64::from(other.0),
+                expected: "CLLM_OBJPOOL_SHARD_CHOICE_ROUND_ROBIN 0, _THREAD_AFFINE 1",
+            }),
+        }
+    }
+}
 
 /// Shards of the table of handed-out blocks.
 const TABLE_SHARDS: usize = 64;
@@ -40,14 +61,32 @@ struct Block {
     layout: Layout,
 }
 
+/// The panic payload of a block that could not be allocated: the pool's
+/// factory cannot return an error, so `cllm_objpool_acquire` catches this
+/// one and returns `CLLM_ERR_OUT_OF_MEMORY` (the pool undoes its count).
+struct BlockOutOfMemory(usize);
+
 impl Block {
     fn new(layout: Layout) -> Self {
         // SAFETY: `layout` has a non-zero size (checked at pool creation).
         let ptr = unsafe { alloc_zeroed(layout) };
-        // A panic (caught at the C boundary: CLLM_ERR_PANIC), not an abort.
         let ptr = NonNull::new(ptr)
-            .unwrap_or_else(|| panic!("out of memory for a {} byte block", layout.size()));
+            .unwrap_or_else(|| std::panic::panic_any(BlockOutOfMemory(layout.size())));
         Self { ptr, layout }
+    }
+}
+
+/// Takes a block from `pool`, with an allocation failure as an error.
+fn take_block(pool: &ObjectPool<Block>) -> Result<Box<Block>, FfiError> {
+    match catch_unwind(AssertUnwindSafe(|| pool.take())) {
+        Ok(taken) => Ok(taken?),
+        Err(payload) => match payload.downcast::<BlockOutOfMemory>() {
+            Ok(oom) => Err(FfiError::new(
+                cllm_status::CLLM_ERR_OUT_OF_MEMORY,
+                format!("out of memory for a {} byte block", oom.0),
+            )),
+            Err(other) => resume_unwind(other),
+        },
     }
 }
 
@@ -75,6 +114,10 @@ pub struct cllm_objpool {
     handed_out: Box<[Mutex<HashMap<usize, Entry>>]>,
 }
 
+// SAFETY: made only by Box::into_raw in cllm_objpool_create, freed only by
+// cllm_objpool_free; ObjectPool<Block> and the Mutex table are Sync.
+unsafe impl Handle for cllm_objpool {}
+
 impl cllm_objpool {
     /// The locked table shard of `address`.
     fn table(&self, address: usize) -> MutexGuard<'_, HashMap<usize, Entry>> {
@@ -99,8 +142,9 @@ pub struct cllm_objpool_options {
     pub shards: usize,
     /// Idle blocks each thread keeps for itself, 0..=32 (0 = none). Default 8.
     pub thread_cache: usize,
-    /// `CLLM_OBJPOOL_ROUND_ROBIN` (default) or `CLLM_OBJPOOL_THREAD_AFFINE`.
-    pub shard_choice: u32,
+    /// `CLLM_OBJPOOL_SHARD_CHOICE_ROUND_ROBIN` (default) or
+    /// `CLLM_OBJPOOL_SHARD_CHOICE_THREAD_AFFINE`.
+    pub shard_choice: cllm_objpool_shard_choice,
     /// Zero every released block before reuse, so that every acquired block
     /// reads as zeros. Default false: a reused block holds what its last
     /// user left (new blocks are always zeroed).
@@ -140,7 +184,7 @@ pub extern "C" fn cllm_objpool_options_default() -> cllm_objpool_options {
         max_blocks: 0,
         shards: d.shards,
         thread_cache: d.thread_cache,
-        shard_choice: CLLM_OBJPOOL_ROUND_ROBIN,
+        shard_choice: CLLM_OBJPOOL_SHARD_CHOICE_ROUND_ROBIN,
         zero_on_release: false,
     }
 }
@@ -163,7 +207,7 @@ impl From<PoolError> for FfiError {
 /// a zero or oversized `block_size`, or an option out of its range.
 ///
 /// # Safety
-/// `options` must be NULL or readable; `out` must be writable.
+/// `options` must be NULL or readable; `out` NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_objpool_create(
     block_size: usize,
@@ -172,8 +216,7 @@ pub unsafe extern "C" fn cllm_objpool_create(
 ) -> cllm_status {
     ffi_status(|| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: NULL gives `None` (the defaults); otherwise readable by this
-        // function's contract, and copied out at once.
+        // SAFETY: NULL or readable options (this function's contract).
         let options = unsafe { options.as_ref() }
             .copied()
             .unwrap_or_else(|| cllm_objpool_options_default());
@@ -182,15 +225,7 @@ pub unsafe extern "C" fn cllm_objpool_create(
         }
         let layout = Layout::from_size_align(block_size, CLLM_OBJPOOL_BLOCK_ALIGN)
             .map_err(|_| FfiError::invalid(format!("block_size {block_size} is too large")))?;
-        let shard_choice = match options.shard_choice {
-            CLLM_OBJPOOL_ROUND_ROBIN => ShardChoice::RoundRobin,
-            CLLM_OBJPOOL_THREAD_AFFINE => ShardChoice::ThreadAffine,
-            other => {
-                return Err(FfiError::invalid(format!(
-                    "shard_choice {other} is not a CLLM_OBJPOOL_* value"
-                )));
-            }
-        };
+        let shard_choice = enum_arg(options.shard_choice, "options.shard_choice")?;
         let config = PoolConfig {
             shards: options.shards,
             shard_choice,
@@ -214,8 +249,7 @@ pub unsafe extern "C" fn cllm_objpool_create(
             block_size,
             handed_out,
         });
-        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
-        // this function's contract.
+        // SAFETY: checked by out_ptr.
         unsafe { write_out(out, Box::into_raw(pool)) };
         Ok(())
     })
@@ -226,25 +260,22 @@ pub unsafe extern "C" fn cllm_objpool_create(
 /// until `cllm_objpool_release`; any thread may release it.
 ///
 /// Errors: `CLLM_ERR_NULL` if `pool` or `out_block` is NULL; `CLLM_ERR_FULL`
-/// if `max_blocks` blocks are in use.
+/// if `max_blocks` blocks are in use; `CLLM_ERR_OUT_OF_MEMORY` if a new
+/// block cannot be allocated.
 ///
 /// # Safety
-/// `pool` must be NULL or a live pool; `out_block` must be writable.
+/// `pool` must be NULL or a live pool; `out_block` NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_objpool_acquire(
     pool: *const cllm_objpool,
     out_block: *mut *mut c_void,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(pool, |pool| {
         let out_block = out_ptr(out_block, "out_block")?;
-        // SAFETY: NULL or a live pool that no call frees before this one
-        // returns (see "Handles" above).
-        let pool = unsafe { arg_ref(pool, "pool") }?;
-        let block = pool.pool.take()?;
+        let block = take_block(&pool.pool)?;
         let address = block.ptr.as_ptr() as usize;
         pool.table(address).insert(address, Some(block));
-        // SAFETY: `out_block` is not NULL (`out_ptr` above) and is writable
-        // by this function's contract.
+        // SAFETY: checked by out_ptr.
         unsafe { write_out(out_block, address as *mut c_void) };
         Ok(())
     })
@@ -264,10 +295,7 @@ pub unsafe extern "C" fn cllm_objpool_release(
     pool: *const cllm_objpool,
     block: *mut c_void,
 ) -> cllm_status {
-    ffi_status(|| {
-        // SAFETY: NULL or a live pool that no call frees before this one
-        // returns (see "Handles" above).
-        let pool = unsafe { arg_ref(pool, "pool") }?;
+    with_handle!(pool, |pool| {
         if block.is_null() {
             return Err(FfiError::null("block"));
         }
@@ -298,17 +326,14 @@ pub unsafe extern "C" fn cllm_objpool_release(
 /// Errors: `CLLM_ERR_NULL` if `pool` or `out` is NULL.
 ///
 /// # Safety
-/// `pool` must be NULL or a live pool; `out` must be writable.
+/// `pool` must be NULL or a live pool; `out` NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_objpool_stats(
     pool: *const cllm_objpool,
     out: *mut cllm_objpool_usage,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(pool, |pool| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: NULL or a live pool that no call frees before this one
-        // returns (see "Handles" above).
-        let pool = unsafe { arg_ref(pool, "pool") }?;
         let s = pool.pool.stats();
         let usage = cllm_objpool_usage {
             hits: s.hits,
@@ -321,8 +346,7 @@ pub unsafe extern "C" fn cllm_objpool_stats(
             max_blocks: s.max_live.unwrap_or(0) as u64,
             block_size: pool.block_size as u64,
         };
-        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
-        // this function's contract.
+        // SAFETY: checked by out_ptr.
         unsafe { write_out(out, usage) };
         Ok(())
     })
@@ -334,24 +358,20 @@ pub unsafe extern "C" fn cllm_objpool_stats(
 /// `CLLM_ERR_INVALID_ARGUMENT` if `shard` is not below the shard count.
 ///
 /// # Safety
-/// `pool` must be NULL or a live pool; `out` must be writable.
+/// `pool` must be NULL or a live pool; `out` NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_objpool_shard_idle(
     pool: *const cllm_objpool,
     shard: usize,
     out: *mut usize,
 ) -> cllm_status {
-    ffi_status(|| {
+    with_handle!(pool, |pool| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: NULL or a live pool that no call frees before this one
-        // returns (see "Handles" above).
-        let pool = unsafe { arg_ref(pool, "pool") }?;
         let sizes = pool.pool.stats().shard_sizes;
         let idle = *sizes
             .get(shard)
             .ok_or_else(|| FfiError::invalid(format!("shard {shard} of {}", sizes.len())))?;
-        // SAFETY: `out` is not NULL (`out_ptr` above) and is writable by
-        // this function's contract.
+        // SAFETY: checked by out_ptr.
         unsafe { write_out(out, idle) };
         Ok(())
     })
@@ -364,15 +384,5 @@ pub unsafe extern "C" fn cllm_objpool_shard_idle(
 /// `pool` must be NULL or a live pool, not used by any other call now or later.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cllm_objpool_free(pool: *mut cllm_objpool) {
-    if pool.is_null() {
-        return;
-    }
-    // SAFETY: not NULL, so a `Box` from `cllm_objpool_create` that the
-    // caller hands back once, with no other call on it (see "Handles").
-    let pool = unsafe { Box::from_raw(pool) };
-    // Freeing memory cannot panic, but stay inside the boundary regardless.
-    let _ = ffi_status(move || {
-        drop(pool);
-        Ok(())
-    });
+    free_handle!(pool)
 }
