@@ -1,5 +1,21 @@
-# Issue 13's last items: the bad-input table (and, next, the randomized
-# stress test).
+# make stress: the randomized API stress test (ffi-tests/stress/stress.c,
+# issue 13): several threads making random valid and invalid calls on shared
+# sphere pools, role pools, a loader, a frame guard and a counter; every job
+# ran exactly once, every error has a message, threads and fds back to their
+# start. Run plain and with the C side under ASan+UBSan (as mk/sanitize.mk
+# builds the C tests), STRESS_SECONDS each (default 20). It prints its seed;
+# replay one with `build/stress/stress --seed N [--seconds S]`.
+STRESS_SECONDS ?= 20
+STRESS_ARGS    ?=
+
+.PHONY: stress
+stress: $(BUILD)/stress/stress
+	$(MAKE) --no-print-directory BUILD=$(ASAN_DIR) CC="$(CC) $(ASAN_FLAGS)" $(ASAN_DIR)/stress/stress
+	rc=0; $(BUILD)/stress/stress --seconds $(STRESS_SECONDS) $(STRESS_ARGS) || rc=1; \
+	ASAN_OPTIONS=$(ASAN_OPTIONS_) UBSAN_OPTIONS=$(UBSAN_OPTIONS_) \
+	  $(ASAN_DIR)/stress/stress --seconds $(STRESS_SECONDS) $(STRESS_ARGS) || rc=1; exit $$rc
+
+TEST_TARGETS += stress
 
 # The bad-input table, docs/bad-inputs.md: every bad input tried per function
 # and its status and message, printed by ffi-tests/badinput/badinput.c.
