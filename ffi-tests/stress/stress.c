@@ -10,7 +10,8 @@
  *     their start values once everything is freed.
  * usage: stress [--seed N] [--seconds S] [--threads T]. It prints its seed
  * first ("stress seed=N"): the same seed replays each thread's sequence of
- * calls (the interleaving of the threads is the scheduler's). Closing line:
+ * operations and arguments (the interleaving of the threads, and so the
+ * outcomes, are the scheduler's). Closing line:
  * "N passed, N failed". */
 #define _GNU_SOURCE
 #include <cllm_threaded.h>
@@ -508,20 +509,24 @@ static void *worker(void *p) {
     worker_arg *w = p;
     rng r = {w->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)w->index * 0xD1B54A32D192ED03ULL + 1};
     while (!atomic_load(&stop)) {
-        if (w->index == 0 && below(&r, 3) == 0) { op_frame_loop(&r); w->ops++; continue; }
-        switch (below(&r, 14)) {
-        case 0: case 1: op_dispatch(&r); break;
-        case 2: op_dispatch_any(&r); break;
-        case 3: op_pool_misc(&r); break;
-        case 4: op_pool_for(&r); break;
-        case 5: op_run_all(&r); break;
-        case 6: if (below(&r, 8) == 0) op_private_pool(&r); break;
-        case 7: case 8: op_submit(&r); break;
-        case 9: op_roles_for(&r); break;
-        case 10: op_roles_misc(&r); break;
-        case 11: op_frame_query(&r, w->index); if (below(&r, 40) == 0) op_private_frame(&r); break;
-        case 12: if (below(&r, 6) == 0) op_loader(&r); break;
-        default: op_counter(&r); break;
+        /* Each operation draws from its own generator, seeded by one draw
+         * of the thread's: the thread's sequence of operations and their
+         * arguments is the seed's alone, whatever the calls returned. */
+        rng o = {next(&r) | 1};
+        if (w->index == 0 && below(&o, 3) == 0) { op_frame_loop(&o); w->ops++; continue; }
+        switch (below(&o, 14)) {
+        case 0: case 1: op_dispatch(&o); break;
+        case 2: op_dispatch_any(&o); break;
+        case 3: op_pool_misc(&o); break;
+        case 4: op_pool_for(&o); break;
+        case 5: op_run_all(&o); break;
+        case 6: if (below(&o, 8) == 0) op_private_pool(&o); break;
+        case 7: case 8: op_submit(&o); break;
+        case 9: op_roles_for(&o); break;
+        case 10: op_roles_misc(&o); break;
+        case 11: op_frame_query(&o, w->index); if (below(&o, 40) == 0) op_private_frame(&o); break;
+        case 12: if (below(&o, 6) == 0) op_loader(&o); break;
+        default: op_counter(&o); break;
         }
         w->ops++;
     }
