@@ -1,7 +1,7 @@
 /* Randomized API stress test (issue 13): several threads make random valid
  * and invalid calls on SHARED objects (a sphere pool, role pools, a loader,
- * a frame guard, a counter) and on private ones they create and free, for a
- * bounded time. Checked as it runs and at the end:
+ * a frame guard, a counter, a lock, an object pool) and on private ones
+ * they create and free, for a bounded time. Checked as it runs and at the end:
  *   - every job, task and loop item ran exactly once (a counter per job id,
  *     per parallel-for item, per frame-phase record), none that was refused;
  *   - every error status came with a non-empty cllm_last_error() message,
@@ -176,6 +176,10 @@ static cllm_frame *frame;        /* thread 0 is its loop thread */
 static cllm_loader *loader;
 static cllm_counter *counter;
 static atomic_long counter_added;
+static cllm_lock *lock;
+static long under_lock;           /* changed only while holding `lock` */
+static atomic_long lock_taken;    /* successful lock calls */
+static cllm_objpool *objpool;     /* 64-byte blocks, at most 16 */
 static char corpus_dir[64];
 static atomic_int stop;
 static int phase_of[64];          /* thread t records phase_of[t] */
@@ -503,6 +507,53 @@ static void op_counter(rng *r) {
     if (below(r, 10) == 0) INVALID(cllm_counter_add(NULL, 1), CLLM_ERR_NULL);
 }
 
+/* A shared lock guarding a plain counter: every successful lock adds 1. */
+static void op_lock(rng *r) {
+    cllm_status s;
+    switch (below(r, 3)) {
+    case 0: s = CALL(cllm_lock_lock(lock)); break;
+    case 1: s = CALL(cllm_lock_trylock(lock)); break;
+    default: s = CALL(cllm_lock_lock_timeout(lock, below(r, 200000))); break;
+    }
+    EXPECT(s == CLLM_OK || s == CLLM_ERR_BUSY || s == CLLM_ERR_TIMEOUT, "lock: %s", cllm_status_str(s));
+    if (s != CLLM_OK) return;
+    under_lock++;
+    atomic_fetch_add(&lock_taken, 1);
+    INVALID(cllm_lock_lock(lock), CLLM_ERR_DEADLOCK); /* held by this thread */
+    s = CALL(cllm_lock_unlock(lock));
+    EXPECT(s == CLLM_OK, "unlock: %s", cllm_status_str(s));
+    INVALID(cllm_lock_unlock(lock), CLLM_ERR_INVALID_ARGUMENT); /* not held */
+}
+/* Blocks of a shared object pool: each written with the id of its holder
+ * (two holders of one block would see each other's id), released once. */
+static void op_objpool(rng *r, int t) {
+    void *blocks[4] = {0};
+    int held = 0;
+    for (int i = 0; i < 1 + (int)below(r, 4); i++) {
+        cllm_status s = CALL(cllm_objpool_acquire(objpool, &blocks[held]));
+        EXPECT(s == CLLM_OK || s == CLLM_ERR_FULL, "acquire: %s", cllm_status_str(s));
+        if (s == CLLM_OK) memset(blocks[held++], t + 1, 64);
+    }
+    usleep((useconds_t)below(r, 200));
+    for (int i = 0; i < held; i++) {
+        unsigned char *b = blocks[i];
+        EXPECT(b[0] == t + 1 && b[63] == t + 1, "block %p held by thread %d holds %d", (void *)b, t, b[0]);
+        cllm_status s = CALL(cllm_objpool_release(objpool, b));
+        EXPECT(s == CLLM_OK, "release: %s", cllm_status_str(s));
+    }
+    /* A double release, on a private pool (on the shared one another
+     * thread may have taken the block again in between). */
+    cllm_objpool *own = NULL;
+    void *blk = NULL;
+    if (below(r, 8) == 0 && CALL(cllm_objpool_create(32, NULL, &own)) == CLLM_OK) {
+        if (CALL(cllm_objpool_acquire(own, &blk)) == CLLM_OK) {
+            CALL(cllm_objpool_release(own, blk));
+            INVALID(cllm_objpool_release(own, blk), CLLM_ERR_INVALID_ARGUMENT);
+        }
+        cllm_objpool_free(own);
+    }
+}
+
 typedef struct { int index; uint64_t seed; long ops; } worker_arg;
 static atomic_int workers_done;
 static void *worker(void *p) {
@@ -514,7 +565,7 @@ static void *worker(void *p) {
          * arguments is the seed's alone, whatever the calls returned. */
         rng o = {next(&r) | 1};
         if (w->index == 0 && below(&o, 3) == 0) { op_frame_loop(&o); w->ops++; continue; }
-        switch (below(&o, 14)) {
+        switch (below(&o, 16)) {
         case 0: case 1: op_dispatch(&o); break;
         case 2: op_dispatch_any(&o); break;
         case 3: op_pool_misc(&o); break;
@@ -526,6 +577,8 @@ static void *worker(void *p) {
         case 10: op_roles_misc(&o); break;
         case 11: op_frame_query(&o, w->index); if (below(&o, 40) == 0) op_private_frame(&o); break;
         case 12: if (below(&o, 6) == 0) op_loader(&o); break;
+        case 13: op_lock(&o); break;
+        case 14: op_objpool(&o, w->index); break;
         default: op_counter(&o); break;
         }
         w->ops++;
@@ -621,7 +674,13 @@ int main(int argc, char **argv) {
     if (CALL(cllm_pool_create(&po, &pool)) != CLLM_OK || CALL(cllm_pool_num_spheres(pool, &spheres)) != CLLM_OK ||
         CALL(cllm_roles_create(&ro, &roles)) != CLLM_OK || CALL(cllm_frame_create(&fo, &frame)) != CLLM_OK ||
         CALL(cllm_loader_create(corpus_dir, &lo, &loader)) != CLLM_OK ||
-        CALL(cllm_counter_create(0, &counter)) != CLLM_OK) {
+        CALL(cllm_counter_create(0, &counter)) != CLLM_OK || CALL(cllm_lock_create("stress", &lock)) != CLLM_OK) {
+        fprintf(stderr, "setup failed: %s\n", cllm_last_error());
+        return 1;
+    }
+    cllm_objpool_options oo = cllm_objpool_options_default();
+    oo.max_blocks = 16;
+    if (CALL(cllm_objpool_create(64, &oo, &objpool)) != CLLM_OK) {
         fprintf(stderr, "setup failed: %s\n", cllm_last_error());
         return 1;
     }
@@ -692,8 +751,21 @@ int main(int argc, char **argv) {
     EXPECT(sum == (uint64_t)atomic_load(&counter_added), "counter %llu, added %ld",
            (unsigned long long)sum, atomic_load(&counter_added));
 
+    EXPECT(under_lock == atomic_load(&lock_taken), "lock: %ld increments under the lock, %ld locks taken",
+           under_lock, atomic_load(&lock_taken));
+    cllm_lock_contention lc;
+    if (CALL(cllm_lock_stats(lock, &lc)) == CLLM_OK)
+        EXPECT(lc.acquisitions == (uint64_t)atomic_load(&lock_taken), "lock stats: %llu acquisitions, %ld taken",
+               (unsigned long long)lc.acquisitions, atomic_load(&lock_taken));
+    cllm_objpool_usage ou;
+    if (CALL(cllm_objpool_stats(objpool, &ou)) == CLLM_OK)
+        EXPECT(ou.in_use == 0 && ou.live <= 16, "objpool: %llu in use, %llu live (cap 16)",
+               (unsigned long long)ou.in_use, (unsigned long long)ou.live);
+
     cllm_pool_free(pool);
     cllm_roles_free(roles);
+    cllm_lock_free(lock);
+    cllm_objpool_free(objpool);
     cllm_frame_free(frame);
     cllm_loader_free(loader);
     cllm_counter_free(counter);
