@@ -1,11 +1,10 @@
 # make stress: the randomized API stress test (ffi-tests/stress/stress.c,
 # issue 13): several threads making random valid and invalid calls on shared
 # sphere pools, role pools, a loader, a frame guard, a counter, a lock and an
-# object pool; every job
-# ran exactly once, every error has a message, threads and fds back to their
-# start. Run plain and with the C side under ASan+UBSan (as mk/sanitize.mk
-# builds the C tests), STRESS_SECONDS each (default 20). It prints its seed;
-# replay one with `build/stress/stress --seed N [--seconds S]`.
+# object pool; every job ran exactly once, every error has a message, threads
+# and fds back to their start. Run plain and with the C side under ASan+UBSan
+# (as mk/sanitize.mk builds the C tests), STRESS_SECONDS each (default 20). It
+# prints its seed; replay one with `build/stress/stress --seed N [--seconds S]`.
 STRESS_SECONDS ?= 20
 STRESS_ARGS    ?=
 
