@@ -91,25 +91,12 @@ static void test_write_to_a_pipe_without_reader_is_an_io_error(void) {
           WIFSIGNALED(status) ? "killed by signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 }
 
-/* Finds the value of column `name` in a CSV row, given the header line. */
+/* The number in column `name` of a monitor row (the header from the API). */
 static double cell(const char *name, const char *row) {
     char header[1024];
     size_t len = 0;
     if (cllm_frame_monitor_header(header, sizeof header, &len) != CLLM_OK) return NAN;
-    int index = -1, i = 0;
-    for (const char *p = header; p && *p; i++) {
-        size_t n = strcspn(p, ",\n");
-        if (strlen(name) == n && strncmp(p, name, n) == 0) index = i;
-        p = p[n] == ',' ? p + n + 1 : NULL;
-    }
-    if (index < 0) return NAN;
-    const char *p = row;
-    for (i = 0; i < index && p; i++) {
-        p = strchr(p, ',');
-        if (p) p++;
-    }
-    if (!p || *p == ',' || *p == '\n') return NAN;
-    return strtod(p, NULL);
+    return csv_cell(header, row, name);
 }
 
 static void test_impossible_inputs_are_refused_and_shares_stay_at_most_one(void) {
@@ -158,7 +145,8 @@ static void test_impossible_inputs_are_refused_and_shares_stay_at_most_one(void)
 }
 
 /* A caught internal panic (an allocation the library cannot make panics
- * inside the boundary) must not print on the host's stderr. */
+ * inside the boundary, which maps it to CLLM_ERR_OUT_OF_MEMORY) must not
+ * print on the host's stderr. */
 static int panic_child(int out_fd) {
     dup2(out_fd, 2);
     cllm_objpool *pool = NULL;
@@ -169,7 +157,7 @@ static int panic_child(int out_fd) {
     void *block = NULL;
     int st = cllm_objpool_acquire(pool, &block);
     cllm_objpool_free(pool);
-    if (st != CLLM_ERR_PANIC || strstr(cllm_last_error(), "out of memory") == NULL) return 4;
+    if (st != CLLM_ERR_OUT_OF_MEMORY || strstr(cllm_last_error(), "out of memory") == NULL) return 4;
     return 0;
 }
 
