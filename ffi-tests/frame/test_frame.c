@@ -10,21 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int near(double a, double b, double tolerance) { return fabs(a - b) <= tolerance; }
 
 #define MS (UINT64_C(1000000)) /* one millisecond in ns */
 
@@ -343,39 +329,6 @@ static void test_watchdog_thread_stops_a_frozen_loop(void) {
     cllm_frame_free(f);
 }
 
-/* Finds the value of column `name` in a CSV row, given the header. */
-static int cell(const char *header, const char *row, const char *name, char *out, size_t cap) {
-    char h[1024], r[1024];
-    snprintf(h, sizeof h, "%s", header);
-    snprintf(r, sizeof r, "%s", row);
-    h[strcspn(h, "\n")] = 0;
-    r[strcspn(r, "\n")] = 0;
-    int index = -1, i = 0;
-    for (char *p = h, *tok; (tok = p) != NULL; i++) {
-        p = strchr(p, ',');
-        if (p) *p++ = 0;
-        if (strcmp(tok, name) == 0) { index = i; break; }
-    }
-    if (index < 0) return 0;
-    char *p = r;
-    for (i = 0; i < index && p; i++) {
-        p = strchr(p, ',');
-        if (p) p++;
-    }
-    if (!p) return 0;
-    size_t len = strcspn(p, ",");
-    if (len >= cap) return 0;
-    memcpy(out, p, len);
-    out[len] = 0;
-    return 1;
-}
-
-static double cell_num(const char *header, const char *row, const char *name) {
-    char v[64];
-    if (!cell(header, row, name, v, sizeof v) || v[0] == 0) return NAN;
-    return strtod(v, NULL);
-}
-
 static void test_monitor_header_and_rows(void) {
     char header[1024], row[CLLM_FRAME_ROW_MAX];
     size_t len = 0;
@@ -433,24 +386,24 @@ static void test_monitor_header_and_rows(void) {
     CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_OK);
     CHECK(len == strlen(row) && row[len - 1] == '\n', "row length");
     CHECK(!due(f), "a row ends the interval");
-    CHECK(cell_num(header, row, "frames") == 10, "frames: %s", row);
-    CHECK(near(cell_num(header, row, "fps"), 10, 1e-9), "fps");
-    CHECK(near(cell_num(header, row, "p50_ms"), 100, 1e-3) && near(cell_num(header, row, "max_ms"), 100, 1e-3), "times");
-    CHECK(near(cell_num(header, row, "under_budget_share"), 0, 1e-9), "share");
-    CHECK(near(cell_num(header, row, "ai_thread_efficiency"), 0.75, 1e-4), "ai: %s", row);
-    CHECK(near(cell_num(header, row, "stats_thread_efficiency"), 0.5, 1e-4), "stats");
-    CHECK(near(cell_num(header, row, "background_thread_efficiency"), 0, 1e-4), "background");
-    CHECK(near(cell_num(header, row, "thread_pool_utilization"), 1.25 / 3.0, 1e-4), "utilization");
-    CHECK(near(cell_num(header, row, "lock_contention_rate"), 0.25, 1e-4), "contention");
-    CHECK(near(cell_num(header, row, "parallel_speedup_ratio"), 1.8, 1e-4), "speed-up");
-    CHECK(isnan(cell_num(header, row, "physics_thread_efficiency")), "no physics time: empty cell");
-    CHECK(cell_num(header, row, "emergency_stop") == 0, "not stopped");
+    CHECK(csv_cell(header, row, "frames") == 10, "frames: %s", row);
+    CHECK(near(csv_cell(header, row, "fps"), 10, 1e-9), "fps");
+    CHECK(near(csv_cell(header, row, "p50_ms"), 100, 1e-3) && near(csv_cell(header, row, "max_ms"), 100, 1e-3), "times");
+    CHECK(near(csv_cell(header, row, "under_budget_share"), 0, 1e-9), "share");
+    CHECK(near(csv_cell(header, row, "ai_thread_efficiency"), 0.75, 1e-4), "ai: %s", row);
+    CHECK(near(csv_cell(header, row, "stats_thread_efficiency"), 0.5, 1e-4), "stats");
+    CHECK(near(csv_cell(header, row, "background_thread_efficiency"), 0, 1e-4), "background");
+    CHECK(near(csv_cell(header, row, "thread_pool_utilization"), 1.25 / 3.0, 1e-4), "utilization");
+    CHECK(near(csv_cell(header, row, "lock_contention_rate"), 0.25, 1e-4), "contention");
+    CHECK(near(csv_cell(header, row, "parallel_speedup_ratio"), 1.8, 1e-4), "speed-up");
+    CHECK(isnan(csv_cell(header, row, "physics_thread_efficiency")), "no physics time: empty cell");
+    CHECK(csv_cell(header, row, "emergency_stop") == 0, "not stopped");
 
     /* Next interval: NULL inputs leave the threading columns empty. */
     CHECK_STATUS(cllm_frame_tick(f, 20 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_monitor_row(f, NULL, row, sizeof row, &len), CLLM_OK);
-    CHECK(cell_num(header, row, "frames") == 1 && isnan(cell_num(header, row, "ai_thread_efficiency")), "row %s", row);
-    CHECK(near(cell_num(header, row, "p99_ms"), 20, 1e-3), "p99");
+    CHECK(csv_cell(header, row, "frames") == 1 && isnan(csv_cell(header, row, "ai_thread_efficiency")), "row %s", row);
+    CHECK(near(csv_cell(header, row, "p99_ms"), 20, 1e-3), "p99");
 
     /* A baseline: the next row's deltas start from it. */
     CHECK_STATUS(cllm_frame_monitor_baseline(f, NULL), CLLM_ERR_NULL);
@@ -465,8 +418,8 @@ static void test_monitor_header_and_rows(void) {
     in.ai.alive_ns += 1000 * MS;
     CHECK_STATUS(cllm_frame_advance(f, 1000 * MS), CLLM_OK);
     CHECK_STATUS(cllm_frame_monitor_row(f, &in, row, sizeof row, &len), CLLM_OK);
-    CHECK(near(cell_num(header, row, "ai_thread_efficiency"), 0.25, 1e-4), "after baseline: %s", row);
-    CHECK(cell_num(header, row, "frames") == 0 && isnan(cell_num(header, row, "p50_ms")), "no frames: empty times");
+    CHECK(near(csv_cell(header, row, "ai_thread_efficiency"), 0.25, 1e-4), "after baseline: %s", row);
+    CHECK(csv_cell(header, row, "frames") == 0 && isnan(csv_cell(header, row, "p50_ms")), "no frames: empty times");
     cllm_frame_free(f);
 }
 
@@ -499,8 +452,8 @@ static void test_monitor_write_to_a_file_descriptor(void) {
     CHECK(lines == 3, "header and two rows, got %d lines: %s", lines, text);
     CHECK(strncmp(text, "timestamp,", 10) == 0, "the header comes first");
     char *second = strchr(text, '\n') + 1;
-    CHECK(near(cell_num(text, second, "background_thread_efficiency"), 0.2, 1e-4), "row: %s", second);
-    CHECK(cell_num(text, second, "frames") == 5, "frames");
+    CHECK(near(csv_cell(text, second, "background_thread_efficiency"), 0.2, 1e-4), "row: %s", second);
+    CHECK(csv_cell(text, second, "frames") == 5, "frames");
 
     /* A closed descriptor is an I/O error. */
     int closed[2];

@@ -17,8 +17,6 @@
 #define QUANTILE_TOLERANCE (1.0 / 64.0)
 #define MS (UINT64_C(1000000)) /* one millisecond in ns */
 
-static int near(double a, double b, double tolerance) { return fabs(a - b) <= tolerance; }
-
 static cllm_frame *new_guard(void) {
     cllm_frame_options o = cllm_frame_options_default();
     o.manual_clock = true;

@@ -1,7 +1,6 @@
 /* Tests of the C host model itself (links only the host, no Rust library). */
+#include "check.h" /* first: it sets the POSIX level its helpers need */
 #include "host/cllm_host.h"
-
-#include "check.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -52,10 +51,7 @@ static void remove_tree(const char* path) { nftw(path, remove_entry, 16, FTW_DEP
 
 /* Lets the file system clock move past the files just written, so that a
  * cache built next does not treat them as "racy" (too recent to trust). */
-static void settle(void) {
-    struct timespec ts = {0, 30 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
+static void settle(void) { sleep_ms(30); }
 
 /* The words corpus of most tests: 3 documents in 2 directories, 1 binary
  * file and 1 empty file. */

@@ -8,18 +8,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static void sleep_us(long us) {
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* ---- jobs -------------------------------------------------------------- */
 
@@ -37,13 +25,13 @@ static int fail_with_7(void *arg, size_t sphere) {
 /* Blocks until *arg becomes non-zero. */
 static int block_until_open(void *arg, size_t sphere) {
     (void)sphere;
-    while (!atomic_load((atomic_int *)arg)) sleep_us(200);
+    while (!atomic_load((atomic_int *)arg)) sleep_ms(1);
     return 0;
 }
 
 static int slow_then_mark(void *arg, size_t sphere) {
     (void)sphere;
-    sleep_us(20000);
+    sleep_ms(20);
     atomic_store((atomic_int *)arg, 1);
     return 0;
 }

@@ -9,7 +9,6 @@
 
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct {
     cllm_pool *pool;
@@ -113,8 +112,7 @@ int main(void) {
     {
         cllm_pool *pool = make_pool(2);
         CHECK_STATUS(cllm_pool_dispatch(pool, 1, free_in_job, pool), CLLM_OK);
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        sleep_ms(100);
     }
     return check_summary();
 }

@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #define WORKERS 2
 
@@ -38,12 +37,10 @@ static int only_cpu(void) {
 static int report(void *arg) {
     struct seen *s = arg;
     atomic_fetch_add(&s->arrived, 1);
-    struct timespec start, now, nap = {0, 1000000};
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    double deadline = now_s() + 20.0;
     do {
-        nanosleep(&nap, NULL);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-    } while (atomic_load(&s->arrived) < WORKERS && now.tv_sec - start.tv_sec < 20);
+        sleep_ms(1);
+    } while (atomic_load(&s->arrived) < WORKERS && now_s() < deadline);
     int k = atomic_fetch_add(&s->next, 1);
     if (k >= WORKERS) return 1;
     pthread_getname_np(pthread_self(), s->names[k], sizeof s->names[k]);
