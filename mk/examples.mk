@@ -39,7 +39,8 @@ TEST_TARGETS += examples
 # make readme-check: every ```c block of README.md, extracted to
 # build/readme/snippet-<n>.c, built from the installed files through pkg-config
 # (statically and dynamically, as the README's Linking section says) and run:
-# it must exit 0. The README's Rust blocks are doctests of cllm-threaded.
+# it must exit 0. The README's Rust blocks are doctests of sphere-pool
+# (ReadmeDoctests in its lib.rs).
 README_DIR := $(BUILD)/readme
 README_MD  ?= README.md
 .PHONY: readme-check

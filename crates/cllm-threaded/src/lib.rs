@@ -82,12 +82,6 @@ const _: () = {
     assert!(CLLM_VERSION_PATCH == parse_u32(env!("CARGO_PKG_VERSION_PATCH")));
 };
 
-// The README's Rust code runs as a doctest of this crate (`make test`'s
-// rust-test); its C code is built and run by `make readme-check`.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;
-
 const fn parse_u32(s: &str) -> u32 {
     let bytes = s.as_bytes();
     let mut value = 0;
