@@ -11,15 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { W = 1200, H = 900, MAX_ITER = 2000 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void render_rows(uint8_t *img, size_t y0, size_t y1) {
     for (size_t y = y0; y < y1; y++) {
@@ -49,9 +42,9 @@ int main(void) {
     if (!seq || !par) return 1;
 
     load_snapshot load = load_begin();
-    double t0 = now_s();
+    double t0 = load_now_s();
     render_rows(seq, 0, H);
-    double t_seq = now_s() - t0;
+    double t_seq = load_now_s() - t0;
 
     cllm_pool *pool = NULL;
     if (cllm_pool_create(NULL, &pool) != CLLM_OK) { /* all cores: cores-1 spheres + caller */
@@ -62,12 +55,12 @@ int main(void) {
     cllm_pool_num_spheres(pool, &spheres);
     double best = 1e9;
     for (int rep = 0; rep < 3; rep++) {
-        t0 = now_s();
+        t0 = load_now_s();
         if (cllm_pool_parallel_for(pool, 0, H, 4, render_chunk, par) != CLLM_OK) {
             fprintf(stderr, "cllm_pool_parallel_for: %s\n", cllm_last_error());
             return 1;
         }
-        double t = now_s() - t0;
+        double t = load_now_s() - t0;
         if (t < best) best = t;
     }
     cllm_pool_free(pool);

@@ -15,15 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { EPOCHS = 6, MAX_TOKENS = 96 * 1024 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void die(const char *what) {
     fprintf(stderr, "train_demo: %s: %s\n", what, cllm_last_error());
@@ -38,9 +31,9 @@ static double time_one_epoch(const cllm_host_config *cfg, const uint32_t *tokens
     cllm_replica_ops ops = cllm_host_replica_ops();
     ThreadedTrainingSystem *sys = threaded_training_create_with_replicas(t, it, threads, &ops);
     if (!t || !it || !sys) die("create");
-    double t0 = now_s();
+    double t0 = load_now_s();
     if (threaded_train_epoch(sys) < 0) die("epoch");
-    double secs = now_s() - t0;
+    double secs = load_now_s() - t0;
     threaded_training_free(sys);
     cllm_host_iterator_free(it);
     cllm_host_training_free(t);
