@@ -82,3 +82,29 @@ pub extern "C" fn cllm_last_error() -> *const c_char {
         .try_with(|slot| slot.borrow().as_ptr())
         .unwrap_or(c"".as_ptr())
 }
+
+/// A C enum value that names none of its type's constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownValue {
+    /// The C type, e.g. `"cllm_role"`.
+    pub type_name: &'static str,
+    /// The value received.
+    pub value: i64,
+    /// The accepted values, for the message (e.g. `"CLLM_ROLE_AI 0 .. CLLM_ROLE_EVALUATION 4"`).
+    pub expected: &'static str,
+}
+
+/// Converts the C enum argument `name` into its Rust enum with the type's
+/// checked `TryFrom`, or fails with `CLLM_ERR_INVALID_ARGUMENT` naming the
+/// argument, the value and the accepted values.
+pub fn enum_arg<C, R: TryFrom<C, Error = UnknownValue>>(
+    value: C,
+    name: &str,
+) -> Result<R, FfiError> {
+    R::try_from(value).map_err(|e| {
+        FfiError::invalid(format!(
+            "{name} = {} is not a {} ({})",
+            e.value, e.type_name, e.expected
+        ))
+    })
+}

@@ -8,8 +8,9 @@
 //! be freed before them.
 
 use crate::error::FfiError;
+use crate::error::{UnknownValue, enum_arg};
 use crate::guard::{Handle, ffi_status, ns, out_ptr, write_out};
-use crate::status::{UnknownValue, cllm_status, enum_arg};
+use crate::status::cllm_status;
 use crate::{free_handle, text_out, with_handle};
 use corpus_loader::{
     CacheStatus, Corpus, DEFAULT_MAX_VOCAB, Error, Loader, LoaderConfig, Source, TokenizerKind,

@@ -8,8 +8,9 @@
 //! memory it is given.
 
 use crate::error::FfiError;
+use crate::error::{UnknownValue, enum_arg};
 use crate::guard::{Handle, ffi_status, out_ptr, write_out};
-use crate::status::{UnknownValue, cllm_status, enum_arg};
+use crate::status::cllm_status;
 use crate::{free_handle, with_handle};
 use object_pool::{ObjectPool, PoolConfig, PoolError, ShardChoice};
 use std::alloc::{Layout, alloc_zeroed, dealloc};

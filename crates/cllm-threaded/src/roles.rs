@@ -6,9 +6,10 @@
 //! `pool-manager` crate for the engine and its guarantees.
 
 use crate::error::FfiError;
+use crate::error::{UnknownValue, enum_arg};
 use crate::frame::cllm_frame_monitor_inputs;
 use crate::guard::{CLLM_WAIT_FOREVER, Handle, ns, out_ptr, write_out};
-use crate::status::{UnknownValue, cllm_status, enum_arg};
+use crate::status::cllm_status;
 use crate::task::cllm_task;
 use crate::{free_handle, with_handle};
 use pool_manager::{

@@ -8,12 +8,11 @@
 //! Functions take and return the newtype, so C passes any integer and Rust
 //! never holds an out-of-range value in a Rust enum (that would be undefined
 //! behaviour): an argument is turned into its Rust enum with a checked
-//! `TryFrom` through [`enum_arg`], which fails with
+//! `TryFrom` through [`enum_arg`](crate::error::enum_arg), which fails with
 //! `CLLM_ERR_INVALID_ARGUMENT` naming the argument and the value. Rust code
 //! may also use the constants as associated items (`cllm_status::CLLM_OK`);
 //! those are hidden from cbindgen, which would otherwise prefix them.
 
-use crate::error::FfiError;
 use std::ffi::{CStr, c_char};
 use std::fmt;
 
@@ -174,32 +173,6 @@ impl fmt::Debug for cllm_status {
 #[unsafe(no_mangle)]
 pub extern "C" fn cllm_status_str(status: cllm_status) -> *const c_char {
     status.name().as_ptr()
-}
-
-/// A C enum value that names none of its type's constants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnknownValue {
-    /// The C type, e.g. `"cllm_role"`.
-    pub type_name: &'static str,
-    /// The value received.
-    pub value: i64,
-    /// The accepted values, for the message (e.g. `"CLLM_ROLE_AI 0 .. CLLM_ROLE_EVALUATION 4"`).
-    pub expected: &'static str,
-}
-
-/// Converts the C enum argument `name` into its Rust enum with the type's
-/// checked `TryFrom`, or fails with `CLLM_ERR_INVALID_ARGUMENT` naming the
-/// argument, the value and the accepted values.
-pub fn enum_arg<C, R: TryFrom<C, Error = UnknownValue>>(
-    value: C,
-    name: &str,
-) -> Result<R, FfiError> {
-    R::try_from(value).map_err(|e| {
-        FfiError::invalid(format!(
-            "{name} = {} is not a {} ({})",
-            e.value, e.type_name, e.expected
-        ))
-    })
 }
 
 #[cfg(test)]
