@@ -33,37 +33,54 @@ fn merge_round(acc: u64, val: u64) -> u64 {
     (acc ^ round(0, val)).wrapping_mul(P1).wrapping_add(P4)
 }
 
+/// The four accumulators before the first stripe.
+fn init_lanes(seed: u64) -> [u64; 4] {
+    [
+        seed.wrapping_add(P1).wrapping_add(P2),
+        seed.wrapping_add(P2),
+        seed,
+        seed.wrapping_sub(P1),
+    ]
+}
+
+/// One 32-byte stripe: eight bytes into each lane.
+#[inline(always)]
+fn stripe(v: &mut [u64; 4], s: &[u8]) {
+    v[0] = round(v[0], read64(s, 0));
+    v[1] = round(v[1], read64(s, 8));
+    v[2] = round(v[2], read64(s, 16));
+    v[3] = round(v[3], read64(s, 24));
+}
+
+/// The hash before the tail: the lanes merged after at least one stripe,
+/// else the short-input start value.
+fn merge_lanes(v: [u64; 4], seed: u64, total: u64) -> u64 {
+    if total < 32 {
+        return seed.wrapping_add(P5);
+    }
+    let mut h = v[0]
+        .rotate_left(1)
+        .wrapping_add(v[1].rotate_left(7))
+        .wrapping_add(v[2].rotate_left(12))
+        .wrapping_add(v[3].rotate_left(18));
+    for lane in v {
+        h = merge_round(h, lane);
+    }
+    h
+}
+
 /// The XXH64 hash of `data` with `seed`.
 pub fn xxh64(data: &[u8], seed: u64) -> u64 {
-    let len = data.len();
-    let mut i = 0;
-    let h = if len >= 32 {
-        let mut v = [
-            seed.wrapping_add(P1).wrapping_add(P2),
-            seed.wrapping_add(P2),
-            seed,
-            seed.wrapping_sub(P1),
-        ];
-        for stripe in data.chunks_exact(32) {
-            v[0] = round(v[0], read64(stripe, 0));
-            v[1] = round(v[1], read64(stripe, 8));
-            v[2] = round(v[2], read64(stripe, 16));
-            v[3] = round(v[3], read64(stripe, 24));
-        }
-        i = len - len % 32;
-        let mut h = v[0]
-            .rotate_left(1)
-            .wrapping_add(v[1].rotate_left(7))
-            .wrapping_add(v[2].rotate_left(12))
-            .wrapping_add(v[3].rotate_left(18));
-        for lane in v {
-            h = merge_round(h, lane);
-        }
-        h
-    } else {
-        seed.wrapping_add(P5)
-    };
-    finalize(h.wrapping_add(len as u64), &data[i..])
+    let mut v = init_lanes(seed);
+    let mut stripes = data.chunks_exact(32);
+    for s in &mut stripes {
+        stripe(&mut v, s);
+    }
+    let len = data.len() as u64;
+    finalize(
+        merge_lanes(v, seed, len).wrapping_add(len),
+        stripes.remainder(),
+    )
 }
 
 /// The last step of XXH64: the bytes after the last whole stripe.
@@ -109,23 +126,10 @@ impl Xxh64 {
         Self {
             seed,
             total: 0,
-            v: [
-                seed.wrapping_add(P1).wrapping_add(P2),
-                seed.wrapping_add(P2),
-                seed,
-                seed.wrapping_sub(P1),
-            ],
+            v: init_lanes(seed),
             buf: [0; 32],
             buffered: 0,
         }
-    }
-
-    #[inline(always)]
-    fn stripe(&mut self, s: &[u8]) {
-        self.v[0] = round(self.v[0], read64(s, 0));
-        self.v[1] = round(self.v[1], read64(s, 8));
-        self.v[2] = round(self.v[2], read64(s, 16));
-        self.v[3] = round(self.v[3], read64(s, 24));
     }
 
     pub(crate) fn update(&mut self, mut data: &[u8]) {
@@ -138,13 +142,12 @@ impl Xxh64 {
             if self.buffered < 32 {
                 return;
             }
-            let buf = self.buf;
-            self.stripe(&buf);
+            stripe(&mut self.v, &self.buf);
             self.buffered = 0;
         }
         let mut stripes = data.chunks_exact(32);
         for s in &mut stripes {
-            self.stripe(s);
+            stripe(&mut self.v, s);
         }
         let rest = stripes.remainder();
         self.buf[..rest.len()].copy_from_slice(rest);
@@ -152,23 +155,8 @@ impl Xxh64 {
     }
 
     pub(crate) fn finish(&self) -> u64 {
-        let tail = &self.buf[..self.buffered];
-        let mut h = if self.total >= 32 {
-            let v = self.v;
-            let mut h = v[0]
-                .rotate_left(1)
-                .wrapping_add(v[1].rotate_left(7))
-                .wrapping_add(v[2].rotate_left(12))
-                .wrapping_add(v[3].rotate_left(18));
-            for lane in v {
-                h = merge_round(h, lane);
-            }
-            h
-        } else {
-            self.seed.wrapping_add(P5)
-        };
-        h = h.wrapping_add(self.total);
-        finalize(h, tail)
+        let h = merge_lanes(self.v, self.seed, self.total);
+        finalize(h.wrapping_add(self.total), &self.buf[..self.buffered])
     }
 }
 
