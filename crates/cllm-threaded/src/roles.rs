@@ -644,7 +644,13 @@ pub unsafe extern "C" fn cllm_roles_metrics(
 
 /// Brings `role`'s pool to `threads` threads while it runs (idle workers
 /// leave at once, busy ones after their task; new threads start as the
-/// budget allows; 0 makes the pool a guest of the largest one). Errors:
+/// budget allows, the rest as other pools give threads back). A pool left
+/// without a thread of its own (0, or grown while the other pools hold the
+/// whole budget) is a guest of the pool with the most threads: their idle
+/// threads run its tasks (`host_role` in `cllm_roles_metrics`) until a
+/// resize or rebalance after its own threads started; with no pool having
+/// a thread its tasks run inline on the submitter. Queued work always has a
+/// thread to run it. Errors:
 /// `CLLM_ERR_INVALID_ARGUMENT` (unknown role, pool off, above the budget),
 /// `CLLM_ERR_SHUTDOWN`, `CLLM_ERR_SPAWN` (a thread could not start, e.g.
 /// under `RLIMIT_NPROC`: the pool is left as it was, with the threads this

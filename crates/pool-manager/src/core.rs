@@ -127,6 +127,18 @@ impl PoolCore {
         })
     }
 
+    /// Runs every queued job on the calling thread (the queue has nobody
+    /// serving it any more).
+    pub(crate) fn run_queued_inline(&self) {
+        while let Some(entry) = self.queue.pop() {
+            let name = std::thread::current()
+                .name()
+                .unwrap_or("the calling thread")
+                .to_owned();
+            self.run_entry(entry, Instant::now(), &name);
+        }
+    }
+
     /// Cancels every queued job; returns how many.
     pub(crate) fn cancel_queued(&self) -> u64 {
         let dropped = self.queue.drain().len() as u64;

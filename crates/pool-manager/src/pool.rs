@@ -185,7 +185,15 @@ impl RolePool {
         };
         let started = Instant::now();
         match self.core.push(options.priority, job, wait) {
-            Ok(()) => Ok(handle),
+            Ok(()) => {
+                // The pool may have gone inline (and its queue been run out)
+                // between the check above and the push: then nobody else
+                // will run this task. The queue's lock orders the two.
+                if self.core.is_inline() {
+                    self.core.run_queued_inline();
+                }
+                Ok(handle)
+            }
             Err((why, job)) => {
                 let c = &self.core.counters;
                 c.submitted.fetch_sub(1, Ordering::Relaxed);

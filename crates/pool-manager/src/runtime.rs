@@ -288,8 +288,13 @@ impl Runtime {
     /// idle workers leave at once, busy ones after their task. Growing:
     /// threads start while the budget has free tokens; the rest start as
     /// other pools give threads back (the snapshot shows `threads` catching
-    /// up with `target_threads`). A pool set to 0 becomes a guest of the
-    /// largest pool. Fails if the pool is off, `threads` exceeds its
+    /// up with `target_threads`). A pool left without a thread of its own
+    /// (set to 0, or grown while the other pools hold every token) becomes
+    /// a guest of the pool with the most threads, whose idle threads run its
+    /// tasks ([`RolePool::host`]); it stays one until a resize or rebalance
+    /// after its own threads started. With no pool having a thread, its
+    /// tasks run inline on the submitter. So queued work always has a thread
+    /// to run it. Fails if the pool is off, `threads` exceeds its
     /// `max_threads` (default: the budget), or the runtime is shut down.
     /// A thread that cannot start ([`Error::Spawn`], e.g. `RLIMIT_NPROC`)
     /// leaves the pool as it was: the threads this call started leave
@@ -410,10 +415,18 @@ impl Runtime {
     /// its own; an enabled pool with none is a guest of the pool with the
     /// most threads; with no such pool at all, or when off, it runs inline.
     /// The caller holds the topology lock.
+    ///
+    /// "Threads" are the ones a pool keeps: `min(target, live)`. A pool whose
+    /// target waits for tokens held by other pools has no thread yet and is
+    /// a guest too (else its queue would have nobody to run it); one whose
+    /// threads are leaving cannot host. Between two calls the count kept
+    /// cannot fall (workers leave only while above target), so every queue
+    /// keeps a thread serving it until the next call.
     fn assign_guests(&self) {
         let targets = Role::ALL.map(|r| {
-            if self.pool(r).is_enabled() {
-                self.pool(r).crew.target()
+            let pool = self.pool(r);
+            if pool.is_enabled() {
+                pool.crew.target().min(pool.crew.live())
             } else {
                 0
             }
@@ -440,13 +453,7 @@ impl Runtime {
             pool.set_host(host_of);
             if now_inline {
                 // Nobody will serve what is queued: run it here.
-                while let Some(entry) = pool.core.queue.pop() {
-                    let name = std::thread::current()
-                        .name()
-                        .unwrap_or("the calling thread")
-                        .to_owned();
-                    pool.core.run_entry(entry, Instant::now(), &name);
-                }
+                pool.core.run_queued_inline();
             }
         }
         for role in Role::ALL {

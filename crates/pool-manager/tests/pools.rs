@@ -481,6 +481,53 @@ fn resizing_under_load_completes_every_task_within_the_budget() {
 }
 
 #[test]
+fn a_pool_resized_up_while_the_budget_is_taken_is_hosted_until_it_gets_threads() {
+    // The stress test's case: every token is held by the other pools, so
+    // ai's new target cannot start a thread; its tasks must still run.
+    let rt = runtime(
+        &[
+            (Role::Ai, 1),
+            (Role::Physics, 1),
+            (Role::Background, 1),
+            (Role::Evaluation, 1),
+        ],
+        4,
+        |_| {},
+    );
+    rt.resize(Role::Ai, 0).unwrap();
+    wait_until("ai's thread to leave", Duration::from_secs(5), || {
+        rt.pool(Role::Ai).threads() == 0
+    });
+    rt.resize(Role::Physics, 2).unwrap();
+    assert_eq!(rt.pool(Role::Physics).threads(), 2);
+    rt.resize(Role::Ai, 2).unwrap();
+    let s = rt.pool(Role::Ai).snapshot();
+    assert_eq!((s.threads, s.target_threads), (0, 2), "no token is free");
+    assert_eq!(
+        s.host,
+        Some(Role::Physics),
+        "the pool with the most threads"
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = rt
+        .pool(Role::Ai)
+        .submit(move || tx.send(thread_name()).unwrap())
+        .unwrap();
+    let name = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("ai's task never ran");
+    assert!(name.starts_with("cllm-phys-"), "ran on {name}");
+    h.wait().unwrap();
+    // A token freed later goes to ai, which then serves its own queue too.
+    rt.resize(Role::Physics, 1).unwrap();
+    wait_until("ai to get a thread", Duration::from_secs(5), || {
+        rt.pool(Role::Ai).threads() == 1
+    });
+    rt.resize(Role::Ai, 2).unwrap();
+    assert_eq!(rt.pool(Role::Ai).host(), None, "it has a thread of its own");
+}
+
+#[test]
 fn the_balancer_moves_a_thread_from_an_idle_pool_to_a_busy_one() {
     let rt = runtime(&[(Role::Physics, 2), (Role::Evaluation, 1)], 3, |_| {});
     assert_eq!(rt.rebalance(), None, "nothing is busy yet");
