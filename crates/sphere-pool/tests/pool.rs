@@ -527,7 +527,13 @@ fn pinned_spheres_run_on_their_own_core() {
         ..PoolConfig::default()
     })
     .unwrap();
-    let seen = Mutex::new(vec![Vec::new(); 3]);
+    assert_spheres_pinned_in_turn(&pool, &allowed, &allowed);
+}
+
+/// Sphere i runs on exactly `list[(i + 1) % list.len()]`, and the calling
+/// thread, never pinned by the pool, still on `allowed`.
+fn assert_spheres_pinned_in_turn(pool: &SpherePool, list: &[usize], allowed: &[usize]) {
+    let seen = Mutex::new(vec![Vec::new(); pool.spheres()]);
     pool.run_all(|p| {
         if !p.is_caller() {
             seen.lock().unwrap()[p.index()] = my_cpus();
@@ -535,9 +541,8 @@ fn pinned_spheres_run_on_their_own_core() {
     })
     .unwrap();
     for (i, cpus) in seen.into_inner().unwrap().into_iter().enumerate() {
-        assert_eq!(cpus, vec![allowed[(i + 1) % allowed.len()]], "sphere {i}");
+        assert_eq!(cpus, vec![list[(i + 1) % list.len()]], "sphere {i}");
     }
-    // The caller is never pinned by the pool.
     assert_eq!(my_cpus(), allowed);
 }
 
@@ -1034,17 +1039,7 @@ fn spheres_pinned_by_a_cpu_list_run_on_its_cpus_in_turn() {
         ..PoolConfig::default()
     })
     .unwrap();
-    let seen = Mutex::new(vec![Vec::new(); 3]);
-    pool.run_all(|p| {
-        if !p.is_caller() {
-            seen.lock().unwrap()[p.index()] = my_cpus();
-        }
-    })
-    .unwrap();
-    for (i, cpus) in seen.into_inner().unwrap().into_iter().enumerate() {
-        assert_eq!(cpus, vec![list[(i + 1) % list.len()]], "sphere {i}");
-    }
-    assert_eq!(my_cpus(), allowed);
+    assert_spheres_pinned_in_turn(&pool, &list, &allowed);
     // A CPU the process may not run on, or an empty list, is refused.
     for bad in [vec![], vec![allowed[0], 1023]] {
         let e = SpherePool::with_config(PoolConfig {
