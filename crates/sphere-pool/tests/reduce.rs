@@ -34,6 +34,16 @@ fn sums_have_the_same_bits_with_1_to_4_threads_and_from_run_to_run() {
         .map(|t| SpherePool::with_threads(t).unwrap())
         .collect();
     let reference = pools[0].sum_f64(&data).unwrap();
+    let generic = |pool: &SpherePool| {
+        pool.reduce(
+            0..data.len(),
+            777,
+            0.0,
+            |r| data[r].iter().sum::<f64>(),
+            |a, b| a + b,
+        )
+        .unwrap()
+    };
     for pool in &pools {
         for _ in 0..5 {
             assert_eq!(
@@ -43,25 +53,7 @@ fn sums_have_the_same_bits_with_1_to_4_threads_and_from_run_to_run() {
                 pool.spheres()
             );
             // A user combine with another chunk length: its own fixed result.
-            let generic = pool
-                .reduce(
-                    0..data.len(),
-                    777,
-                    0.0,
-                    |r| data[r].iter().sum::<f64>(),
-                    |a, b| a + b,
-                )
-                .unwrap();
-            let generic_ref = pools[0]
-                .reduce(
-                    0..data.len(),
-                    777,
-                    0.0,
-                    |r| data[r].iter().sum::<f64>(),
-                    |a, b| a + b,
-                )
-                .unwrap();
-            assert_eq!(generic.to_bits(), generic_ref.to_bits());
+            assert_eq!(generic(pool).to_bits(), generic(&pools[0]).to_bits());
         }
     }
     // Close to the exact sum (compensated reference).
