@@ -9,20 +9,24 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// A guard on a manual clock that stops at the first slow frame.
+fn guard_stopping_at_one_slow_frame() -> (ManualClock, Arc<FrameGuard>) {
+    let clock = ManualClock::new();
+    let config = FrameGuardConfig {
+        slow_frame_count: 1,
+        ..Default::default()
+    };
+    let guard = FrameGuard::builder(config)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    (clock, Arc::new(guard))
+}
+
 #[test]
 fn loop_end_and_watchdog_poll_fire_one_stop() {
     loom::model(|| {
-        let clock = ManualClock::new();
-        let config = FrameGuardConfig {
-            slow_frame_count: 1,
-            ..Default::default()
-        };
-        let guard = Arc::new(
-            FrameGuard::builder(config)
-                .clock(clock.clone())
-                .build()
-                .unwrap(),
-        );
+        let (clock, guard) = guard_stopping_at_one_slow_frame();
         let calls = Arc::new(AtomicUsize::new(0));
         let seen = Arc::clone(&calls);
         guard.set_on_stop(move |info| {
@@ -50,17 +54,7 @@ fn loop_end_and_watchdog_poll_fire_one_stop() {
 #[test]
 fn is_stopped_seen_by_another_thread_implies_the_stop_info_is_there() {
     loom::model(|| {
-        let clock = ManualClock::new();
-        let config = FrameGuardConfig {
-            slow_frame_count: 1,
-            ..Default::default()
-        };
-        let guard = Arc::new(
-            FrameGuard::builder(config)
-                .clock(clock.clone())
-                .build()
-                .unwrap(),
-        );
+        let (clock, guard) = guard_stopping_at_one_slow_frame();
         let reader = {
             let guard = Arc::clone(&guard);
             loom::thread::spawn(move || {
