@@ -73,38 +73,14 @@ fn parse_options() -> Options {
         };
         match arg.as_str() {
             "--dir" => o.dir = PathBuf::from(value()),
-            "--mb" => {
-                o.mb = value()
-                    .parse()
-                    .unwrap_or_else(|_| die("--mb takes a number"))
-            }
-            "--files" => {
-                o.files = value()
-                    .parse()
-                    .unwrap_or_else(|_| die("--files takes a number"))
-            }
-            "--spheres" => {
-                o.spheres = value()
-                    .parse()
-                    .unwrap_or_else(|_| die("--spheres takes a number"))
-            }
-            "--runs" => {
-                o.runs = value()
-                    .parse()
-                    .unwrap_or_else(|_| die("--runs takes a number"))
-            }
+            "--mb" => o.mb = number(&arg, value()),
+            "--files" => o.files = number(&arg, value()),
+            "--spheres" => o.spheres = number(&arg, value()),
+            "--runs" => o.runs = number(&arg, value()),
             "--check" => o.check = true,
             "--hot-only" => o.hot_only = true,
-            "--cold-loop" => {
-                o.cold_loop = value()
-                    .parse()
-                    .unwrap_or_else(|_| die("--cold-loop takes a number"))
-            }
-            "--warm-loop" => {
-                o.warm_loop = value()
-                    .parse()
-                    .unwrap_or_else(|_| die("--warm-loop takes a number"))
-            }
+            "--cold-loop" => o.cold_loop = number(&arg, value()),
+            "--warm-loop" => o.warm_loop = number(&arg, value()),
             _ => die(&format!("unknown argument {arg}")),
         }
     }
@@ -117,6 +93,13 @@ fn parse_options() -> Options {
         }
     }
     o
+}
+
+/// The value of option `arg` as a count, or exit saying it takes one.
+fn number(arg: &str, value: String) -> usize {
+    value
+        .parse()
+        .unwrap_or_else(|_| die(&format!("{arg} takes a number")))
 }
 
 fn die(msg: &str) -> ! {
