@@ -1848,8 +1848,10 @@ cllm_status cllm_roles_try_submit(const struct cllm_roles *roles,
                                   struct cllm_task **out);
 
 /**
- * `cllm_roles_submit_ex` with priority 0, waiting at most `timeout_ns` (at
- * least 1) for room, then failing with `CLLM_ERR_TIMEOUT`.
+ * `cllm_roles_submit_ex` with priority 0, waiting at most `timeout_ns` for
+ * room, then failing with `CLLM_ERR_TIMEOUT`. `timeout_ns` must be at least
+ * 1: 0 is refused with `CLLM_ERR_INVALID_ARGUMENT` (not to fail at once
+ * when the queue is full: that is `cllm_roles_try_submit`).
  *
  * # Safety
  * As `cllm_roles_submit_ex`.
@@ -1940,7 +1942,9 @@ cllm_status cllm_roles_shutdown(const struct cllm_roles *roles,
  * first non-zero return stops the loop: `CLLM_ERR_JOB_FAILED`. On a pool
  * that is off the loop runs on the caller alone, with the same calls.
  * Errors also: `CLLM_ERR_NULL`, `CLLM_ERR_INVALID_ARGUMENT` (role,
- * partitioning).
+ * partitioning, or `n` above SIZE_MAX / 2 - 4096, the limit of
+ * `cllm_pool_parallel_for`: such a length is most likely a negative
+ * number converted to `size_t`: 2^63 calls or more).
  *
  * # Safety
  * `roles` is NULL or a live handle; `func` may be called from several

@@ -207,6 +207,7 @@ int main(void) {
     R(cllm_roles_submit, "NULL out", cllm_roles_submit(roles, CLLM_ROLE_AI, noop_role, NULL, NULL));
     R(cllm_roles_try_submit, "role 77", cllm_roles_try_submit(roles, 77, noop_role, NULL, &task));
     R(cllm_roles_submit_timeout, "NULL func", cllm_roles_submit_timeout(roles, CLLM_ROLE_AI, NULL, NULL, 1000, &task));
+    R(cllm_roles_submit_timeout, "timeout 0", cllm_roles_submit_timeout(roles, CLLM_ROLE_AI, noop_role, NULL, 0, &task));
     R(cllm_roles_submit_ex, "role UINT32_MAX - 1", cllm_roles_submit_ex(roles, UINT32_MAX - 1, 0, 0, noop_role, NULL, &task));
     cllm_role_metrics m;
     R(cllm_roles_metrics, "role 5", cllm_roles_metrics(roles, 5, &m));
@@ -222,6 +223,7 @@ int main(void) {
     R(cllm_roles_parallel_for, "partitioning 3", cllm_roles_parallel_for(roles, CLLM_ROLE_AI, 10, 3, 1, noop_index, NULL));
     R(cllm_roles_parallel_for, "partitioning UINT32_MAX", cllm_roles_parallel_for(roles, CLLM_ROLE_AI, 10, UINT32_MAX, 1, noop_index, NULL));
     R(cllm_roles_parallel_for, "NULL func", cllm_roles_parallel_for(roles, CLLM_ROLE_AI, 10, CLLM_PARTITION_DYNAMIC, 1, NULL, NULL));
+    R(cllm_roles_parallel_for, "n SIZE_MAX", cllm_roles_parallel_for(roles, CLLM_ROLE_AI, SIZE_MAX, CLLM_PARTITION_DYNAMIC, 1, noop_index, NULL));
     R(cllm_roles_monitor_inputs, "NULL out", cllm_roles_monitor_inputs(roles, NULL));
     R(cllm_task_wait, "NULL task", cllm_task_wait(NULL));
     R(cllm_task_wait_timeout, "NULL task", cllm_task_wait_timeout(NULL, 10));

@@ -1,8 +1,9 @@
 /* C tests of the role pools at their limits (issue 13): a parallel_for grain
  * far larger than the range (defect 1: the work cursor wrapped and the body
  * ran thousands of times for 100 items), and a resize that cannot start its
- * threads (defect 6: it left threads started and the target changed).
- * Runs plain and under valgrind. */
+ * threads (defect 6: it left threads started and the target changed), a
+ * loop length past the limit, a submit timeout of 0. Runs plain and under
+ * valgrind. */
 #define _DEFAULT_SOURCE
 #include "check.h"
 #include "cllm_threaded.h"
@@ -124,8 +125,66 @@ static void test_failed_resize_leaves_the_pool_as_it_was(void) {
         CHECK(code == 0, "the child's checks failed (exit %d)", code);
 }
 
+static int fail_at_once(void *arg, size_t i) {
+    (void)i;
+    atomic_fetch_add((atomic_long *)arg, 1);
+    return 1;
+}
+
+static int count_task(void *arg) {
+    atomic_fetch_add((atomic_long *)arg, 1);
+    return 0;
+}
+
+/* A loop length above SIZE_MAX / 2 - 4096 (cllm_pool_parallel_for's limit;
+ * most likely a negative number converted) is refused before any call; it
+ * was accepted and started 2^64 calls. The limit itself is accepted: the
+ * body fails at once, so the loop ends after a call per participant. And
+ * cllm_roles_submit_timeout with 0 is refused as its header says (it was
+ * taken as 1 ns and returned CLLM_OK). */
+static void test_length_and_timeout_limits(void) {
+    cllm_roles *rt = make_ai(1, 2);
+    if (!rt) return;
+    const size_t limit = SIZE_MAX / 2 - 4096;
+    const size_t too_long[] = {SIZE_MAX, limit + 1};
+    const cllm_partition parts[] = {CLLM_PARTITION_INTERLEAVED, CLLM_PARTITION_CONTIGUOUS,
+                                    CLLM_PARTITION_DYNAMIC};
+    for (size_t p = 0; p < 3; p++) {
+        for (size_t k = 0; k < 2; k++) {
+            atomic_long calls = 0;
+            CHECK_STATUS(cllm_roles_parallel_for(rt, CLLM_ROLE_AI, too_long[k], parts[p], 0,
+                                                 fail_at_once, &calls),
+                         CLLM_ERR_INVALID_ARGUMENT);
+            CHECK(strstr(cllm_last_error(), "too long") != NULL, "%s", cllm_last_error());
+            CHECK(atomic_load(&calls) == 0, "%ld calls for a refused length", atomic_load(&calls));
+        }
+        atomic_long calls = 0;
+        CHECK_STATUS(cllm_roles_parallel_for(rt, CLLM_ROLE_AI, limit, parts[p], 0, fail_at_once,
+                                             &calls),
+                     CLLM_ERR_JOB_FAILED);
+        CHECK(atomic_load(&calls) >= 1 && atomic_load(&calls) <= 2, "%ld calls at the limit",
+              atomic_load(&calls));
+    }
+    atomic_long ran = 0;
+    cllm_task *t = (cllm_task *)0x1;
+    CHECK_STATUS(cllm_roles_submit_timeout(rt, CLLM_ROLE_AI, count_task, &ran, 0, &t),
+                 CLLM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cllm_last_error(), "at least 1") != NULL, "%s", cllm_last_error());
+    CHECK(t == (cllm_task *)0x1, "no handle written on failure");
+    /* The other arguments are checked first, as in every submit function. */
+    CHECK_STATUS(cllm_roles_submit_timeout(rt, CLLM_ROLE_AI, NULL, &ran, 0, &t), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_roles_submit_timeout(rt, CLLM_ROLE_AI, count_task, &ran, 1, &t), CLLM_OK);
+    if (t != (cllm_task *)0x1) {
+        CHECK_STATUS(cllm_task_wait(t), CLLM_OK);
+        cllm_task_free(t);
+    }
+    CHECK(atomic_load(&ran) == 1, "ran %ld", atomic_load(&ran));
+    cllm_roles_free(rt);
+}
+
 int main(void) {
     test_huge_grains();
     test_failed_resize_leaves_the_pool_as_it_was();
+    test_length_and_timeout_limits();
     return check_summary();
 }

@@ -511,15 +511,34 @@ pub unsafe extern "C" fn cllm_roles_submit_ex(
     arg: *mut c_void,
     out: *mut *mut cllm_task,
 ) -> cllm_status {
+    let backpressure = Ok(match timeout_ns {
+        CLLM_WAIT_FOREVER => Backpressure::Block,
+        0 => Backpressure::Reject,
+        t => Backpressure::Timeout(Duration::from_nanos(t)),
+    });
+    // SAFETY: the caller's contract, passed on.
+    unsafe { submit(roles, role, priority, backpressure, func, arg, out) }
+}
+
+/// The submit functions' body; `backpressure` is checked after the other
+/// arguments, so that their errors come first as in every submit function.
+///
+/// # Safety
+/// As `cllm_roles_submit_ex`.
+unsafe fn submit(
+    roles: *const cllm_roles,
+    role: cllm_role,
+    priority: i32,
+    backpressure: Result<Backpressure, FfiError>,
+    func: cllm_role_task_fn,
+    arg: *mut c_void,
+    out: *mut *mut cllm_task,
+) -> cllm_status {
     with_handle!(roles, |r| {
         let func = func.ok_or_else(|| FfiError::null("func"))?;
         let out = out_ptr(out, "out")?;
         let role: Role = enum_arg(role, "role")?;
-        let backpressure = match timeout_ns {
-            CLLM_WAIT_FOREVER => Backpressure::Block,
-            0 => Backpressure::Reject,
-            t => Backpressure::Timeout(Duration::from_nanos(t)),
-        };
+        let backpressure = backpressure?;
         let arg = SharedArg(arg);
         let handle = r.rt.pool(role).submit_with(
             SubmitOptions {
@@ -573,8 +592,10 @@ pub unsafe extern "C" fn cllm_roles_try_submit(
     unsafe { cllm_roles_submit_ex(roles, role, 0, 0, func, arg, out) }
 }
 
-/// `cllm_roles_submit_ex` with priority 0, waiting at most `timeout_ns` (at
-/// least 1) for room, then failing with `CLLM_ERR_TIMEOUT`.
+/// `cllm_roles_submit_ex` with priority 0, waiting at most `timeout_ns` for
+/// room, then failing with `CLLM_ERR_TIMEOUT`. `timeout_ns` must be at least
+/// 1: 0 is refused with `CLLM_ERR_INVALID_ARGUMENT` (not to fail at once
+/// when the queue is full: that is `cllm_roles_try_submit`).
 ///
 /// # Safety
 /// As `cllm_roles_submit_ex`.
@@ -587,8 +608,15 @@ pub unsafe extern "C" fn cllm_roles_submit_timeout(
     timeout_ns: u64,
     out: *mut *mut cllm_task,
 ) -> cllm_status {
+    let backpressure = match timeout_ns {
+        0 => Err(FfiError::invalid(
+            "timeout_ns = 0; it must be at least 1 (cllm_roles_try_submit fails at once when the queue is full)",
+        )),
+        CLLM_WAIT_FOREVER => Ok(Backpressure::Block),
+        t => Ok(Backpressure::Timeout(Duration::from_nanos(t))),
+    };
     // SAFETY: the same contract as cllm_roles_submit_ex.
-    unsafe { cllm_roles_submit_ex(roles, role, 0, timeout_ns.max(1), func, arg, out) }
+    unsafe { submit(roles, role, 0, backpressure, func, arg, out) }
 }
 
 impl From<&PoolSnapshot> for cllm_role_metrics {
@@ -787,7 +815,9 @@ pub unsafe extern "C" fn cllm_roles_shutdown(
 /// first non-zero return stops the loop: `CLLM_ERR_JOB_FAILED`. On a pool
 /// that is off the loop runs on the caller alone, with the same calls.
 /// Errors also: `CLLM_ERR_NULL`, `CLLM_ERR_INVALID_ARGUMENT` (role,
-/// partitioning).
+/// partitioning, or `n` above SIZE_MAX / 2 - 4096, the limit of
+/// `cllm_pool_parallel_for`: such a length is most likely a negative
+/// number converted to `size_t`: 2^63 calls or more).
 ///
 /// # Safety
 /// `roles` is NULL or a live handle; `func` may be called from several
@@ -805,6 +835,12 @@ pub unsafe extern "C" fn cllm_roles_parallel_for(
     with_handle!(roles, |r| {
         let func = func.ok_or_else(|| FfiError::null("func"))?;
         let role: Role = enum_arg(role, "role")?;
+        if n > sphere_pool::MAX_RANGE_LEN {
+            return Err(FfiError::invalid(format!(
+                "n = {n} items is too long: the limit is {} (SIZE_MAX / 2 - 4096)",
+                sphere_pool::MAX_RANGE_LEN
+            )));
+        }
         let partitioning = match enum_arg(partitioning, "partitioning")? {
             PartitionKind::Interleaved => Partitioning::Interleaved,
             PartitionKind::Contiguous => Partitioning::Contiguous,
