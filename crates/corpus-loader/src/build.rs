@@ -628,7 +628,7 @@ pub(crate) fn build(
 
     // The manifest, in walk order; the first failure (in walk order) wins.
     let mut records = Vec::with_capacity(entries.len());
-    let mut doc_segments: Vec<Vec<Segment>> = Vec::new();
+    let mut docs: Vec<Vec<Segment>> = Vec::new();
     let mut outcomes = outcomes
         .into_iter()
         .map(|o| o.into_inner().expect("every file ran"));
@@ -660,7 +660,7 @@ pub(crate) fn build(
                     if record.tokens == 0 {
                         record.skip = Some("no tokens (only white space)".into());
                     } else {
-                        doc_segments.push(segments);
+                        docs.push(segments);
                     }
                 }
             },
@@ -677,7 +677,7 @@ pub(crate) fn build(
         times.tokenize += w.tokenize;
     }
     let bytes_read = workers.iter().map(|w| w.bytes_read).sum();
-    if doc_segments.is_empty() {
+    if docs.is_empty() {
         let skipped = records.iter().filter(|r| r.skip.is_some()).count();
         return Err(Error::Empty(format!(
             "no text to tokenise: {} inputs found, {skipped} skipped (binary, empty or not regular files)",
@@ -698,21 +698,9 @@ pub(crate) fn build(
     let started = Instant::now();
     let markers = config.document_markers;
     let tokens = if vocab.len() <= 1 << 16 {
-        TokenStore::U16(assemble::<u16>(
-            pool,
-            &workers,
-            &remaps,
-            &doc_segments,
-            markers,
-        )?)
+        assemble(pool, &workers, &remaps, &docs, markers, TokenStore::U16)?
     } else {
-        TokenStore::U32(assemble::<u32>(
-            pool,
-            &workers,
-            &remaps,
-            &doc_segments,
-            markers,
-        )?)
+        assemble(pool, &workers, &remaps, &docs, markers, TokenStore::U32)?
     };
     times.assemble = started.elapsed();
     Ok(Built {
@@ -781,14 +769,15 @@ fn bytes_vocabulary(workers: &[Worker], keep: usize) -> (Vocab, Vec<Vec<u32>>, u
 }
 
 /// Writes every document (BOS, its tokens mapped to global ids, EOS) into one
-/// array, documents in parallel.
+/// array, documents in parallel; `store` wraps it as the width it was built in.
 fn assemble<T: TokenInt>(
     pool: &SpherePool,
     workers: &[Worker],
     remaps: &[Vec<u32>],
     docs: &[Vec<Segment>],
     markers: bool,
-) -> Result<Vec<T>, Error> {
+    store: fn(Vec<T>) -> TokenStore,
+) -> Result<TokenStore, Error> {
     let extra = if markers { 2 } else { 0 };
     let lens: Vec<usize> = docs
         .iter()
@@ -836,5 +825,5 @@ fn assemble<T: TokenInt>(
         }
     })?;
     drop(slices);
-    Ok(tokens)
+    Ok(store(tokens))
 }
