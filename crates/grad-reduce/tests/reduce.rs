@@ -30,6 +30,17 @@ impl Rng {
         let exponent = self.below(24) as i32 - 12;
         mantissa * 2f32.powi(exponent)
     }
+
+    /// `sources` gradient sets of random values, one buffer per length.
+    fn sets(&mut self, sources: usize, lens: &[usize]) -> Vec<Vec<Vec<f32>>> {
+        (0..sources)
+            .map(|_| {
+                lens.iter()
+                    .map(|&len| (0..len).map(|_| self.value()).collect())
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 /// Pools for 2, 3 and 4 threads (spheres + the caller); 1 thread is `None`.
@@ -113,13 +124,7 @@ fn random_case(rng: &mut Rng) -> (Vec<usize>, Vec<Vec<Vec<f32>>>, Vec<f32>) {
         })
         .collect();
     let sources = 1 + rng.below(6) as usize;
-    let sets = (0..sources)
-        .map(|_| {
-            lens.iter()
-                .map(|&len| (0..len).map(|_| rng.value()).collect())
-                .collect()
-        })
-        .collect();
+    let sets = rng.sets(sources, &lens);
     let weights = (0..sources).map(|_| rng.value()).collect();
     (lens, sets, weights)
 }
@@ -176,13 +181,7 @@ fn repeated_parallel_runs_under_oversubscription_give_the_same_bits() {
     let pool = SpherePool::new(3).unwrap();
     let mut rng = Rng(2);
     let lens = [100_000, 3, 40_000];
-    let sets: Vec<Vec<Vec<f32>>> = (0..4)
-        .map(|_| {
-            lens.iter()
-                .map(|&len| (0..len).map(|_| rng.value()).collect())
-                .collect()
-        })
-        .collect();
+    let sets = rng.sets(4, &lens);
     let reducer = GradReducer::new(&lens);
     assert!(reducer.pieces() > 4, "enough pieces to spread");
     let (first, first_summary) = run(&reducer, Some(&pool), &sets, Weights::Mean, Some(1.0));
@@ -220,13 +219,7 @@ fn sequential_threshold_does_not_change_the_result() {
     let pool = SpherePool::new(2).unwrap();
     let mut rng = Rng(3);
     let lens = [5000, 7000];
-    let sets: Vec<Vec<Vec<f32>>> = (0..3)
-        .map(|_| {
-            lens.iter()
-                .map(|&len| (0..len).map(|_| rng.value()).collect())
-                .collect()
-        })
-        .collect();
+    let sets = rng.sets(3, &lens);
     let small = ReduceConfig {
         chunk_len: 256,
         sequential_below: usize::MAX,
@@ -349,13 +342,7 @@ fn clipping_scales_to_the_limit_only_above_it() {
     let pool = SpherePool::new(2).unwrap();
     let mut rng = Rng(4);
     let lens = [30_000, 17];
-    let sets: Vec<Vec<Vec<f32>>> = (0..2)
-        .map(|_| {
-            lens.iter()
-                .map(|&len| (0..len).map(|_| rng.value()).collect())
-                .collect()
-        })
-        .collect();
+    let sets = rng.sets(2, &lens);
     let config = ReduceConfig {
         chunk_len: 1024,
         sequential_below: 0,
