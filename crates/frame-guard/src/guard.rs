@@ -554,8 +554,47 @@ impl State {
         }
     }
 
-    /// Records frame `index` of `duration`, ended at `end`.
+    /// Refuses while a frame is in progress; else runs the time-based
+    /// checks up to `now` and takes the next frame index.
+    fn next_index(
+        &mut self,
+        config: &FrameGuardConfig,
+        probe: &MemoryProbe,
+        now: Duration,
+        fired: &mut Fired,
+    ) -> Result<u64, FrameError> {
+        if let Some(p) = &self.in_progress {
+            return Err(FrameError::InProgress { frame: p.index });
+        }
+        self.advance(config, probe, now, false, fired);
+        let index = self.next_frame;
+        self.next_frame += 1;
+        Ok(index)
+    }
+
+    /// Records frame `index` of `duration`, ended at `end`, and returns its
+    /// record; `stopped` is the guard's stop flag.
     fn finish(
+        &mut self,
+        config: &FrameGuardConfig,
+        index: u64,
+        end: Duration,
+        duration: Duration,
+        stopped: &AtomicBool,
+        fired: &mut Fired,
+    ) -> FrameRecord {
+        let slow = self.record(config, index, end, duration, fired);
+        FrameRecord {
+            index,
+            duration,
+            slow,
+            stopped: fired.stop.is_some() || stopped.load(Ordering::Acquire),
+        }
+    }
+
+    /// Applies frame `index` of `duration`, ended at `end`, to the figures
+    /// and the slow-frame rule; true if it was slow.
+    fn record(
         &mut self,
         config: &FrameGuardConfig,
         index: u64,
@@ -762,12 +801,7 @@ impl FrameGuard {
     pub fn begin_frame(&self) -> Result<u64, FrameError> {
         let now = self.inner.clock.now();
         self.inner.update(|state, config, fired| {
-            if let Some(p) = &state.in_progress {
-                return Err(FrameError::InProgress { frame: p.index });
-            }
-            state.advance(config, &self.inner.probe, now, false, fired);
-            let index = state.next_frame;
-            state.next_frame += 1;
+            let index = state.next_index(config, &self.inner.probe, now, fired)?;
             state.in_progress = Some(InProgress {
                 index,
                 began: now,
@@ -789,14 +823,7 @@ impl FrameGuard {
             state.advance(config, &self.inner.probe, now, false, fired);
             state.in_progress = None;
             let duration = now.saturating_sub(began);
-            let slow = state.finish(config, index, now, duration, fired);
-            let stopped = fired.stop.is_some() || stopped.load(Ordering::Acquire);
-            Ok(FrameRecord {
-                index,
-                duration,
-                slow,
-                stopped,
-            })
+            Ok(state.finish(config, index, now, duration, stopped, fired))
         })
     }
 
@@ -807,20 +834,8 @@ impl FrameGuard {
         let now = self.inner.clock.now();
         let stopped = &self.inner.stopped;
         self.inner.update(|state, config, fired| {
-            if let Some(p) = &state.in_progress {
-                return Err(FrameError::InProgress { frame: p.index });
-            }
-            state.advance(config, &self.inner.probe, now, false, fired);
-            let index = state.next_frame;
-            state.next_frame += 1;
-            let slow = state.finish(config, index, now, duration, fired);
-            let stopped = fired.stop.is_some() || stopped.load(Ordering::Acquire);
-            Ok(FrameRecord {
-                index,
-                duration,
-                slow,
-                stopped,
-            })
+            let index = state.next_index(config, &self.inner.probe, now, fired)?;
+            Ok(state.finish(config, index, now, duration, stopped, fired))
         })
     }
 
