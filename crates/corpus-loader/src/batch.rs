@@ -51,8 +51,9 @@ impl Default for BatchConfig {
 }
 
 /// One batch, laid out like the host's `CLLMBatch`: row-major
-/// `batch_size x seq_len` arrays.
-#[derive(Debug, Clone, PartialEq)]
+/// `batch_size x seq_len` arrays. The default is an empty batch, for
+/// [`BatchPlan::fill`] to fill.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
     /// Input ids.
     pub input_ids: Vec<u32>,
@@ -304,15 +305,7 @@ impl Iterator for BatchIter {
         if self.next >= self.plan.num_batches {
             return None;
         }
-        let mut batch = Batch {
-            input_ids: Vec::new(),
-            target_ids: Vec::new(),
-            attention_mask: Vec::new(),
-            batch_size: 0,
-            seq_len: 0,
-            num_valid_tokens: 0,
-            index: 0,
-        };
+        let mut batch = Batch::default();
         self.plan
             .fill(self.corpus.tokens(), &self.order, self.next, &mut batch);
         self.next += self.num_shards;

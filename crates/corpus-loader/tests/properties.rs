@@ -14,18 +14,6 @@ use proptest::prelude::*;
 use sphere_pool::SpherePool;
 use std::sync::{Arc, OnceLock};
 
-fn empty_batch() -> Batch {
-    Batch {
-        input_ids: Vec::new(),
-        target_ids: Vec::new(),
-        attention_mask: Vec::new(),
-        batch_size: 0,
-        seq_len: 0,
-        num_valid_tokens: 0,
-        index: 0,
-    }
-}
-
 /// Why `BatchPlan::new` must refuse this request, by the documentation
 /// (computed without the plan's own arithmetic, in u128).
 fn documented_error(n_tokens: usize, c: &BatchConfig) -> Option<&'static str> {
@@ -107,7 +95,7 @@ proptest! {
         let tokens = Tokens::U32(&ids);
         let order = plan.order(epoch);
         let mut seen = vec![0u8; n_tokens];
-        let mut batch = empty_batch();
+        let mut batch = Batch::default();
         let (rows, cols) = (c.batch_size, c.seq_len);
         for b in 0..plan.num_batches() {
             plan.fill(tokens, &order, b, &mut batch);
