@@ -528,6 +528,56 @@ fn a_pool_resized_up_while_the_budget_is_taken_is_hosted_until_it_gets_threads()
 }
 
 #[test]
+fn a_task_submitted_while_its_pool_goes_inline_still_runs() {
+    // The only pool goes 1 -> 0 threads (inline: its queue is run out by
+    // the resizer) and back, while tasks are submitted: a push landing just
+    // after the queue was run out must not be left with nobody to run it.
+    let rt = runtime(&[(Role::Ai, 1)], 1, |_| {});
+    let stop = AtomicBool::new(false);
+    let (ran, submitted) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let h = rt.pool(Role::Ai).submit(|| ()).unwrap();
+                    submitted.fetch_add(1, Ordering::Relaxed);
+                    // A stranded task runs at the next resize to 1 at the
+                    // latest, unless resizing has stopped: wait past that.
+                    if h.wait_timeout(Duration::from_secs(3)).is_ok() {
+                        ran.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        return;
+                    }
+                }
+            });
+        }
+        let start = Instant::now();
+        let mut stranded = 0;
+        while start.elapsed() < Duration::from_millis(1000) {
+            rt.resize(Role::Ai, 0).unwrap();
+            // Inline now: a queued task is run by its submitter right after
+            // its push; one still queued a second later has nobody.
+            let queued_at = Instant::now();
+            while rt.pool(Role::Ai).queue_depth() > 0 && queued_at.elapsed().as_secs() < 1 {
+                sleep(Duration::from_millis(1));
+            }
+            stranded = rt.pool(Role::Ai).queue_depth();
+            if stranded > 0 {
+                break;
+            }
+            rt.resize(Role::Ai, 1).unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(stranded, 0, "tasks left queued on an inline pool");
+    });
+    assert_eq!(
+        ran.load(Ordering::Relaxed),
+        submitted.load(Ordering::Relaxed),
+        "a task never ran"
+    );
+}
+
+#[test]
 fn the_balancer_moves_a_thread_from_an_idle_pool_to_a_busy_one() {
     let rt = runtime(&[(Role::Physics, 2), (Role::Evaluation, 1)], 3, |_| {});
     assert_eq!(rt.rebalance(), None, "nothing is busy yet");
