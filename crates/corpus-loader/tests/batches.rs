@@ -10,27 +10,7 @@ use corpus_loader::{
 use sphere_pool::SpherePool;
 use std::collections::HashSet;
 use std::sync::Arc;
-use support::{TempDir, text};
-
-/// A corpus of `n` tokens exactly: numbered words in bytes mode would be
-/// one token per byte, so use words: "w0 w1 ..." with markers off.
-fn corpus_of(n: usize) -> (TempDir, Arc<Corpus>) {
-    let dir = TempDir::new("batches");
-    let words: Vec<String> = (0..n).map(|i| format!("w{i}")).collect();
-    dir.write("t.txt", words.join(" "));
-    let config = LoaderConfig {
-        document_markers: false,
-        ..LoaderConfig::default()
-    };
-    let corpus = Loader::new(config)
-        .load(
-            &Source::Directory(dir.path().to_owned()),
-            &SpherePool::new(1).unwrap(),
-        )
-        .expect("load");
-    assert_eq!(corpus.tokens().len(), n);
-    (dir, Arc::new(corpus))
-}
+use support::{TempDir, corpus_of, text};
 
 fn config(batch_size: usize, seq_len: usize, shuffle: bool, drop_last: bool) -> BatchConfig {
     BatchConfig {

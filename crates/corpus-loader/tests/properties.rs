@@ -7,11 +7,10 @@
 mod support;
 
 use corpus_loader::{
-    Batch, BatchConfig, BatchIter, BatchPlan, Corpus, Error, Loader, LoaderConfig,
-    MAX_BATCH_TOKENS, MAX_SHARDS, PAD_ID, Source, Tokens,
+    Batch, BatchConfig, BatchIter, BatchPlan, Corpus, Error, MAX_BATCH_TOKENS, MAX_SHARDS, PAD_ID,
+    Tokens,
 };
 use proptest::prelude::*;
-use sphere_pool::SpherePool;
 use std::sync::{Arc, OnceLock};
 
 /// Why `BatchPlan::new` must refuse this request, by the documentation
@@ -217,22 +216,5 @@ proptest! {
 /// One small corpus (200 tokens) shared by the iterator cases.
 fn corpus() -> Arc<Corpus> {
     static CORPUS: OnceLock<Arc<Corpus>> = OnceLock::new();
-    CORPUS
-        .get_or_init(|| {
-            let dir = support::TempDir::new("properties");
-            let words: Vec<String> = (0..200).map(|i| format!("w{i}")).collect();
-            dir.write("t.txt", words.join(" "));
-            let config = LoaderConfig {
-                document_markers: false,
-                ..LoaderConfig::default()
-            };
-            let corpus = Loader::new(config)
-                .load(
-                    &Source::Directory(dir.path().to_owned()),
-                    &SpherePool::new(1).expect("pool"),
-                )
-                .expect("load");
-            Arc::new(corpus)
-        })
-        .clone()
+    CORPUS.get_or_init(|| support::corpus_of(200).1).clone()
 }

@@ -4,14 +4,15 @@
 
 #![allow(dead_code)]
 
-use corpus_loader::FileSystem;
+use corpus_loader::{Corpus, FileSystem, Loader, LoaderConfig, Source};
+use sphere_pool::SpherePool;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A directory under the system's temporary directory, removed on drop.
@@ -47,6 +48,27 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A corpus of `n` tokens exactly, and the directory it was loaded from:
+/// numbered words in bytes mode would be one token per byte, so use words:
+/// "w0 w1 ..." with markers off.
+pub fn corpus_of(n: usize) -> (TempDir, Arc<Corpus>) {
+    let dir = TempDir::new("words");
+    let words: Vec<String> = (0..n).map(|i| format!("w{i}")).collect();
+    dir.write("t.txt", words.join(" "));
+    let config = LoaderConfig {
+        document_markers: false,
+        ..LoaderConfig::default()
+    };
+    let corpus = Loader::new(config)
+        .load(
+            &Source::Directory(dir.path().to_owned()),
+            &SpherePool::new(1).expect("pool"),
+        )
+        .expect("load");
+    assert_eq!(corpus.tokens().len(), n);
+    (dir, Arc::new(corpus))
 }
 
 /// Waits until the file system's clock has moved past the files just
