@@ -368,6 +368,17 @@ fn measure(label: &str, drop_caches: bool, bench: &Bench) -> Figures {
     } else {
         (bench.runs, 3, 5)
     };
+    // One timed load, from a dropped page cache if asked, that must find the
+    // cache `expected`.
+    let timed_load = |expected: CacheStatus, why: &str| {
+        if drop_caches {
+            drop_page_cache();
+        }
+        let (t, c) = load(loader, corpus, pool);
+        let r = c.report();
+        assert_eq!(r.cache_status, expected, "{why}: {}", r.cache_note);
+        (t, c)
+    };
     let mut f = Figures {
         cat: Duration::MAX,
         cold: Duration::MAX,
@@ -384,16 +395,8 @@ fn measure(label: &str, drop_caches: bool, bench: &Bench) -> Figures {
             f.cat = f.cat.min(cat(files).0);
         }
         let _ = std::fs::remove_file(cache);
-        if drop_caches {
-            drop_page_cache();
-        }
-        let (t, c) = load(loader, corpus, pool);
+        let (t, c) = timed_load(CacheStatus::Missing, "a cold load has no cache");
         let r = c.report();
-        assert_eq!(
-            r.cache_status,
-            CacheStatus::Missing,
-            "a cold load has no cache"
-        );
         if t < f.cold {
             println!("{label} cold: {r}");
             f.tokenize_core = r.bytes as f64 / r.timings.tokenize.as_secs_f64();
@@ -402,17 +405,8 @@ fn measure(label: &str, drop_caches: bool, bench: &Bench) -> Figures {
         f.opened_cold = r.files_opened;
         drop(c);
         for _ in 0..warms {
-            if drop_caches {
-                drop_page_cache();
-            }
-            let (t, c) = load(loader, corpus, pool);
+            let (t, c) = timed_load(CacheStatus::Hit, "the second load hits the cache");
             let r = c.report();
-            assert_eq!(
-                r.cache_status,
-                CacheStatus::Hit,
-                "the second load hits the cache: {}",
-                r.cache_note
-            );
             if t < f.warm {
                 println!("{label} warm: {r}");
             }
