@@ -536,22 +536,34 @@ impl State {
         });
         if config.rules.consecutive && self.run + 1 >= config.slow_frame_count {
             self.early_trip = Some(index);
-            self.trips.consecutive += 1;
-            let reason = StopReason::SlowFrames {
-                count: config.slow_frame_count,
-                limit: config.slow_frame_limit,
-                last: age,
-                in_progress: true,
-            };
-            self.trip(
-                StopInfo {
-                    reason,
-                    frame: index,
-                    at: now,
-                },
-                fired,
-            );
+            self.trip_consecutive(config, index, age, true, now, fired);
         }
+    }
+
+    /// The consecutive rule fires at `at` for frame `index`, the K-th slow
+    /// one, `last` long so far (`in_progress`) or in all.
+    fn trip_consecutive(
+        &mut self,
+        config: &FrameGuardConfig,
+        index: u64,
+        last: Duration,
+        in_progress: bool,
+        at: Duration,
+        fired: &mut Fired,
+    ) {
+        self.trips.consecutive += 1;
+        let reason = StopReason::SlowFrames {
+            count: config.slow_frame_count,
+            limit: config.slow_frame_limit,
+            last,
+            in_progress,
+        };
+        let info = StopInfo {
+            reason,
+            frame: index,
+            at,
+        };
+        self.trip(info, fired);
     }
 
     /// Refuses while a frame is in progress; else runs the time-based
@@ -618,21 +630,7 @@ impl State {
                 self.run = 0;
                 // A frame the watchdog already counted as the K-th fires once.
                 if config.rules.consecutive && self.early_trip != Some(index) {
-                    self.trips.consecutive += 1;
-                    let reason = StopReason::SlowFrames {
-                        count: config.slow_frame_count,
-                        limit: config.slow_frame_limit,
-                        last: duration,
-                        in_progress: false,
-                    };
-                    self.trip(
-                        StopInfo {
-                            reason,
-                            frame: index,
-                            at: end,
-                        },
-                        fired,
-                    );
+                    self.trip_consecutive(config, index, duration, false, end, fired);
                 }
             }
         } else {
