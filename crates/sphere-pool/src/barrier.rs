@@ -97,6 +97,25 @@ impl SphereBarrier {
         self.word.load(Ordering::Acquire) & BROKEN != 0
     }
 
+    /// Arms the barrier for a new round of `parties` participants: no
+    /// arrival, not broken, no departure waiter, and the next generation (so
+    /// that a late `open` of the last round cannot match the new word). Call
+    /// only after [`wait_departed`](Self::wait_departed) returned, with no
+    /// participant counted: a share of the last round may still be inside
+    /// `leave`'s wake-up, which is harmless on a live barrier.
+    pub(crate) fn rearm(&self, parties: usize) {
+        assert!(
+            (1..=MAX_BARRIER_PARTIES).contains(&parties),
+            "a barrier needs 1 to {MAX_BARRIER_PARTIES} parties, not {parties}"
+        );
+        let w = self.word.load(Ordering::Acquire);
+        debug_assert_eq!(self::parties(w), 0, "rearmed with participants left");
+        self.word.store(
+            ((generation(w) + 1) << 32) | parties as u64,
+            Ordering::Release,
+        );
+    }
+
     /// Waits until every remaining participant has arrived. Returns
     /// `Ok(true)` for exactly one of them (the last to arrive), `Ok(false)`
     /// for the others, and `Err(BarrierBroken)` if the barrier is broken.

@@ -5,12 +5,18 @@
 //! the barrier's party count is also the join counter. The task is stored
 //! by value inside the record (a C function and its argument travel there
 //! too), so a sphere reads no other memory of the caller's to start it.
+//!
+//! The barrier itself is not in the record but in the pool (re-armed for
+//! each round): the share whose departure lets the caller return may still
+//! be inside `leave`, waking the departure waiter or a generation's waiters
+//! through the barrier's mutex and condition variable. On a barrier in the
+//! record that was a use after free (seen under ASan in the C stress test);
+//! on the pool's it is a harmless wake-up of a live barrier.
 
 use crate::barrier::{BarrierBroken, SphereBarrier};
 use crate::error::{Error, Worker, panic_message};
 use crate::slot::Outcome;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Duration;
 
 /// The context a fork-join share runs with.
 pub struct Participant<'a> {
@@ -64,17 +70,26 @@ pub(crate) struct Head {
     /// Runs a share of the record this head starts (`run_share::<F>`).
     run: unsafe fn(*const Head, usize, Worker) -> Outcome,
     participants: usize,
-    pub(crate) barrier: SphereBarrier,
+    /// The round's barrier, owned by the pool (or by the caller's frame for
+    /// a nested round), which outlives every share's last touch of it.
+    barrier: *const SphereBarrier,
     /// The first failure of any share.
     first_error: parking_lot::Mutex<Option<Error>>,
 }
 
 impl Head {
+    /// The round's barrier.
+    pub(crate) fn barrier(&self) -> &SphereBarrier {
+        // SAFETY: `ForkJoin::new` takes a barrier that outlives the record
+        // and everything the round does with it (see the field).
+        unsafe { &*self.barrier }
+    }
+
     /// Records a share's failure and breaks the barrier, so that no other
     /// share waits at it for ever.
     pub(crate) fn fail(&self, error: Error) {
         self.first_error.lock().get_or_insert(error);
-        self.barrier.break_barrier();
+        self.barrier().break_barrier();
     }
 }
 
@@ -87,13 +102,16 @@ pub(crate) struct ForkJoin<F> {
 }
 
 impl<F: ShareTask> ForkJoin<F> {
-    /// A round of `task` over `participants` (1 or more).
-    pub(crate) fn new(task: F, participants: usize, spin: Duration) -> Self {
+    /// A round of `task` over `participants` (1 or more) meeting at
+    /// `barrier`, armed for `participants`, which must outlive the record
+    /// and every share's `leave` (the pool's own barrier, or a barrier of
+    /// the caller's frame when only the caller takes part).
+    pub(crate) fn new(task: F, participants: usize, barrier: &SphereBarrier) -> Self {
         Self {
             head: Head {
                 run: run_share::<F>,
                 participants,
-                barrier: SphereBarrier::with_spin(participants, spin),
+                barrier,
                 first_error: parking_lot::Mutex::new(None),
             },
             task,
@@ -130,7 +148,7 @@ unsafe fn run_share<F: ShareTask>(head: *const Head, index: usize, worker: Worke
     let participant = Participant {
         index,
         count: fork_join.head.participants,
-        barrier: &fork_join.head.barrier,
+        barrier: fork_join.head.barrier(),
     };
     match catch_unwind(AssertUnwindSafe(|| (fork_join.task)(&participant))) {
         Ok(Ok(())) => Ok(()),
@@ -169,7 +187,7 @@ impl Share {
             head.fail(e);
         }
         let released = release(failed);
-        head.barrier.leave();
+        head.barrier().leave();
         released
     }
 }

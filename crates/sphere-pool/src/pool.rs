@@ -2,6 +2,7 @@
 //! the one-job hand-off (dispatch, wait). Fork-join rounds are in
 //! `rounds.rs`, on top of this.
 
+use crate::barrier::SphereBarrier;
 use crate::config::PoolConfig;
 use crate::error::Error;
 use crate::job::{Job, SmallJob, run_job};
@@ -31,6 +32,11 @@ pub(crate) struct Shared {
     /// Where `dispatch_any` starts looking, so that it spreads jobs over
     /// the spheres instead of always filling sphere 0 first.
     pub(crate) next_any: AtomicUsize,
+    /// The fork-join rounds' barrier (and join counter), re-armed by each
+    /// round. It lives here, not in the round's record on the caller's
+    /// stack, because the share whose departure ends a round may still be
+    /// waking waiters through it when the caller returns.
+    pub(crate) barrier: SphereBarrier,
 }
 
 /// Clears [`Shared::round`] when a round ends, however it ends.
@@ -99,6 +105,7 @@ impl SpherePool {
         let config = config.resolve()?;
         let n = config.spheres;
         let yielding = n + 1 > available_cores();
+        let config_spin = config.max_spin;
         let shared = Arc::new(Shared {
             slots: (0..n).map(|_| CachePadded::new(Slot::new())).collect(),
             started: Default::default(),
@@ -106,6 +113,7 @@ impl SpherePool {
             yielding,
             round: CachePadded::new(AtomicBool::new(false)),
             next_any: AtomicUsize::new(0),
+            barrier: SphereBarrier::with_spin(n + 1, config_spin),
         });
         let cores = match &shared.config.cpus {
             Some(cpus) => cpus

@@ -2,6 +2,7 @@
 //! the task once), `parallel_for` (a range with work stealing), and nested
 //! calls from inside a round, which run inline on the calling thread.
 
+use crate::barrier::SphereBarrier;
 use crate::error::{Error, Worker, panic_message};
 use crate::fork_join::{ForkJoin, JoinAll, Participant, ShareTask};
 use crate::job::Job;
@@ -66,23 +67,27 @@ impl SpherePool {
                 return Err(e);
             }
         }
-        let fork_join = ForkJoin::new(task, self.participants(), self.shared.config.max_spin);
+        // Every share of the last round has left (its join), so the pool's
+        // barrier can be armed for this one.
+        let barrier = &self.shared.barrier;
+        barrier.rearm(self.participants());
+        let fork_join = ForkJoin::new(task, self.participants(), barrier);
         for (index, slot) in slots.iter().enumerate() {
             slot.publish(Job::Share(fork_join.share(index)));
         }
         // From here on, every share must have left before `fork_join` goes
         // out of scope, even if something below panics.
-        let join = JoinAll(&fork_join.head.barrier);
+        let join = JoinAll(barrier);
         let caller = slots.len();
         if let Err(e) = inside(self.id(), caller, || fork_join.run(caller, Worker::Caller)) {
             fork_join.head.fail(e);
         }
-        fork_join.head.barrier.leave();
+        barrier.leave();
         if optional {
             for slot in slots.iter() {
                 // A revoked share never touches `fork_join`: leave for it.
                 if slot.revoke().is_some() {
-                    fork_join.head.barrier.leave();
+                    barrier.leave();
                 }
             }
         }
@@ -189,7 +194,8 @@ impl SpherePool {
     /// participant (index 0 of 1), as OpenMP runs a nested parallel region
     /// with a team of one. Its barrier passes at once.
     fn run_inline(&self, task: impl ShareTask, me: usize) -> Result<(), Error> {
-        let fork_join = ForkJoin::new(task, 1, self.shared.config.max_spin);
+        let barrier = SphereBarrier::with_spin(1, self.shared.config.max_spin);
+        let fork_join = ForkJoin::new(task, 1, &barrier);
         inside(self.id(), me, || fork_join.run(0, self.worker(me)))
     }
 
