@@ -54,19 +54,22 @@ mod config;
 mod guard;
 mod memory;
 mod monitor;
+mod state;
+mod types;
 use thread_support::sync;
 #[cfg(not(loom))]
 mod watchdog;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, FrameGuardConfig, MIN_INTERVAL, StopRules};
-pub use guard::{
-    BuildError, FrameError, FrameGuard, FrameGuardBuilder, FrameRecord, FrameScope, FrameStats,
-    IntervalFrames, PhaseId, PhaseStats, RuleTrips, StallInfo, StopInfo, StopReason,
-};
+pub use guard::{FrameGuard, FrameGuardBuilder, FrameScope};
 pub use memory::resident_bytes;
 pub use monitor::{
     CSV_HEADER, CSV_ROW_MAX, CsvMonitor, Monitor, MonitorInputs, MonitorRow, PoolCounters,
     SpeedupMeter,
 };
 pub use thread_support::{Histogram, process_cpu_time, thread_cpu_time};
+pub use types::{
+    BuildError, FrameError, FrameRecord, FrameStats, IntervalFrames, PhaseId, PhaseStats,
+    RuleTrips, StallInfo, StopInfo, StopReason,
+};

@@ -5,7 +5,8 @@
 //! The inputs are plain numbers so that this crate depends on no pool or lock
 //! implementation: the caller fills them from its pools' and locks' counters.
 
-use crate::guard::{FrameGuard, IntervalFrames};
+use crate::guard::FrameGuard;
+use crate::types::IntervalFrames;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
