@@ -103,7 +103,9 @@ impl SphereBarrier {
     /// only after [`wait_departed`](Self::wait_departed) returned, with no
     /// participant counted: a share of the last round may still be inside
     /// `leave`'s wake-up, which is harmless on a live barrier.
-    pub(crate) fn rearm(&self, parties: usize) {
+    // Public (hidden) only so that the loom models in tests/loom.rs reach it.
+    #[doc(hidden)]
+    pub fn rearm(&self, parties: usize) {
         assert!(
             (1..=MAX_BARRIER_PARTIES).contains(&parties),
             "a barrier needs 1 to {MAX_BARRIER_PARTIES} parties, not {parties}"

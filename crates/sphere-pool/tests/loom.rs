@@ -267,6 +267,76 @@ fn a_departure_waiter_survives_a_generation_opening() {
     });
 }
 
+/// Round 2 on the re-armed barrier, while round 1's straggler may still be
+/// inside `leave`: the caller and a fresh participant each wait once and
+/// leave, and the caller joins. Both waits pass with exactly one leader, and
+/// the join returns only once both have left.
+fn round_two(barrier: &Arc<SphereBarrier>) {
+    barrier.rearm(2);
+    let other = {
+        let b = barrier.clone();
+        thread::spawn(move || {
+            let led = b.wait();
+            b.leave();
+            led
+        })
+    };
+    let mine = barrier.wait();
+    barrier.leave();
+    barrier.wait_departed();
+    assert_eq!(
+        barrier.parties(),
+        0,
+        "the join returned before the last leave"
+    );
+    let theirs = other.join().unwrap();
+    assert!(
+        matches!(
+            (mine, theirs),
+            (Ok(true), Ok(false)) | (Ok(false), Ok(true))
+        ),
+        "round 2: mine {mine:?} theirs {theirs:?}, want both Ok and one leader"
+    );
+}
+
+#[test]
+fn a_last_leaver_still_waking_the_join_cannot_disturb_the_next_round() {
+    // Round 1: the straggler's leave may be the last departure, and its
+    // lock and notify of the departure waiter may come after the caller's
+    // join returned and round 2 began on the same (re-armed) barrier.
+    loom::model(|| {
+        let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
+        let straggler = {
+            let b = barrier.clone();
+            thread::spawn(move || b.leave())
+        };
+        barrier.leave();
+        barrier.wait_departed();
+        round_two(&barrier);
+        straggler.join().unwrap();
+    });
+}
+
+#[test]
+fn a_late_generation_opening_cannot_disturb_the_next_round() {
+    // Round 1: the caller waits at the barrier; the straggler's leave may
+    // release it by opening the generation, and its lock and notify of the
+    // generation's waiters may come after the caller left, joined and began
+    // round 2 on the same (re-armed) barrier.
+    loom::model(|| {
+        let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
+        let straggler = {
+            let b = barrier.clone();
+            thread::spawn(move || b.leave())
+        };
+        assert!(barrier.wait().is_ok());
+        barrier.leave();
+        barrier.wait_departed();
+        round_two(&barrier);
+        straggler.join().unwrap();
+    });
+}
+
 #[test]
 fn a_share_frees_its_slot_before_it_leaves_so_the_next_fork_join_can_claim_it() {
     // The fork-join protocol on one slot: the sphere takes the share, frees
