@@ -47,4 +47,4 @@ mod reduce;
 pub use buffers::GradBuffers;
 pub use error::{NonFinite, Origin, ReduceError};
 pub use kernels::{SUMSQ_LANES, sum_of_squares};
-pub use reduce::{GradReducer, ReduceConfig, ReduceSummary, Weights, token_weights};
+pub use reduce::{GradReducer, MAX_PIECES, ReduceConfig, ReduceSummary, Weights, token_weights};

@@ -18,7 +18,7 @@ pub(crate) fn cut(lens: &[usize], chunk_len: usize) -> Vec<Piece> {
     for (buffer, &len) in lens.iter().enumerate() {
         let mut start = 0;
         while start < len {
-            let end = len.min(start + chunk_len);
+            let end = len.min(start.saturating_add(chunk_len));
             pieces.push(Piece { buffer, start, end });
             start = end;
         }

@@ -113,25 +113,56 @@ impl DstPtrs {
     }
 }
 
+/// The most pieces a layout may be cut into (16,777,216: 400 MB of piece
+/// descriptors; with the default `chunk_len` of 4096 that is 2^36 floats).
+pub const MAX_PIECES: usize = 1 << 24;
+
 impl GradReducer {
     /// A reducer for buffers of lengths `lens`, with the default
     /// configuration.
+    ///
+    /// # Panics
+    /// On a layout that [`GradReducer::with_config`] refuses (more floats
+    /// than fit in memory, or more than [`MAX_PIECES`] pieces).
     pub fn new(lens: &[usize]) -> Self {
-        Self::with_config(lens, ReduceConfig::default())
-            .expect("the default configuration is valid")
+        Self::with_config(lens, ReduceConfig::default()).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// A reducer for buffers of lengths `lens`. Fails if `chunk_len` is 0.
+    /// A reducer for buffers of lengths `lens`. Fails if `chunk_len` is 0,
+    /// if the layout holds more floats than an address space can (its total
+    /// overflows, or exceeds `isize::MAX` bytes), or if it would be cut into
+    /// more than [`MAX_PIECES`] pieces: sizes come from the caller, so they
+    /// are checked before anything is allocated, never wrapped.
     pub fn with_config(lens: &[usize], config: ReduceConfig) -> Result<Self, ReduceError> {
         if config.chunk_len == 0 {
             return Err(ReduceError::InvalidArgument(
                 "chunk_len must be at least 1".into(),
             ));
         }
+        let max_floats = isize::MAX as usize / std::mem::size_of::<f32>();
+        let total = lens
+            .iter()
+            .try_fold(0usize, |sum, &len| sum.checked_add(len))
+            .filter(|&total| total <= max_floats)
+            .ok_or_else(|| {
+                ReduceError::InvalidArgument(format!(
+                    "a layout of {} buffers holds more than {max_floats} floats",
+                    lens.len()
+                ))
+            })?;
+        // At most `total` pieces, so this sum cannot overflow.
+        let pieces: usize = lens.iter().map(|len| len.div_ceil(config.chunk_len)).sum();
+        if pieces > MAX_PIECES {
+            return Err(ReduceError::InvalidArgument(format!(
+                "{total} floats in pieces of {} make {pieces} pieces, more than {MAX_PIECES}: \
+                 raise chunk_len",
+                config.chunk_len
+            )));
+        }
         Ok(Self {
             lens: lens.to_vec(),
             pieces: cut(lens, config.chunk_len),
-            total: lens.iter().sum(),
+            total,
             config,
         })
     }

@@ -392,17 +392,39 @@ fn chunk_len_zero_is_an_error() {
 }
 
 /// Layouts whose total length does not fit a `usize` cannot be matched by
-/// any buffers; they must be refused, not counted with a wrapped total.
-/// Ignored: today `with_config` accepts them and `total_len()` wraps (0 here
-/// in release); un-ignore with the fix. (A length near `usize::MAX` with a
-/// piece length above half of it also wraps `start + chunk_len` in
-/// `plan::cut` and loops until memory runs out, so it is not tried here.)
+/// any buffers; they must be refused, not counted with a wrapped total
+/// (`total_len()` was 0 here in release before the check).
 #[test]
-#[ignore = "defect: huge layouts are accepted and total_len wraps (issue 13)"]
 fn a_layout_longer_than_usize_is_refused() {
     match GradReducer::with_config(&[usize::MAX, 1], config(usize::MAX, 0)) {
         Err(ReduceError::InvalidArgument(msg)) => assert!(!msg.is_empty()),
         Ok(r) => panic!("accepted; total_len() = {}", r.total_len()),
         Err(e) => panic!("{e:?}"),
     }
+}
+
+/// Sizes from the caller never abort the process: a length near
+/// `usize::MAX` with a piece length above half of it wrapped
+/// `start + chunk_len` in `plan::cut` and allocated until the process died,
+/// and 2^58 floats in default pieces tried to build 2^46 pieces ("memory
+/// allocation of 3221225472 bytes failed" under a 2 GB limit). Both are now
+/// refused before anything is allocated.
+#[test]
+fn absurd_layouts_are_refused_not_allocated() {
+    let cases: [(&[usize], usize); 4] = [
+        (&[usize::MAX], usize::MAX / 2 + 1),
+        (&[1 << 58], 4096),
+        (&[isize::MAX as usize / 4 + 1], 1 << 40),
+        (&[1 << 40, 1 << 40], 1),
+    ];
+    for (lens, chunk_len) in cases {
+        match GradReducer::with_config(lens, config(chunk_len, 0)) {
+            Err(ReduceError::InvalidArgument(msg)) => assert!(!msg.is_empty()),
+            Ok(r) => panic!("{lens:?} / {chunk_len}: accepted, {} pieces", r.pieces()),
+            Err(e) => panic!("{lens:?} / {chunk_len}: {e:?}"),
+        }
+    }
+    // The largest piece count allowed is still accepted.
+    let r = GradReducer::with_config(&[grad_reduce::MAX_PIECES], config(1, 0)).unwrap();
+    assert_eq!(r.pieces(), grad_reduce::MAX_PIECES);
 }
