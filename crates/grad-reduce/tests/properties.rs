@@ -4,12 +4,14 @@
 //! the result is bitwise the plain sequential reference on any pool; invalid
 //! input gets `InvalidArgument` with a message and leaves `dst` untouched.
 
+mod support;
 use grad_reduce::{
     GradReducer, NonFinite, Origin, ReduceConfig, ReduceError, Weights, token_weights,
 };
 use proptest::prelude::*;
 use sphere_pool::SpherePool;
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use support::{reference_norm, reference_sum};
 
 /// Pools of 2, 3 and 4 threads, made once and lent to one test at a time
 /// (a pool runs one fork-join at once; tests run in parallel).
@@ -54,41 +56,6 @@ fn sets(seed: u64, n: usize, lens: &[usize]) -> Vec<Vec<Vec<f32>>> {
                 .collect()
         })
         .collect()
-}
-
-/// Plain sequential reference sum: element by element, sources in order,
-/// `acc = w0*s0; acc += wi*si`.
-fn ref_sum(sources: &[Vec<Vec<f32>>], w: &[f32], lens: &[usize]) -> Vec<Vec<f32>> {
-    lens.iter()
-        .enumerate()
-        .map(|(b, &len)| {
-            (0..len)
-                .map(|k| {
-                    let mut acc = w[0] * sources[0][b][k];
-                    for (s, &wi) in sources[1..].iter().zip(&w[1..]) {
-                        acc += wi * s[b][k];
-                    }
-                    acc
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// The documented norm, written plainly: pieces of `chunk` per buffer, 8
-/// lanes per piece combined pairwise, piece sums added in order.
-fn ref_norm(buffers: &[Vec<f32>], chunk: usize) -> f64 {
-    let mut total = 0.0f64;
-    for buffer in buffers {
-        for piece in buffer.chunks(chunk) {
-            let mut l = [0.0f64; 8];
-            for (k, &v) in piece.iter().enumerate() {
-                l[k % 8] += f64::from(v) * f64::from(v);
-            }
-            total += ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
-        }
-    }
-    total.sqrt()
 }
 
 /// Reference clipping: `(max / norm) as f32` times every value above the limit.
@@ -206,8 +173,8 @@ proptest! {
             W::Mean => (Weights::Mean, vec![1.0 / n as f32; n]),
             W::Given => (Weights::Given(&given), given.clone()),
         };
-        let mut want = ref_sum(&sets, &wv, &lens);
-        let norm = ref_norm(&want, chunk);
+        let mut want = reference_sum(&sets, &wv);
+        let norm = reference_norm(&want, chunk);
         let (scale, clipped) = ref_clip(&mut want, norm, max);
         let pools = pools();
         for pool in std::iter::once(None).chain(pools.iter().map(Some)) {
@@ -232,7 +199,7 @@ proptest! {
     ) {
         let r = GradReducer::with_config(&lens, config(chunk, below)).unwrap();
         let buffers = sets(seed, 1, &lens).remove(0);
-        let norm = ref_norm(&buffers, chunk);
+        let norm = reference_norm(&buffers, chunk);
         let mut want = buffers.clone();
         let (scale, clipped) = ref_clip(&mut want, norm, Some(max));
         let pools = pools();

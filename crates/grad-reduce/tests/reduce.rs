@@ -1,11 +1,13 @@
 //! Behaviour of the reduction: bitwise determinism across thread counts,
 //! agreement with a plain sequential reference, NaN/Inf detection, clipping.
 
+mod support;
 use grad_reduce::{
     GradBuffers, GradReducer, NonFinite, Origin, ReduceConfig, ReduceError, Weights,
     sum_of_squares, token_weights,
 };
 use sphere_pool::SpherePool;
+use support::{reference_norm, reference_sum};
 
 /// splitmix64: a small deterministic generator for the random cases.
 struct Rng(u64);
@@ -46,42 +48,6 @@ impl Rng {
 /// Pools for 2, 3 and 4 threads (spheres + the caller); 1 thread is `None`.
 fn pools() -> Vec<SpherePool> {
     (1..=3).map(|n| SpherePool::new(n).unwrap()).collect()
-}
-
-/// The plain sequential reference: element by element, sources in order.
-fn reference_sum(sources: &[Vec<Vec<f32>>], weights: &[f32]) -> Vec<Vec<f32>> {
-    let lens: Vec<usize> = sources[0].iter().map(Vec::len).collect();
-    lens.iter()
-        .enumerate()
-        .map(|(b, &len)| {
-            (0..len)
-                .map(|k| {
-                    let mut acc = weights[0] * sources[0][b][k];
-                    for (source, &w) in sources[1..].iter().zip(&weights[1..]) {
-                        acc += w * source[b][k];
-                    }
-                    acc
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// The reference norm in the documented order: pieces of `chunk` per
-/// buffer, 8 lanes per piece combined pairwise, pieces summed in order.
-fn reference_norm(buffers: &[Vec<f32>], chunk: usize) -> f64 {
-    let mut total = 0.0f64;
-    for buffer in buffers {
-        for piece in buffer.chunks(chunk) {
-            let mut lanes = [0.0f64; 8];
-            for (k, &v) in piece.iter().enumerate() {
-                lanes[k % 8] += f64::from(v) * f64::from(v);
-            }
-            total += ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-                + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-        }
-    }
-    total.sqrt()
 }
 
 fn as_sources(sets: &[Vec<Vec<f32>>]) -> Vec<Vec<&[f32]>> {
