@@ -2,7 +2,7 @@
 # library and the floor (the smallest correct spin-then-park fork-join, the
 # hardware reference), in one process (benches/c/compare.c); quiet and beside
 # one spinning process of its own (the contended line). A benchmark, not a
-# test: about a minute; the report lines of issue 12, then the spreads.
+# test: about two minutes; the report lines of issue 12, then the spreads.
 .PHONY: compare
 $(BUILD)/compare: benches/c/compare.c $(LIB_A) include/cllm_threaded.h
 	@mkdir -p $(dir $@)

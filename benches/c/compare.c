@@ -324,17 +324,28 @@ enum { POOL, OMP, SEED, FLOOR, METHODS };
 static const char *const method_name[METHODS] = {"pool", "omp", "seed", "floor"};
 
 /* Rounds of interleaved batches: in each, every method runs one batch. */
-enum { REPS = 31 };
+enum { REPS = 21 };
 /* Before each batch a pause, so that one method's spinning threads do not
  * run during another's batch: with its default wait policy, libgomp's idle
  * workers spin for about 10-12 ms after a parallel region (measured here),
- * the pool's for at most 200 us. Then an untimed warm-up (after the pause the
- * CPUs, virtual ones here, need a moment to be fully awake again) that also
- * sizes the batch: about BATCH_MS of rounds, whatever a round costs. */
-enum { PAUSE_MS = 30, WARM_MS = 4, BATCH_MS = 20 };
+ * the pool's for at most 200 us.
+ *
+ * Then an untimed warm-up of WARM_MS. After a pause every thread has slept,
+ * and the scheduler often wakes the helpers on the CPU of the thread that
+ * woke them (wake-affine): seen on a quiet 2-CPU Xeon VM, caller and helper
+ * both running on one CPU for the whole of a 4 ms warm-up and 20 ms batch,
+ * which made every spinning method's round a spin budget long (pool 8 us,
+ * floor 37-42 us) instead of a hand-off (0.8 us, 0.3 us with a 100 ms
+ * warm-up). The load balancer spreads them within tens of milliseconds, so
+ * the batches measure the hand-off between threads on separate CPUs, and the
+ * first RESUME_MS after the pause is reported apart (the `resume` detail
+ * line: what a round costs right after the threads slept). The batch is
+ * sized from the warm-up's last BATCH_MS: about BATCH_MS of rounds. */
+enum { PAUSE_MS = 30, RESUME_MS = 4, WARM_MS = 100, BATCH_MS = 20 };
 
 typedef struct {
     double med, min, max; /* ns per round, over the REPS batches */
+    double resume;        /* median ns per round in the first RESUME_MS after the pause */
 } spread;
 
 typedef struct {
@@ -359,18 +370,32 @@ static void one_round(methods *m, int method) {
 static void measure_rounds(const char *label, int n, long iters, int with_floor, spread out[METHODS]) {
     methods m = {n, iters, pool_create(n), seed_create(n), with_floor ? floor_create(n) : NULL};
     int count = with_floor ? METHODS : FLOOR;
-    double t[METHODS][REPS];
+    double t[METHODS][REPS], resume[METHODS][REPS];
     for (int r = -1; r < REPS; r++) { /* r = -1: warm-up, not recorded */
         for (int k = 0; k < count; k++) {
             sleep_ms(PAUSE_MS);
-            long warm = 0;
-            double t0 = now_ns();
+            /* The warm-up: its first RESUME_MS timed apart, its last
+             * BATCH_MS counted to size the batch. */
+            long warm = 0, resumed = 0, tail = 0;
+            double t0 = now_ns(), now, resume_ns = 0, tail_start = 0;
             do {
                 one_round(&m, k);
                 warm++;
-            } while (now_ns() - t0 < WARM_MS * 1e6);
-            long rounds = warm * BATCH_MS / WARM_MS;
-            if (rounds < 1) rounds = 1;
+                now = now_ns();
+                if (!resumed && now - t0 >= RESUME_MS * 1e6) {
+                    resumed = warm;
+                    resume_ns = now - t0;
+                }
+                if (now - t0 >= (WARM_MS - BATCH_MS) * 1e6) {
+                    if (!tail_start) tail_start = now;
+                    else tail++;
+                }
+            } while (now - t0 < WARM_MS * 1e6);
+            if (!resumed) { /* one round took the whole warm-up */
+                resumed = warm;
+                resume_ns = now - t0;
+            }
+            long rounds = tail > 0 ? tail : 1;
             /* A batch ends early past 4 x BATCH_MS (rounds can get far
              * slower than in the warm-up on a loaded machine); the clock is
              * read about 256 times per batch, not every round. */
@@ -382,13 +407,17 @@ static void measure_rounds(const char *label, int n, long iters, int with_floor,
                 t1 = now_ns();
                 if (done == rounds || t1 - t0 > 4 * BATCH_MS * 1e6) break;
             }
-            if (r >= 0) t[k][r] = (t1 - t0) / (double)done;
+            if (r >= 0) {
+                t[k][r] = (t1 - t0) / (double)done;
+                resume[k][r] = resume_ns / (double)resumed;
+            }
         }
     }
     for (int k = 0; k < count; k++) {
         out[k].med = median(t[k], REPS); /* sorts */
         out[k].min = t[k][0];
         out[k].max = t[k][REPS - 1];
+        out[k].resume = median(resume[k], REPS);
     }
     cllm_sphere_stats st;
     cllm_pool_total_stats(m.pool, &st);
@@ -489,13 +518,18 @@ static double own_cpu_s(void) {
 }
 
 /* Details printed after the report lines. */
-static char details[4096];
+static char details[8192];
 static void add_detail(const char *label, const spread s[METHODS], int count) {
     size_t len = strlen(details);
     len += (size_t)snprintf(details + len, sizeof details - len, "# %s ns per round min/median/max:", label);
     for (int k = 0; k < count && len < sizeof details; k++)
         len += (size_t)snprintf(details + len, sizeof details - len, " %s %.0f/%.0f/%.0f", method_name[k], s[k].min,
                                 s[k].med, s[k].max);
+    if (len < sizeof details)
+        len += (size_t)snprintf(details + len, sizeof details - len, "\n#   resume (first %d ms after the pause), median:",
+                                RESUME_MS);
+    for (int k = 0; k < count && len < sizeof details; k++)
+        len += (size_t)snprintf(details + len, sizeof details - len, " %s %.0f", method_name[k], s[k].resume);
     if (len < sizeof details) snprintf(details + len, sizeof details - len, "\n");
 }
 
@@ -602,8 +636,8 @@ int main(void) {
     double others = ((busy1 - busy0) / tick - (own_cpu_s() - own0)) / ((total1 - total0) / tick);
     printf("# other processes used %.0f%% of the machine's CPU time during the run (%.1f of %.0f cores)\n",
            100.0 * (others < 0 ? 0 : others), (others < 0 ? 0 : others) * cores, cores);
-    printf("# detail: %d rounds of interleaved batches (~%d ms each, %d ms apart); serial 2 shares %.0f ns; "
+    printf("# detail: %d rounds of interleaved batches (~%d ms each after a %d ms warm-up, %d ms apart); serial 2 shares %.0f ns; "
            "contended floor eff %.3f\n%s",
-           REPS, BATCH_MS, PAUSE_MS, serial_ns, EFF(ce[FLOOR].med), details);
+           REPS, BATCH_MS, WARM_MS, PAUSE_MS, serial_ns, EFF(ce[FLOOR].med), details);
     return 0;
 }
