@@ -12,7 +12,7 @@
  * first ("stress seed=N"): the same seed replays each thread's sequence of
  * operations and arguments (the interleaving of the threads, and so the
  * outcomes, are the scheduler's). Closing line:
- * "N passed, N failed". */
+ * "N passed, N failed", counting invariants (EXPECT sites), not evaluations. */
 #define _GNU_SOURCE
 #include <cllm_threaded.h>
 
@@ -27,20 +27,47 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- checks (thread-safe; check.h's counters are not) ---- */
-static atomic_long passed, failed;
+/* ---- checks (thread-safe; check.h's counters are not) ----
+ * The closing line counts invariants, not evaluations: each EXPECT site
+ * (source line) is one invariant, passed if it held every time it was
+ * evaluated, failed if it ever did not. The evaluations (millions: most
+ * sites check every call) are reported on the line before. */
+#define MAX_SITE 2048
+static atomic_long evaluations, site_evaluated[MAX_SITE], site_failed[MAX_SITE];
+static atomic_long failed; /* failed evaluations: the first 30 are printed */
 #define EXPECT(cond, ...)                                                      \
     do {                                                                       \
-        if (cond) {                                                            \
-            atomic_fetch_add(&passed, 1);                                      \
-        } else if (atomic_fetch_add(&failed, 1) < 30) {                        \
-            flockfile(stderr);                                                 \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);   \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-            funlockfile(stderr);                                               \
+        _Static_assert(__LINE__ < MAX_SITE, "raise MAX_SITE");                 \
+        atomic_fetch_add_explicit(&evaluations, 1, memory_order_relaxed);      \
+        atomic_fetch_add_explicit(&site_evaluated[__LINE__], 1, memory_order_relaxed); \
+        if (!(cond)) {                                                         \
+            atomic_fetch_add(&site_failed[__LINE__], 1);                       \
+            if (atomic_fetch_add(&failed, 1) < 30) {                           \
+                flockfile(stderr);                                             \
+                fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+                fprintf(stderr, __VA_ARGS__);                                  \
+                fputc('\n', stderr);                                           \
+                funlockfile(stderr);                                           \
+            }                                                                  \
         }                                                                      \
     } while (0)
+
+/* Prints the evaluations and the closing "N passed, N failed" line (in
+ * invariants); returns the number of failed invariants. */
+static long report_invariants(void) {
+    long held = 0, broken = 0, sites = 0;
+    for (int i = 0; i < MAX_SITE; i++) {
+        if (!atomic_load(&site_evaluated[i])) continue;
+        sites++;
+        if (atomic_load(&site_failed[i])) broken++;
+        else held++;
+    }
+    printf("stress: %ld evaluations of %ld invariants (%ld failed evaluations)\n", atomic_load(&evaluations), sites,
+           atomic_load(&failed));
+    printf("%ld passed, %ld failed\n", held, broken);
+    fflush(stdout);
+    return broken;
+}
 
 /* Calls by status, for the closing report (what the run exercised). */
 #define MAX_STATUS 32
@@ -713,8 +740,7 @@ int main(int argc, char **argv) {
                         (unsigned long long)m.queue_depth, (unsigned long long)m.tasks_submitted,
                         (unsigned long long)m.tasks_done, (unsigned long long)m.tasks_failed);
         }
-        printf("%ld passed, %ld failed\n", atomic_load(&passed), atomic_load(&failed));
-        fflush(stdout);
+        report_invariants();
         _exit(1);
     }
     long ops = 0;
@@ -782,6 +808,6 @@ int main(int argc, char **argv) {
            nthreads, used, accepted, atomic_load(&periodic_runs));
     for (int i = 0; i < MAX_STATUS; i++)
         if (atomic_load(&by_status[i])) printf(" %s=%ld", cllm_status_str(i), atomic_load(&by_status[i]));
-    printf("\n%ld passed, %ld failed\n", atomic_load(&passed), atomic_load(&failed));
-    return atomic_load(&failed) == 0 ? 0 : 1;
+    printf("\n");
+    return report_invariants() == 0 ? 0 : 1;
 }
