@@ -10,3 +10,10 @@ $(BUILD)/compare: benches/c/compare.c $(LIB_A) include/cllm_threaded.h
 
 compare: $(BUILD)/compare
 	$(BUILD)/compare
+
+# make compare-runs [RUNS=5]: make compare RUNS times, every figure's runs
+# and median, and issue 12's targets checked on the medians.
+.PHONY: compare-runs
+RUNS ?= 5
+compare-runs: $(BUILD)/compare
+	tools/compare-runs $(RUNS) $(BUILD)/compare
