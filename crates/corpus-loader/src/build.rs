@@ -14,7 +14,9 @@
 //! participants, so one huge file neither exhausts memory nor serialises the
 //! load. Every buffer whose size comes from the input is reserved fallibly:
 //! a failure is [`Error::OutOfMemory`], never an abort.
-//! Phase 3 (sequential): merge the tables and rank the vocabulary.
+//! Phase 3: each table's counts are brought up to date (in parallel), then
+//! the other tables are merged into the largest and the vocabulary ranked
+//! (sequential).
 //! Phase 4 (parallel over documents): map local ids to global ids into the
 //! final array.
 
@@ -328,7 +330,17 @@ pub(crate) fn build(
     let started = Instant::now();
     let keep = config.max_vocab - NUM_SPECIAL as usize;
     let (vocab, remaps, distinct) = match kind {
-        TokenizerKind::Words => words_vocabulary(&mut workers, keep),
+        TokenizerKind::Words => {
+            // The hits counted in the tables' slots go to their counts (a
+            // pass over a table of megabytes each), in parallel.
+            let tables: Vec<Mutex<&mut WordTable>> = workers
+                .iter_mut()
+                .map(|w| Mutex::new(&mut w.table))
+                .collect();
+            for_each_dynamic(pool, tables.len(), |_, t| tables[t].lock().flush_hits())?;
+            drop(tables);
+            words_vocabulary(&mut workers, keep)
+        }
         TokenizerKind::Bytes => bytes_vocabulary(&workers, keep),
     };
     times.vocab = started.elapsed();
@@ -353,18 +365,27 @@ pub(crate) fn build(
 }
 
 /// Merges the workers' tables, ranks the words, and maps each worker's local
-/// ids to global ids.
+/// ids to global ids. The largest table (its hits already flushed) becomes
+/// the merged one, so only the other workers' words are added to it: the
+/// merge's random probes into a table of megabytes were most of this
+/// sequential phase. The ranking is a total order on the words, so which
+/// table numbers them first does not change any id.
 fn words_vocabulary(workers: &mut [Worker], keep: usize) -> (Vocab, Vec<Vec<u32>>, u64) {
-    for w in workers.iter_mut() {
-        w.table.flush_hits();
-    }
-    let mut global = WordTable::new();
+    let base = (0..workers.len())
+        .max_by_key(|&w| workers[w].table.len())
+        .expect("at least one participant");
+    let mut global = std::mem::replace(&mut workers[base].table, WordTable::new());
     let to_global: Vec<Vec<u32>> = workers
         .iter()
-        .map(|w| {
-            (0..w.table.len() as u32)
-                .map(|e| global.add(w.table.word(e), w.table.count(e)))
-                .collect()
+        .enumerate()
+        .map(|(w, worker)| {
+            if w == base {
+                (0..global.len() as u32).collect()
+            } else {
+                (0..worker.table.len() as u32)
+                    .map(|e| global.add(worker.table.word(e), worker.table.count(e)))
+                    .collect()
+            }
         })
         .collect();
     global.flush_hits();
