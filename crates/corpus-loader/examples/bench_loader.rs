@@ -12,7 +12,9 @@
 //!
 //! Rates are corpus bytes (all regular files) divided by wall time. Each
 //! figure is measured twice: with the OS page cache warm (the corpus and
-//! cache files are in memory; the best of several runs) and, when this
+//! cache files are in memory; the best of several runs, and on a `detail`
+//! line their medians, with the load average before and after: on a shared
+//! machine the two differ widely) and, when this
 //! process may write `/proc/sys/vm/drop_caches` (root), with the page cache
 //! dropped before each run (the files come from the disk). The last line is
 //! `loader cold_mb_s=.. warm_mb_s=.. cat_mb_s=.. tokenize_mb_s_per_core=..
@@ -338,6 +340,24 @@ struct Figures {
     /// Text bytes per second of tokeniser CPU time (per core), in the
     /// fastest cold load.
     tokenize_core: f64,
+    /// Every run's time, for the medians (the figures above are the best).
+    all_cat: Vec<Duration>,
+    all_cold: Vec<Duration>,
+    all_warm: Vec<Duration>,
+}
+
+/// The median of some durations (the upper one of an even count).
+fn median(mut d: Vec<Duration>) -> Duration {
+    d.sort();
+    d.get(d.len() / 2).copied().unwrap_or(Duration::MAX)
+}
+
+/// The 1-minute load average (other programs competing for the cores).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Everything a measurement needs.
@@ -386,13 +406,18 @@ fn measure(label: &str, drop_caches: bool, bench: &Bench) -> Figures {
         opened_cold: 0,
         opened_warm: 0,
         tokenize_core: 0.0,
+        all_cat: Vec::new(),
+        all_cold: Vec::new(),
+        all_warm: Vec::new(),
     };
     for _ in 0..runs {
         for _ in 0..cats {
             if drop_caches {
                 drop_page_cache();
             }
-            f.cat = f.cat.min(cat(files).0);
+            let t = cat(files).0;
+            f.cat = f.cat.min(t);
+            f.all_cat.push(t);
         }
         let _ = std::fs::remove_file(cache);
         let (t, c) = timed_load(CacheStatus::Missing, "a cold load has no cache");
@@ -402,6 +427,7 @@ fn measure(label: &str, drop_caches: bool, bench: &Bench) -> Figures {
             f.tokenize_core = r.bytes as f64 / r.timings.tokenize.as_secs_f64();
         }
         f.cold = f.cold.min(t);
+        f.all_cold.push(t);
         f.opened_cold = r.files_opened;
         drop(c);
         for _ in 0..warms {
@@ -411,6 +437,7 @@ fn measure(label: &str, drop_caches: bool, bench: &Bench) -> Figures {
                 println!("{label} warm: {r}");
             }
             f.warm = f.warm.min(t);
+            f.all_warm.push(t);
             f.opened_warm = r.files_opened;
         }
     }
@@ -497,6 +524,7 @@ fn main() {
         );
         return;
     }
+    let load_start = load_average();
     // Warm the page cache with one pass first.
     cat(&bench.files);
     let hot = measure("page-cache-warm", false, &bench);
@@ -511,6 +539,27 @@ fn main() {
         hot.cat.as_secs_f64() / hot.warm.as_secs_f64(),
         hot.opened_cold,
         hot.opened_warm
+    );
+    let (cat_m, cold_m, warm_m) = (
+        median(hot.all_cat.clone()),
+        median(hot.all_cold.clone()),
+        median(hot.all_warm.clone()),
+    );
+    println!(
+        "detail page_cache=warm median of {} cat, {} cold, {} warm: cat_mb_s={:.0} cold_mb_s={:.0} warm_mb_s={:.0} \
+         cold/cat={:.2} warm/cat={:.2}",
+        hot.all_cat.len(),
+        hot.all_cold.len(),
+        hot.all_warm.len(),
+        rate(cat_m),
+        rate(cold_m),
+        rate(warm_m),
+        cat_m.as_secs_f64() / cold_m.as_secs_f64(),
+        cat_m.as_secs_f64() / warm_m.as_secs_f64(),
+    );
+    println!(
+        "detail load_average start={load_start} end={}",
+        load_average()
     );
     if !o.check && !o.hot_only {
         if drop_page_cache() {
