@@ -153,9 +153,19 @@ impl SphereBarrier {
     /// fewer, and if everyone else is already waiting, they are released.
     /// The last one to leave wakes [`wait_departed`](Self::wait_departed).
     pub fn leave(&self) {
-        let prev = self.word.fetch_sub(1, Ordering::AcqRel);
-        debug_assert!(parties(prev) > 0, "more leaves than parties");
-        let next = prev - 1;
+        self.leave_many(1);
+    }
+
+    /// `count` participants leave at once (a round's barrier engaged late
+    /// leaves for the shares that returned before, see `round_lines.rs`).
+    pub(crate) fn leave_many(&self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        let count = count as u64;
+        let prev = self.word.fetch_sub(count, Ordering::AcqRel);
+        debug_assert!(parties(prev) >= count, "more leaves than parties");
+        let next = prev - count;
         if parties(next) == 0 {
             if prev & DEPART_WAITER != 0 {
                 let _guard = self.lock.lock();

@@ -1,6 +1,9 @@
-//! The record of one fork-join round and what a share does with it.
+//! What a fork-join share runs with: the [`Participant`] context, the
+//! [`RoundTask`] that `run_all` stores on the pool's go line
+//! (`round_lines.rs`), and the record of a round on the slot path
+//! (`parallel_for`, whose shares may be revoked), below.
 //!
-//! The record lives on the caller's stack while the spheres run it. Every
+//! The slot path's record lives on the caller's stack while the spheres run it. Every
 //! share leaves the barrier when it ends (its last touch of the record), so
 //! the barrier's party count is also the join counter. The task is stored
 //! by value inside the record (a C function and its argument travel there
@@ -15,14 +18,25 @@
 
 use crate::barrier::{BarrierBroken, SphereBarrier};
 use crate::error::{Error, Worker, panic_message};
+use crate::round_lines::RoundLines;
 use crate::slot::Outcome;
+use std::mem::{MaybeUninit, align_of, size_of};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// A round on the go line: its lines and epoch, to engage the barrier.
+#[derive(Clone, Copy)]
+pub(crate) struct OnLines<'a> {
+    pub(crate) lines: &'a RoundLines<RoundTask>,
+    pub(crate) epoch: u32,
+}
 
 /// The context a fork-join share runs with.
 pub struct Participant<'a> {
     index: usize,
     count: usize,
     barrier: &'a SphereBarrier,
+    /// `Some` for a round on the go line, whose barrier is armed lazily.
+    round: Option<OnLines<'a>>,
 }
 
 impl Participant<'_> {
@@ -48,7 +62,7 @@ impl Participant<'_> {
     /// If another participant panicked (the barrier is broken): this share
     /// then ends too, and the fork-join reports the first panic.
     pub fn barrier(&self) -> bool {
-        match self.barrier.wait() {
+        match self.try_barrier() {
             Ok(leader) => leader,
             Err(broken) => panic!("{broken}"),
         }
@@ -56,7 +70,118 @@ impl Participant<'_> {
 
     /// As [`Participant::barrier`], returning the broken barrier as an error.
     pub fn try_barrier(&self) -> Result<bool, BarrierBroken> {
+        if let Some(r) = self.round {
+            r.lines.engage(r.epoch, self.barrier);
+        }
         self.barrier.wait()
+    }
+}
+
+/// What a task stored by value on the go line may take: four words, so
+/// that the epoch, the two function pointers and the task share one 64-byte
+/// line; a larger task stays on the caller's stack and the go line holds a
+/// reference to it.
+type TaskWords = [MaybeUninit<usize>; 4];
+
+/// A round's task, stored by value in the pool's go line so that a sphere
+/// reads one line to start its share: a C function and its argument (the C
+/// API's task) fit.
+///
+/// It has no `Drop`: the go line keeps it after the round, and the round's
+/// caller drops the task in place ([`RoundTask::drop_task`]).
+pub(crate) struct RoundTask {
+    call: unsafe fn(&TaskWords, &Participant<'_>) -> Result<(), i32>,
+    /// `None` for a task that needs no drop (a C function and argument).
+    drop: Option<unsafe fn(&mut TaskWords)>,
+    words: TaskWords,
+}
+
+// SAFETY: `new` stores only `ShareTask`s (`Sync`), which shares call through
+// `&`; only the round's caller drops it, on its own thread (`join`), so the
+// task never changes threads (it need not be `Send`).
+unsafe impl Sync for RoundTask {}
+// SAFETY: as above: the cell that holds it is shared, the task is not moved.
+unsafe impl Send for RoundTask {}
+
+impl RoundTask {
+    /// Stores `task` by value, or gives it back if it does not fit.
+    pub(crate) fn new<G: ShareTask>(task: G) -> Result<Self, G> {
+        if size_of::<G>() > size_of::<TaskWords>() || align_of::<G>() > align_of::<TaskWords>() {
+            return Err(task);
+        }
+        let mut words: TaskWords = [MaybeUninit::uninit(); 4];
+        // SAFETY: `G` fits the words and their alignment (checked above).
+        unsafe { words.as_mut_ptr().cast::<G>().write(task) };
+        Ok(Self {
+            call: call_stored::<G>,
+            drop: std::mem::needs_drop::<G>().then_some(drop_stored::<G> as _),
+            words,
+        })
+    }
+
+    /// Drops the stored task, once, after the last share that uses it.
+    ///
+    /// # Safety
+    /// Called once, when no share runs the task any more and none will.
+    pub(crate) unsafe fn drop_task(&mut self) {
+        if let Some(drop) = self.drop {
+            // SAFETY: `drop` was made for the task type stored in `words`;
+            // promised by the caller: dropped once, and no longer used.
+            unsafe { drop(&mut self.words) }
+        }
+    }
+
+    /// Runs the share of `participant`, catching its panic.
+    pub(crate) fn run(&self, participant: &Participant<'_>, worker: Worker) -> Outcome {
+        // SAFETY: `call` was made for the task type stored in `words`.
+        let task = || unsafe { (self.call)(&self.words, participant) };
+        outcome_of(catch_unwind(AssertUnwindSafe(task)), worker)
+    }
+
+    /// The participant `index` of a go-line round of `count` participants.
+    pub(crate) fn participant<'a>(
+        index: usize,
+        count: usize,
+        barrier: &'a SphereBarrier,
+        round: OnLines<'a>,
+    ) -> Participant<'a> {
+        Participant {
+            index,
+            count,
+            barrier,
+            round: Some(round),
+        }
+    }
+}
+
+/// Calls the `G` stored in `words`.
+///
+/// # Safety
+/// `words` holds a `G` (written by `RoundTask::new`).
+unsafe fn call_stored<G: ShareTask>(words: &TaskWords, p: &Participant<'_>) -> Result<(), i32> {
+    // SAFETY: promised by the caller.
+    let task = unsafe { &*words.as_ptr().cast::<G>() };
+    task(p)
+}
+
+/// Drops the `G` stored in `words`.
+///
+/// # Safety
+/// `words` holds a `G` that is not used again.
+unsafe fn drop_stored<G>(words: &mut TaskWords) {
+    // SAFETY: promised by the caller.
+    unsafe { words.as_mut_ptr().cast::<G>().drop_in_place() }
+}
+
+/// A share's result as the round reports it.
+fn outcome_of(caught: std::thread::Result<Result<(), i32>>, worker: Worker) -> Outcome {
+    match caught {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
+        Err(payload) => Err(Error::Panicked {
+            worker,
+            message: panic_message(payload.as_ref()),
+        }),
     }
 }
 
@@ -149,15 +274,12 @@ unsafe fn run_share<F: ShareTask>(head: *const Head, index: usize, worker: Worke
         index,
         count: fork_join.head.participants,
         barrier: fork_join.head.barrier(),
+        round: None,
     };
-    match catch_unwind(AssertUnwindSafe(|| (fork_join.task)(&participant))) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
-        Err(payload) => Err(Error::Panicked {
-            worker,
-            message: panic_message(payload.as_ref()),
-        }),
-    }
+    outcome_of(
+        catch_unwind(AssertUnwindSafe(|| (fork_join.task)(&participant))),
+        worker,
+    )
 }
 
 /// A sphere's share of a fork-join: the record's head and the share's index.
@@ -193,11 +315,14 @@ impl Share {
 }
 
 /// Waits until every share of a fork-join has left its barrier (the join),
-/// when dropped: on the normal path and while unwinding alike.
-pub(crate) struct JoinAll<'a>(pub(crate) &'a SphereBarrier);
+/// when dropped: on the normal path and while unwinding alike; then arms
+/// the barrier again for `.1` participants (a pool's barrier is armed
+/// between rounds).
+pub(crate) struct JoinAll<'a>(pub(crate) &'a SphereBarrier, pub(crate) usize);
 
 impl Drop for JoinAll<'_> {
     fn drop(&mut self) {
         self.0.wait_departed();
+        self.0.rearm(self.1);
     }
 }

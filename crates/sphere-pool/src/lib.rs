@@ -42,6 +42,7 @@
 mod barrier;
 #[cfg(not(loom))]
 mod config;
+mod doorbell;
 #[cfg(not(loom))]
 pub mod env;
 mod error;
@@ -57,6 +58,7 @@ mod nested;
 mod pool;
 #[cfg(not(loom))]
 mod reduce;
+mod round_lines;
 #[cfg(not(loom))]
 mod rounds;
 mod slot;
@@ -84,7 +86,9 @@ pub use stats::{PoolStats, SphereStats};
 /// The hand-off protocol, exposed only for the loom model checks.
 #[cfg(loom)]
 pub mod loom_api {
-    pub use crate::slot::{Slot, Waited};
+    pub use crate::doorbell::{ALL_BITS, Doorbell, sphere_bit};
+    pub use crate::round_lines::{Opened, RoundLines};
+    pub use crate::slot::{Bell, Next, Slot, Waited};
 }
 
 /// The hand-off protocol: word layouts, each actor's steps, the spin and

@@ -4,10 +4,13 @@
 
 use crate::barrier::SphereBarrier;
 use crate::config::PoolConfig;
-use crate::error::Error;
+use crate::doorbell::Doorbell;
+use crate::error::{Error, Worker};
+use crate::fork_join::{OnLines, RoundTask};
 use crate::job::{Job, SmallJob, run_job};
 use crate::nested::{current_sphere, inside_frame_of, set_current_sphere};
-use crate::slot::{Slot, Waited};
+use crate::round_lines::RoundLines;
+use crate::slot::{Next, Slot, Waited};
 use crate::stats::{PoolStats, SphereStats};
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
@@ -32,11 +35,56 @@ pub(crate) struct Shared {
     /// Where `dispatch_any` starts looking, so that it spreads jobs over
     /// the spheres instead of always filling sphere 0 first.
     pub(crate) next_any: AtomicUsize,
-    /// The fork-join rounds' barrier (and join counter), re-armed by each
-    /// round. It lives here, not in the round's record on the caller's
-    /// stack, because the share whose departure ends a round may still be
-    /// waking waiters through it when the caller returns.
+    /// The fork-join rounds' barrier, armed for every participant between
+    /// rounds (a round that used it re-arms it after its join). It lives
+    /// here, not in a round's record on the caller's stack, because a share
+    /// may still be waking waiters through it after its departure let the
+    /// caller return. On the slot path (parallel-for) it is also the join
+    /// counter; on the go line, the done count is.
     pub(crate) barrier: SphereBarrier,
+    /// `run_all`'s rounds: the go line, the done line and the doorbell
+    /// (which every slot shares).
+    pub(crate) lines: RoundLines<RoundTask>,
+    /// The first failure of a go-line round's shares, and whether there is
+    /// one (so that a round without failure does not lock the mutex).
+    pub(crate) round_error: CachePadded<RoundError>,
+}
+
+/// See [`Shared::round_error`].
+#[derive(Default)]
+pub(crate) struct RoundError {
+    pub(crate) any: AtomicBool,
+    pub(crate) first: parking_lot::Mutex<Option<Error>>,
+}
+
+impl Shared {
+    /// Records a go-line share's failure and breaks the barrier (engaging
+    /// it first), so that no other share waits at it for ever.
+    pub(crate) fn fail_round(&self, error: Error, epoch: u32) {
+        self.round_error.first.lock().get_or_insert(error);
+        self.round_error.any.store(true, Ordering::Release);
+        self.lines.engage(epoch, &self.barrier);
+        self.barrier.break_barrier();
+    }
+
+    /// Runs participant `index`'s share of the go-line round `epoch` (the
+    /// round is open) and records its failure; returns whether it failed.
+    pub(crate) fn run_round_share(&self, index: usize, epoch: u32, worker: Worker) -> bool {
+        let round = OnLines {
+            lines: &self.lines,
+            epoch,
+        };
+        let me = RoundTask::participant(index, self.slots.len() + 1, &self.barrier, round);
+        // SAFETY: the round is open until this participant departs.
+        let outcome = unsafe { self.lines.task(|task| task.run(&me, worker)) };
+        match outcome {
+            Ok(()) => false,
+            Err(e) => {
+                self.fail_round(e, epoch);
+                true
+            }
+        }
+    }
 }
 
 /// Clears [`Shared::round`] when a round ends, however it ends.
@@ -106,14 +154,19 @@ impl SpherePool {
         let n = config.spheres;
         let yielding = n + 1 > available_cores();
         let config_spin = config.max_spin;
+        let bell = Arc::new(CachePadded::new(Doorbell::new()));
         let shared = Arc::new(Shared {
-            slots: (0..n).map(|_| CachePadded::new(Slot::new())).collect(),
+            slots: (0..n)
+                .map(|i| CachePadded::new(Slot::with_doorbell(bell.clone(), i)))
+                .collect(),
             started: Default::default(),
             config,
             yielding,
             round: CachePadded::new(AtomicBool::new(false)),
             next_any: AtomicUsize::new(0),
             barrier: SphereBarrier::with_spin(n + 1, config_spin),
+            lines: RoundLines::new(n + 1, bell),
+            round_error: Default::default(),
         });
         let cores = match &shared.config.cpus {
             Some(cpus) => cpus
@@ -222,8 +275,9 @@ impl SpherePool {
         job: impl FnOnce() + Send + 'static,
     ) -> Result<(), Error> {
         let slot = self.slot(sphere)?;
-        self.refuse_during_round()?;
-        slot.dispatch(sphere, Job::Boxed(Box::new(job)))
+        slot.claim_outside_round(sphere, &self.shared.round)?;
+        slot.publish(Job::Boxed(Box::new(job)));
+        Ok(())
     }
 
     /// As [`dispatch`](Self::dispatch) for a [`SmallJob`], which travels in
@@ -231,8 +285,9 @@ impl SpherePool {
     /// is awake.
     pub fn dispatch_small(&self, sphere: usize, job: SmallJob) -> Result<(), Error> {
         let slot = self.slot(sphere)?;
-        self.refuse_during_round()?;
-        slot.dispatch(sphere, Job::Small(job))
+        slot.claim_outside_round(sphere, &self.shared.round)?;
+        slot.publish(Job::Small(job));
+        Ok(())
     }
 
     /// Hands `job` to an idle sphere and returns at once with its index
@@ -261,11 +316,13 @@ impl SpherePool {
                     .to_owned(),
             ));
         }
-        self.refuse_during_round()?;
+        if self.shared.round.load(Ordering::SeqCst) {
+            return Err(Error::RoundInProgress);
+        }
         let start = self.shared.next_any.load(Ordering::Relaxed);
         for k in 0..n {
             let sphere = (start + k) % n;
-            match self.shared.slots[sphere].claim(sphere) {
+            match self.shared.slots[sphere].claim_outside_round(sphere, &self.shared.round) {
                 Ok(()) => {
                     self.shared.slots[sphere].publish(job);
                     self.shared.next_any.store(sphere + 1, Ordering::Relaxed);
@@ -283,14 +340,6 @@ impl SpherePool {
     pub fn is_busy(&self, sphere: usize) -> Result<bool, Error> {
         let slot = self.slot(sphere)?;
         Ok(self.shared.round.load(Ordering::Acquire) || slot.is_busy())
-    }
-
-    /// [`Error::RoundInProgress`] while a fork-join round runs.
-    pub(crate) fn refuse_during_round(&self) -> Result<(), Error> {
-        if self.shared.round.load(Ordering::Acquire) {
-            return Err(Error::RoundInProgress);
-        }
-        Ok(())
     }
 
     /// Waits for `sphere`'s job to end and returns its outcome (the seed's
@@ -331,6 +380,7 @@ impl SpherePool {
                 .iter()
                 .map(|s| SphereStats::read(&s.counters))
                 .collect(),
+            self.shared.lines.doorbell().wake_calls(),
         )
     }
 
@@ -375,16 +425,32 @@ fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId
     }
     set_current_sphere(shared as *const Shared as usize, index);
     let (count, all_started) = &shared.started;
-    *count.lock() += 1;
-    all_started.notify_all();
     let slot = &shared.slots[index];
+    let lines = &shared.lines;
     let mut spin = AdaptiveSpin::new(shared.config.max_spin, shared.yielding);
     let mut idle_since = Instant::now();
-    while let Some((job, started)) = slot.next_job(&mut spin, idle_since) {
-        idle_since = match job {
+    // No round can open before every sphere has started (the constructor
+    // waits for them), so this is the epoch before the first round.
+    let mut seen = lines.epoch();
+    *count.lock() += 1;
+    all_started.notify_all();
+    loop {
+        idle_since = match slot.next_job_or(&mut spin, idle_since, || lines.epoch() != seen) {
+            Next::Other(started) => {
+                // A new round (a sphere is never more than one behind).
+                seen = lines.epoch();
+                let failed = shared.run_round_share(index, seen, Worker::Sphere(index));
+                // Counted before departing, so the round's caller sees it.
+                slot.count_job(failed);
+                lines.depart(&shared.barrier);
+                slot.end_job(started)
+            }
             // The slot is free for the next round before the share leaves.
-            Job::Share(share) => share.run(index, |failed| slot.release(failed, started)),
-            other => slot.complete(run_job(other, index), started),
+            Next::Job(Job::Share(share), started) => {
+                share.run(index, |failed| slot.release(failed, started))
+            }
+            Next::Job(other, started) => slot.complete(run_job(other, index), started),
+            Next::Exit => return,
         };
     }
 }

@@ -1,10 +1,12 @@
 //! Fork-join rounds on a [`SpherePool`]: `run_all` (every participant runs
-//! the task once), `parallel_for` (a range with work stealing), and nested
-//! calls from inside a round, which run inline on the calling thread.
+//! the task once, on the pool's go line and done line), `parallel_for` (a
+//! range with work stealing, on the slots: a share no sphere started is
+//! taken back), and nested calls from inside a round, which run inline on
+//! the calling thread.
 
 use crate::barrier::SphereBarrier;
 use crate::error::{Error, Worker, panic_message};
-use crate::fork_join::{ForkJoin, JoinAll, Participant, ShareTask};
+use crate::fork_join::{ForkJoin, JoinAll, Participant, RoundTask, ShareTask};
 use crate::job::Job;
 use crate::limits::MAX_RANGE_LEN;
 use crate::nested::{inside, participant_in};
@@ -27,68 +29,127 @@ impl SpherePool {
     /// serially, on the calling thread, as participant 0 of 1 (its barrier
     /// passes at once), as OpenMP runs a nested parallel region.
     pub fn run_all(&self, task: impl Fn(&Participant<'_>) + Sync) -> Result<(), Error> {
-        self.fork_join(
-            move |p: &Participant<'_>| {
-                task(p);
-                Ok(())
-            },
-            false,
-        )
+        self.go_round(move |p: &Participant<'_>| {
+            task(p);
+            Ok(())
+        })
     }
 
     /// As [`run_all`](Self::run_all) for a task that reports failure with an
-    /// error code, returned as [`Error::JobFailed`]. The task is stored by
-    /// value in the round's record, which the spheres read anyway: a task of
-    /// a function pointer and its argument (the C API's) costs the spheres
-    /// no other memory access to start.
+    /// error code, returned as [`Error::JobFailed`]. A task of up to four
+    /// words (a function pointer and its argument, the C API's) is stored by
+    /// value on the pool's go line, next to the epoch that starts the round:
+    /// a sphere reads that one line to start its share.
     pub fn try_run_all(
         &self,
         task: impl Fn(&Participant<'_>) -> Result<(), i32> + Sync,
     ) -> Result<(), Error> {
-        self.fork_join(task, false)
+        self.go_round(task)
     }
 
-    /// Runs `task` on every sphere and the caller. With `optional` shares
-    /// (parallel-for, where the caller's share takes whatever work is left),
-    /// a share that no sphere has started when the caller is done is
-    /// revoked instead of waited for.
-    fn fork_join(&self, task: impl ShareTask, optional: bool) -> Result<(), Error> {
+    /// Sets the round flag (refused if it was set) and checks that no
+    /// sphere holds a job (`Busy` otherwise); the flag is cleared when the
+    /// returned guard drops.
+    fn enter_round(&self) -> Result<RoundGuard<'_>, Error> {
+        // SeqCst: the round's half of the Dekker pair with a dispatcher's
+        // claim (`Slot::claim_outside_round`).
+        if self.shared.round.swap(true, Ordering::SeqCst) {
+            return Err(Error::RoundInProgress);
+        }
+        let guard = RoundGuard(&self.shared.round);
+        for (i, slot) in self.shared.slots.iter().enumerate() {
+            slot.idle_for_round(i)?;
+        }
+        Ok(guard)
+    }
+
+    /// A round on the go line and the done line (`round_lines.rs`): every
+    /// sphere and the caller run `task` once.
+    fn go_round(&self, task: impl ShareTask) -> Result<(), Error> {
         if let Some(me) = participant_in(self.id()) {
             return self.run_inline(task, me);
         }
-        if self.shared.round.swap(true, Ordering::Acquire) {
-            return Err(Error::RoundInProgress);
+        let _round = self.enter_round()?;
+        match RoundTask::new(task) {
+            Ok(stored) => self.go_round_stored(stored),
+            // Too big for the go line: it holds a reference to the task.
+            Err(task) => {
+                self.go_round_stored(RoundTask::new(&task).ok().expect("a reference fits"))
+            }
         }
-        let _round = RoundGuard(&self.shared.round);
-        let slots = &self.shared.slots;
-        for (i, slot) in slots.iter().enumerate() {
-            if let Err(e) = slot.claim(i) {
-                slots[..i].iter().for_each(|s| s.release_claim());
+    }
+
+    fn go_round_stored(&self, task: RoundTask) -> Result<(), Error> {
+        let shared = &*self.shared;
+        let lines = &shared.lines;
+        let opened = lines.open(task);
+        // From here on, every share must have departed before this
+        // function returns (the task may borrow the caller's stack), even
+        // if something below panicked: the join runs in a drop guard.
+        struct Join<'a>(&'a crate::pool::Shared, crate::round_lines::Opened);
+        impl Drop for Join<'_> {
+            fn drop(&mut self) {
+                let s = self.0;
+                s.lines
+                    .join(self.1, &s.barrier, s.config.max_spin, s.yielding);
+                // SAFETY: joined: no share runs the task any more.
+                unsafe { s.lines.task_mut(|task| task.drop_task()) };
+            }
+        }
+        let join = Join(shared, opened);
+        let caller = shared.slots.len();
+        inside(self.id(), caller, || {
+            shared.run_round_share(caller, opened.epoch, Worker::Caller)
+        });
+        lines.depart(&shared.barrier);
+        drop(join);
+        if shared.round_error.any.load(Ordering::Acquire) {
+            shared.round_error.any.store(false, Ordering::Relaxed);
+            if let Some(e) = shared.round_error.first.lock().take() {
                 return Err(e);
             }
         }
-        // Every share of the last round has left (its join), so the pool's
-        // barrier can be armed for this one.
+        Ok(())
+    }
+
+    /// A round on the slots: every sphere is handed a share of `task`, and
+    /// a share that no sphere has started when the caller is done with its
+    /// own is revoked instead of waited for (parallel-for, where the
+    /// caller's share takes whatever work is left).
+    fn slot_round(&self, task: impl ShareTask) -> Result<(), Error> {
+        if let Some(me) = participant_in(self.id()) {
+            return self.run_inline(task, me);
+        }
+        let _round = self.enter_round()?;
+        let slots = &self.shared.slots;
+        for (i, slot) in slots.iter().enumerate() {
+            // A dispatcher's claim in flight makes ours fail: wait it out.
+            while let Err(e) = slot.claim(i) {
+                if let Err(e) = slot.idle_for_round(i) {
+                    slots[..i].iter().for_each(|s| s.release_claim());
+                    return Err(e);
+                }
+                let _ = e;
+            }
+        }
+        // The pool's barrier is armed for every participant between rounds.
         let barrier = &self.shared.barrier;
-        barrier.rearm(self.participants());
         let fork_join = ForkJoin::new(task, self.participants(), barrier);
         for (index, slot) in slots.iter().enumerate() {
             slot.publish(Job::Share(fork_join.share(index)));
         }
         // From here on, every share must have left before `fork_join` goes
         // out of scope, even if something below panics.
-        let join = JoinAll(barrier);
+        let join = JoinAll(barrier, self.participants());
         let caller = slots.len();
         if let Err(e) = inside(self.id(), caller, || fork_join.run(caller, Worker::Caller)) {
             fork_join.head.fail(e);
         }
         barrier.leave();
-        if optional {
-            for slot in slots.iter() {
-                // A revoked share never touches `fork_join`: leave for it.
-                if slot.revoke().is_some() {
-                    barrier.leave();
-                }
+        for slot in slots.iter() {
+            // A revoked share never touches `fork_join`: leave for it.
+            if slot.revoke().is_some() {
+                barrier.leave();
             }
         }
         drop(join);
@@ -178,7 +239,7 @@ impl SpherePool {
                     Failure::Panicked(message) => std::panic::resume_unwind(Box::new(message)),
                 })
         };
-        self.fork_join(share, true)
+        self.slot_round(share)
     }
 
     /// Who runs as `participant`, for error reports.

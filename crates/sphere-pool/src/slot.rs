@@ -14,9 +14,10 @@
 //!     |                                 collect (by one waiter)                   |
 //!     +-------------------------------- COLLECTING <------------------------------+
 //! ```
-//! - `WORKER_PARKED`: the sphere is (about to be) asleep on `work_ready`. It is
-//!   set by the sphere while it holds the mutex; whoever publishes a job or
-//!   shuts down and sees it takes the mutex and notifies.
+//! - The sphere sleeps on the pool's [`Doorbell`] (shared with the round
+//!   lines): whoever publishes a job or shuts down rings it with the
+//!   sphere's bit after changing the word (`SeqCst`), and the sphere
+//!   re-checks the word (`SeqCst`) after counting itself as a sleeper.
 //! - `WAITER_PARKED`: a waiter is (about to be) asleep on `work_done`; the
 //!   sphere that completes the job and sees it takes the mutex and notifies.
 //! - `SHUTDOWN`: no new claims; the sphere finishes a claimed or ready job and
@@ -26,14 +27,17 @@
 //! (READY -> CLAIMED -> EMPTY): `parallel_for` does this so that its caller
 //! never waits for a sphere that was not scheduled in time to help.
 //!
-//! The flag is set under the mutex and re-checked in the same atomic step as
-//! the state (a compare-exchange), and the waker takes the same mutex before
-//! notifying, so the notification cannot fall between the sleeper's check and
-//! its wait. The loom tests in `tests/loom.rs` check exactly this code.
+//! The waiter's flag is set under the mutex and re-checked in the same
+//! atomic step as the state (a compare-exchange), and the waker takes the
+//! same mutex before notifying, so the notification cannot fall between the
+//! waiter's check and its wait. The loom tests in `tests/loom.rs` check
+//! exactly this code.
 
+use crate::doorbell::{Doorbell, sphere_bit};
 use crate::error::Error;
-use crate::sync::{AtomicU32, AtomicU64, Condvar, Mutex, Ordering, UnsafeCell};
+use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Condvar, Mutex, Ordering, UnsafeCell};
 use crossbeam_utils::CachePadded;
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 use thread_support::duration_to_nanos;
 use thread_support::spin::{AdaptiveSpin, spin_until};
@@ -45,9 +49,26 @@ const READY: u32 = 2;
 const RUNNING: u32 = 3;
 const DONE: u32 = 4;
 const COLLECTING: u32 = 5;
-const WORKER_PARKED: u32 = 1 << 3;
 const WAITER_PARKED: u32 = 1 << 4;
 const SHUTDOWN: u32 = 1 << 5;
+
+/// A wait that ends within this many checks took less than a few
+/// microseconds (about what `spin_until` checks before it first reads the
+/// clock): the job's start is then taken as the end of the last one, and
+/// the sphere reads the clock once per job.
+const QUICK_CHECKS: u32 = 64;
+
+/// The pool's doorbell, shared by its slots and its round lines.
+pub type Bell = Arc<CachePadded<Doorbell>>;
+
+/// Adds `n` to a counter that only one thread writes: a plain load and
+/// store (a `fetch_add` is a locked instruction even when relaxed).
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
 
 fn state(word: u32) -> u32 {
     word & STATE_MASK
@@ -59,6 +80,16 @@ fn with_state(word: u32, new_state: u32) -> u32 {
 
 /// What a job reports when it ends.
 pub type Outcome = Result<(), Error>;
+
+/// What a sphere found when it stopped waiting.
+pub enum Next<J> {
+    /// A job, now RUNNING, and when it started.
+    Job(J, Instant),
+    /// The other thing it waited for (a round), and when that started.
+    Other(Instant),
+    /// Shut down with nothing left to run.
+    Exit,
+}
 
 /// What a sphere found when it went to take its job.
 enum Taken<J> {
@@ -78,7 +109,8 @@ pub enum Waited {
     TimedOut,
 }
 
-/// Per-slot counters, written by the sphere only (relaxed), read by anyone.
+/// Per-slot counters, written by the sphere only (plain relaxed stores;
+/// `revoked` by the revoking caller, with an add), read by anyone.
 #[derive(Default)]
 pub struct SlotCounters {
     pub jobs: AtomicU64,
@@ -104,8 +136,10 @@ pub struct Slot<J> {
     /// `None` for success.
     outcome: UnsafeCell<Option<Box<Error>>>,
     lock: Mutex<()>,
-    work_ready: Condvar,
     work_done: Condvar,
+    /// What the sphere sleeps on when idle, and its bit there.
+    bell: Bell,
+    bit: u32,
     /// What the sphere did (for statistics).
     pub counters: CachePadded<SlotCounters>,
 }
@@ -118,16 +152,30 @@ unsafe impl<J: Send> Sync for Slot<J> {}
 // SAFETY: as above; the slot only moves `J` values between threads.
 unsafe impl<J: Send> Send for Slot<J> {}
 
+#[cfg(loom)]
+impl<J> Default for Slot<J> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<J> Slot<J> {
-    /// An empty slot.
+    /// An empty slot with a doorbell of its own (the loom models' slot).
+    #[cfg_attr(not(loom), allow(dead_code))]
     pub fn new() -> Self {
+        Self::with_doorbell(Arc::new(CachePadded::new(Doorbell::new())), 0)
+    }
+
+    /// An empty slot of sphere `index`, whose sphere sleeps on `bell`.
+    pub fn with_doorbell(bell: Bell, index: usize) -> Self {
         Self {
             word: AtomicU32::new(EMPTY),
             job: UnsafeCell::new(None),
             outcome: UnsafeCell::new(None),
             lock: Mutex::new(()),
-            work_ready: Condvar::new(),
             work_done: Condvar::new(),
+            bell,
+            bit: sphere_bit(index),
             counters: CachePadded::new(SlotCounters::default()),
         }
     }
@@ -147,10 +195,13 @@ impl<J> Slot<J> {
             if state(word) != EMPTY {
                 return Err(Error::Busy { sphere });
             }
+            // SeqCst: a dispatcher's claim and its check of the round flag
+            // after it are one side of the Dekker pair with a round's flag
+            // and its check of the slots (`claim_outside_round`).
             match self.word.compare_exchange_weak(
                 word,
                 with_state(word, CLAIMED),
-                Ordering::Acquire,
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return Ok(()),
@@ -176,15 +227,56 @@ impl<J> Slot<J> {
         // SAFETY: in state CLAIMED only the claimant touches `job`; the sphere
         // reads it only after the release transition to READY below.
         self.job.with_mut(|cell| unsafe { *cell = Some(job) });
-        let prev = self.transition(|w| with_state(w, READY) & !WORKER_PARKED, Ordering::AcqRel);
+        // SeqCst before the doorbell's sleeper check (see `Doorbell::ring`).
+        let prev = self.transition(|w| with_state(w, READY), Ordering::SeqCst);
         debug_assert_eq!(state(prev), CLAIMED);
-        if prev & WORKER_PARKED != 0 {
-            let _guard = self.lock.lock();
-            self.work_ready.notify_one();
+        self.bell.ring(self.bit);
+    }
+
+    /// A dispatcher's claim, refused during a fork-join round: checks the
+    /// pool's `round` flag, claims, and checks the flag again, so that a
+    /// round that sets its flag (a swap) and then checks this slot
+    /// ([`Slot::idle_for_round`]) and a claim racing it cannot both go on.
+    /// The second check is a read-modify-write of the flag: if it comes
+    /// after the round's swap, it sees the flag; if before, the swap reads
+    /// from it, so the round's check of the slot sees the claim.
+    pub fn claim_outside_round(&self, sphere: usize, round: &AtomicBool) -> Result<(), Error> {
+        if round.load(Ordering::Acquire) {
+            return Err(Error::RoundInProgress);
+        }
+        match self.claim(sphere) {
+            Ok(()) if round.fetch_or(false, Ordering::SeqCst) => {
+                self.release_claim();
+                Err(Error::RoundInProgress)
+            }
+            Ok(()) => Ok(()),
+            // Claimed by a round on the slot path (parallel-for).
+            Err(Error::Busy { .. }) if round.load(Ordering::Acquire) => Err(Error::RoundInProgress),
+            Err(e) => Err(e),
         }
     }
 
-    /// Claims and publishes in one step.
+    /// For a round that has set the pool's round flag (`SeqCst`): `Ok` if
+    /// the slot holds no job, [`Error::Busy`] if it holds one that was not
+    /// waited for. A claim in flight (a dispatcher between its claim and its
+    /// check of the flag) is waited out: it ends as a published job (busy)
+    /// or a released claim (idle).
+    pub fn idle_for_round(&self, sphere: usize) -> Result<(), Error> {
+        loop {
+            let w = self.word.load(Ordering::SeqCst);
+            if w & SHUTDOWN != 0 {
+                return Err(Error::Shutdown);
+            }
+            match state(w) {
+                EMPTY => return Ok(()),
+                CLAIMED => crate::sync::yield_now(),
+                _ => return Err(Error::Busy { sphere }),
+            }
+        }
+    }
+
+    /// Claims and publishes in one step (the loom models' dispatcher).
+    #[cfg_attr(not(loom), allow(dead_code))]
     pub fn dispatch(&self, sphere: usize, job: J) -> Result<(), Error> {
         self.claim(sphere)?;
         self.publish(job);
@@ -209,59 +301,83 @@ impl<J> Slot<J> {
 
     /// Blocks the sphere until a job is ready (returns it, now RUNNING, and
     /// the time it started) or the slot is shut down with nothing left to run
-    /// (returns `None`). Spins for the adaptive budget before parking.
+    /// (returns `None`). Spins for the adaptive budget before sleeping.
     /// `idle_since` is when the sphere finished its last job.
+    #[cfg_attr(not(loom), allow(dead_code))]
     pub fn next_job(&self, spin: &mut AdaptiveSpin, idle_since: Instant) -> Option<(J, Instant)> {
+        match self.next_job_or(spin, idle_since, || false) {
+            Next::Job(job, started) => Some((job, started)),
+            Next::Exit => None,
+            Next::Other(_) => unreachable!("nothing else to wait for"),
+        }
+    }
+
+    /// As [`Slot::next_job`], also returning when `other()` (which must read
+    /// its words with `SeqCst`, and become true only with a ring of this
+    /// slot's doorbell) is true; `other` comes first.
+    ///
+    /// The clock: a wait that ends within [`QUICK_CHECKS`] checks counts as
+    /// no idle time (the job starts when the last one ended), so the sphere
+    /// reads the clock once per job, when it ends; after a longer wait it
+    /// reads it here too, where a clock read costs little next to the wait.
+    pub fn next_job_or(
+        &self,
+        spin: &mut AdaptiveSpin,
+        idle_since: Instant,
+        other: impl Fn() -> bool,
+    ) -> Next<J> {
+        let ready = || self.has_work() || other();
+        let checks = Cell::new(0u32);
+        let mut waited_long = false;
         let job = loop {
             let hit = spin_until(spin.budget(), spin.yielding(), || {
-                let w = self.word.load(Ordering::Acquire);
-                state(w) == READY || Self::worker_may_exit(w)
+                checks.set(checks.get().saturating_add(1));
+                ready()
             });
             if hit {
-                self.counters.spin_hits.fetch_add(1, Ordering::Relaxed);
+                add(&self.counters.spin_hits, 1);
             } else {
-                self.park_worker();
+                waited_long = true;
+                while !ready() {
+                    self.bell
+                        .sleep(self.bit, ready, || add(&self.counters.parks, 1));
+                }
+            }
+            if other() {
+                break None;
             }
             match self.take_job() {
-                Taken::Job(job) => break job,
-                Taken::Exit => return None,
+                Taken::Job(job) => break Some(job),
+                Taken::Exit => return Next::Exit,
                 // The job was revoked before this sphere took it: wait again.
                 Taken::Revoked => continue,
             }
         };
+        let started = if waited_long || checks.get() > QUICK_CHECKS {
+            Instant::now()
+        } else {
+            idle_since
+        };
         // The idle gap decides whether spinning pays off next time.
-        let started = Instant::now();
-        let idle = started - idle_since;
+        let idle = started.saturating_duration_since(idle_since);
         spin.record_gap(idle);
-        self.counters
-            .idle_ns
-            .fetch_add(duration_to_nanos(idle), Ordering::Relaxed);
-        Some((job, started))
+        add(&self.counters.idle_ns, duration_to_nanos(idle));
+        match job {
+            Some(job) => Next::Job(job, started),
+            None => Next::Other(started),
+        }
+    }
+
+    /// A job to take, or the slot shut down with none: what an idle sphere
+    /// waits for (`SeqCst`: a sleeper's re-check, see `Doorbell`).
+    fn has_work(&self) -> bool {
+        let w = self.word.load(Ordering::SeqCst);
+        state(w) == READY || Self::worker_may_exit(w)
     }
 
     /// A shut-down sphere exits once it holds no claimed or ready job.
     fn worker_may_exit(word: u32) -> bool {
         word & SHUTDOWN != 0 && !matches!(state(word), CLAIMED | READY)
-    }
-
-    fn park_worker(&self) {
-        let mut guard = self.lock.lock();
-        loop {
-            let w = self.word.load(Ordering::Acquire);
-            if state(w) == READY || Self::worker_may_exit(w) {
-                return;
-            }
-            if w & WORKER_PARKED == 0
-                && self
-                    .word
-                    .compare_exchange(w, w | WORKER_PARKED, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            self.counters.parks.fetch_add(1, Ordering::Relaxed);
-            self.work_ready.wait(&mut guard);
-        }
     }
 
     /// READY -> RUNNING and the job; or the sphere should exit; or the job
@@ -338,25 +454,34 @@ impl<J> Slot<J> {
         self.finish(EMPTY, Ordering::Release, failed, started)
     }
 
+    /// Counts a job that ended (a failure too if `failed`); the sphere's
+    /// own counters, so that whoever learns of the job's end sees them.
+    pub fn count_job(&self, failed: bool) {
+        add(&self.counters.jobs, 1);
+        if failed {
+            add(&self.counters.failures, 1);
+        }
+    }
+
+    /// Adds the busy time of a job that started at `started` and ended now;
+    /// returns now (one clock read ends the job and starts the idle time).
+    pub fn end_job(&self, started: Instant) -> Instant {
+        let ended = Instant::now();
+        add(&self.counters.busy_ns, duration_to_nanos(ended - started));
+        ended
+    }
+
     /// Counts the job, moves RUNNING -> `to`, wakes parked waiters, and adds
     /// the busy time.
     fn finish(&self, to: u32, order: Ordering, failed: bool, started: Instant) -> Instant {
-        self.counters.jobs.fetch_add(1, Ordering::Relaxed);
-        if failed {
-            self.counters.failures.fetch_add(1, Ordering::Relaxed);
-        }
+        self.count_job(failed);
         let prev = self.transition(|w| with_state(w, to) & !WAITER_PARKED, order);
         debug_assert_eq!(state(prev), RUNNING);
         if prev & WAITER_PARKED != 0 {
             let _guard = self.lock.lock();
             self.work_done.notify_all();
         }
-        // One clock read ends the job and starts the next idle period.
-        let ended = Instant::now();
-        self.counters
-            .busy_ns
-            .fetch_add(duration_to_nanos(ended - started), Ordering::Relaxed);
-        ended
+        self.end_job(started)
     }
 
     // ---- the waiter's side ----------------------------------------------
@@ -453,10 +578,7 @@ impl<J> Slot<J> {
     /// Refuses new claims and wakes the sphere so that it finishes a pending
     /// job and exits.
     pub fn shutdown(&self) {
-        let prev = self.transition(|w| (w | SHUTDOWN) & !WORKER_PARKED, Ordering::AcqRel);
-        if prev & WORKER_PARKED != 0 {
-            let _guard = self.lock.lock();
-            self.work_ready.notify_one();
-        }
+        self.transition(|w| w | SHUTDOWN, Ordering::SeqCst);
+        self.bell.ring(self.bit);
     }
 }

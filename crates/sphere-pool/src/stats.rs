@@ -16,7 +16,7 @@ pub struct SphereStats {
     /// Time spent waiting for the jobs run so far (the current wait is
     /// counted when its job arrives).
     pub idle: Duration,
-    /// Times the sphere went to sleep on its condition variable.
+    /// Times the sphere went to sleep (on the pool's doorbell).
     pub parks: u64,
     /// Jobs that found the sphere still spinning (no wake-up needed).
     pub spin_hits: u64,
@@ -66,12 +66,20 @@ pub struct PoolStats {
     pub spheres: Vec<SphereStats>,
     /// The sum over all spheres.
     pub total: SphereStats,
+    /// Wake system calls made to wake sleeping spheres (by rounds, which
+    /// wake them all with one, by dispatches and by shutdown). A thread
+    /// that finds no sphere asleep makes none.
+    pub wake_calls: u64,
 }
 
 impl PoolStats {
-    pub(crate) fn from_spheres(spheres: Vec<SphereStats>) -> Self {
+    pub(crate) fn from_spheres(spheres: Vec<SphereStats>, wake_calls: u64) -> Self {
         let mut total = SphereStats::default();
         spheres.iter().for_each(|s| total.add(s));
-        Self { spheres, total }
+        Self {
+            spheres,
+            total,
+            wake_calls,
+        }
     }
 }

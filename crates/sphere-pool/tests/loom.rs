@@ -413,3 +413,204 @@ fn barrier_break_releases_a_waiter_with_an_error() {
         assert!(other.join().unwrap().is_err());
     });
 }
+
+// ---- rounds on the go line and the done line (src/round_lines.rs) --------
+
+use sphere_pool::loom_api::{Bell, Doorbell, Next, RoundLines};
+
+/// A pool's doorbell, its round lines for `participants`, and its barrier.
+fn round_parts(participants: usize) -> (Bell, Arc<RoundLines<u32>>, Arc<SphereBarrier>) {
+    let bell: Bell = Arc::new(crossbeam_utils::CachePadded::new(Doorbell::new()));
+    let lines = Arc::new(RoundLines::new(participants, bell.clone()));
+    let barrier = Arc::new(SphereBarrier::with_spin(participants, Duration::ZERO));
+    (bell, lines, barrier)
+}
+
+/// What a round's caller owns and its shares write: one cell per
+/// participant, on the caller's side (as the stack a task borrows).
+struct Cells([loom::cell::UnsafeCell<u32>; 2]);
+// SAFETY: loom checks every access to the cells (a race fails the model).
+unsafe impl Sync for Cells {}
+type Record = Arc<Cells>;
+
+fn record() -> Record {
+    Arc::new(Cells([0, 0].map(loom::cell::UnsafeCell::new)))
+}
+
+impl Cells {
+    fn set(&self, i: usize, v: u32) {
+        self.0[i].with_mut(|c| unsafe { *c = v });
+    }
+    fn get(&self, i: usize) -> u32 {
+        self.0[i].with_mut(|c| unsafe { *c })
+    }
+}
+
+/// The pool's sphere loop (`pool.rs`, `sphere_main`) over the round lines:
+/// wait for a job or a new epoch (spinning once, then sleeping on the
+/// doorbell), run the round's share (`share(epoch, task)`), depart. Runs
+/// until its slot is shut down; returns the shares it ran.
+fn round_sphere(
+    index: usize,
+    bell: &Bell,
+    lines: &Arc<RoundLines<u32>>,
+    barrier: &Arc<SphereBarrier>,
+    share: impl Fn(u32, u32) + Send + 'static,
+) -> (Arc<Slot<u32>>, thread::JoinHandle<usize>) {
+    let slot = Arc::new(Slot::with_doorbell(bell.clone(), index));
+    let handle = {
+        let (slot, lines, barrier) = (slot.clone(), lines.clone(), barrier.clone());
+        // Before any round opens, as in the pool (its constructor waits
+        // until every sphere has read the epoch).
+        let mut seen = lines.epoch();
+        thread::spawn(move || {
+            let mut spin = AdaptiveSpin::new(Duration::ZERO, false);
+            let mut ran = 0;
+            loop {
+                match slot.next_job_or(&mut spin, Instant::now(), || lines.epoch() != seen) {
+                    Next::Other(_) => {
+                        seen = lines.epoch();
+                        // SAFETY: the round is open until this share departs.
+                        let task = unsafe { lines.task(|t| *t) };
+                        share(seen, task);
+                        ran += 1;
+                        lines.depart(&barrier);
+                    }
+                    Next::Job(..) => panic!("no job is dispatched in these models"),
+                    Next::Exit => return ran,
+                }
+            }
+        })
+    };
+    (slot, handle)
+}
+
+#[test]
+fn a_round_reaches_a_sleeping_sphere_and_the_join_sees_its_share_done() {
+    // Two rounds of caller + one sphere. The sphere writes the task it read
+    // into the caller's record; the caller reads it after the join (loom
+    // reports a race if the share's write is not ordered before the join,
+    // e.g. if the share touched the record after its departure), and the
+    // second round's task must not be the first's.
+    loom::model(|| {
+        let (bell, lines, barrier) = round_parts(2);
+        let record = record();
+        let (slot, sphere) = {
+            let record = record.clone();
+            round_sphere(0, &bell, &lines, &barrier, move |_, task| {
+                record.set(0, task);
+            })
+        };
+        for task in [7, 8] {
+            let opened = lines.open(task);
+            lines.depart(&barrier);
+            lines.join(opened, &barrier, Duration::ZERO, false);
+            assert_eq!(record.get(0), task);
+        }
+        slot.shutdown();
+        assert_eq!(sphere.join().unwrap(), 2);
+    });
+}
+
+#[test]
+fn a_round_wakes_every_sleeping_sphere_with_one_wake_call() {
+    // Two spheres that may be asleep when the round opens: the round makes
+    // at most one wake call (waking them one by one would make two), and
+    // both shares run.
+    loom::model(|| {
+        let (bell, lines, barrier) = round_parts(3);
+        let record = record();
+        let spheres: Vec<_> = (0..2)
+            .map(|i| {
+                let record = record.clone();
+                round_sphere(i, &bell, &lines, &barrier, move |_, task| {
+                    record.set(i, task);
+                })
+            })
+            .collect();
+        let before = bell.wake_calls();
+        let opened = lines.open(5);
+        let calls = bell.wake_calls() - before;
+        lines.depart(&barrier);
+        lines.join(opened, &barrier, Duration::ZERO, false);
+        assert!(calls <= 1, "the round made {calls} wake calls");
+        assert_eq!([record.get(0), record.get(1)], [5, 5]);
+        for (slot, sphere) in spheres {
+            slot.shutdown();
+            assert_eq!(sphere.join().unwrap(), 1);
+        }
+    });
+}
+
+#[test]
+fn a_barrier_engaged_after_a_share_departed_does_not_wait_for_it() {
+    // Round 1: the sphere's share calls the barrier; the caller's returns
+    // at once (it may depart before or after the sphere engages the
+    // barrier). The barrier must count the caller as gone either way (or
+    // the sphere waits for ever), and the join must re-arm it: in round 2
+    // both call it, and exactly one of them leads.
+    loom::model(|| {
+        let (bell, lines, barrier) = round_parts(2);
+        let leaders = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let (slot, sphere) = {
+            let (lines2, barrier2, leaders) = (lines.clone(), barrier.clone(), leaders.clone());
+            round_sphere(0, &bell, &lines, &barrier, move |epoch, task| {
+                lines2.engage(epoch, &barrier2);
+                // Round 1 may release it by the caller's departure (no
+                // leader then); round 2's leader is counted.
+                if barrier2.wait().expect("not broken") && task == 2 {
+                    leaders.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        };
+        let opened = lines.open(1);
+        lines.depart(&barrier);
+        lines.join(opened, &barrier, Duration::ZERO, false);
+        assert_eq!(barrier.parties(), 2, "the join re-arms the barrier");
+        let opened = lines.open(2);
+        lines.engage(opened.epoch, &barrier);
+        let mine = barrier.wait().expect("not broken");
+        lines.depart(&barrier);
+        lines.join(opened, &barrier, Duration::ZERO, false);
+        let round2 = leaders.load(std::sync::atomic::Ordering::SeqCst) + usize::from(mine);
+        assert_eq!(round2, 1, "exactly one leader in round 2");
+        slot.shutdown();
+        assert_eq!(sphere.join().unwrap(), 2);
+    });
+}
+
+#[test]
+fn a_dispatch_racing_a_round_is_refused_or_makes_the_round_busy() {
+    // The round sets its flag, then checks the slot; the dispatcher claims,
+    // then checks the flag (all SeqCst). They cannot both go on: either the
+    // dispatch is refused (RoundInProgress) or the round finds the job
+    // (Busy), and a refused dispatch leaves the slot free.
+    loom::model(|| {
+        let slot = Arc::new(Slot::<u32>::new());
+        let flag = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let dispatcher = {
+            let (slot, flag) = (slot.clone(), flag.clone());
+            thread::spawn(move || {
+                let claimed = slot.claim_outside_round(0, &flag);
+                if claimed.is_ok() {
+                    slot.publish(1);
+                }
+                claimed
+            })
+        };
+        flag.swap(true, std::sync::atomic::Ordering::SeqCst);
+        let round = slot.idle_for_round(0);
+        let dispatch = dispatcher.join().unwrap();
+        assert!(
+            dispatch.is_err() || round.is_err(),
+            "both went on: dispatch {dispatch:?}, round {round:?}"
+        );
+        match dispatch {
+            Ok(()) => assert_eq!(round, Err(Error::Busy { sphere: 0 })),
+            Err(e) => {
+                assert_eq!(e, Error::RoundInProgress);
+                assert_eq!(round, Ok(()), "a refused dispatch leaves the slot free");
+            }
+        }
+    });
+}

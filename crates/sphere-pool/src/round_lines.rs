@@ -1,0 +1,263 @@
+//! A fork-join round on two pool-owned cache lines, the floor's protocol
+//! (`benches/c/compare.c`): the *go line* (an epoch the caller bumps, and the
+//! round's task, stored by value) and the *done line* (a monotonic count of
+//! finished shares, which the caller waits for). Idle spheres watch the
+//! epoch and sleep on the pool's [`Doorbell`].
+//!
+//! A share's last touch of anything the round's caller owns is its
+//! [`depart`](RoundLines::depart) (the add on the done line): what it does
+//! after that (wake the caller, leave the barrier) touches pool-owned words
+//! only. The protocol, and why no wake-up is lost, is in `README.md`
+//! ("Rounds on the go line and the done line").
+//!
+//! The barrier is armed lazily: a share departs by adding to the done count
+//! only. A participant that calls the barrier first *engages* it: it sets
+//! `USED` in the done word (one RMW, so it falls in one total order with the
+//! departures) and leaves the barrier for every share that departed before;
+//! a share that departs after sees `USED` in the value its add returns and
+//! leaves the barrier itself. A round whose task never calls the barrier
+//! touches no barrier line.
+
+use crate::barrier::SphereBarrier;
+use crate::doorbell::{ALL_BITS, Doorbell, FutexWord};
+use crate::slot::Bell;
+use crate::sync::{AtomicU32, Ordering};
+use crossbeam_utils::CachePadded;
+use std::time::Duration;
+use thread_support::spin::spin_until;
+
+/// The done word: the count of departed shares in bits 2..32 (wrapping),
+/// `WAITING` (the caller sleeps, or is about to) in bit 1, and `USED` (the
+/// barrier was engaged this round) in bit 0. One word, so that every
+/// departure, the caller's going to sleep and the barrier's engagement are
+/// totally ordered by its modifications, with no fence.
+const USED: u32 = 1;
+const WAITING: u32 = 2;
+const ONE_DONE: u32 = 4;
+
+fn count(done: u32) -> u32 {
+    done >> 2
+}
+
+/// The done count's range: 30 bits (a power of two that divides the
+/// epoch's 2^32, so that epoch x participants gives the count).
+const COUNT_MASK: u32 = u32::MAX >> 2;
+
+/// The go line: what starts a round. Written by the caller, read by every
+/// sphere (the epoch by the idle ones all the time).
+struct GoLine<T> {
+    /// Bumped once per round (wrapping: a sphere is at most one round
+    /// behind, as each round waits for every sphere).
+    epoch: AtomicU32,
+    /// The round's task: written before the epoch bump, and left there
+    /// after the join (the round's caller drops what needs dropping
+    /// itself): writing the line after the join would take it from the
+    /// spinning spheres only to have them read it back, twice a round.
+    task: TaskCell<Option<T>>,
+}
+
+/// The done line: written by each share once per round, read by the caller.
+struct DoneLine {
+    done: FutexWord,
+}
+
+/// The round lines of a pool of `participants` (the spheres and the caller).
+pub struct RoundLines<T> {
+    go: CachePadded<GoLine<T>>,
+    done: CachePadded<DoneLine>,
+    doorbell: Bell,
+    participants: u32,
+}
+
+// SAFETY: the task cell is written only by the round's caller while no round
+// is open (every share of the last round has departed), and read by shares
+// only while their round is open (from the epoch they saw to their
+// departure), with release/acquire on the epoch and on the done word in
+// between; `T: Sync` lets shares on several threads read it at once.
+unsafe impl<T: Sync> Sync for RoundLines<T> {}
+// SAFETY: the lines only move a `T` between the caller's calls.
+unsafe impl<T: Send> Send for RoundLines<T> {}
+
+/// What a round's caller gets from [`RoundLines::open`].
+#[derive(Debug, Clone, Copy)]
+pub struct Opened {
+    /// The round's epoch.
+    pub epoch: u32,
+}
+
+impl<T> RoundLines<T> {
+    /// The lines of a pool of `participants` (the spheres and the caller),
+    /// whose idle spheres sleep on `doorbell`.
+    pub fn new(participants: usize, doorbell: Bell) -> Self {
+        Self {
+            go: CachePadded::new(GoLine {
+                epoch: AtomicU32::new(0),
+                task: TaskCell::new(None),
+            }),
+            done: CachePadded::new(DoneLine {
+                done: FutexWord::new(0),
+            }),
+            doorbell,
+            participants: participants as u32,
+        }
+    }
+
+    /// The doorbell idle spheres sleep on.
+    pub fn doorbell(&self) -> &Doorbell {
+        &self.doorbell
+    }
+
+    /// The current epoch (sequentially consistent: a sleeper's re-check).
+    pub fn epoch(&self) -> u32 {
+        self.go.epoch.load(Ordering::SeqCst)
+    }
+
+    /// The done count that round `epoch` starts from: every round adds one
+    /// per participant.
+    fn base(&self, epoch: u32) -> u32 {
+        epoch.wrapping_sub(1).wrapping_mul(self.participants) & COUNT_MASK
+    }
+
+    // ---- the caller -----------------------------------------------------
+
+    /// Opens a round of `task`: stores it, bumps the epoch, and wakes every
+    /// sleeping sphere with one wake call. The caller must hold the pool's
+    /// round flag, and the last round must be joined.
+    pub fn open(&self, task: T) -> Opened {
+        // SAFETY: no round is open (the last one was joined), so no share
+        // reads the cell; the epoch bump below publishes the write. The old
+        // task is overwritten, not dropped (see `join`).
+        self.go
+            .task
+            .with_mut(|cell| unsafe { cell.write(Some(task)) });
+        let epoch = self.go.epoch.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+        self.doorbell.ring(ALL_BITS);
+        Opened { epoch }
+    }
+
+    /// Waits until every participant of round `opened` has departed (spins
+    /// up to `spin`, then sleeps on the done word), then re-arms the
+    /// barrier if a participant engaged it. The task stays in the go line
+    /// (no share reads it any more), to be overwritten by the next `open`
+    /// without being dropped: `T` must need no drop, or the caller drops
+    /// it in place after the join.
+    pub fn join(&self, opened: Opened, barrier: &SphereBarrier, spin: Duration, yielding: bool) {
+        let target = opened.epoch.wrapping_mul(self.participants) & COUNT_MASK;
+        let done = self.done.done.atomic();
+        let finished = || count(done.load(Ordering::Acquire)) == target;
+        if !spin_until(spin, yielding, finished) {
+            // A departure before this RMW is in its value; one after it
+            // sees WAITING in the value its add returns, and wakes; and
+            // every departure changes the word the futex compares.
+            loop {
+                let w = done.fetch_or(WAITING, Ordering::SeqCst) | WAITING;
+                if count(w) == target {
+                    break;
+                }
+                self.done.done.wait(w, ALL_BITS);
+            }
+            done.fetch_and(!WAITING, Ordering::Relaxed);
+        }
+        if done.load(Ordering::Acquire) & USED != 0 {
+            // Every share that departed after the barrier was engaged
+            // leaves it after its departure: wait for those leaves, then
+            // arm it for the next round.
+            barrier.wait_departed();
+            barrier.rearm(self.participants as usize);
+            done.fetch_and(!USED, Ordering::Relaxed);
+        }
+    }
+
+    // ---- every participant ------------------------------------------------
+
+    /// The task of the open round.
+    ///
+    /// # Safety
+    /// Only between seeing the round's epoch (or opening it) and departing.
+    pub unsafe fn task<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        // SAFETY: promised by the caller: the round is open and the caller
+        // writes the cell only when no round is open.
+        self.go
+            .task
+            .with(|cell| f(unsafe { (*cell).as_ref() }.expect("an open round has a task")))
+    }
+
+    /// The task of the last round, for its caller to drop in place after
+    /// the join.
+    ///
+    /// # Safety
+    /// Only by the round's caller, after `join` and before the next `open`.
+    pub unsafe fn task_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: promised by the caller: no round is open.
+        self.go
+            .task
+            .with_mut(|cell| f(unsafe { (*cell).as_mut() }.expect("a joined round has a task")))
+    }
+
+    /// Ends this participant's share of round `epoch`: one add on the done
+    /// word, the share's last touch of anything the round's caller owns.
+    /// Then, touching pool-owned words only: wakes the caller if it sleeps,
+    /// and leaves the barrier if a participant engaged it.
+    pub fn depart(&self, barrier: &SphereBarrier) {
+        let prev = self
+            .done
+            .done
+            .atomic()
+            .fetch_add(ONE_DONE, Ordering::SeqCst);
+        if prev & USED != 0 {
+            barrier.leave();
+        }
+        if prev & WAITING != 0 {
+            self.done.done.wake(ALL_BITS);
+        }
+    }
+
+    /// Arms the barrier for round `epoch` if no participant did yet: sets
+    /// `USED` and leaves the barrier for every share that departed before.
+    /// Call before every barrier wait or break of a round's participant.
+    pub fn engage(&self, epoch: u32, barrier: &SphereBarrier) {
+        let done = self.done.done.atomic();
+        if done.load(Ordering::Relaxed) & USED != 0 {
+            return;
+        }
+        let prev = done.fetch_or(USED, Ordering::SeqCst);
+        if prev & USED == 0 {
+            let departed = count(prev).wrapping_sub(self.base(epoch)) & COUNT_MASK;
+            barrier.leave_many(departed as usize);
+        }
+    }
+}
+
+/// An `UnsafeCell` with shared (`with`) and exclusive (`with_mut`) access:
+/// loom's under loom, so that the models check every access.
+#[cfg(loom)]
+struct TaskCell<T>(loom::cell::UnsafeCell<T>);
+
+#[cfg(loom)]
+impl<T> TaskCell<T> {
+    fn new(value: T) -> Self {
+        Self(loom::cell::UnsafeCell::new(value))
+    }
+    fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        self.0.with(f)
+    }
+    fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        self.0.with_mut(f)
+    }
+}
+
+#[cfg(not(loom))]
+struct TaskCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> TaskCell<T> {
+    fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+    fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+    fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
