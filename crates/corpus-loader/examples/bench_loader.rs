@@ -488,20 +488,32 @@ fn main() {
         thread_support::available_cores()
     );
     if o.cold_loop > 0 {
-        let mut best = Duration::MAX;
         let (mut tokenize, mut bytes) = (Duration::ZERO, 0);
+        // Wall time of each load and of its sequential phases.
+        let (mut total, mut vocab, mut assemble, mut write) = (vec![], vec![], vec![], vec![]);
         for _ in 0..o.cold_loop {
             let _ = std::fs::remove_file(&bench.cache);
             let (t, c) = load(&bench.loader, &bench.corpus, &bench.pool);
-            best = best.min(t);
-            tokenize += c.report().timings.tokenize;
-            bytes += c.report().bytes;
+            let r = c.report();
+            total.push(t);
+            vocab.push(r.timings.vocab);
+            assemble.push(r.timings.assemble);
+            write.push(r.timings.cache_write);
+            tokenize += r.timings.tokenize;
+            bytes += r.bytes;
         }
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "{} cold loads: best {:.1} ms, tokeniser {:.0} MB/s per core",
+            "{} cold loads: best {:.1} ms, median {:.1} ms, tokeniser {:.0} MB/s per core; medians: \
+             vocabulary {:.1} ms, assemble {:.1} ms, cache write {:.1} ms; load average {}",
             o.cold_loop,
-            best.as_secs_f64() * 1e3,
-            bytes as f64 / 1e6 / tokenize.as_secs_f64()
+            ms(*total.iter().min().expect("a load")),
+            ms(median(total)),
+            bytes as f64 / 1e6 / tokenize.as_secs_f64(),
+            ms(median(vocab)),
+            ms(median(assemble)),
+            ms(median(write)),
+            load_average()
         );
         return;
     }
