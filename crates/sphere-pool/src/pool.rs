@@ -442,7 +442,7 @@ fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId
                 let failed = shared.run_round_share(index, seen, Worker::Sphere(index));
                 // Counted before departing, so the round's caller sees it.
                 slot.count_job(failed);
-                lines.depart(&shared.barrier);
+                lines.depart(seen, &shared.barrier);
                 slot.end_job(started)
             }
             // The slot is free for the next round before the share leaves.

@@ -115,7 +115,7 @@ impl<T> RoundLines<T> {
     /// The done count that round `epoch` starts from: every round adds one
     /// per participant.
     fn base(&self, epoch: u32) -> u32 {
-        epoch.wrapping_sub(1).wrapping_mul(self.participants) & COUNT_MASK
+        self.target(epoch.wrapping_sub(1))
     }
 
     // ---- the caller -----------------------------------------------------
@@ -142,7 +142,7 @@ impl<T> RoundLines<T> {
     /// without being dropped: `T` must need no drop, or the caller drops
     /// it in place after the join.
     pub fn join(&self, opened: Opened, barrier: &SphereBarrier, spin: Duration, yielding: bool) {
-        let target = opened.epoch.wrapping_mul(self.participants) & COUNT_MASK;
+        let target = self.target(opened.epoch);
         let done = self.done.done.atomic();
         let finished = || count(done.load(Ordering::Acquire)) == target;
         if !spin_until(spin, yielding, finished) {
@@ -196,20 +196,24 @@ impl<T> RoundLines<T> {
 
     /// Ends this participant's share of round `epoch`: one add on the done
     /// word, the share's last touch of anything the round's caller owns.
-    /// Then, touching pool-owned words only: wakes the caller if it sleeps,
-    /// and leaves the barrier if a participant engaged it.
-    pub fn depart(&self, barrier: &SphereBarrier) {
-        let prev = self
-            .done
-            .done
-            .atomic()
-            .fetch_add(ONE_DONE, Ordering::SeqCst);
+    /// Then, touching pool-owned words only: leaves the barrier if a
+    /// participant engaged it, and, the last to depart, wakes the caller if
+    /// it sleeps (an earlier departure changes the word, so a caller about
+    /// to sleep on the old value does not, and it needs no wake).
+    pub fn depart(&self, epoch: u32, barrier: &SphereBarrier) {
+        let done = self.done.done.atomic();
+        let prev = done.fetch_add(ONE_DONE, Ordering::SeqCst);
         if prev & USED != 0 {
             barrier.leave();
         }
-        if prev & WAITING != 0 {
+        if prev & WAITING != 0 && count(prev.wrapping_add(ONE_DONE)) == self.target(epoch) {
             self.done.done.wake(ALL_BITS);
         }
+    }
+
+    /// The done count at the end of round `epoch`.
+    fn target(&self, epoch: u32) -> u32 {
+        epoch.wrapping_mul(self.participants) & COUNT_MASK
     }
 
     /// Arms the barrier for round `epoch` if no participant did yet: sets

@@ -474,7 +474,7 @@ fn round_sphere(
                         let task = unsafe { lines.task(|t| *t) };
                         share(seen, task);
                         ran += 1;
-                        lines.depart(&barrier);
+                        lines.depart(seen, &barrier);
                     }
                     Next::Job(..) => panic!("no job is dispatched in these models"),
                     Next::Exit => return ran,
@@ -503,7 +503,7 @@ fn a_round_reaches_a_sleeping_sphere_and_the_join_sees_its_share_done() {
         };
         for task in [7, 8] {
             let opened = lines.open(task);
-            lines.depart(&barrier);
+            lines.depart(opened.epoch, &barrier);
             lines.join(opened, &barrier, Duration::ZERO, false);
             assert_eq!(record.get(0), task);
         }
@@ -531,7 +531,7 @@ fn a_round_wakes_every_sleeping_sphere_with_one_wake_call() {
         let before = bell.wake_calls();
         let opened = lines.open(5);
         let calls = bell.wake_calls() - before;
-        lines.depart(&barrier);
+        lines.depart(opened.epoch, &barrier);
         lines.join(opened, &barrier, Duration::ZERO, false);
         assert!(calls <= 1, "the round made {calls} wake calls");
         assert_eq!([record.get(0), record.get(1)], [5, 5]);
@@ -564,13 +564,13 @@ fn a_barrier_engaged_after_a_share_departed_does_not_wait_for_it() {
             })
         };
         let opened = lines.open(1);
-        lines.depart(&barrier);
+        lines.depart(opened.epoch, &barrier);
         lines.join(opened, &barrier, Duration::ZERO, false);
         assert_eq!(barrier.parties(), 2, "the join re-arms the barrier");
         let opened = lines.open(2);
         lines.engage(opened.epoch, &barrier);
         let mine = barrier.wait().expect("not broken");
-        lines.depart(&barrier);
+        lines.depart(opened.epoch, &barrier);
         lines.join(opened, &barrier, Duration::ZERO, false);
         let round2 = leaders.load(std::sync::atomic::Ordering::SeqCst) + usize::from(mine);
         assert_eq!(round2, 1, "exactly one leader in round 2");
