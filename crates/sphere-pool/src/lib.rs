@@ -20,10 +20,14 @@
 //! run inline on the calling thread.
 //!
 //! How the hand-off works (`slot`): one atomic word per slot holds the state
-//! and the "someone sleeps" flags; a thread that finds nothing to do spins for
-//! a short, adaptive, time-bounded budget (`thread_support::spin`) and then parks on a
-//! parking_lot condition variable. A hand-off to a spinning sphere costs no
-//! system call and no allocation ([`SpherePool::dispatch_small`], `run_all`).
+//! and the "a waiter sleeps" flag; `run_all`'s rounds go through two
+//! pool-owned cache lines instead (`round_lines`: an epoch and the task, a
+//! count of finished shares). A thread that finds nothing to do spins for a
+//! short, adaptive, time-bounded budget (`thread_support::spin`) and then
+//! sleeps: an idle sphere on the pool's doorbell (a futex that a round rings
+//! once for every sphere), a waiter on a parking_lot condition variable. A
+//! hand-off to a spinning sphere costs no system call and no allocation
+//! ([`SpherePool::dispatch_small`], `run_all`).
 //!
 //! Guarantees:
 //! - Every thread is created in the constructor and joined on shutdown or

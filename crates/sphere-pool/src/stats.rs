@@ -11,10 +11,12 @@ pub struct SphereStats {
     pub jobs: u64,
     /// Jobs that panicked or returned an error code.
     pub failures: u64,
-    /// Time spent running jobs.
+    /// Time spent running jobs (and the short waits between them, below).
     pub busy: Duration,
     /// Time spent waiting for the jobs run so far (the current wait is
-    /// counted when its job arrives).
+    /// counted when its job arrives). A wait that ended within a few
+    /// microseconds (64 checks of the spin) is not timed: the sphere reads
+    /// the clock once per job, and such a wait counts as busy time.
     pub idle: Duration,
     /// Times the sphere went to sleep (on the pool's doorbell).
     pub parks: u64,

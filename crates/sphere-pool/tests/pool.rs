@@ -1158,3 +1158,69 @@ fn threads_racing_on_dispatch_any_run_every_job_once_and_never_share_a_sphere() 
     }
     assert_eq!(ran.load(Ordering::SeqCst), 2000);
 }
+
+#[test]
+fn the_callers_early_return_does_not_hold_up_the_spheres_barrier() {
+    // The go line's barrier is armed lazily: the caller departs before any
+    // sphere reaches the barrier (or after), and must count as gone.
+    let pool = SpherePool::new(3).unwrap();
+    let passed = AtomicUsize::new(0);
+    for _ in 0..100 {
+        pool.run_all(|p| {
+            if p.is_caller() {
+                return;
+            }
+            p.barrier();
+            p.barrier();
+            passed.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    assert_eq!(passed.load(Ordering::SeqCst), 300);
+    // The barrier is re-armed for all four: a round where everyone waits.
+    let leaders = AtomicUsize::new(0);
+    pool.run_all(|p| {
+        if p.barrier() {
+            leaders.fetch_add(1, Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    assert_eq!(leaders.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_round_task_too_big_for_the_go_line_and_one_with_a_drop_run_and_drop_once() {
+    // Five captured words do not fit the go line (the round then runs the
+    // task by reference); a captured value with a destructor is dropped
+    // once per round, after every share has run.
+    let pool = SpherePool::new(2).unwrap();
+    let sum = AtomicUsize::new(0);
+    let (a, b, c, d, e) = (1usize, 2usize, 3usize, 4usize, 5usize);
+    pool.run_all(|_| {
+        sum.fetch_add(a + b + c + d + e, Ordering::SeqCst);
+    })
+    .unwrap();
+    assert_eq!(sum.load(Ordering::SeqCst), 3 * 15);
+
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    for round in 1..=3 {
+        let counted = Counted;
+        let ran = AtomicUsize::new(0);
+        pool.run_all(move |_| {
+            let _keep = &counted;
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        assert_eq!(
+            DROPS.load(Ordering::SeqCst),
+            round,
+            "dropped once per round"
+        );
+    }
+}
