@@ -8,9 +8,10 @@
 //!   variable with parking_lot's API and an `UnsafeCell`, from parking_lot
 //!   and std normally and from loom under `RUSTFLAGS="--cfg loom"`, so each
 //!   crate's loom models check the code that ships.
-//! - [`spin`]: the spin-then-park policy: a time-bounded, adaptive spin and
-//!   the process-wide gate that admits at most one spinner per core, across
-//!   every pool of every crate (one gate needs one copy of the code).
+//! - [`spin`]: the spin-then-park policy: a time-bounded, adaptive spin that
+//!   learns from how its spins end, and the per-CPU seats that admit one
+//!   spinner per CPU across every pool of every crate (one table needs one
+//!   copy of the code).
 //! - [`available_cores`] (read once per process), [`thread_cpu_time`],
 //!   [`process_cpu_time`], [`duration_to_nanos`] (saturating).
 //! - [`panic_message`], [`catch`] and [`Failure`]: a body's panic or error
