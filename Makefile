@@ -65,7 +65,7 @@ rust-test:
 # Loom model checks of the hand-off protocols, in their own target directory
 # so that --cfg loom does not invalidate the normal build.
 LOOM_CRATES := sphere-pool
-# 2 keeps `make test` fast (about 20 s for sphere-pool); `make loom LOOM_PREEMPTIONS=3` goes deeper.
+# 2 keeps `make test` fast (about 35-60 s for sphere-pool on 2 cores); `make loom LOOM_PREEMPTIONS=3` goes deeper.
 LOOM_PREEMPTIONS ?= 2
 loom:
 	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=$(LOOM_PREEMPTIONS) $(CARGO) test --release \
