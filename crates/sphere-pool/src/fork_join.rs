@@ -17,7 +17,7 @@
 //! on the pool's it is a harmless wake-up of a live barrier.
 
 use crate::barrier::{BarrierBroken, SphereBarrier};
-use crate::error::{Error, Worker, panic_message};
+use crate::error::{Error, Worker, panic_text};
 use crate::round_lines::RoundLines;
 use crate::slot::Outcome;
 use std::mem::{MaybeUninit, align_of, size_of};
@@ -180,7 +180,7 @@ fn outcome_of(caught: std::thread::Result<Result<(), i32>>, worker: Worker) -> O
         Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
         Err(payload) => Err(Error::Panicked {
             worker,
-            message: panic_message(payload.as_ref()),
+            message: panic_text(payload),
         }),
     }
 }

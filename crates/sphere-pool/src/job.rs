@@ -1,7 +1,7 @@
 //! What a sphere's slot carries: a boxed closure, a small closure stored in
 //! the slot itself, or a share of a fork-join.
 
-use crate::error::{Error, Worker, panic_message};
+use crate::error::{Error, Worker, panic_text};
 use crate::fork_join::Share;
 use crate::slot::Outcome;
 use std::cell::Cell;
@@ -110,7 +110,7 @@ pub(crate) fn run_job(job: Job, sphere: usize) -> Outcome {
         Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
         Err(payload) => Err(Error::Panicked {
             worker,
-            message: panic_message(payload.as_ref()),
+            message: panic_text(payload),
         }),
     }
 }

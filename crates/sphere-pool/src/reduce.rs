@@ -160,7 +160,7 @@ impl SpherePool {
         }))
         .map_err(|payload| Error::Panicked {
             worker,
-            message: crate::error::panic_message(payload.as_ref()),
+            message: crate::error::panic_text(payload),
         })?
         .map_err(|code| Error::JobFailed { worker, code })
     }

@@ -5,7 +5,7 @@
 //! the calling thread.
 
 use crate::barrier::SphereBarrier;
-use crate::error::{Error, Worker, panic_message};
+use crate::error::{Error, Worker, panic_text};
 use crate::fork_join::{ForkJoin, JoinAll, Participant, RoundTask, ShareTask};
 use crate::job::Job;
 use crate::limits::MAX_RANGE_LEN;
@@ -288,7 +288,7 @@ impl SpherePool {
             Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
             Err(payload) => Err(Error::Panicked {
                 worker,
-                message: panic_message(payload.as_ref()),
+                message: panic_text(payload),
             }),
         }
     }
