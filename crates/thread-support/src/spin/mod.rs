@@ -172,10 +172,20 @@ fn spin(budget: Duration, yielding: bool, beside: bool, mut ready: impl FnMut() 
         Plan::Full if yielding => yield_spin(budget, &mut ready),
         Plan::Full | Plan::Probe => match Seat::take() {
             // Another spinner of ours on this CPU, preempted (this thread
-            // runs): it needs the CPU more than this spin does.
+            // runs): it needs the CPU more than this spin does, unless a CPU
+            // is idle (both spinning is how the scheduler spreads them).
+            None if some_cpu_idle() => {
+                seated_spin(&mut Seat::none(), budget, plan == Plan::Probe, &mut ready)
+            }
             None => (false, Ending::Own),
             Some(mut seat) => seated_spin(&mut seat, budget, plan == Plan::Probe, &mut ready),
         },
+    };
+    // In an oversubscribed pool a yield may hand the CPU to one of our own
+    // threads for long (a share of real work): not a sign of a foreign one.
+    let ending = match ending {
+        Ending::Foreign if yielding => Ending::Own,
+        e => e,
     };
     learn(ending);
     done
@@ -487,6 +497,30 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
+    fn with_a_cpu_idle_a_spin_beside_another_spinner_spins_on() {
+        let _alone = SEAT_TESTS.lock();
+        let checks = on_pinned_thread(|| {
+            IDLE.with(|w| *w.borrow_mut() = IdleWatch::seen(true));
+            let _seat = (0..1000)
+                .find_map(|_| {
+                    Seat::take().or_else(|| {
+                        std::thread::sleep(Duration::from_millis(1));
+                        None
+                    })
+                })
+                .expect("the seat of this CPU");
+            let mut checks = 0;
+            spin_until(Duration::from_millis(1), false, || {
+                checks += 1;
+                false
+            });
+            checks
+        });
+        assert!(checks > 1 + FREE_CHECKS, "{checks} checks");
+    }
+
+    #[test]
     fn a_thread_that_learnt_to_park_parks_after_its_free_checks() {
         let checks = std::thread::spawn(|| {
             // (A fresh thread has no verdict on idle CPUs yet.)
@@ -538,6 +572,7 @@ mod tests {
 
     #[test]
     fn while_a_cpu_is_idle_a_thread_spins_whatever_it_sees_or_learnt() {
+        let _alone = SEAT_TESTS.lock();
         // Parks when every CPU is busy...
         assert_eq!(checks_after_foreign(false, false), 1 + FREE_CHECKS);
         // ... but not when a CPU was idle as it learnt, nor once one is.

@@ -72,6 +72,14 @@ impl Seat {
         })
     }
 
+    /// No seat: a spin that holds none.
+    pub fn none() -> Seat {
+        Seat {
+            seats: &PROCESS,
+            index: None,
+        }
+    }
+
     /// Follows the thread to the CPU it runs on now. `false` if it moved to
     /// a CPU whose seat is taken (the seat is then given back).
     pub fn follow(&mut self) -> bool {
