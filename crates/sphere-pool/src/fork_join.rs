@@ -326,3 +326,32 @@ impl Drop for JoinAll<'_> {
         self.0.rearm(self.1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_aligned_above_the_go_lines_words_is_held_by_reference() {
+        // Small enough for the words, but aligned above them: stored there,
+        // a share would read it misaligned (whether the words happen to be
+        // aligned depends on the go line's layout), so it must be refused.
+        #[repr(align(16))]
+        struct Aligned(u8);
+        fn one(a: &Aligned) -> bool {
+            a.0 == 1
+        }
+        let a = Aligned(1);
+        let over = move |_: &Participant<'_>| if one(&a) { Ok(()) } else { Err(1) };
+        assert_eq!(align_of_val(&over), 16);
+        assert!(size_of_val(&over) <= size_of::<TaskWords>());
+        assert!(RoundTask::new(over).is_err(), "stored by value");
+        let words = [1usize; 4];
+        let fits = move |_: &Participant<'_>| if words == [1; 4] { Ok(()) } else { Err(1) };
+        assert_eq!(size_of_val(&fits), size_of::<TaskWords>());
+        assert!(
+            RoundTask::new(fits).is_ok(),
+            "four words not stored by value"
+        );
+    }
+}

@@ -4,9 +4,11 @@
 //! and dispatchers racing rounds from other threads.
 #![cfg(not(loom))]
 
-use sphere_pool::{Error, SpherePool};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use sphere_pool::{Error, Participant, SpherePool};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 /// Runs `f` on a thread of its own and fails if it does not end within
@@ -80,4 +82,260 @@ fn a_dispatched_job_whose_panic_payload_panics_on_drop_is_reported_by_wait() {
         pool.dispatch(0, || {}).unwrap();
         pool.wait(0).unwrap();
     });
+}
+
+/// A captured value that counts its drops and remembers the thread of the
+/// last one.
+struct Tracked {
+    drops: Arc<AtomicUsize>,
+    dropped_on: Arc<std::sync::Mutex<Option<ThreadId>>>,
+}
+
+impl Tracked {
+    fn new() -> Self {
+        Self {
+            drops: Arc::default(),
+            dropped_on: Arc::default(),
+        }
+    }
+    fn probe(&self) -> (Arc<AtomicUsize>, Arc<std::sync::Mutex<Option<ThreadId>>>) {
+        (self.drops.clone(), self.dropped_on.clone())
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+        *self.dropped_on.lock().unwrap() = Some(std::thread::current().id());
+    }
+}
+
+/// How a round of a task capturing a `Tracked` is made to end.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    Normal,
+    SpherePanics,
+    CallerPanics,
+    SphereFails,
+    BarrierThenPanic,
+}
+
+/// What a share of a round ending as `ending` does at its end.
+fn end_share(p: &Participant<'_>, ending: Ending) -> Result<(), i32> {
+    match ending {
+        Ending::SpherePanics if p.index() == 0 => panic!("sphere share"),
+        Ending::CallerPanics if p.is_caller() => panic!("caller share"),
+        Ending::SphereFails if p.index() == 0 => Err(5),
+        Ending::BarrierThenPanic => {
+            if p.index() == 0 {
+                panic!("before the barrier");
+            }
+            let _ = p.try_barrier();
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Runs one round of a task that owns `tracked` (and, if `big`, six more
+/// words: too big for the go line, which then holds a reference) ending as
+/// `ending`; returns how many shares ran and the round's result.
+fn round_with(
+    pool: &SpherePool,
+    tracked: Tracked,
+    big: bool,
+    ending: Ending,
+) -> (usize, Result<(), Error>) {
+    let ran = AtomicUsize::new(0);
+    let ran_ref = &ran;
+    let r = if big {
+        let pad = [7u64; 6];
+        let task = move |p: &Participant<'_>| {
+            let _keep = &tracked;
+            assert_eq!(pad.iter().sum::<u64>(), 42);
+            ran_ref.fetch_add(1, Ordering::SeqCst);
+            end_share(p, ending)
+        };
+        assert!(size_of_val(&task) > 4 * size_of::<usize>());
+        pool.try_run_all(task)
+    } else {
+        let task = move |p: &Participant<'_>| {
+            let _keep = &tracked;
+            ran_ref.fetch_add(1, Ordering::SeqCst);
+            end_share(p, ending)
+        };
+        assert!(size_of_val(&task) <= 4 * size_of::<usize>());
+        pool.try_run_all(task)
+    };
+    (ran.load(Ordering::SeqCst), r)
+}
+
+#[test]
+fn the_round_task_is_dropped_once_on_the_callers_thread_however_the_round_ends() {
+    let pool = SpherePool::new(3).unwrap();
+    for big in [false, true] {
+        for ending in [
+            Ending::Normal,
+            Ending::SpherePanics,
+            Ending::CallerPanics,
+            Ending::SphereFails,
+            Ending::BarrierThenPanic,
+        ] {
+            let tracked = Tracked::new();
+            let (drops, on) = tracked.probe();
+            let (ran, r) = round_with(&pool, tracked, big, ending);
+            assert_eq!(ran, 4, "{ending:?} big={big}");
+            assert_eq!(
+                r.is_ok(),
+                matches!(ending, Ending::Normal),
+                "{ending:?}: {r:?}"
+            );
+            assert_eq!(
+                drops.load(Ordering::SeqCst),
+                1,
+                "{ending:?} big={big}: drops"
+            );
+            assert_eq!(*on.lock().unwrap(), Some(std::thread::current().id()));
+        }
+    }
+    // The last round's task is not dropped again with the pool.
+    let tracked = Tracked::new();
+    let (drops, _) = tracked.probe();
+    round_with(&pool, tracked, false, Ending::Normal).1.unwrap();
+    drop(pool);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "dropped again with the pool"
+    );
+}
+
+#[test]
+fn a_refused_or_nested_round_drops_its_task_once_without_running_it_on_spheres() {
+    let pool = SpherePool::new(2).unwrap();
+    // Busy: a sphere holds a job not waited for.
+    let gate = Arc::new(Barrier::new(2));
+    let g = gate.clone();
+    pool.dispatch(1, move || {
+        g.wait();
+    })
+    .unwrap();
+    let tracked = Tracked::new();
+    let (drops, _) = tracked.probe();
+    let (ran, r) = round_with(&pool, tracked, false, Ending::Normal);
+    assert!(matches!(r, Err(Error::Busy { sphere: 1 })), "{r:?}");
+    assert_eq!((ran, drops.load(Ordering::SeqCst)), (0, 1));
+    gate.wait();
+    pool.wait(1).unwrap();
+
+    // RoundInProgress: another thread's round is running.
+    let inside = Barrier::new(2);
+    let release = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pool.run_all(|p| {
+                if p.is_caller() {
+                    inside.wait();
+                    while !release.load(Ordering::SeqCst) {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+            .unwrap();
+        });
+        inside.wait();
+        for big in [false, true] {
+            let tracked = Tracked::new();
+            let (drops, _) = tracked.probe();
+            let (ran, r) = round_with(&pool, tracked, big, Ending::Normal);
+            assert!(matches!(r, Err(Error::RoundInProgress)), "{r:?}");
+            assert_eq!((ran, drops.load(Ordering::SeqCst)), (0, 1), "big={big}");
+        }
+        release.store(true, Ordering::SeqCst);
+    });
+
+    // Nested: runs inline once, dropped once, inside every share.
+    let nested_drops = AtomicUsize::new(0);
+    pool.run_all(|_| {
+        let tracked = Tracked::new();
+        let (drops, _) = tracked.probe();
+        let (ran, r) = round_with(&pool, tracked, false, Ending::Normal);
+        r.unwrap();
+        assert_eq!(ran, 1);
+        nested_drops.fetch_add(drops.load(Ordering::SeqCst), Ordering::SeqCst);
+    })
+    .unwrap();
+    assert_eq!(nested_drops.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_task_capturing_an_over_aligned_value_sees_it_aligned() {
+    // Each task captures one value and nothing else, so that its size fits
+    // the go line's four words and only its alignment decides.
+    #[repr(align(16))]
+    struct Pair(u8);
+    #[repr(align(32))]
+    struct Half(u8);
+    #[repr(align(64))]
+    struct Line(u8);
+    static MISALIGNED: AtomicUsize = AtomicUsize::new(0);
+    static RAN: AtomicUsize = AtomicUsize::new(0);
+    fn check<T>(at: &T) {
+        if (at as *const T as usize) % align_of::<T>() != 0 {
+            MISALIGNED.fetch_add(1, Ordering::SeqCst);
+        }
+        RAN.fetch_add(1, Ordering::SeqCst);
+    }
+    let pool = SpherePool::new(3).unwrap();
+    for _ in 0..20 {
+        let pair = Pair(1);
+        pool.run_all(move |_| {
+            check(&pair);
+            assert_eq!(pair.0, 1);
+        })
+        .unwrap();
+        let half = Half(2);
+        pool.run_all(move |_| {
+            check(&half);
+            assert_eq!(half.0, 2);
+        })
+        .unwrap();
+        let line = Line(3);
+        pool.run_all(move |_| {
+            check(&line);
+            assert_eq!(line.0, 3);
+        })
+        .unwrap();
+        let wide = 4u128;
+        pool.run_all(move |_| check(&wide)).unwrap();
+    }
+    assert_eq!(RAN.load(Ordering::SeqCst), 20 * 4 * 4);
+    assert_eq!(
+        MISALIGNED.load(Ordering::SeqCst),
+        0,
+        "shares saw a misaligned capture"
+    );
+}
+
+#[test]
+fn a_zero_sized_task_with_a_destructor_runs_everywhere_and_drops_once() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Zst;
+    impl Drop for Zst {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let pool = SpherePool::new(2).unwrap();
+    for round in 1..=3 {
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        let z = Zst;
+        pool.run_all(move |_| {
+            let _keep = &z;
+            RAN.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        assert_eq!(RAN.load(Ordering::SeqCst), 3 * round);
+        assert_eq!(DROPS.load(Ordering::SeqCst), round);
+    }
 }
