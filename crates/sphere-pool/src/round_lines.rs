@@ -265,3 +265,73 @@ impl<T> TaskCell<T> {
         f(self.0.get())
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::Arc;
+
+    /// Lines of `participants` whose counters stand as after `rounds`
+    /// rounds (the epoch wraps at 2^32, the done count at 2^30).
+    fn lines_after(participants: usize, rounds: u64) -> RoundLines<u32> {
+        let lines = RoundLines::new(participants, Arc::new(CachePadded::new(Doorbell::new())));
+        lines.go.epoch.store(rounds as u32, Ordering::Relaxed);
+        let count = (rounds.wrapping_mul(participants as u64) & COUNT_MASK as u64) as u32;
+        lines
+            .done
+            .done
+            .atomic()
+            .store(count << 2, Ordering::Relaxed);
+        lines
+    }
+
+    /// Runs `rounds` rounds on this thread, every participant's share one
+    /// after the other; in rounds with `engaged(round)` the last participant
+    /// engages the barrier (after the others departed), so `engage`'s count
+    /// of the departed is checked across the wraps too.
+    fn run_rounds(
+        lines: &RoundLines<u32>,
+        participants: usize,
+        rounds: u32,
+        engaged: impl Fn(u32) -> bool,
+    ) {
+        let barrier = SphereBarrier::new(participants);
+        for r in 0..rounds {
+            let opened = lines.open(r);
+            for i in 0..participants {
+                // SAFETY: the round is open and this participant has not departed.
+                assert_eq!(unsafe { lines.task(|t| *t) }, r);
+                if engaged(r) && i + 1 == participants {
+                    lines.engage(opened.epoch, &barrier);
+                    assert_eq!(barrier.parties(), 1, "engage counted the departed wrongly");
+                    assert_eq!(barrier.wait(), Ok(true));
+                }
+                lines.depart(opened.epoch, &barrier);
+            }
+            let done = lines.done.done.atomic().load(Ordering::SeqCst);
+            assert_eq!(
+                count(done),
+                lines.target(opened.epoch),
+                "round {r} (epoch {}): the count does not meet the target",
+                opened.epoch
+            );
+            lines.join(opened, &barrier, Duration::ZERO, false);
+            assert_eq!(barrier.parties(), participants);
+        }
+    }
+
+    #[test]
+    fn the_done_count_meets_its_target_across_the_count_and_epoch_wraps() {
+        for participants in [1, 3, 5, 7, 64, 201] {
+            // The count (30 bits) wraps within the next rounds.
+            let before_count_wrap = (1u64 << 30) / participants as u64 - 4;
+            // The epoch (32 bits) wraps within the next rounds.
+            let before_epoch_wrap = (1u64 << 32) - 4;
+            for start in [before_count_wrap, before_epoch_wrap] {
+                let lines = lines_after(participants, start);
+                run_rounds(&lines, participants, 10, |_| true);
+                run_rounds(&lines, participants, 10, |r| r % 2 == 1);
+            }
+        }
+    }
+}
