@@ -15,12 +15,16 @@ use std::time::Duration;
 /// `secs` (a hang becomes a failure, not a stuck test run).
 fn within<R: Send + 'static>(secs: u64, f: impl FnOnce() -> R + Send + 'static) -> R {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
+    let runner = std::thread::spawn(move || {
         let _ = tx.send(f());
     });
     match rx.recv_timeout(Duration::from_secs(secs)) {
         Ok(r) => r,
-        Err(e) => panic!("did not end within {secs} s ({e:?}): hung"),
+        // `f` panicked: report its panic.
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(runner.join().expect_err("ended without a result"))
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("did not end within {secs} s: hung"),
     }
 }
 
@@ -338,4 +342,128 @@ fn a_zero_sized_task_with_a_destructor_runs_everywhere_and_drops_once() {
         assert_eq!(RAN.load(Ordering::SeqCst), 3 * round);
         assert_eq!(DROPS.load(Ordering::SeqCst), round);
     }
+}
+
+/// A small xorshift generator, seeded per thread.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// What the racing threads count.
+#[derive(Default)]
+struct Counts {
+    /// Round shares running now: a job that sees one overlaps a round.
+    active_shares: AtomicUsize,
+    overlaps: AtomicUsize,
+    accepted: AtomicUsize,
+    ran: AtomicUsize,
+    rounds_run: AtomicUsize,
+    rounds_refused: AtomicUsize,
+}
+
+#[test]
+fn dispatchers_and_rounds_from_several_threads_lose_no_job_and_never_overlap() {
+    const SECONDS: u64 = 3;
+    within(SECONDS + 30, || {
+        let pool = SpherePool::new(3).unwrap();
+        let participants = pool.participants();
+        let stop = AtomicBool::new(false);
+        let counts = Arc::new(Counts::default());
+        std::thread::scope(|s| {
+            for t in 0..2u64 {
+                let (pool, stop, c) = (&pool, &stop, &*counts);
+                s.spawn(move || {
+                    let mut rng = Rng(0x9e37_79b9 + t);
+                    while !stop.load(Ordering::Relaxed) {
+                        let shares = AtomicUsize::new(0);
+                        let mode = rng.next() % 4;
+                        let pad = [1u64; 6];
+                        let share = |p: &Participant<'_>| {
+                            c.active_shares.fetch_add(1, Ordering::SeqCst);
+                            shares.fetch_add(1, Ordering::SeqCst);
+                            let r = match mode {
+                                // Too big for the go line: held by reference.
+                                0 if pad.iter().sum::<u64>() != 6 => Err(1),
+                                1 => p.try_barrier().map(|_| ()).map_err(|_| 9),
+                                2 if p.index() == 1 => Err(3),
+                                _ => Ok(()),
+                            };
+                            c.active_shares.fetch_sub(1, Ordering::SeqCst);
+                            r
+                        };
+                        let r = pool.try_run_all(share);
+                        let shares = shares.load(Ordering::SeqCst);
+                        match r {
+                            Ok(()) | Err(Error::JobFailed { code: 3, .. }) => {
+                                assert_eq!(shares, participants, "{r:?}");
+                                c.rounds_run.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(Error::Busy { .. } | Error::RoundInProgress) => {
+                                assert_eq!(shares, 0, "a refused round ran shares: {r:?}");
+                                c.rounds_refused.fetch_add(1, Ordering::Relaxed);
+                                // Let the dispatchers in (two cores, seven threads).
+                                std::thread::sleep(Duration::from_micros(rng.next() % 200));
+                            }
+                            Err(e) => panic!("round (mode {mode}): {e:?}"),
+                        }
+                    }
+                });
+            }
+            for t in 0..3u64 {
+                let (pool, stop, counts) = (&pool, &stop, &counts);
+                s.spawn(move || {
+                    let mut rng = Rng(0x1234_5678 + t);
+                    while !stop.load(Ordering::Relaxed) {
+                        let c = counts.clone();
+                        let job = move || {
+                            if c.active_shares.load(Ordering::SeqCst) != 0 {
+                                c.overlaps.fetch_add(1, Ordering::SeqCst);
+                            }
+                            c.ran.fetch_add(1, Ordering::SeqCst);
+                        };
+                        let to = if t == 2 {
+                            pool.dispatch_any(job).ok()
+                        } else {
+                            let sphere = (rng.next() % 3) as usize;
+                            pool.dispatch(sphere, job).ok().map(|()| sphere)
+                        };
+                        if let Some(sphere) = to {
+                            counts.accepted.fetch_add(1, Ordering::SeqCst);
+                            // Another thread may collect it first: either
+                            // way the job has ended when this returns.
+                            pool.wait(sphere).unwrap();
+                        } else {
+                            std::thread::sleep(Duration::from_micros(rng.next() % 100));
+                        }
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_secs(SECONDS));
+            stop.store(true, Ordering::Relaxed);
+        });
+        let c = &*counts;
+        eprintln!(
+            "rounds run {}, refused {}, jobs {}",
+            c.rounds_run.load(Ordering::SeqCst),
+            c.rounds_refused.load(Ordering::SeqCst),
+            c.accepted.load(Ordering::SeqCst)
+        );
+        assert_eq!(
+            c.overlaps.load(Ordering::SeqCst),
+            0,
+            "a job ran during a round"
+        );
+        assert_eq!(
+            c.accepted.load(Ordering::SeqCst),
+            c.ran.load(Ordering::SeqCst)
+        );
+        assert!(c.rounds_run.load(Ordering::SeqCst) > 0);
+        assert!(c.accepted.load(Ordering::SeqCst) > 0);
+    });
 }
