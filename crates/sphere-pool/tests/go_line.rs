@@ -467,3 +467,97 @@ fn dispatchers_and_rounds_from_several_threads_lose_no_job_and_never_overlap() {
         assert!(c.accepted.load(Ordering::SeqCst) > 0);
     });
 }
+
+/// A round whose shares meet at the barrier twice, counting each phase:
+/// every participant must see every other's first phase before its second.
+fn two_phase_round(pool: &SpherePool) {
+    let n = pool.participants();
+    let (first, late) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    pool.run_all(|p| {
+        first.fetch_add(1, Ordering::SeqCst);
+        p.barrier();
+        if first.load(Ordering::SeqCst) != n {
+            late.fetch_add(1, Ordering::SeqCst);
+        }
+        p.barrier();
+    })
+    .unwrap();
+    assert_eq!((first.into_inner(), late.into_inner()), (n, 0));
+}
+
+#[test]
+fn a_panic_before_at_or_after_the_barrier_fails_that_round_only() {
+    within(30, || {
+        let pool = SpherePool::new(3).unwrap();
+        // (who panics, after how many barrier passes)
+        for (who, passes) in [(3, 0), (3, 1), (0, 0), (0, 1), (2, 2)] {
+            // Shares that found the barrier broken where the panic was.
+            let broken = AtomicUsize::new(0);
+            let r = pool.run_all(|p| {
+                for pass in 0..3 {
+                    if p.index() == who && pass == passes {
+                        panic!("share {who} after {passes} barriers");
+                    }
+                    // Ends this share once the barrier is broken.
+                    if p.try_barrier().is_err() {
+                        if pass == passes {
+                            broken.fetch_add(1, Ordering::SeqCst);
+                        }
+                        return;
+                    }
+                }
+            });
+            assert_eq!(
+                broken.into_inner(),
+                pool.participants() - 1,
+                "({who}, {passes})"
+            );
+            match r {
+                Err(Error::Panicked { message, .. }) => {
+                    assert_eq!(message, format!("share {who} after {passes} barriers"));
+                }
+                other => panic!("({who}, {passes}): {other:?}"),
+            }
+            two_phase_round(&pool);
+        }
+    });
+}
+
+#[test]
+fn pools_of_zero_to_two_hundred_spheres_run_rounds_awake_and_asleep_and_shut_down() {
+    within(120, || {
+        for spheres in [0, 1, 31, 32, 33, 64, 200] {
+            let pool = SpherePool::with_config(sphere_pool::PoolConfig {
+                threads: spheres + 1,
+                max_spin: Duration::from_micros(20),
+                ..Default::default()
+            })
+            .unwrap();
+            assert_eq!(pool.spheres(), spheres);
+            for _ in 0..3 {
+                two_phase_round(&pool);
+            }
+            // Let the spheres fall asleep on the doorbell, then wake them
+            // with a round, and with jobs to spheres sharing a bit (i, i + 32).
+            std::thread::sleep(Duration::from_millis(20));
+            two_phase_round(&pool);
+            if spheres > 33 {
+                std::thread::sleep(Duration::from_millis(20));
+                let ran = Arc::new(AtomicUsize::new(0));
+                for sphere in [1, 33] {
+                    let ran = ran.clone();
+                    pool.dispatch(sphere, move || {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .unwrap();
+                }
+                pool.wait(1).unwrap();
+                pool.wait(33).unwrap();
+                assert_eq!(ran.load(Ordering::SeqCst), 2);
+            }
+            // Shut down right after a round, spheres still awake.
+            two_phase_round(&pool);
+            drop(pool);
+        }
+    });
+}
