@@ -354,4 +354,31 @@ mod tests {
             "four words not stored by value"
         );
     }
+
+    #[test]
+    fn a_task_stored_in_the_words_runs_from_them_and_drops_once() {
+        // Run under Miri too (`cargo +nightly miri test -p sphere-pool --lib
+        // fork_join`): a missed drop leaks the box, a second one frees it twice.
+        let barrier = SphereBarrier::new(1);
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        let seen_ref = &seen;
+        let boxed = Box::new(5usize);
+        let task = move |p: &Participant<'_>| {
+            seen_ref.fetch_add(*boxed + p.index(), std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        };
+        let mut stored = RoundTask::new(task).ok().expect("two words fit");
+        let p = Participant {
+            index: 0,
+            count: 1,
+            barrier: &barrier,
+            round: None,
+        };
+        for _ in 0..2 {
+            assert!(stored.run(&p, Worker::Caller).is_ok());
+        }
+        // SAFETY: no share runs it any more.
+        unsafe { stored.drop_task() };
+        assert_eq!(seen.into_inner(), 10);
+    }
 }
