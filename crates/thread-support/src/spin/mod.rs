@@ -19,7 +19,7 @@
 //!   memory): time off the CPU during a spin (seen between clock reads and
 //!   across yields) says who shares the CPU. Briefly, a thread of ours:
 //!   the thread then yields at once instead of spinning (Yield mode). For
-//!   long, another program's busy thread: it parks after its free checks
+//!   long, another program's busy thread: it parks at once, without free checks
 //!   (Park mode; a yield would give that thread a whole time slice, and a
 //!   woken thread gets the CPU back sooner than a preempted one). Four fast
 //!   successes in a row bring back full spins. While some CPU of the machine
@@ -78,6 +78,12 @@ const PURE_SPIN: Duration = Duration::from_micros(10);
 /// thread ran on this CPU meanwhile (interrupts take less).
 #[cfg(not(loom))]
 const OFF_CPU: Duration = Duration::from_micros(3);
+
+/// How long a probe of a parking thread spins at most: enough for a parked
+/// other side to be woken and answer (tens of microseconds when its
+/// virtual CPU was halted), short enough that a failed probe costs little.
+#[cfg(not(loom))]
+const PROBE_SPIN: Duration = Duration::from_micros(50);
 
 /// Off the CPU for longer than this, the thread lost it to a thread that
 /// did not give it back soon: another program's busy thread, whose time
@@ -142,17 +148,6 @@ fn spin(budget: Duration, yielding: bool, beside: bool, mut ready: impl FnMut() 
     if budget.is_zero() {
         return false;
     }
-    // Most hand-offs arrive within a microsecond: check that briefly
-    // without touching the clock or a seat (pointless beside the other side).
-    if !yielding && !beside {
-        for _ in 0..FREE_CHECKS {
-            std::hint::spin_loop();
-            if ready() {
-                learn(Ending::Parallel);
-                return true;
-            }
-        }
-    }
     let plan = HISTORY.with(|h| {
         let mut history = h.get();
         // A thread that yields or parks while a CPU is idle spins again,
@@ -164,13 +159,28 @@ fn spin(budget: Duration, yielding: bool, beside: bool, mut ready: impl FnMut() 
         h.set(history);
         plan_for(plan, beside)
     });
+    if plan == Plan::Park {
+        // Not even the free checks: beside a busy thread they only delay it.
+        return false;
+    }
+    // Most hand-offs arrive within a microsecond: check that briefly
+    // without touching the clock or a seat (pointless beside the other side).
+    if !yielding && !beside {
+        for _ in 0..FREE_CHECKS {
+            std::hint::spin_loop();
+            if ready() {
+                learn(Ending::Parallel);
+                return true;
+            }
+        }
+    }
     let (done, ending) = match plan {
-        Plan::Park => return false,
         Plan::Yield => yield_spin(budget, &mut ready),
         // Oversubscribed pools yield from the start, and need no seat: a
         // yielding spinner does not keep another off the CPU.
         Plan::Full if yielding => yield_spin(budget, &mut ready),
-        Plan::Full | Plan::Probe => match Seat::take() {
+        // A full spin or a probe (Park returned above).
+        _ => match Seat::take() {
             // Another spinner of ours on this CPU, preempted (this thread
             // runs): it needs the CPU more than this spin does, unless a CPU
             // is idle (both spinning is how the scheduler spreads them).
@@ -264,7 +274,11 @@ fn seated_spin(
     // A probe's verdict decides for many waits: it also asks the kernel
     // whether the thread was switched out.
     let switches = if probe { context_switches() } else { None };
-    let pure = if probe { budget } else { budget.min(PURE_SPIN) };
+    let (budget, pure) = if probe {
+        (budget.min(PROBE_SPIN), budget.min(PROBE_SPIN))
+    } else {
+        (budget, budget.min(PURE_SPIN))
+    };
     let start = Instant::now();
     let mut last = start;
     let mut seen: Option<Ending> = None;
@@ -521,7 +535,7 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_that_learnt_to_park_parks_after_its_free_checks() {
+    fn a_thread_that_learnt_to_park_parks_at_once() {
         let checks = std::thread::spawn(|| {
             // (A fresh thread has no verdict on idle CPUs yet.)
             learn(Ending::Foreign);
@@ -535,8 +549,8 @@ mod tests {
         })
         .join()
         .unwrap();
-        // The first check, the free checks, and no more.
-        assert_eq!(checks, 1 + FREE_CHECKS);
+        // The first check, and no more.
+        assert_eq!(checks, 1);
     }
 
     #[test]
@@ -573,8 +587,8 @@ mod tests {
     #[test]
     fn while_a_cpu_is_idle_a_thread_spins_whatever_it_sees_or_learnt() {
         let _alone = SEAT_TESTS.lock();
-        // Parks when every CPU is busy...
-        assert_eq!(checks_after_foreign(false, false), 1 + FREE_CHECKS);
+        // Parks at once when every CPU is busy...
+        assert_eq!(checks_after_foreign(false, false), 1);
         // ... but not when a CPU was idle as it learnt, nor once one is.
         assert!(checks_after_foreign(true, false) > 1 + FREE_CHECKS);
         assert!(checks_after_foreign(false, true) > 1 + FREE_CHECKS);

@@ -9,12 +9,12 @@
 //!   off the CPU; yield at once, which hands the CPU over in a microsecond
 //!   or two and keeps both threads runnable, so that the load balancer can
 //!   still move one of them to an idle CPU (a parked one looks idle).
-//! - **Park** (another program's busy thread shares the CPU): park after the
-//!   free checks. A yield would give that thread a whole time slice
+//! - **Park** (another program's busy thread shares the CPU): park at once,
+//!   without even the free checks. A yield would give that thread a whole time slice
 //!   (milliseconds) and so would spinning until preempted, while a thread
 //!   that sleeps and is woken gets the CPU back at once (the scheduler
 //!   favours it). A parking thread probes now and then (a full-speed spin of
-//!   the whole budget that never yields, judged by whether the thread was
+//!   up to 50 us that never yields, judged by whether the thread was
 //!   switched out); a failed probe doubles the time to the next one (from
 //!   every 8th to every 256th wait). After 4096 waits (tens of
 //!   milliseconds) it spins again anyway: what looked like another program
@@ -56,7 +56,7 @@ pub enum Mode {
     Park,
 }
 
-/// What the next spin does after its free checks.
+/// What the next spin does (Park: at once; the others after the free checks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
     /// Full speed for a while, then yielding, up to the budget.
@@ -65,7 +65,7 @@ pub enum Plan {
     Yield,
     /// Park at once.
     Park,
-    /// Full speed for the whole budget, never yielding: does the other side
+    /// Full speed for up to 50 us, never yielding: does the other side
     /// run in parallel again?
     Probe,
 }
