@@ -85,6 +85,12 @@ const OFF_CPU: Duration = Duration::from_micros(3);
 #[cfg(not(loom))]
 const PROBE_SPIN: Duration = Duration::from_micros(50);
 
+/// A yield that lets nobody run takes about 0.2 us here; one that lets
+/// another thread run takes two context switches and that thread's turn,
+/// a microsecond or more.
+#[cfg(not(loom))]
+const YIELD_RAN: Duration = Duration::from_micros(1);
+
 /// Off the CPU for longer than this, the thread lost it to a thread that
 /// did not give it back soon: another program's busy thread, whose time
 /// slice (milliseconds) a further yield would give away again.
@@ -218,12 +224,13 @@ fn learn(mut ending: Ending) {
     });
 }
 
-/// What time off the CPU says.
+/// What time off the CPU says: `gap` between two checks, of which more
+/// than `short` means another thread ran.
 #[cfg(not(loom))]
-fn off_cpu(gap: Duration) -> Option<Ending> {
+fn off_cpu(gap: Duration, short: Duration) -> Option<Ending> {
     if gap > OFF_CPU_LONG {
         Some(Ending::Foreign)
-    } else if gap > OFF_CPU {
+    } else if gap > short {
         Some(Ending::Own)
     } else {
         None
@@ -241,7 +248,7 @@ fn yield_spin(budget: Duration, ready: &mut impl FnMut() -> bool) -> (bool, Endi
     loop {
         std::thread::yield_now();
         let now = Instant::now();
-        match off_cpu(now - last) {
+        match off_cpu(now - last, YIELD_RAN) {
             Some(Ending::Foreign) => return (ready(), Ending::Foreign),
             Some(_) => shared = true,
             None => {}
@@ -296,7 +303,7 @@ fn seated_spin(
             std::hint::spin_loop();
         }
         let now = Instant::now();
-        if let Some(e) = off_cpu(now - last) {
+        if let Some(e) = off_cpu(now - last, OFF_CPU) {
             if e == Ending::Foreign || probe {
                 return (ready(), e);
             }
@@ -315,7 +322,7 @@ fn seated_spin(
     loop {
         std::thread::yield_now();
         let now = Instant::now();
-        match off_cpu(now - last) {
+        match off_cpu(now - last, YIELD_RAN) {
             Some(Ending::Foreign) => return (ready(), Ending::Foreign),
             Some(e) => seen = Some(e),
             None => {}
@@ -592,6 +599,19 @@ mod tests {
         // ... but not when a CPU was idle as it learnt, nor once one is.
         assert!(checks_after_foreign(true, false) > 1 + FREE_CHECKS);
         assert!(checks_after_foreign(false, true) > 1 + FREE_CHECKS);
+    }
+
+    #[test]
+    fn time_off_the_cpu_says_who_ran() {
+        let us = Duration::from_micros;
+        // A yield that took 2 us let another thread run (a yield alone takes
+        // about 0.2 us); 2 us between clock reads may be an interrupt.
+        assert_eq!(off_cpu(us(2), YIELD_RAN), Some(Ending::Own));
+        assert_eq!(off_cpu(us(2), OFF_CPU), None);
+        assert_eq!(off_cpu(Duration::from_nanos(300), YIELD_RAN), None);
+        assert_eq!(off_cpu(us(20), OFF_CPU), Some(Ending::Own));
+        assert_eq!(off_cpu(us(60), YIELD_RAN), Some(Ending::Foreign));
+        assert_eq!(off_cpu(us(60), OFF_CPU), Some(Ending::Foreign));
     }
 
     #[test]
