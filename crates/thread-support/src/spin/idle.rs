@@ -9,7 +9,15 @@
 //! CPU is idle, a spin that shares its CPU keeps spinning rather than
 //! yielding or parking: the balancer will move one of the two.
 
+use std::io::Read;
 use std::time::{Duration, Instant};
+
+/// CPUs watched (the first ones of `/proc/stat`): a fixed array, so that a
+/// wait never allocates.
+const MAX_CPUS: usize = 64;
+
+/// Bytes of `/proc/stat` read (its per-CPU lines come first), on the stack.
+const READ_BYTES: usize = 8192;
 
 /// How often a thread reads `/proc/stat` at most.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
@@ -19,13 +27,19 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 const IDLE_SHARE: f64 = 0.5;
 
 /// One thread's samples and verdict.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IdleWatch {
     /// When the last sample was taken.
     at: Option<Instant>,
     /// Idle (and I/O wait) ticks of each CPU at the last sample.
-    idle: Vec<u64>,
+    idle: Idle,
     verdict: bool,
+}
+
+impl Default for IdleWatch {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl IdleWatch {
@@ -33,7 +47,7 @@ impl IdleWatch {
     pub const fn new() -> Self {
         Self {
             at: None,
-            idle: Vec::new(),
+            idle: Idle::EMPTY,
             verdict: false,
         }
     }
@@ -43,7 +57,7 @@ impl IdleWatch {
     pub(crate) fn seen(verdict: bool) -> Self {
         Self {
             at: Some(Instant::now()),
-            idle: Vec::new(),
+            idle: Idle::EMPTY,
             verdict,
         }
     }
@@ -57,16 +71,17 @@ impl IdleWatch {
         {
             return self.verdict;
         }
-        let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        let mut buf = [0u8; READ_BYTES];
+        let Some(stat) = read_stat(&mut buf) else {
             return false;
         };
-        let idle = parse_idle(&stat);
+        let idle = parse_idle(stat);
         // Judged over recent time only: a window that reaches back past a
         // pause of this thread (parked, the CPUs idle meanwhile) says
         // nothing about now.
         self.verdict = match self.at {
             Some(at) if now.duration_since(at) <= 2 * SAMPLE_EVERY => {
-                some_idle(&self.idle, &idle, ticks(now.duration_since(at)))
+                some_idle(self.idle.get(), idle.get(), ticks(now.duration_since(at)))
             }
             _ => false,
         };
@@ -83,19 +98,64 @@ fn ticks(d: Duration) -> f64 {
     d.as_secs_f64() * if hz > 0 { hz as f64 } else { 100.0 }
 }
 
-/// Idle plus I/O wait ticks of each `cpuN` line of `/proc/stat`.
-fn parse_idle(stat: &str) -> Vec<u64> {
-    stat.lines()
-        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
-        .map(|l| {
-            // cpuN user nice system idle iowait ...
-            l.split_ascii_whitespace()
-                .skip(4)
-                .take(2)
-                .filter_map(|f| f.parse::<u64>().ok())
-                .sum()
-        })
-        .collect()
+/// Idle ticks of up to `MAX_CPUS` CPUs.
+#[derive(Debug, Clone, Copy)]
+struct Idle {
+    ticks: [u64; MAX_CPUS],
+    cpus: usize,
+}
+
+impl Idle {
+    const EMPTY: Idle = Idle {
+        ticks: [0; MAX_CPUS],
+        cpus: 0,
+    };
+
+    fn get(&self) -> &[u64] {
+        &self.ticks[..self.cpus]
+    }
+}
+
+/// The start of `/proc/stat` in `buf` (no allocation: the path is short
+/// enough for std to convert on the stack).
+fn read_stat(buf: &mut [u8]) -> Option<&str> {
+    let mut file = std::fs::File::open("/proc/stat").ok()?;
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(_) => return None,
+        }
+    }
+    // A cut in the middle of a character can only be in a later line.
+    let text = &buf[..len];
+    let valid = match std::str::from_utf8(text) {
+        Ok(s) => s.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    std::str::from_utf8(&text[..valid]).ok()
+}
+
+/// Idle plus I/O wait ticks of each complete `cpuN` line of `/proc/stat`.
+fn parse_idle(stat: &str) -> Idle {
+    let mut idle = Idle::EMPTY;
+    // Only whole lines: the read may have cut the last one.
+    let whole = stat.rfind('\n').map_or("", |end| &stat[..end]);
+    let cpu_lines = whole
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit));
+    for line in cpu_lines.take(MAX_CPUS) {
+        // cpuN user nice system idle iowait ...
+        idle.ticks[idle.cpus] = line
+            .split_ascii_whitespace()
+            .skip(4)
+            .take(2)
+            .filter_map(|f| f.parse::<u64>().ok())
+            .sum();
+        idle.cpus += 1;
+    }
+    idle
 }
 
 /// True if some CPU was idle for more than `IDLE_SHARE` of `elapsed`
@@ -122,8 +182,13 @@ ctxt 999
 
     #[test]
     fn parses_each_cpus_idle_and_iowait() {
-        assert_eq!(parse_idle(STAT), vec![225913 + 652, 203030 + 1585]);
-        assert_eq!(parse_idle("intr 1 2\n"), Vec::<u64>::new());
+        assert_eq!(parse_idle(STAT).get(), [225913 + 652, 203030 + 1585]);
+        assert_eq!(parse_idle("intr 1 2\n").get(), [0u64; 0]);
+        // A line cut by the end of the read is left out.
+        assert_eq!(
+            parse_idle(&STAT[..STAT.find("cpu1").unwrap() + 10]).get(),
+            [225913 + 652]
+        );
     }
 
     #[test]
