@@ -29,7 +29,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 use std::time::Duration;
 
-pub use thread_support::panic_message;
+use thread_support::take_panic_message;
 
 /// Runs `body` inside the panic boundary and turns its outcome into a status.
 pub fn ffi_status(body: impl FnOnce() -> Result<(), FfiError>) -> cllm_status {
@@ -89,7 +89,7 @@ pub fn ffi_value<T>(
         Ok(Err(error)) => error,
         Err(payload) => FfiError::new(
             cllm_status::CLLM_ERR_PANIC,
-            format!("internal panic: {}", panic_message(payload.as_ref())),
+            format!("internal panic: {}", take_panic_message(payload)),
         ),
     };
     set_last_error(&error.message);

@@ -137,4 +137,4 @@ impl fmt::Display for TaskError {
 
 impl std::error::Error for TaskError {}
 
-pub(crate) use thread_support::panic_message;
+pub(crate) use thread_support::take_panic_message;

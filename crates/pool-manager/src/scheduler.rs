@@ -216,10 +216,15 @@ impl SchedulerCore {
         let start = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| (f.lock())()));
         let took = start.elapsed();
-        let outcome = match &result {
+        let outcome = match result {
             Ok(Ok(())) => Outcome::Ok,
             Ok(Err(_)) => Outcome::Failed,
-            Err(_) => Outcome::Panicked,
+            Err(payload) => {
+                // Dropped where a panicking destructor cannot end the
+                // scheduler's thread.
+                thread_support::take_panic_message(payload);
+                Outcome::Panicked
+            }
         };
         let now = Instant::now();
         let mut st = self.state.lock();

@@ -5,7 +5,7 @@
 //! is dropped without running), and one wait takes the result out.
 
 use crate::config::Role;
-use crate::error::{TaskError, panic_message};
+use crate::error::{TaskError, take_panic_message};
 use crate::metrics::TaskCounters;
 use crate::sync::{Condvar, Mutex};
 use std::cell::Cell;
@@ -199,7 +199,7 @@ where
             Ok(Ok(value)) => (Outcome::Ok, Ok(value)),
             Ok(Err(message)) => (Outcome::Failed, Err(TaskError::Failed { role, message })),
             Err(payload) => {
-                let message = panic_message(payload.as_ref());
+                let message = take_panic_message(payload);
                 (
                     Outcome::Panicked,
                     Err(TaskError::Panicked {

@@ -257,6 +257,32 @@ fn a_panicking_task_gives_its_handle_the_panic_and_its_worker_is_replaced() {
     );
 }
 
+/// A panic payload whose destructor panics too.
+struct PanicsOnDrop;
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("the payload's destructor");
+    }
+}
+
+#[test]
+fn a_task_whose_panic_payload_panics_when_dropped_is_reported_and_the_pool_goes_on() {
+    let rt = runtime(&[(Role::Background, 1)], 1, |_| {});
+    let pool = rt.pool(Role::Background);
+    let h = pool
+        .submit(|| -> u32 { std::panic::panic_any(PanicsOnDrop) })
+        .unwrap();
+    match h.wait() {
+        Err(TaskError::Panicked { message, .. }) => {
+            assert_eq!(message, "panic with a non-string payload")
+        }
+        other => panic!("expected the panic, got {other:?}"),
+    }
+    assert_eq!(pool.submit(|| 5u32).unwrap().wait().unwrap(), 5);
+    let s = pool.snapshot();
+    assert_eq!((s.tasks_failed, s.tasks_done), (1, 1));
+}
+
 #[test]
 fn health_reports_a_task_running_past_its_limit_with_pool_worker_and_duration() {
     let rt = runtime(&[(Role::Evaluation, 1), (Role::Ai, 1)], 2, |c| {

@@ -126,19 +126,11 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-#[cfg(not(loom))]
-use thread_support::panic_message;
-
-/// The message of a caught panic, whose payload is dropped here, where a
-/// panic of its own destructor is caught too (and that second payload
-/// leaked): unwinding out of the code that caught the first panic would end
-/// a sphere's thread, or leave a round's caller waiting for its own share.
+/// The message of a caught panic; its payload is dropped where a panic of
+/// its own destructor is caught too (`thread_support::take_panic_message`):
+/// unwinding out of the code that caught the first panic would end a
+/// sphere's thread, or leave a round's caller waiting for its own share.
 #[cfg(not(loom))]
 pub(crate) fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    let message = panic_message(payload.as_ref());
-    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
-    if let Err(second) = dropped {
-        std::mem::forget(second);
-    }
-    message
+    thread_support::take_panic_message(payload)
 }

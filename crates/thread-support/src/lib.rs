@@ -30,5 +30,5 @@ pub mod sync;
 
 pub use cpu::{available_cores, duration_to_nanos, process_cpu_time, thread_cpu_time};
 pub use histogram::Histogram;
-pub use panic::{Failure, catch, panic_message};
+pub use panic::{Failure, catch, panic_message, take_panic_message};
 pub use steal::StealPlan;

@@ -15,6 +15,20 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The text of a caught panic, consuming its payload. The payload is
+/// dropped here, under `catch_unwind`, because its own destructor may panic
+/// too (`std::panic::panic_any` of such a value); that second payload is
+/// leaked. Dropped anywhere else, the second panic would unwind out of the
+/// code that caught the first: out of a worker's loop (the thread ends and
+/// whoever waits for it hangs) or across an FFI boundary (an abort).
+pub fn take_panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let message = panic_message(payload.as_ref());
+    if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(second);
+    }
+    message
+}
+
 /// Why a fallible body did not finish: its own error, or a panic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure<E> {
@@ -32,7 +46,7 @@ pub fn catch<R, E>(body: impl FnOnce() -> Result<R, E>) -> Result<R, Failure<E>>
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(Failure::Failed(e)),
-        Err(payload) => Err(Failure::Panicked(panic_message(payload.as_ref()))),
+        Err(payload) => Err(Failure::Panicked(take_panic_message(payload))),
     }
 }
 
@@ -53,5 +67,24 @@ mod tests {
         assert_eq!(catch(|| Err::<(), _>(-3)), Err(Failure::Failed(-3)));
         let caught = catch(|| -> Result<(), i32> { panic!("boom {}", 7) });
         assert_eq!(caught, Err(Failure::Panicked("boom 7".to_owned())));
+    }
+
+    /// A payload whose destructor panics.
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("the payload's destructor");
+        }
+    }
+
+    #[test]
+    fn catch_survives_a_payload_that_panics_when_dropped() {
+        let caught = catch(|| -> Result<(), i32> { std::panic::panic_any(PanicsOnDrop) });
+        assert_eq!(
+            caught,
+            Err(Failure::Panicked(
+                "panic with a non-string payload".to_owned()
+            ))
+        );
     }
 }
