@@ -134,3 +134,20 @@ impl std::error::Error for Error {}
 pub(crate) fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     thread_support::take_panic_message(payload)
 }
+
+/// A job's or share's result as the pool reports it: its error code as
+/// [`Error::JobFailed`], its panic as [`Error::Panicked`].
+#[cfg(not(loom))]
+pub(crate) fn caught_outcome(
+    caught: std::thread::Result<Result<(), i32>>,
+    worker: Worker,
+) -> Result<(), Error> {
+    match caught {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
+        Err(payload) => Err(Error::Panicked {
+            worker,
+            message: panic_text(payload),
+        }),
+    }
+}

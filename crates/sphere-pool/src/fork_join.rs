@@ -17,7 +17,7 @@
 //! on the pool's it is a harmless wake-up of a live barrier.
 
 use crate::barrier::{BarrierBroken, SphereBarrier};
-use crate::error::{Error, Worker, panic_text};
+use crate::error::{Error, Worker, caught_outcome};
 use crate::round_lines::RoundLines;
 use crate::slot::Outcome;
 use std::mem::{MaybeUninit, align_of, size_of};
@@ -135,7 +135,7 @@ impl RoundTask {
     pub(crate) fn run(&self, participant: &Participant<'_>, worker: Worker) -> Outcome {
         // SAFETY: `call` was made for the task type stored in `words`.
         let task = || unsafe { (self.call)(&self.words, participant) };
-        outcome_of(catch_unwind(AssertUnwindSafe(task)), worker)
+        caught_outcome(catch_unwind(AssertUnwindSafe(task)), worker)
     }
 
     /// The participant `index` of a go-line round of `count` participants.
@@ -171,18 +171,6 @@ unsafe fn call_stored<G: ShareTask>(words: &TaskWords, p: &Participant<'_>) -> R
 unsafe fn drop_stored<G>(words: &mut TaskWords) {
     // SAFETY: promised by the caller.
     unsafe { words.as_mut_ptr().cast::<G>().drop_in_place() }
-}
-
-/// A share's result as the round reports it.
-fn outcome_of(caught: std::thread::Result<Result<(), i32>>, worker: Worker) -> Outcome {
-    match caught {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
-        Err(payload) => Err(Error::Panicked {
-            worker,
-            message: panic_text(payload),
-        }),
-    }
 }
 
 /// What every share of a fork-join runs: a task that may fail with a code.
@@ -276,7 +264,7 @@ unsafe fn run_share<F: ShareTask>(head: *const Head, index: usize, worker: Worke
         barrier: fork_join.head.barrier(),
         round: None,
     };
-    outcome_of(
+    caught_outcome(
         catch_unwind(AssertUnwindSafe(|| (fork_join.task)(&participant))),
         worker,
     )

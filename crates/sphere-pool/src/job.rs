@@ -1,7 +1,7 @@
 //! What a sphere's slot carries: a boxed closure, a small closure stored in
 //! the slot itself, or a share of a fork-join.
 
-use crate::error::{Error, Worker, panic_text};
+use crate::error::{Worker, caught_outcome};
 use crate::fork_join::Share;
 use crate::slot::Outcome;
 use std::cell::Cell;
@@ -105,12 +105,5 @@ pub(crate) fn run_job(job: Job, sphere: usize) -> Outcome {
         Job::Boxed(f) => catch_unwind(AssertUnwindSafe(f)).map(Ok),
         Job::Small(small) => catch_unwind(AssertUnwindSafe(|| small.run(sphere))),
     };
-    match caught {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
-        Err(payload) => Err(Error::Panicked {
-            worker,
-            message: panic_text(payload),
-        }),
-    }
+    caught_outcome(caught, worker)
 }

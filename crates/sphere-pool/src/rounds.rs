@@ -5,7 +5,7 @@
 //! the calling thread.
 
 use crate::barrier::SphereBarrier;
-use crate::error::{Error, Worker, panic_text};
+use crate::error::{Error, Worker, caught_outcome};
 use crate::fork_join::{ForkJoin, JoinAll, Participant, RoundTask, ShareTask};
 use crate::job::Job;
 use crate::limits::MAX_RANGE_LEN;
@@ -283,13 +283,9 @@ impl SpherePool {
             }
             Ok(())
         };
-        match inside(self.id(), me, || catch_unwind(AssertUnwindSafe(run))) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(code)) => Err(Error::JobFailed { worker, code }),
-            Err(payload) => Err(Error::Panicked {
-                worker,
-                message: panic_text(payload),
-            }),
-        }
+        caught_outcome(
+            inside(self.id(), me, || catch_unwind(AssertUnwindSafe(run))),
+            worker,
+        )
     }
 }
