@@ -492,20 +492,26 @@ mod tests {
         .unwrap()
     }
 
+    /// This CPU's seat, waiting for a spin of another test to leave it.
+    #[cfg(target_os = "linux")]
+    fn take_this_cpus_seat() -> Seat {
+        (0..1000)
+            .find_map(|_| {
+                Seat::take().or_else(|| {
+                    std::thread::sleep(Duration::from_millis(1));
+                    None
+                })
+            })
+            .expect("the seat of this CPU")
+    }
+
     #[test]
     #[cfg(target_os = "linux")]
     fn a_spin_parks_at_once_when_its_cpus_seat_is_taken() {
         let _alone = SEAT_TESTS.lock();
         let checks = on_pinned_thread(|| {
             // Another spinner of ours on this CPU (standing in: this thread).
-            let _seat = (0..1000)
-                .find_map(|_| {
-                    Seat::take().or_else(|| {
-                        std::thread::sleep(Duration::from_millis(1));
-                        None
-                    })
-                })
-                .expect("the seat of this CPU");
+            let _seat = take_this_cpus_seat();
             let mut checks = 0;
             assert!(!spin_until(Duration::from_millis(50), false, || {
                 checks += 1;
@@ -523,14 +529,7 @@ mod tests {
         let _alone = SEAT_TESTS.lock();
         let checks = on_pinned_thread(|| {
             IDLE.with(|w| *w.borrow_mut() = IdleWatch::seen(true));
-            let _seat = (0..1000)
-                .find_map(|_| {
-                    Seat::take().or_else(|| {
-                        std::thread::sleep(Duration::from_millis(1));
-                        None
-                    })
-                })
-                .expect("the seat of this CPU");
+            let _seat = take_this_cpus_seat();
             let mut checks = 0;
             spin_until(Duration::from_millis(1), false, || {
                 checks += 1;
