@@ -136,7 +136,7 @@ pub(crate) fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// A job's or share's result as the pool reports it: its error code as
-/// [`Error::JobFailed`], its panic as [`Error::Panicked`].
+/// `Error::JobFailed`, its panic as `Error::Panicked`.
 #[cfg(not(loom))]
 pub(crate) fn caught_outcome(
     caught: std::thread::Result<Result<(), i32>>,

@@ -17,7 +17,7 @@ type Words = [MaybeUninit<usize>; 2];
 /// most two words big (a function pointer and its argument, say; a larger
 /// one does not compile). It gets the index of the sphere running it and
 /// may fail with an error code, returned by the wait as
-/// [`Error::JobFailed`].
+/// [`Error::JobFailed`](crate::Error::JobFailed).
 ///
 /// ```
 /// use sphere_pool::{SmallJob, SpherePool};
