@@ -253,8 +253,10 @@ mod tests {
             .join()
             .unwrap();
         let mut reused = false;
-        // Other tests register threads concurrently, so retry a few times.
-        for _ in 0..50 {
+        // Other tests register threads concurrently and may take the freed
+        // index first (50 tries were not enough with three test processes on
+        // two CPUs), so retry many times.
+        for _ in 0..2000 {
             let next =
                 std::thread::spawn(|| (current_thread_id(), current_thread_index().unwrap()))
                     .join()
