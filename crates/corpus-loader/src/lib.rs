@@ -102,6 +102,8 @@ mod temp_name;
 mod text;
 #[cfg(not(loom))]
 mod tokenize;
+#[cfg(all(test, not(loom)))]
+mod tokenize_bench;
 #[cfg(not(loom))]
 mod tokens;
 #[cfg(not(loom))]
