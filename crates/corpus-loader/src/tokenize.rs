@@ -7,10 +7,11 @@
 //! not depend on how files were spread over workers), and every local id is
 //! mapped to its global id in one pass. Each word is hashed once.
 //!
-//! Speed: the scan finds white space and word ends eight bytes at a time
-//! (SWAR: plain integer operations on a u64), tokens of up to 15 bytes are
-//! keyed by their bytes (no string comparison), and lookups go in batches
-//! whose table slots are prefetched, so cache misses on rare words overlap.
+//! Speed: the scan classifies 64 bytes at a time into bit masks of token
+//! starts and ends, tokens of up to 12 bytes are keyed by their bytes (no
+//! string comparison), a lookup compares the three keys of one cache line
+//! without branches, and lookups go in batches whose buckets are
+//! prefetched, so cache misses on rare words overlap.
 
 const SPACE: u8 = 0;
 const WORD: u8 = 1;
@@ -34,37 +35,54 @@ const CLASS: [u8; 256] = {
     class
 };
 
-/// A token found by the scan, waiting for its table lookup (32 bytes).
+/// A token found by the scan, waiting for its table lookup (24 bytes).
 #[derive(Clone, Copy, Default)]
 struct Pending {
-    /// The key (`a`, `b`) of a token of at most 15 bytes.
+    /// The key (`a`, `b`) of a token of at most [`SHORT`] bytes.
     a: u64,
     b: u64,
-    start: usize,
-    /// Its length; one of 16 bytes or more is looked up by hash and bytes.
+    start: u32,
+    /// Its length; a longer token is looked up by hash and bytes.
     len: u32,
 }
+
+/// `KEEP[l]`: the masks of the low and high 8 bytes of a 16-byte load that
+/// keep its first `l` bytes.
+const KEEP: [[u64; 2]; 16] = {
+    let mut keep = [[0; 2]; 16];
+    let mut l = 1;
+    while l < 16 {
+        keep[l] = if l < 8 {
+            [(1 << (8 * l)) - 1, 0]
+        } else {
+            [u64::MAX, (1 << (8 * (l - 8))) - 1]
+        };
+        l += 1;
+    }
+    keep
+};
 
 impl Pending {
     /// The token `data[start..start + len]`, with 16 bytes of data from
     /// `start` on.
     #[inline(always)]
     fn new(data: &[u8], start: usize, len: usize) -> Self {
-        // One 16-byte key, masked to the token's length with one shift (for
-        // 16 bytes or more the key is unused: any value will do).
-        let bytes: [u8; 16] = data[start..start + 16].try_into().expect("16 bytes");
-        let key = u128::from_le_bytes(bytes) & ((1u128 << (8 * (len & 15))) - 1);
+        // The key: two 8-byte loads masked to the token's length (for a
+        // token longer than `SHORT` the key is unused: any value will do).
+        let bytes: &[u8; 16] = data[start..start + 16].try_into().expect("16 bytes");
+        let keep = KEEP[len & 15];
+        let (lo, hi) = bytes.split_at(8);
         Pending {
-            a: key as u64,
-            b: (key >> 64) as u64,
-            start,
+            a: u64::from_le_bytes(lo.try_into().expect("8 bytes")) & keep[0],
+            b: u64::from_le_bytes(hi.try_into().expect("8 bytes")) & keep[1],
+            start: start as u32,
             len: len as u32,
         }
     }
 
     #[inline(always)]
     fn word<'a>(&self, data: &'a [u8]) -> &'a [u8] {
-        &data[self.start..self.start + self.len as usize]
+        &data[self.start as usize..self.start as usize + self.len as usize]
     }
 }
 
@@ -111,56 +129,67 @@ const BATCH: usize = 32;
 /// into words and punctuation, appends their local ids to `out` (see
 /// [`ESCAPE`]) and returns how many tokens it found.
 ///
-/// The scan classifies 64 bytes at a time into two bit masks (word bytes,
-/// white space; SSE2 on x86-64) and walks the token starts with bit
-/// operations, without a branch per byte or per token kind.
+/// The scan classifies 64 bytes at a time into bit masks (SSE2 on x86-64)
+/// of token starts and token ends and walks both with bit operations: no
+/// branch per byte, per token kind or per token length. A block ends before
+/// a word that runs past it, so every token lies inside one block.
 pub(crate) fn tokenize_words(data: &[u8], table: &mut WordTable, out: &mut Vec<u16>) -> usize {
     let n = data.len();
     let mut tokens = 0;
     assert!(u32::try_from(n).is_ok(), "tokenise at most 4 GiB at once");
     let mut pending = [Pending::default(); BATCH];
     let mut k = 0;
+    // Each block starts at a token's start or after a byte that ends one,
+    // so its first byte never continues a word of the block before.
     let mut block = 0;
-    let mut resume = 0; // the first byte not consumed by a token yet
-    let mut word_before = 0u64; // 1 if the byte before `block` is a word byte
     // Blocks whose tokens can all be keyed with 16-byte loads.
     while block + 64 + 16 <= n {
         let (words, spaces) = classify64(data[block..block + 64].try_into().expect("64 bytes"));
-        let word_starts = words & !((words << 1) | word_before);
-        word_before = words >> 63;
-        let mut starts = word_starts | !(words | spaces);
+        let punct = !(words | spaces);
+        let next_word = is_word_byte(data[block + 64]) as u64;
+        let mut starts = (words & !(words << 1)) | punct;
+        let mut ends = (words & !((words >> 1) | (next_word << 63))) | punct;
+        // A word running on past the block has a start and no end here:
+        // the next block begins at its start (the highest start).
+        let cross = words >> 63 & next_word;
+        let last = 63 - (starts | 1).leading_zeros() as usize;
+        starts &= !(cross << last);
+        let step = if cross != 0 { last } else { 64 };
         while starts != 0 {
             let t = starts.trailing_zeros() as usize;
+            let e = ends.trailing_zeros() as usize;
             starts &= starts - 1;
-            // Punctuation: bit t itself is a non-word byte, so len = 1.
-            let not_word = !words & (u64::MAX << t);
-            let len = if not_word != 0 {
-                (not_word.trailing_zeros() as usize - t).max(1)
-            } else {
-                let rest = &data[block + 64..];
-                64 - t
-                    + rest
-                        .iter()
-                        .position(|&b| CLASS[b as usize] != WORD)
-                        .unwrap_or(rest.len())
-            };
-            let p = Pending::new(data, block + t, len);
+            ends &= ends - 1;
+            let p = Pending::new(data, block + t, e + 1 - t);
             table.prefetch(&p);
             pending[k % BATCH] = p; // k < BATCH: the modulo only drops a bounds check
             k += 1;
-            resume = block + t + len;
             if k == BATCH {
                 table.resolve_all(&pending, data, out);
                 tokens += BATCH;
                 k = 0;
             }
         }
-        block += 64;
+        if step == 0 {
+            // A word of more than 64 bytes starts the block.
+            table.resolve_all(&pending[..k], data, out);
+            tokens += k;
+            k = 0;
+            let len = data[block..]
+                .iter()
+                .position(|&b| !is_word_byte(b))
+                .unwrap_or(n - block);
+            push_id(out, table.add(&data[block..block + len], 1));
+            tokens += 1;
+            block += len;
+        } else {
+            block += step;
+        }
     }
     table.resolve_all(&pending[..k], data, out);
     tokens += k;
     // The last bytes, one at a time.
-    let mut i = resume.max(block);
+    let mut i = block;
     while i < n {
         let start = i;
         i += 1;
@@ -217,10 +246,14 @@ fn classify64(block: &[u8; 64]) -> (u64, u64) {
     (words, spaces)
 }
 
-/// The word-byte and space-byte bit masks of 64 bytes (bit i = byte i).
 #[cfg(not(target_arch = "x86_64"))]
+use classify64_portable as classify64;
+
+/// The word-byte and space-byte bit masks of 64 bytes (bit i = byte i),
+/// one byte at a time (built for tests on x86-64, to check it there too).
+#[cfg(any(test, not(target_arch = "x86_64")))]
 #[inline(always)]
-fn classify64(block: &[u8; 64]) -> (u64, u64) {
+fn classify64_portable(block: &[u8; 64]) -> (u64, u64) {
     let mut words = 0u64;
     let mut spaces = 0u64;
     for (i, &b) in block.iter().enumerate() {
@@ -259,37 +292,67 @@ pub(crate) fn is_word_byte(b: u8) -> bool {
     CLASS[b as usize] == WORD
 }
 
-/// A slot of the table of tokens of at most 15 bytes, keyed by the bytes
-/// themselves, zero-padded to 16: text never contains NUL, so keys are
-/// unique and `a` is never 0 (the empty mark).
+/// Tokens of at most this many bytes are keyed by their bytes; longer
+/// ones (under 1% of a text's tokens) by a hash and their bytes.
+const SHORT: usize = 12;
+
+/// Three keys of tokens of at most [`SHORT`] bytes, their ids and counts:
+/// one cache line, so a lookup loads one line and compares three keys
+/// without a branch. A key is the token's bytes, zero-padded to 12 (`lo`:
+/// the first 8, `hi`: the next 4): text never contains NUL, so keys are
+/// unique and a used key's `lo` is never 0 (the empty mark). Keys fill a
+/// bucket in order; a full bucket overflows into the next.
 #[derive(Clone, Copy, Default)]
-struct Slot {
-    a: u64,
-    b: u64,
-    id: u32,
-    /// Occurrences not yet added to `counts`, kept on the cache line the
-    /// lookup loaded anyway.
-    hits: u32,
+#[repr(C, align(64))]
+struct Bucket {
+    lo: [u64; 3],
+    hi: [u32; 3],
+    ids: [u32; 3],
+    /// Occurrences not yet added to `counts`, kept on the line the lookup
+    /// loaded anyway.
+    hits: [u32; 3],
 }
+
+impl Bucket {
+    /// Which of the three keys equal (`a`, `b`) (at most one), as bits,
+    /// without branches.
+    #[inline(always)]
+    fn matches(&self, a: u64, b: u64) -> u32 {
+        let b = b as u32;
+        (self.lo[0] == a && self.hi[0] == b) as u32
+            | ((self.lo[1] == a && self.hi[1] == b) as u32) << 1
+            | ((self.lo[2] == a && self.hi[2] == b) as u32) << 2
+    }
+
+    /// The number of keys in use (they fill in order).
+    fn used(&self) -> usize {
+        self.lo.iter().filter(|&&a| a != 0).count()
+    }
+}
+
+/// The table grows when more than this fraction of its keys are used.
+const MAX_LOAD: (usize, usize) = (3, 4);
 
 /// A hash table from tokens to dense local ids, with occurrence counts.
 pub(crate) struct WordTable {
-    slots: Vec<Slot>,
+    buckets: Vec<Bucket>,
     used: usize,
-    /// Tokens of 16 bytes or more: full hash and entry id + 1 (0 = empty).
+    /// Tokens longer than `SHORT`: full hash and entry id + 1 (0 = empty).
     long: Vec<(u64, u32)>,
     long_used: usize,
     /// Bytes of every entry, back to back.
     arena: Vec<u8>,
     /// Start of entry `id` in the arena (one more than entries, last = end).
     starts: Vec<usize>,
+    /// Occurrences by id: ids are numbered as met, so the frequent ones
+    /// share a few cache lines.
     counts: Vec<u64>,
 }
 
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
 
 #[inline(always)]
-fn slot_of(a: u64, b: u64, mask: usize) -> usize {
+fn bucket_of(a: u64, b: u64, mask: usize) -> usize {
     ((a ^ b.rotate_left(29)).wrapping_mul(K) >> 32) as usize & mask
 }
 
@@ -308,7 +371,7 @@ fn long_hash(word: &[u8]) -> u64 {
     h ^ (h >> 32)
 }
 
-/// The key of a token of at most 15 bytes.
+/// The key of a token of at most [`SHORT`] bytes.
 fn key(word: &[u8]) -> (u64, u64) {
     let mut b = [0u8; 16];
     b[..word.len()].copy_from_slice(word);
@@ -321,7 +384,7 @@ fn key(word: &[u8]) -> (u64, u64) {
 impl WordTable {
     pub(crate) fn new() -> Self {
         Self {
-            slots: vec![Slot::default(); 1 << 12],
+            buckets: vec![Bucket::default(); 1 << 10],
             used: 0,
             long: vec![(0, 0); 1 << 8],
             long_used: 0,
@@ -353,13 +416,13 @@ impl WordTable {
         id
     }
 
-    /// Starts loading the slot a lookup of `p` reads first.
+    /// Starts loading the bucket a lookup of `p` reads first.
     #[inline(always)]
     fn prefetch(&self, p: &Pending) {
         prefetch(
-            self.slots
+            self.buckets
                 .as_ptr()
-                .wrapping_add(slot_of(p.a, p.b, self.slots.len() - 1)),
+                .wrapping_add(bucket_of(p.a, p.b, self.buckets.len() - 1)),
         );
     }
 
@@ -370,10 +433,10 @@ impl WordTable {
         let mut units = [0u16; 3 * BATCH];
         let mut n = 0;
         for p in pending {
-            let id = if p.len >= 16 {
+            let id = if p.len as usize > SHORT {
                 self.long_id(p.word(data), 1)
             } else {
-                self.slot_id(p.a, p.b, || p.word(data), 1)
+                self.short_id(p.a, p.b, || p.word(data), 1)
             };
             if id < ESCAPE as u32 {
                 units[n] = id as u16;
@@ -386,20 +449,24 @@ impl WordTable {
         out.extend_from_slice(&units[..n]);
     }
 
-    /// Adds the occurrences counted in the slots to `counts`.
+    /// Adds the occurrences counted in the buckets to `counts`.
     pub(crate) fn flush_hits(&mut self) {
-        for slot in self.slots.iter_mut().filter(|s| s.hits > 0) {
-            self.counts[slot.id as usize] += slot.hits as u64;
-            slot.hits = 0;
+        for bucket in self.buckets.iter_mut() {
+            for j in 0..3 {
+                if bucket.hits[j] > 0 {
+                    self.counts[bucket.ids[j] as usize] += bucket.hits[j] as u64;
+                    bucket.hits[j] = 0;
+                }
+            }
         }
     }
 
     /// Adds `count` occurrences of `word` (not empty, no NUL) and returns
     /// its id.
     pub(crate) fn add(&mut self, word: &[u8], count: u64) -> u32 {
-        if word.len() < 16 {
+        if word.len() <= SHORT {
             let (a, b) = key(word);
-            self.slot_id(a, b, || word, count)
+            self.short_id(a, b, || word, count)
         } else {
             self.long_id(word, count)
         }
@@ -411,17 +478,21 @@ impl WordTable {
         if word.is_empty() {
             return None;
         }
-        if word.len() < 16 {
+        if word.len() <= SHORT {
             let (a, b) = key(word);
-            let mask = self.slots.len() - 1;
-            let mut i = slot_of(a, b, mask);
-            while self.slots[i].a != 0 {
-                if self.slots[i].a == a && self.slots[i].b == b {
-                    return Some(self.slots[i].id);
+            let mask = self.buckets.len() - 1;
+            let mut i = bucket_of(a, b, mask);
+            loop {
+                let bucket = &self.buckets[i];
+                let hit = bucket.matches(a, b);
+                if hit != 0 {
+                    return Some(bucket.ids[hit.trailing_zeros() as usize]);
+                }
+                if bucket.lo[2] == 0 {
+                    return None;
                 }
                 i = (i + 1) & mask;
             }
-            return None;
         }
         let hash = long_hash(word);
         let mask = self.long.len() - 1;
@@ -439,38 +510,50 @@ impl WordTable {
     /// The id of the token keyed (`a`, `b`), counted `count` more times;
     /// `word` gives its bytes, needed only if it is new.
     #[inline(always)]
-    fn slot_id<'w>(&mut self, a: u64, b: u64, word: impl FnOnce() -> &'w [u8], count: u64) -> u32 {
-        let mask = self.slots.len() - 1;
-        let mut i = slot_of(a, b, mask);
+    fn short_id<'w>(&mut self, a: u64, b: u64, word: impl FnOnce() -> &'w [u8], count: u64) -> u32 {
+        let mask = self.buckets.len() - 1;
+        let mut i = bucket_of(a, b, mask);
         loop {
-            let slot = &mut self.slots[i];
-            if slot.a == a && slot.b == b {
-                let id = slot.id;
-                if count == 1 && slot.hits < u32::MAX {
-                    slot.hits += 1;
+            let bucket = &mut self.buckets[i];
+            let hit = bucket.matches(a, b);
+            if hit != 0 {
+                let j = (hit.trailing_zeros() as usize).min(2);
+                let id = bucket.ids[j];
+                if count == 1 && bucket.hits[j] < u32::MAX {
+                    bucket.hits[j] += 1;
                 } else {
                     self.counts[id as usize] += count;
                 }
                 return id;
             }
-            if slot.a == 0 {
+            if bucket.lo[2] == 0 {
                 break;
             }
             i = (i + 1) & mask;
         }
+        // New: the bucket's first free key.
         let id = self.push(word(), count);
-        self.slots[i] = Slot { a, b, id, hits: 0 };
+        let bucket = &mut self.buckets[i];
+        let free = bucket.used();
+        (bucket.lo[free], bucket.hi[free], bucket.ids[free]) = (a, b as u32, id);
         self.used += 1;
-        if self.used * 2 > self.slots.len() {
-            let doubled = vec![Slot::default(); self.slots.len() * 2];
-            let old = std::mem::replace(&mut self.slots, doubled);
-            let mask = self.slots.len() - 1;
-            for slot in old.into_iter().filter(|s| s.a != 0) {
-                let mut i = slot_of(slot.a, slot.b, mask);
-                while self.slots[i].a != 0 {
-                    i = (i + 1) & mask;
+        if self.used * MAX_LOAD.1 > 3 * self.buckets.len() * MAX_LOAD.0 {
+            let doubled = vec![Bucket::default(); self.buckets.len() * 2];
+            let old = std::mem::replace(&mut self.buckets, doubled);
+            let mask = self.buckets.len() - 1;
+            for bucket in &old {
+                for j in 0..bucket.used() {
+                    let mut i = bucket_of(bucket.lo[j], bucket.hi[j] as u64, mask);
+                    while self.buckets[i].lo[2] != 0 {
+                        i = (i + 1) & mask;
+                    }
+                    let to = &mut self.buckets[i];
+                    let free = to.used();
+                    to.lo[free] = bucket.lo[j];
+                    to.hi[free] = bucket.hi[j];
+                    to.ids[free] = bucket.ids[j];
+                    to.hits[free] = bucket.hits[j];
                 }
-                self.slots[i] = slot;
             }
         }
         id
@@ -574,8 +657,8 @@ mod tests {
                 );
             }
         }
-        // The 64-at-once classifier agrees with the table on every byte, in
-        // every position, next to any neighbours.
+        // The 64-at-once classifier (and the portable one) agrees with the
+        // table on every byte, in every position, next to any neighbours.
         let mut x = 0x0123_4567_89ab_cdefu64;
         for round in 0..20_000 {
             let mut block = [0u8; 64];
@@ -590,6 +673,7 @@ mod tests {
                 };
             }
             let (words, spaces) = classify64(&block);
+            assert_eq!(classify64_portable(&block), (words, spaces));
             for (i, &b) in block.iter().enumerate() {
                 assert_eq!(
                     words >> i & 1 == 1,
