@@ -22,10 +22,11 @@
 //!   long, another program's busy thread: it parks at once, without free checks
 //!   (Park mode; a yield would give that thread a whole time slice, and a
 //!   woken thread gets the CPU back sooner than a preempted one). Four fast
-//!   successes in a row bring back full spins. While some CPU of the machine
-//!   is idle ([`idle`], `/proc/stat` every 50 ms), a thread keeps spinning
-//!   whatever it sees: threads that yield or park look light and the
-//!   scheduler keeps them on one CPU, spinning ones get spread.
+//!   successes in a row bring back full spins. While some CPU the process
+//!   may use is idle ([`idle`]: `/proc/stat` every 50 ms for the whole
+//!   process, within the affinity mask and a cgroup CPU quota), a thread
+//!   keeps spinning whatever it sees: threads that yield or park look light
+//!   and the scheduler keeps them on one CPU, spinning ones get spread.
 //! - **Yield when it may help**: a full spin checks at full speed for its
 //!   first 10 us (a hand-off usually comes within microseconds), then yields
 //!   the CPU between checks, so that a thread of ours that shares the CPU
@@ -101,7 +102,7 @@ const OFF_CPU_LONG: Duration = Duration::from_micros(50);
 thread_local! {
     /// What this thread learnt from its spins.
     static HISTORY: Cell<SpinHistory> = const { Cell::new(SpinHistory::new()) };
-    /// Whether some CPU of the machine is idle, as this thread last saw.
+    /// Whether some CPU of the process is idle, as this thread last saw.
     static IDLE: RefCell<IdleWatch> = const { RefCell::new(IdleWatch::new()) };
 }
 
