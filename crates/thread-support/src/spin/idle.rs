@@ -1,7 +1,7 @@
 //! Is some CPU that this process may use idle, with CPU time to spare?
 //! From the per-CPU idle times of `/proc/stat`, sampled at most every 50 ms
-//! by one thread for the whole process, each thread keeping the verdict in
-//! between.
+//! (less often if a sample costs more than 1% of a CPU) by one thread for
+//! the whole process, each thread keeping the verdict in between.
 //!
 //! Threads that park or yield to each other look light, and the scheduler
 //! then keeps them on one CPU (waking a thread where its waker runs, or
@@ -46,6 +46,12 @@ const READ_BYTES: usize = 16384;
 /// How often `/proc/stat` is read at most.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
+/// Samples are spread out so that they cost at most 1/`COST_SHARE` of a
+/// CPU (a 2018 report measured 4.6 ms per read with 5000 interrupts, on
+/// kernels before 5.2), but come at least this often.
+const COST_SHARE: u32 = 100;
+const SAMPLE_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
+
 /// How often the cgroup's `cpu.max` is read at most.
 const QUOTA_EVERY: Duration = Duration::from_secs(1);
 
@@ -67,8 +73,8 @@ static TABLES: Mutex<Tables> = Mutex::new(Tables::new());
 /// One thread's copy of the last verdict.
 #[derive(Debug)]
 pub struct IdleWatch {
-    /// When the verdict's sample was taken.
-    at: Option<Instant>,
+    /// When the process's next sample is due.
+    until: Option<Instant>,
     verdict: bool,
 }
 
@@ -82,7 +88,7 @@ impl IdleWatch {
     /// No verdict yet: no CPU is known to be idle.
     pub const fn new() -> Self {
         Self {
-            at: None,
+            until: None,
             verdict: false,
         }
     }
@@ -91,7 +97,7 @@ impl IdleWatch {
     #[cfg(test)]
     pub(crate) fn seen(verdict: bool) -> Self {
         Self {
-            at: Some(Instant::now()),
+            until: Some(Instant::now() + SAMPLE_EVERY),
             verdict,
         }
     }
@@ -104,16 +110,13 @@ impl IdleWatch {
     }
 
     fn some_cpu_idle_from(&mut self, sampler: &Mutex<Sampler>, now: Instant) -> bool {
-        if self
-            .at
-            .is_some_and(|at| now.saturating_duration_since(at) < SAMPLE_EVERY)
-        {
+        if self.until.is_some_and(|until| now < until) {
             return self.verdict;
         }
         // Another thread sampling now: keep the old verdict until the next
         // wait rather than wait for it.
         if let Some(mut sampler) = sampler.try_lock() {
-            (self.at, self.verdict) = sampler.verdict(now);
+            (self.until, self.verdict) = sampler.verdict(now);
         }
         self.verdict
     }
@@ -123,6 +126,8 @@ impl IdleWatch {
 struct Sampler {
     /// When the last sample was taken (`None`: none, or it failed).
     at: Option<Instant>,
+    /// How long after it the next one is due.
+    every: Duration,
     verdict: bool,
     /// The quota in CPUs, if one is set.
     quota: Option<f64>,
@@ -153,6 +158,7 @@ impl Sampler {
     const fn new(tables: &'static Mutex<Tables>) -> Self {
         Self {
             at: None,
+            every: SAMPLE_EVERY,
             verdict: false,
             quota: None,
             quota_at: None,
@@ -161,12 +167,12 @@ impl Sampler {
         }
     }
 
-    /// The verdict as of `now` and its sample's time: the last one if
-    /// recent, else a new one.
+    /// The verdict as of `now` and when the next sample is due: the last
+    /// one if recent, else a new one.
     fn verdict(&mut self, now: Instant) -> (Option<Instant>, bool) {
         let since = self.at.map(|at| now.saturating_duration_since(at));
-        if since.is_some_and(|d| d < SAMPLE_EVERY) {
-            return (self.at, self.verdict);
+        if since.is_some_and(|d| d < self.every) {
+            return (self.at.map(|at| at + self.every), self.verdict);
         }
         let tables = &mut *self.tables.lock();
         if self
@@ -181,11 +187,13 @@ impl Sampler {
         // Judged over recent time only: a window that reaches back past a
         // pause of every waiting thread (parked, the CPUs idle meanwhile)
         // says nothing about now.
-        let window = since.filter(|d| *d <= 2 * SAMPLE_EVERY && !d.is_zero());
+        let window = since.filter(|d| *d <= 2 * self.every && !d.is_zero());
         let threshold = window.map(|d| IDLE_SHARE * clock_ticks(d));
         let Tables { ticks, mask, buf } = tables;
         ticks.begin(threshold);
+        let start = Instant::now();
         let read = read_stat(buf, |cpu, idle| ticks.cpu(cpu, idle, mask));
+        self.every = interval(start.elapsed());
         ticks.end();
         let used = match (window, cpu_time, self.cpu_time) {
             (Some(w), Some(now), Some(before)) => {
@@ -196,8 +204,14 @@ impl Sampler {
         self.verdict = read && ticks.idle_seen && room_left(self.quota, mask.count, used);
         self.at = read.then_some(now);
         self.cpu_time = cpu_time;
-        (Some(now), self.verdict)
+        (Some(now + self.every), self.verdict)
     }
+}
+
+/// The time between samples that each take `cost`.
+fn interval(cost: Duration) -> Duration {
+    cost.saturating_mul(COST_SHARE)
+        .clamp(SAMPLE_EVERY, SAMPLE_AT_LEAST_EVERY)
 }
 
 /// True if a quota of `quota` CPUs, with the process using `used` CPUs,
@@ -852,6 +866,15 @@ ctxt 999
     }
 
     #[test]
+    fn samples_cost_at_most_a_hundredth_of_a_cpu() {
+        let us = Duration::from_micros;
+        assert_eq!(interval(us(4)), SAMPLE_EVERY);
+        assert_eq!(interval(us(500)), SAMPLE_EVERY);
+        assert_eq!(interval(us(4600)), us(460_000));
+        assert_eq!(interval(Duration::from_secs(1)), SAMPLE_AT_LEAST_EVERY);
+    }
+
+    #[test]
     fn a_quota_below_the_cpus_needs_room_left() {
         assert!(room_left(None, 64, None), "no quota");
         assert!(room_left(Some(64.0), 64, Some(64.0)), "not below the mask");
@@ -964,7 +987,7 @@ ctxt 999
         sampler.lock().verdict = true;
         let mut other = IdleWatch::new();
         assert!(other.some_cpu_idle_from(&sampler, t0 + SAMPLE_EVERY / 2));
-        assert_eq!(other.at, Some(t0));
+        assert_eq!(other.until, Some(t0 + SAMPLE_EVERY));
         // While another thread samples, the old verdict.
         let guard = sampler.lock();
         assert!(other.some_cpu_idle_from(&sampler, t0 + SAMPLE_EVERY * 2));
@@ -973,7 +996,7 @@ ctxt 999
             // Sampled again after a long gap: no verdict from that window.
             w.verdict = true;
             assert!(!w.some_cpu_idle_from(&sampler, t0 + SAMPLE_EVERY * 3));
-            assert_eq!(w.at, Some(t0 + SAMPLE_EVERY * 3));
+            assert_eq!(w.until, Some(t0 + SAMPLE_EVERY * 4));
         }
     }
 

@@ -23,7 +23,7 @@
 //!   (Park mode; a yield would give that thread a whole time slice, and a
 //!   woken thread gets the CPU back sooner than a preempted one). Four fast
 //!   successes in a row bring back full spins. While some CPU the process
-//!   may use is idle ([`idle`]: `/proc/stat` every 50 ms for the whole
+//!   may use is idle ([`idle`]: `/proc/stat` at most every 50 ms for the whole
 //!   process, within the affinity mask and a cgroup CPU quota), a thread
 //!   keeps spinning whatever it sees: threads that yield or park look light
 //!   and the scheduler keeps them on one CPU, spinning ones get spread.
