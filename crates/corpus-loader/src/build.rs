@@ -47,7 +47,7 @@ pub(crate) struct FileRecord {
     pub name: Vec<u8>,
     pub kind: EntryKind,
     pub sig: StatSig,
-    /// XXH64 of the content (regular files; 0 for a skipped file larger
+    /// XXH3 of the content (regular files; 0 for a skipped file larger
     /// than [`BIG_FILE`], which is not read to its end).
     pub hash: u64,
     /// Modified too close to the build to trust its stat signature: the next

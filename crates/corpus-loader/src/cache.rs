@@ -6,13 +6,14 @@
 //! 0    header (128 bytes): magic "CLLMTOKC", version, file length,
 //!      fingerprint of the options and source, token width (2 or 4),
 //!      vocabulary size, token count, section offsets and lengths, the
-//!      XXH64 of the metadata and of the block table, and its own XXH64
+//!      XXH3 of the metadata and of the block table, and its own XXH3
 //! 128  metadata: build stamp, source, manifest (name, kind, size, mtime,
 //!      ctime, inode, device, content hash, racy flag, tokens, skip reason),
 //!      vocabulary (tokens and counts)
 //!      padding to a multiple of 64
 //!      tokens: little-endian ids
-//!      block table: XXH64 of each 1 MiB block of the tokens
+//!      block table: XXH3 of each 64 KiB block of the tokens (seeded with
+//!      the block's index)
 //! ```
 //!
 //! Reading checks, in order: the length against the header (truncation),
@@ -28,7 +29,7 @@
 use crate::build::FileRecord;
 use crate::config::{LoaderConfig, TokenizerKind};
 use crate::fs::{Opener, StatSig};
-use crate::hash::xxh64;
+use crate::hash::xxh3;
 use crate::reader::Reader;
 use crate::temp_name::temp_name;
 use crate::tokens::{TokenStore, Tokens, try_zeroed};
@@ -45,8 +46,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The first eight bytes of every cache file.
 pub const MAGIC: [u8; 8] = *b"CLLMTOKC";
-/// The format version this code reads and writes.
-pub const VERSION: u32 = 1;
+/// The format version this code reads and writes. 2: every checksum (and
+/// the files' content hashes in the manifest) is XXH3; version 1's were
+/// XXH64, so a version 1 cache is rejected by its version and rebuilt.
+pub const VERSION: u32 = 2;
 const HEADER_LEN: usize = 128;
 /// Tokens are checksummed in blocks of this size: small enough that the
 /// range check after the hash reads the block from the core's own cache.
@@ -60,7 +63,7 @@ pub(crate) fn fingerprint(config: &LoaderConfig, description: &[u8]) -> u64 {
     bytes.extend_from_slice(&(config.max_vocab as u64).to_le_bytes());
     bytes.push(config.document_markers as u8);
     bytes.extend_from_slice(description);
-    xxh64(&bytes, 0x636c_6c6d)
+    xxh3(&bytes, 0x636c_6c6d)
 }
 
 /// The fixed header.
@@ -100,7 +103,7 @@ impl Header {
         put(96, &self.block_count.to_le_bytes());
         put(104, &(BLOCK as u32).to_le_bytes());
         put(112, &self.blocks_hash.to_le_bytes());
-        let own = xxh64(&h[..120], 0);
+        let own = xxh3(&h[..120], 0);
         h[120..].copy_from_slice(&own.to_le_bytes());
         h
     }
@@ -125,7 +128,7 @@ impl Header {
             ));
         }
         let stored = u64::from_le_bytes(data[120..128].try_into().expect("8 bytes"));
-        if xxh64(&data[..120], 0) != stored {
+        if xxh3(&data[..120], 0) != stored {
             return Err("header checksum mismatch".into());
         }
         let header_len = r.u32().ok_or_else(bad)?;
@@ -346,7 +349,7 @@ pub(crate) fn open(opener: &Opener, path: &Path) -> Opened {
     if let Err(e) = file.read_exact_at(&mut meta_bytes, HEADER_LEN as u64) {
         return Opened::Corrupt(read_failure(&e));
     }
-    if xxh64(&meta_bytes, 0) != header.meta_hash {
+    if xxh3(&meta_bytes, 0) != header.meta_hash {
         return Opened::Corrupt("metadata checksum mismatch".into());
     }
     let Some(meta) = decode_meta(&meta_bytes) else {
@@ -386,7 +389,7 @@ impl CacheFile {
         self.file
             .read_exact_at(&mut table, h.blocks_off)
             .map_err(|e| read_failure(&e))?;
-        if xxh64(&table, 0) != h.blocks_hash {
+        if xxh3(&table, 0) != h.blocks_hash {
             return Err("block table checksum mismatch".into());
         }
         let blocks: Vec<u64> = table
@@ -421,7 +424,7 @@ impl CacheFile {
                 let at = h.tokens_off + (b * BLOCK) as u64;
                 if let Err(e) = self.file.read_exact_at(&mut part, at) {
                     read_error.lock().get_or_insert(read_failure(&e));
-                } else if xxh64(&part, b as u64) != blocks[b] {
+                } else if xxh3(&part, b as u64) != blocks[b] {
                     first_bad.fetch_min(b as u64, Ordering::Relaxed);
                 } else if max_id(&part, width) >= vocab {
                     out_of_range.store(true, Ordering::Relaxed);
@@ -476,7 +479,7 @@ pub(crate) fn block_hashes(
     let hashes: Vec<Mutex<u64>> = (0..n).map(|_| Mutex::new(0)).collect();
     pool.parallel_for(0..n, 16, |blocks| {
         for b in blocks {
-            *hashes[b].lock() = xxh64(
+            *hashes[b].lock() = xxh3(
                 &tokens[b * BLOCK..tokens.len().min((b + 1) * BLOCK)],
                 b as u64,
             );
@@ -555,11 +558,11 @@ impl TempCache {
             vocab_size: meta.vocab.len() as u32,
             n_tokens: tokens.len() as u64,
             meta_len: meta_bytes.len() as u64,
-            meta_hash: xxh64(&meta_bytes, 0),
+            meta_hash: xxh3(&meta_bytes, 0),
             tokens_off: tokens_off as u64,
             blocks_off: blocks_off as u64,
             block_count: blocks.len() as u64,
-            blocks_hash: xxh64(&block_table, 0),
+            blocks_hash: xxh3(&block_table, 0),
         };
         let mut file = self.file.take().expect("a temp cache is persisted once");
         file.write_all(&header.encode())?;

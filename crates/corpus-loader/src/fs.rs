@@ -92,12 +92,12 @@ impl StatSig {
     }
 }
 
-/// The XXH64 of `file`'s content (read from its start, in pieces through
+/// The XXH3 of `file`'s content (read from its start, in pieces through
 /// `buf`, never whole) and its length.
 pub(crate) fn hash_file(file: &File, buf: &mut Vec<u8>) -> io::Result<(u64, u64)> {
     use std::os::unix::fs::FileExt;
     buf.resize(1 << 20, 0);
-    let mut hasher = crate::hash::Xxh64::new(0);
+    let mut hasher = crate::hash::Xxh3::new(0);
     let mut offset = 0u64;
     loop {
         let n = match file.read_at(buf, offset) {

@@ -44,7 +44,7 @@
 //! - a program that sets the modification time back (`touch -r`): the status
 //!   change time still moves, and it cannot be set by a program.
 //!
-//! A file with a new `stat` but the same size is hashed (XXH64): same
+//! A file with a new `stat` but the same size is hashed (XXH3): same
 //! content, the cache is used and rewritten with the new `stat`
 //! ([`CacheStatus::Refreshed`]); a different size needs no hash to be a
 //! change. What remains unprotected: a clock set backwards, and file systems

@@ -189,7 +189,7 @@ fn a_large_text_file_streams_in_pieces_with_the_same_tokens_and_hash() {
     assert_eq!(streamed.vocab(), whole.vocab());
     assert_eq!(streamed.report().files, 1);
 
-    // The streamed hash is the file's XXH64: a new stat with the same
+    // The streamed hash is the file's XXH3: a new stat with the same
     // content keeps the cache (the check hashes the file in pieces too).
     settle();
     std::fs::File::options()

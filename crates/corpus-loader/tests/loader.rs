@@ -509,6 +509,42 @@ fn a_damaged_cache_is_detected_and_rebuilt() {
     check_damage("empty", |b| b.clear());
 }
 
+/// A cache of format version 1 (XXH64 checksums), `tests/data/cache-v1.bin`:
+/// written by the loader of commit 8f2fb6c for a directory holding one
+/// file, `a.txt`, with this text.
+const V1_TEXT: &str = "The cat sat on the mat, and the cat slept.\n";
+
+#[test]
+fn a_cache_of_format_version_1_is_rejected_and_rebuilt() {
+    let dir = TempDir::new("v1");
+    dir.write("a.txt", V1_TEXT);
+    let cache_dir = TempDir::new("v1-cache");
+    let cache = cache_dir.path().join("c.cache");
+    let old = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/cache-v1.bin"
+    ))
+    .expect("the version 1 cache");
+    assert_eq!(&old[..12], b"CLLMTOKC\x01\0\0\0", "a version 1 cache");
+    std::fs::write(&cache, &old).unwrap();
+    settle();
+    let corpus = load(dir.path(), cached(&cache), 2).unwrap();
+    assert_rebuilt(
+        &corpus,
+        &dir,
+        CacheStatus::Corrupt,
+        "format version 1, this loader reads version 2",
+    );
+    // The ids the version 1 loader stored for this text.
+    assert_eq!(
+        corpus.tokens().to_vec(),
+        [2, 8, 4, 12, 11, 5, 10, 6, 9, 5, 4, 13, 7, 3]
+    );
+    let next = load(dir.path(), cached(&cache), 2).unwrap();
+    assert_eq!(next.report().cache_status, CacheStatus::Hit);
+    assert_eq!(next.tokens().to_vec(), corpus.tokens().to_vec());
+}
+
 #[test]
 fn a_truncated_cache_is_detected_at_every_length() {
     let (dir, _c, cache) = three_files("truncated");

@@ -6,7 +6,7 @@
 use crate::config::TokenizerKind;
 use crate::error::Error;
 use crate::fs::{Opener, StatSig};
-use crate::hash::{Xxh64, xxh64};
+use crate::hash::{Xxh3, xxh3};
 use crate::text::{Classifier, Content, classify};
 use crate::tokenize::{
     MAX_UNITS_PER_BYTE, WordTable, is_word_byte, tokenize_bytes, tokenize_words,
@@ -156,7 +156,7 @@ impl Worker {
         self.read += started.elapsed();
         self.bytes_read += self.buf.len() as u64;
         let check_started = thread_cpu_time();
-        let hash = xxh64(&self.buf, 0);
+        let hash = xxh3(&self.buf, 0);
         let content = classify(&self.buf);
         self.check += thread_cpu_time().saturating_sub(check_started);
         match content {
@@ -211,7 +211,7 @@ impl Worker {
         if let Err(e) = grow(&mut self.buf, PIECE + 4, "a read buffer") {
             return Outcome::Failed(e);
         }
-        let mut hasher = Xxh64::new(0);
+        let mut hasher = Xxh3::new(0);
         let mut classifier = Classifier::new(sig.size);
         let mut bounds = Bounds::new();
         let mut too_long = None;
