@@ -311,8 +311,15 @@ static cllm_pool *pool_create(int n) {
     return pool;
 }
 
-static void pool_round(cllm_pool *pool, long iters) {
-    if (cllm_pool_run_all(pool, pool_task, &iters) != CLLM_OK) {
+/* The argument is the measurement's own `iters`, as the floor's is: a value
+ * copied to the stack for each round would move that stack line to the
+ * sphere and back every round (the sphere reads it), a transfer the floor
+ * does not pay. OpenMP's outlined region gets its data that way by design,
+ * so it keeps that cost. (Until 2026-12-06 the pool was handed
+ * such a copy: N=2 pool/floor was 1.33 with it, 1.05 without, in 8 quiet
+ * measurements each; docs/handoff-cost.md.) */
+static void pool_round(cllm_pool *pool, long *iters) {
+    if (cllm_pool_run_all(pool, pool_task, iters) != CLLM_OK) {
         fprintf(stderr, "cllm_pool_run_all: %s\n", cllm_last_error());
         exit(1);
     }
@@ -358,7 +365,7 @@ typedef struct {
 
 static void one_round(methods *m, int method) {
     switch (method) {
-    case POOL: pool_round(m->pool, m->iters); break;
+    case POOL: pool_round(m->pool, &m->iters); break;
     case OMP: omp_round(m->n, m->iters); break;
     case SEED: seed_round(m->ws, m->n, m->iters); break;
     default: floor_round(m->fl, floor_work, &m->iters); break;
@@ -621,7 +628,8 @@ int main(void) {
     /* Idle CPU: the pool's threads in the second after its last job. */
     sleep_ms(PAUSE_MS);
     cllm_pool *pool = pool_create(2);
-    for (int k = 0; k < 10000; k++) pool_round(pool, 0);
+    long no_work = 0;
+    for (int k = 0; k < 10000; k++) pool_round(pool, &no_work);
     double cpu0 = sphere_cpu_ns(), t0 = now_ns();
     sleep_ms(1000);
     double cpu = sphere_cpu_ns() - cpu0, wall = now_ns() - t0;
