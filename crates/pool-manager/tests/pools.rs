@@ -582,12 +582,19 @@ fn a_task_submitted_while_its_pool_goes_inline_still_runs() {
         while start.elapsed() < Duration::from_millis(1000) {
             rt.resize(Role::Ai, 0).unwrap();
             // Inline now: a queued task is run by its submitter right after
-            // its push; one still queued a second later has nobody.
+            // its push; one still queued a second later has nobody. An empty
+            // queue ends the wait: a submitter that checked before the
+            // resize may push once more (and then runs its task itself), so
+            // a second read here saw a task for a moment, not a stranded one
+            // (3 in 60 runs beside a busy loop, before this was so).
             let queued_at = Instant::now();
-            while rt.pool(Role::Ai).queue_depth() > 0 && queued_at.elapsed().as_secs() < 1 {
+            stranded = loop {
+                let depth = rt.pool(Role::Ai).queue_depth();
+                if depth == 0 || queued_at.elapsed() >= Duration::from_secs(1) {
+                    break depth;
+                }
                 sleep(Duration::from_millis(1));
-            }
-            stranded = rt.pool(Role::Ai).queue_depth();
+            };
             if stranded > 0 {
                 break;
             }
