@@ -2,111 +2,13 @@
 //! or SSE2 at run time) is the content hash of input files and every
 //! checksum of the cache: about 3 times the speed of XXH64 on a block in
 //! the core's cache (47 against 16 GB/s on this project's test machine),
-//! and a warm load checksums the whole token section. XXH64 (a plain,
-//! portable implementation of the published algorithm, checked against the
-//! reference outputs) stays for callers of [`xxh64`].
-
-const P1: u64 = 0x9E37_79B1_85EB_CA87;
-const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-const P3: u64 = 0x1656_67B1_9E37_79F9;
-const P4: u64 = 0x85EB_CA77_C2B2_AE63;
-const P5: u64 = 0x27D4_EB2F_1656_67C5;
-
-#[inline(always)]
-fn read64(b: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
-}
-
-#[inline(always)]
-fn read32(b: &[u8], i: usize) -> u64 {
-    u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes")) as u64
-}
-
-#[inline(always)]
-fn round(acc: u64, input: u64) -> u64 {
-    acc.wrapping_add(input.wrapping_mul(P2))
-        .rotate_left(31)
-        .wrapping_mul(P1)
-}
-
-#[inline(always)]
-fn merge_round(acc: u64, val: u64) -> u64 {
-    (acc ^ round(0, val)).wrapping_mul(P1).wrapping_add(P4)
-}
-
-/// The four accumulators before the first stripe.
-fn init_lanes(seed: u64) -> [u64; 4] {
-    [
-        seed.wrapping_add(P1).wrapping_add(P2),
-        seed.wrapping_add(P2),
-        seed,
-        seed.wrapping_sub(P1),
-    ]
-}
-
-/// One 32-byte stripe: eight bytes into each lane.
-#[inline(always)]
-fn stripe(v: &mut [u64; 4], s: &[u8]) {
-    v[0] = round(v[0], read64(s, 0));
-    v[1] = round(v[1], read64(s, 8));
-    v[2] = round(v[2], read64(s, 16));
-    v[3] = round(v[3], read64(s, 24));
-}
-
-/// The hash before the tail: the lanes merged after at least one stripe,
-/// else the short-input start value.
-fn merge_lanes(v: [u64; 4], seed: u64, total: u64) -> u64 {
-    if total < 32 {
-        return seed.wrapping_add(P5);
-    }
-    let mut h = v[0]
-        .rotate_left(1)
-        .wrapping_add(v[1].rotate_left(7))
-        .wrapping_add(v[2].rotate_left(12))
-        .wrapping_add(v[3].rotate_left(18));
-    for lane in v {
-        h = merge_round(h, lane);
-    }
-    h
-}
+//! and a warm load checksums the whole token section. XXH64, from the same
+//! crate, stays for callers of [`xxh64`] (the cache used it before format
+//! version 2).
 
 /// The XXH64 hash of `data` with `seed`.
 pub fn xxh64(data: &[u8], seed: u64) -> u64 {
-    let mut v = init_lanes(seed);
-    let mut stripes = data.chunks_exact(32);
-    for s in &mut stripes {
-        stripe(&mut v, s);
-    }
-    let len = data.len() as u64;
-    finalize(
-        merge_lanes(v, seed, len).wrapping_add(len),
-        stripes.remainder(),
-    )
-}
-
-/// The last step of XXH64: the bytes after the last whole stripe.
-fn finalize(mut h: u64, data: &[u8]) -> u64 {
-    let len = data.len();
-    let mut i = 0;
-    while i + 8 <= len {
-        h ^= round(0, read64(data, i));
-        h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
-        i += 8;
-    }
-    if i + 4 <= len {
-        h ^= read32(data, i).wrapping_mul(P1);
-        h = h.rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
-        i += 4;
-    }
-    for &byte in &data[i..] {
-        h ^= (byte as u64).wrapping_mul(P5);
-        h = h.rotate_left(11).wrapping_mul(P1);
-    }
-    h ^= h >> 33;
-    h = h.wrapping_mul(P2);
-    h ^= h >> 29;
-    h = h.wrapping_mul(P3);
-    h ^ (h >> 32)
+    twox_hash::XxHash64::oneshot(seed, data)
 }
 
 /// The XXH3 (64-bit) hash of `data` with `seed`.
