@@ -305,15 +305,7 @@ fn cat(files: &[PathBuf]) -> (Duration, u64) {
 
 /// The `model name` line of /proc/cpuinfo.
 fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
+    thread_support::cpu_model_name().unwrap_or_else(|| "unknown".into())
 }
 
 /// Drops the OS page cache (needs root). False if not allowed.

@@ -94,14 +94,7 @@ fn tokenize_bench() {
     }
     times.sort_by(f64::total_cmp);
     let (tokens, distinct) = counts.expect("at least one run");
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(String::from)
-        })
-        .unwrap_or_default();
+    let cpu = thread_support::cpu_model_name().unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("{cpu}");
     println!(

@@ -28,14 +28,7 @@ fn main() -> ExitCode {
     }
 
     // The machine, so that the times printed can be read.
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(": ").map(|(_, m)| m.to_owned()))
-        })
-        .unwrap_or_else(|| "?".to_owned());
+    let model = thread_support::cpu_model_name().unwrap_or_else(|| "?".to_owned());
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|t| t.split_whitespace().next().map(str::to_owned))

@@ -17,30 +17,38 @@ pub fn available_cores() -> usize {
 /// so summing it over tasks gives work that fits in `cores x wall` even when
 /// the machine is oversubscribed. Returns zero if the clock is unavailable.
 pub fn thread_cpu_time() -> Duration {
-    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or(Duration::ZERO)
 }
 
 /// The CPU time the whole process has used so far, every thread, user and
 /// system (`CLOCK_PROCESS_CPUTIME_ID`). Returns zero if the clock is
 /// unavailable.
 pub fn process_cpu_time() -> Duration {
-    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID).unwrap_or(Duration::ZERO)
 }
 
-fn cpu_clock(clock: libc::clockid_t) -> Duration {
+/// The time of CPU clock `clock`; `None` if it is unavailable.
+pub(crate) fn cpu_clock(clock: libc::clockid_t) -> Option<Duration> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes it.
     let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(
-        ts.tv_sec.max(0) as u64,
-        ts.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
+    (rc == 0).then(|| {
+        Duration::new(
+            ts.tv_sec.max(0) as u64,
+            ts.tv_nsec.clamp(0, 999_999_999) as u32,
+        )
+    })
+}
+
+/// The CPU's model name (`model name` in /proc/cpuinfo), for the first line
+/// of a benchmark's report; `None` where the system does not say.
+pub fn cpu_model_name() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_owned())
 }
 
 /// A duration in nanoseconds, saturating at `u64::MAX` (584 years): the one
@@ -52,6 +60,22 @@ pub fn duration_to_nanos(d: Duration) -> u64 {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_model_name_is_the_value_of_its_cpuinfo_line() {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        match info.lines().find(|l| l.starts_with("model name")) {
+            Some(line) => {
+                let name = cpu_model_name().expect("a model name line");
+                assert!(
+                    !name.is_empty() && line.ends_with(&name),
+                    "{line:?} -> {name:?}"
+                );
+                assert!(!name.contains(':') || line.matches(':').count() > 1);
+            }
+            None => assert_eq!(cpu_model_name(), None),
+        }
+    }
 
     #[test]
     fn thread_cpu_time_grows_with_work_but_not_with_sleep() {

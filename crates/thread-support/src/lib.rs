@@ -13,7 +13,8 @@
 //!   spinner per CPU across every pool of every crate (one table needs one
 //!   copy of the code).
 //! - [`available_cores`] (read once per process), [`thread_cpu_time`],
-//!   [`process_cpu_time`], [`duration_to_nanos`] (saturating).
+//!   [`process_cpu_time`], [`duration_to_nanos`] (saturating),
+//!   [`cpu_model_name`] (for benchmark reports).
 //! - [`panic_message`], [`catch`] and [`Failure`]: a body's panic or error
 //!   as a value each crate maps into its own error type.
 //! - [`Histogram`]: one lock-free, log-bucketed histogram of durations with
@@ -28,7 +29,9 @@ pub mod spin;
 mod steal;
 pub mod sync;
 
-pub use cpu::{available_cores, duration_to_nanos, process_cpu_time, thread_cpu_time};
+pub use cpu::{
+    available_cores, cpu_model_name, duration_to_nanos, process_cpu_time, thread_cpu_time,
+};
 pub use histogram::Histogram;
 pub use panic::{Failure, catch, panic_message, take_panic_message};
 pub use steal::StealPlan;

@@ -233,15 +233,7 @@ fn clock_ticks(d: Duration) -> f64 {
 
 /// The CPU time of all the process's threads.
 fn process_cpu_time() -> Option<Duration> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given, nothing else.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0;
-    let secs = u64::try_from(ts.tv_sec).ok()?;
-    let nanos = u32::try_from(ts.tv_nsec).ok()?;
-    ok.then(|| Duration::new(secs, nanos))
+    crate::cpu::cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 /// The CPUs the process may run on.
@@ -1062,14 +1054,7 @@ ctxt 999
     #[test]
     #[ignore = "a measurement, not a check"]
     fn sample_cost() {
-        let model = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|c| {
-                c.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .map(String::from)
-            })
-            .unwrap_or_default();
+        let model = crate::cpu_model_name().unwrap_or_default();
         let stat_now = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         println!(
             "{model}; {} CPUs online; /proc/stat {} bytes, {} numbers",
