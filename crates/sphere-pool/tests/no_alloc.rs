@@ -5,38 +5,21 @@
 #![cfg(not(loom))]
 
 use sphere_pool::{Participant, SmallJob, SpherePool};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting the calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded from the caller.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded from the caller.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use thread_support::CountingAllocator;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator::new();
 
 /// Allocations made while `f` runs (after one warm-up call, which may set
 /// up thread-local parking data).
 fn allocations(mut f: impl FnMut()) -> usize {
     f();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = GLOBAL.allocations();
     for _ in 0..100 {
         f();
     }
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    GLOBAL.allocations() - before
 }
 
 static SUM: AtomicUsize = AtomicUsize::new(0);

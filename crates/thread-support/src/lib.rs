@@ -17,11 +17,14 @@
 //!   [`cpu_model_name`] (for benchmark reports).
 //! - [`panic_message`], [`catch`] and [`Failure`]: a body's panic or error
 //!   as a value each crate maps into its own error type.
+//! - [`CountingAllocator`]: a global allocator that counts, for the tests
+//!   of paths that promise not to allocate.
 //! - [`Histogram`]: one lock-free, log-bucketed histogram of durations with
 //!   the resolution as a parameter.
 //! - [`StealPlan`]: the work-stealing plan of a parallel loop (the engine's
 //!   `parallel_for` and a role pool's loops).
 
+mod counting_alloc;
 mod cpu;
 mod histogram;
 mod panic;
@@ -29,6 +32,7 @@ pub mod spin;
 mod steal;
 pub mod sync;
 
+pub use counting_alloc::CountingAllocator;
 pub use cpu::{
     available_cores, cpu_model_name, duration_to_nanos, process_cpu_time, thread_cpu_time,
 };
