@@ -512,19 +512,34 @@ fn main() {
     if o.warm_loop > 0 {
         let started = Instant::now();
         let (mut walk, mut verify) = (Duration::ZERO, Duration::ZERO);
+        // Each load's wall time, and its process CPU time (both threads,
+        // dropping the corpus included): on a machine shared with other
+        // programs, the best of many is what a quiet one gives.
+        let (mut walls, mut cpus) = (Vec::new(), Vec::new());
         for _ in 0..o.warm_loop {
-            let (_, c) = load(&bench.loader, &bench.corpus, &bench.pool);
+            let cpu0 = thread_support::process_cpu_time();
+            let (t, c) = load(&bench.loader, &bench.corpus, &bench.pool);
             assert_eq!(c.report().cache_status, CacheStatus::Hit);
             walk += c.report().timings.walk;
             verify += c.report().timings.cache_read;
+            drop(c);
+            cpus.push(thread_support::process_cpu_time().saturating_sub(cpu0));
+            walls.push(t);
         }
         let each = |d: Duration| d.as_secs_f64() * 1e3 / o.warm_loop as f64;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "{} warm loads: {:.2} ms each (walk {:.2} ms, cache {:.2} ms)",
+            "{} warm loads: {:.2} ms each (walk {:.2} ms, cache {:.2} ms); per load: wall best {:.2} \
+             median {:.2} ms, CPU best {:.2} median {:.2} ms; load average {}",
             o.warm_loop,
             each(started.elapsed()),
             each(walk),
-            each(verify)
+            each(verify),
+            ms(*walls.iter().min().expect("a load")),
+            ms(median(walls)),
+            ms(*cpus.iter().min().expect("a load")),
+            ms(median(cpus)),
+            load_average()
         );
         return;
     }
