@@ -30,7 +30,7 @@ use crate::config::{BOS_ID, EOS_ID, LoaderConfig, NUM_SPECIAL, TokenizerKind, UN
 use crate::error::Error;
 use crate::fs::{Opener, StatSig};
 use crate::tokenize::{Candidate, WordTable, decode_ids, rank};
-use crate::tokens::{TokenInt, TokenStore, try_zeroed};
+use crate::tokens::{TokenBuf, TokenInt, TokenStore, try_zeroed};
 use crate::vocab::Vocab;
 use crate::walk::{EntryKind, WalkEntry};
 use parking_lot::Mutex;
@@ -436,7 +436,7 @@ fn assemble<T: TokenInt>(
     remaps: &[Vec<u32>],
     docs: &[Vec<Segment>],
     markers: bool,
-    store: fn(Vec<T>) -> TokenStore,
+    store: fn(TokenBuf<T>) -> TokenStore,
 ) -> Result<TokenStore, Error> {
     let extra = if markers { 2 } else { 0 };
     let lens: Vec<usize> = docs

@@ -24,8 +24,8 @@ impl TokenInt for u32 {
 /// Where the tokens live: 16-bit ids when the vocabulary has at most 65536
 /// entries (half the memory and cache size), 32-bit otherwise.
 pub(crate) enum TokenStore {
-    U16(Vec<u16>),
-    U32(Vec<u32>),
+    U16(TokenBuf<u16>),
+    U32(TokenBuf<u32>),
 }
 
 impl TokenStore {
@@ -53,38 +53,132 @@ impl TokenStore {
     }
 }
 
-/// `n` zero ids, or `None` if that memory cannot be had (never an abort).
-/// Zeroed memory comes straight from the system for large sizes, without
-/// a pass that writes it.
-pub(crate) fn try_zeroed<T: TokenInt>(n: usize) -> Option<Vec<T>> {
-    if n == 0 {
-        return Some(Vec::new());
-    }
-    let layout = std::alloc::Layout::array::<T>(n).ok()?;
-    // SAFETY: the layout has a non-zero size (n > 0, T is u16 or u32).
-    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
-    if ptr.is_null() {
-        return None;
-    }
-    advise_huge_pages(ptr.cast(), layout.size());
-    // SAFETY: `ptr` was allocated by the global allocator with the layout of
-    // `n` T's, and all-zero bytes are a valid u16/u32.
-    Some(unsafe { Vec::from_raw_parts(ptr, n, n) })
+/// The size of a transparent huge page on x86-64 and arm64 (4 KiB base
+/// pages). Elsewhere the advice is only a hint that may do nothing.
+const HUGE: usize = 2 << 20;
+
+/// An array of ids in memory of its own. Small arrays come from the global
+/// allocator; from one huge page up, from `mmap`: whole 2 MiB-aligned huge
+/// pages under `MADV_HUGEPAGE`, so every page of it is filled by the kernel
+/// 2 MiB per fault (an allocator's block starts and ends mid-page, and
+/// those partial huge pages took hundreds of 4 KiB faults per warm load).
+pub(crate) struct TokenBuf<T: TokenInt> {
+    inner: Inner<T>,
 }
 
-/// Asks for transparent huge pages under a large fresh allocation: it is
-/// filled by the kernel 2 MiB per page fault instead of 4 KiB (faults cost
-/// microseconds each in a VM; 80 MB of 4 KiB pages took longer than
-/// reading the data into them).
-fn advise_huge_pages(ptr: *mut u8, len: usize) {
-    const HUGE: usize = 2 << 20;
-    let start = (ptr as usize).next_multiple_of(HUGE);
-    let end = (ptr as usize + len) / HUGE * HUGE;
-    if end > start {
-        // SAFETY: advice on whole pages inside our own allocation; it does
-        // not change the contents, and a failure only loses the hint.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+enum Inner<T> {
+    Heap(Vec<T>),
+    /// `len` ids at `ptr`, the start of a private anonymous mapping of
+    /// `mapped` bytes (a multiple of [`HUGE`]) that this buffer owns.
+    Mapped {
+        ptr: std::ptr::NonNull<T>,
+        len: usize,
+        mapped: usize,
+    },
+}
+
+// SAFETY: a mapped TokenBuf owns its mapping exclusively (like a Vec owns its
+// heap block), and T is Send + Sync.
+unsafe impl<T: TokenInt> Send for TokenBuf<T> {}
+// SAFETY: shared access only reads through `&[T]`.
+unsafe impl<T: TokenInt> Sync for TokenBuf<T> {}
+
+impl<T: TokenInt> std::ops::Deref for TokenBuf<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match &self.inner {
+            Inner::Heap(v) => v,
+            // SAFETY: `ptr` heads `len` initialised ids inside the mapping
+            // this buffer owns (zero-filled by the kernel: a valid u16/u32).
+            Inner::Mapped { ptr, len, .. } => unsafe {
+                std::slice::from_raw_parts(ptr.as_ptr(), *len)
+            },
+        }
     }
+}
+
+impl<T: TokenInt> std::ops::DerefMut for TokenBuf<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match &mut self.inner {
+            Inner::Heap(v) => v,
+            // SAFETY: as in `deref`, and `&mut self` makes this the only
+            // access.
+            Inner::Mapped { ptr, len, .. } => unsafe {
+                std::slice::from_raw_parts_mut(ptr.as_ptr(), *len)
+            },
+        }
+    }
+}
+
+impl<T: TokenInt> Drop for TokenBuf<T> {
+    fn drop(&mut self) {
+        if let Inner::Mapped { ptr, mapped, .. } = self.inner {
+            // SAFETY: the mapping of `mapped` bytes at `ptr` is this
+            // buffer's own, and no slice of it outlives `self`.
+            unsafe { libc::munmap(ptr.as_ptr().cast(), mapped) };
+        }
+    }
+}
+
+/// `n` zero ids, or `None` if that memory cannot be had (never an abort).
+/// Zeroed memory comes straight from the system, without a pass that
+/// writes it.
+pub(crate) fn try_zeroed<T: TokenInt>(n: usize) -> Option<TokenBuf<T>> {
+    let bytes = n.checked_mul(size_of::<T>())?;
+    if bytes < HUGE {
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).ok()?;
+        v.resize(n, T::default());
+        return Some(TokenBuf {
+            inner: Inner::Heap(v),
+        });
+    }
+    let mapped = bytes.checked_next_multiple_of(HUGE)?;
+    let ptr = map_huge_aligned(mapped)?;
+    Some(TokenBuf {
+        inner: Inner::Mapped {
+            ptr: ptr.cast(),
+            len: n,
+            mapped,
+        },
+    })
+}
+
+/// A fresh private anonymous mapping of `len` bytes (a multiple of [`HUGE`])
+/// starting on a huge-page boundary, advised `MADV_HUGEPAGE`.
+fn map_huge_aligned(len: usize) -> Option<std::ptr::NonNull<u8>> {
+    let over = len.checked_add(HUGE)?;
+    // SAFETY: a new anonymous mapping; no existing memory is touched.
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            over,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return None;
+    }
+    let start = (raw as usize).next_multiple_of(HUGE);
+    let (head, tail) = (start - raw as usize, HUGE - (start - raw as usize));
+    // SAFETY: both ranges lie inside the mapping just made, outside the
+    // `len` bytes kept, and are whole pages (mmap returns whole pages; HUGE
+    // and `len` are multiples of a page). Should an unmap fail, those
+    // untouched pages only stay reserved.
+    unsafe {
+        if head > 0 {
+            libc::munmap(raw, head);
+        }
+        if tail > 0 {
+            libc::munmap((start + len) as *mut libc::c_void, tail);
+        }
+        // Advice on our own fresh pages: a failure only loses the hint.
+        libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+    }
+    std::ptr::NonNull::new(start as *mut u8)
 }
 
 /// A borrowed view of the token dataset.
@@ -166,6 +260,27 @@ impl<'a> Tokens<'a> {
 mod tests {
     use super::*;
 
+    /// The process's virtual size in KiB.
+    fn vm_size_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn mapped_buffers_unmap_all_their_pages() {
+        // 256 buffers of 4 MiB, each from a 6 MiB mapping trimmed to its
+        // aligned 4 MiB: without the munmap on drop the process grows by
+        // 1 GiB, without the trim by 512 MiB. Untouched: no memory used.
+        let before = vm_size_kib();
+        for _ in 0..256 {
+            let v = try_zeroed::<u16>(HUGE).expect("4 MiB");
+            assert_eq!(v.len(), HUGE);
+        }
+        let grown = vm_size_kib().saturating_sub(before);
+        assert!(grown < 256 << 10, "grew by {grown} KiB");
+    }
+
     #[test]
     fn an_impossible_allocation_is_none_not_an_abort() {
         assert!(try_zeroed::<u32>(usize::MAX / 2).is_none(), "size overflow");
@@ -173,7 +288,13 @@ mod tests {
             try_zeroed::<u16>(1 << 60).is_none(),
             "more than any machine has"
         );
-        let v = try_zeroed::<u16>(5 << 20).expect("10 MiB");
-        assert!(v.len() == 5 << 20 && v.iter().all(|&x| x == 0));
+        for n in [0, 1, 1000, HUGE / 2 - 1, HUGE / 2, 5 << 20, (5 << 20) + 3] {
+            let mut v = try_zeroed::<u16>(n).expect("at most 10 MiB");
+            assert!(v.len() == n && v.iter().all(|&x| x == 0), "{n} ids");
+            v.iter_mut().for_each(|x| *x = 7); // writable to its end
+            assert!(v.iter().all(|&x| x == 7));
+        }
+        let v = try_zeroed::<u32>(HUGE).expect("8 MiB");
+        assert_eq!(v.as_ptr() as usize % HUGE, 0, "huge-page aligned");
     }
 }
