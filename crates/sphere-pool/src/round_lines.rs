@@ -23,6 +23,7 @@ use crate::doorbell::{ALL_BITS, Doorbell, FutexWord};
 use crate::slot::Bell;
 use crate::sync::{AtomicU32, Ordering};
 use crossbeam_utils::CachePadded;
+use std::cell::Cell;
 use std::time::Duration;
 use thread_support::spin::spin_until;
 
@@ -49,6 +50,8 @@ struct GoLine<T> {
     /// Bumped once per round (wrapping: a sphere is at most one round
     /// behind, as each round waits for every sphere).
     epoch: AtomicU32,
+    /// The done word of a pool of one sphere (see [`RoundLines::done_word`]).
+    done: FutexWord,
     /// The round's task: written before the epoch bump, and left there
     /// after the join (the round's caller drops what needs dropping
     /// itself): writing the line after the join would take it from the
@@ -56,7 +59,8 @@ struct GoLine<T> {
     task: TaskCell<Option<T>>,
 }
 
-/// The done line: written by each share once per round, read by the caller.
+/// The done line: written by each share once per round, read by the caller
+/// (used by pools of more than one sphere).
 struct DoneLine {
     done: FutexWord,
 }
@@ -67,6 +71,8 @@ pub struct RoundLines<T> {
     done: CachePadded<DoneLine>,
     doorbell: Bell,
     participants: u32,
+    /// The done word sits on the go line (one sphere) or on its own line.
+    done_on_go_line: bool,
 }
 
 // SAFETY: the task cell is written only by the round's caller while no round
@@ -92,6 +98,7 @@ impl<T> RoundLines<T> {
         Self {
             go: CachePadded::new(GoLine {
                 epoch: AtomicU32::new(0),
+                done: FutexWord::new(0),
                 task: TaskCell::new(None),
             }),
             done: CachePadded::new(DoneLine {
@@ -99,6 +106,22 @@ impl<T> RoundLines<T> {
             }),
             doorbell,
             participants: participants as u32,
+            done_on_go_line: participants <= 2,
+        }
+    }
+
+    /// The done word. With one sphere it shares the go line: the caller's
+    /// epoch bump and the sphere's departure then move one line back and
+    /// forth, two transfers a round instead of four (a C ping-pong on this
+    /// VM: 115-131 ns a round trip on one line, 245-297 ns on two;
+    /// `docs/handoff-cost.md`). With more spheres every departure would
+    /// take the line from the spheres spinning on the epoch, and each
+    /// would read it back: there it has a line of its own.
+    fn done_word(&self) -> &FutexWord {
+        if self.done_on_go_line {
+            &self.go.done
+        } else {
+            &self.done.done
         }
     }
 
@@ -135,30 +158,70 @@ impl<T> RoundLines<T> {
         Opened { epoch }
     }
 
-    /// Waits until every participant of round `opened` has departed (spins
-    /// up to `spin`, then sleeps on the done word), then re-arms the
-    /// barrier if a participant engaged it. The task stays in the go line
-    /// (no share reads it any more), to be overwritten by the next `open`
-    /// without being dropped: `T` must need no drop, or the caller drops
-    /// it in place after the join.
+    /// Ends the caller's share of round `opened` and waits until every
+    /// participant has departed (spins up to `spin`, then sleeps on the
+    /// done word), then re-arms the barrier if a participant engaged it.
+    /// The task stays in the go line (no share reads it any more), to be
+    /// overwritten by the next `open` without being dropped: `T` must need
+    /// no drop, or the caller drops it in place after the join.
+    ///
+    /// With the done word on its own line the caller departs first, as a
+    /// sphere does. On the go line (one sphere) it does not: its add would
+    /// take the line back from the sphere that is reading the round's task,
+    /// once more per round. The count is then the spheres' alone, and the
+    /// caller leaves the barrier itself when it sees `USED` (a participant
+    /// engaged it: it may wait for the caller), which it checks before it
+    /// sleeps and after every wake-up; `engage` wakes a sleeping caller.
     pub fn join(&self, opened: Opened, barrier: &SphereBarrier, spin: Duration, yielding: bool) {
+        if !self.done_on_go_line {
+            self.depart(opened.epoch, barrier);
+        }
         let target = self.target(opened.epoch);
-        let done = self.done.done.atomic();
-        let finished = || count(done.load(Ordering::Acquire)) == target;
-        if !spin_until(spin, yielding, finished) {
+        let done = self.done_word().atomic();
+        // Whether the caller still counts in the barrier (go line only).
+        let in_barrier = Cell::new(self.done_on_go_line);
+        let leave_if_engaged = |w: u32| {
+            let leaves = in_barrier.get() && w & USED != 0;
+            if leaves {
+                in_barrier.set(false);
+                barrier.leave();
+            }
+            leaves
+        };
+        let mut w;
+        loop {
+            let ends_the_spin = |w: u32| count(w) == target || (in_barrier.get() && w & USED != 0);
+            if !spin_until(spin, yielding, || {
+                ends_the_spin(done.load(Ordering::Acquire))
+            }) {
+                w = done.load(Ordering::Acquire);
+                break;
+            }
+            w = done.load(Ordering::Acquire);
+            // Leaving lets a participant waiting at the barrier go on:
+            // spin again for the departures.
+            if !leave_if_engaged(w) {
+                break;
+            }
+        }
+        if count(w) != target {
             // A departure before this RMW is in its value; one after it
-            // sees WAITING in the value its add returns, and wakes; and
-            // every departure changes the word the futex compares.
+            // sees WAITING in the value its add returns, and wakes (the
+            // last one), as does an engagement (go line only); and every
+            // departure and engagement changes the word the futex compares.
             loop {
-                let w = done.fetch_or(WAITING, Ordering::SeqCst) | WAITING;
+                w = done.fetch_or(WAITING, Ordering::SeqCst) | WAITING;
+                leave_if_engaged(w);
                 if count(w) == target {
                     break;
                 }
-                self.done.done.wait(w, ALL_BITS);
+                self.done_word().wait(w, ALL_BITS);
             }
             done.fetch_and(!WAITING, Ordering::Relaxed);
         }
-        if done.load(Ordering::Acquire) & USED != 0 {
+        // The caller's own share may have engaged the barrier.
+        leave_if_engaged(w);
+        if w & USED != 0 {
             // Every share that departed after the barrier was engaged
             // leaves it after its departure: wait for those leaves, then
             // arm it for the next round.
@@ -201,26 +264,29 @@ impl<T> RoundLines<T> {
     /// it sleeps (an earlier departure changes the word, so a caller about
     /// to sleep on the old value does not, and it needs no wake).
     pub fn depart(&self, epoch: u32, barrier: &SphereBarrier) {
-        let done = self.done.done.atomic();
+        let done = self.done_word().atomic();
         let prev = done.fetch_add(ONE_DONE, Ordering::SeqCst);
         if prev & USED != 0 {
             barrier.leave();
         }
         if prev & WAITING != 0 && count(prev.wrapping_add(ONE_DONE)) == self.target(epoch) {
-            self.done.done.wake(ALL_BITS);
+            self.done_word().wake(ALL_BITS);
         }
     }
 
-    /// The done count at the end of round `epoch`.
+    /// The done count at the end of round `epoch`: every participant adds
+    /// one per round, except the caller when the done word is on the go
+    /// line (see `join`).
     fn target(&self, epoch: u32) -> u32 {
-        epoch.wrapping_mul(self.participants) & COUNT_MASK
+        let counted = self.participants - u32::from(self.done_on_go_line);
+        epoch.wrapping_mul(counted) & COUNT_MASK
     }
 
     /// Arms the barrier for round `epoch` if no participant did yet: sets
     /// `USED` and leaves the barrier for every share that departed before.
     /// Call before every barrier wait or break of a round's participant.
     pub fn engage(&self, epoch: u32, barrier: &SphereBarrier) {
-        let done = self.done.done.atomic();
+        let done = self.done_word().atomic();
         if done.load(Ordering::Relaxed) & USED != 0 {
             return;
         }
@@ -228,6 +294,10 @@ impl<T> RoundLines<T> {
         if prev & USED == 0 {
             let departed = count(prev).wrapping_sub(self.base(epoch)) & COUNT_MASK;
             barrier.leave_many(departed as usize);
+            if self.done_on_go_line && prev & WAITING != 0 {
+                // The caller sleeps and has not left the barrier (see `join`).
+                self.done_word().wake(ALL_BITS);
+            }
         }
     }
 }
@@ -276,19 +346,20 @@ mod tests {
     fn lines_after(participants: usize, rounds: u64) -> RoundLines<u32> {
         let lines = RoundLines::new(participants, Arc::new(CachePadded::new(Doorbell::new())));
         lines.go.epoch.store(rounds as u32, Ordering::Relaxed);
-        let count = (rounds.wrapping_mul(participants as u64) & COUNT_MASK as u64) as u32;
+        // The epoch's 2^32 is a multiple of the count's 2^30.
+        let count = lines.target(rounds as u32);
         lines
-            .done
-            .done
+            .done_word()
             .atomic()
             .store(count << 2, Ordering::Relaxed);
         lines
     }
 
     /// Runs `rounds` rounds on this thread, every participant's share one
-    /// after the other; in rounds with `engaged(round)` the last participant
-    /// engages the barrier (after the others departed), so `engage`'s count
-    /// of the departed is checked across the wraps too.
+    /// after the other (the spheres', then the caller's, which `join`
+    /// ends); in rounds with `engaged(round)` the caller engages the
+    /// barrier after the spheres departed, so `engage`'s count of the
+    /// departed is checked across the wraps too.
     fn run_rounds(
         lines: &RoundLines<u32>,
         participants: usize,
@@ -298,31 +369,61 @@ mod tests {
         let barrier = SphereBarrier::new(participants);
         for r in 0..rounds {
             let opened = lines.open(r);
-            for i in 0..participants {
+            for _sphere in 1..participants {
                 // SAFETY: the round is open and this participant has not departed.
                 assert_eq!(unsafe { lines.task(|t| *t) }, r);
-                if engaged(r) && i + 1 == participants {
-                    lines.engage(opened.epoch, &barrier);
-                    assert_eq!(barrier.parties(), 1, "engage counted the departed wrongly");
-                    assert_eq!(barrier.wait(), Ok(true));
-                }
                 lines.depart(opened.epoch, &barrier);
             }
-            let done = lines.done.done.atomic().load(Ordering::SeqCst);
+            // SAFETY: as above, for the caller.
+            assert_eq!(unsafe { lines.task(|t| *t) }, r);
+            if engaged(r) {
+                lines.engage(opened.epoch, &barrier);
+                assert_eq!(barrier.parties(), 1, "engage counted the departed wrongly");
+                assert_eq!(barrier.wait(), Ok(true));
+            }
+            lines.join(opened, &barrier, Duration::ZERO, false);
+            let done = lines.done_word().atomic().load(Ordering::SeqCst);
             assert_eq!(
                 count(done),
                 lines.target(opened.epoch),
                 "round {r} (epoch {}): the count does not meet the target",
                 opened.epoch
             );
-            lines.join(opened, &barrier, Duration::ZERO, false);
             assert_eq!(barrier.parties(), participants);
+        }
+    }
+
+    /// The 64-byte line an address falls in.
+    fn line_of<U>(x: &U) -> usize {
+        std::ptr::from_ref(x) as usize / 64
+    }
+
+    #[test]
+    fn one_sphere_finds_the_done_word_on_the_go_line_more_spheres_on_a_line_of_their_own() {
+        // The go line holds the epoch, the done word and the pool's real task
+        // type on one 64-byte line.
+        assert!(std::mem::size_of::<GoLine<crate::fork_join::RoundTask>>() <= 64);
+        let bell = || Arc::new(CachePadded::new(Doorbell::new()));
+        for participants in [1, 2] {
+            let lines = RoundLines::<crate::fork_join::RoundTask>::new(participants, bell());
+            assert_eq!(line_of(&lines.go.epoch), line_of(lines.done_word()));
+            assert_eq!(line_of(&lines.go.epoch), line_of(&lines.go.task));
+        }
+        for participants in [3, 49] {
+            let lines = RoundLines::<u32>::new(participants, bell());
+            let done = line_of(lines.done_word());
+            assert_ne!(line_of(&lines.go.epoch), done);
+            assert_ne!(
+                line_of(&lines.go.epoch) ^ 1,
+                done,
+                "adjacent lines: the pair prefetcher couples them"
+            );
         }
     }
 
     #[test]
     fn the_done_count_meets_its_target_across_the_count_and_epoch_wraps() {
-        for participants in [1, 3, 5, 7, 64, 201] {
+        for participants in [1, 2, 3, 5, 7, 64, 201] {
             // The count (30 bits) wraps within the next rounds.
             let before_count_wrap = (1u64 << 30) / participants as u64 - 4;
             // The epoch (32 bits) wraps within the next rounds.

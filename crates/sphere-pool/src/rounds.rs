@@ -101,7 +101,7 @@ impl SpherePool {
         inside(self.id(), caller, || {
             shared.run_round_share(caller, opened.epoch, Worker::Caller)
         });
-        lines.depart(opened.epoch, &shared.barrier);
+        // The join ends the caller's share (`RoundLines::join`).
         drop(join);
         if shared.round_error.any.load(Ordering::Acquire) {
             shared.round_error.any.store(false, Ordering::Relaxed);

@@ -553,3 +553,33 @@ fn pools_of_zero_to_two_hundred_spheres_run_rounds_awake_and_asleep_and_shut_dow
         }
     });
 }
+
+#[test]
+fn one_sphere_a_share_calls_the_barrier_long_after_the_other_returned() {
+    // With one sphere the done word shares the go line and the caller does
+    // not depart before its join: when the sphere's share engages the
+    // barrier after the caller's returned (and its join went to sleep),
+    // the caller must be woken to leave it, or the round hangs. The
+    // other way round, the caller's share waits for a sphere that left.
+    within(30, || {
+        let pool = SpherePool::new(1).unwrap();
+        for round in 0..16 {
+            // The sphere is 0, the caller 1.
+            let late = round % 2;
+            let passed = AtomicUsize::new(0);
+            pool.run_all(|p| {
+                if p.index() == late {
+                    if round % 4 < 2 {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    p.barrier();
+                    p.barrier();
+                    passed.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .unwrap();
+            assert_eq!(passed.into_inner(), 1, "round {round}");
+            two_phase_round(&pool);
+        }
+    });
+}

@@ -503,7 +503,6 @@ fn a_round_reaches_a_sleeping_sphere_and_the_join_sees_its_share_done() {
         };
         for task in [7, 8] {
             let opened = lines.open(task);
-            lines.depart(opened.epoch, &barrier);
             lines.join(opened, &barrier, Duration::ZERO, false);
             assert_eq!(record.get(0), task);
         }
@@ -531,7 +530,6 @@ fn a_round_wakes_every_sleeping_sphere_with_one_wake_call() {
         let before = bell.wake_calls();
         let opened = lines.open(5);
         let calls = bell.wake_calls() - before;
-        lines.depart(opened.epoch, &barrier);
         lines.join(opened, &barrier, Duration::ZERO, false);
         assert!(calls <= 1, "the round made {calls} wake calls");
         assert_eq!([record.get(0), record.get(1)], [5, 5]);
@@ -545,10 +543,12 @@ fn a_round_wakes_every_sleeping_sphere_with_one_wake_call() {
 #[test]
 fn a_barrier_engaged_after_a_share_departed_does_not_wait_for_it() {
     // Round 1: the sphere's share calls the barrier; the caller's returns
-    // at once (it may depart before or after the sphere engages the
-    // barrier). The barrier must count the caller as gone either way (or
-    // the sphere waits for ever), and the join must re-arm it: in round 2
-    // both call it, and exactly one of them leads.
+    // at once. With one sphere the done word is on the go line and the
+    // caller does not depart: its join (spin 0: it goes to sleep at once)
+    // must leave the barrier when it sees it engaged, before or after it
+    // sleeps, and `engage` must wake it (or the sphere waits for ever).
+    // The join must re-arm the barrier: in round 2 both call it, and
+    // exactly one of them leads.
     loom::model(|| {
         let (bell, lines, barrier) = round_parts(2);
         let leaders = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
@@ -564,13 +564,11 @@ fn a_barrier_engaged_after_a_share_departed_does_not_wait_for_it() {
             })
         };
         let opened = lines.open(1);
-        lines.depart(opened.epoch, &barrier);
         lines.join(opened, &barrier, Duration::ZERO, false);
         assert_eq!(barrier.parties(), 2, "the join re-arms the barrier");
         let opened = lines.open(2);
         lines.engage(opened.epoch, &barrier);
         let mine = barrier.wait().expect("not broken");
-        lines.depart(opened.epoch, &barrier);
         lines.join(opened, &barrier, Duration::ZERO, false);
         let round2 = leaders.load(std::sync::atomic::Ordering::SeqCst) + usize::from(mine);
         assert_eq!(round2, 1, "exactly one leader in round 2");
