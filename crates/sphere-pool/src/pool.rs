@@ -14,7 +14,7 @@ use crate::slot::{Next, Slot, Waited};
 use crate::stats::{PoolStats, SphereStats};
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thread_support::available_cores;
@@ -48,6 +48,22 @@ pub(crate) struct Shared {
     /// The first failure of a go-line round's shares, and whether there is
     /// one (so that a round without failure does not lock the mutex).
     pub(crate) round_error: CachePadded<RoundError>,
+    /// When and how often the round's caller looks at where the threads
+    /// ran (`None`: the pool does not move its threads; see `placement`).
+    pub(crate) placement: Option<CachePadded<Placement>>,
+}
+
+/// Rounds between two looks at where a pool's threads ran, at first and
+/// after a look that found them spread.
+const PLACEMENT_CHECK: u32 = 128;
+/// The most rounds between two looks (after moves that kept being undone).
+const PLACEMENT_CHECK_MAX: u32 = 1 << 16;
+
+/// The caller's schedule for looking at where the threads ran: only the
+/// thread holding the round flag touches it.
+pub(crate) struct Placement {
+    next_check: AtomicU32,
+    interval: AtomicU32,
 }
 
 /// See [`Shared::round_error`].
@@ -58,6 +74,48 @@ pub(crate) struct RoundError {
 }
 
 impl Shared {
+    /// The round's caller, after the join of round `epoch`: now and then,
+    /// looks at where the participants ran and asks one sphere on the
+    /// busiest CPU to move to the idlest (`thread_support::placement`).
+    /// Looks less often while its moves keep being undone.
+    pub(crate) fn check_placement(&self, epoch: u32) {
+        #[cfg(not(loom))]
+        if let Some(p) = &self.placement {
+            use thread_support::placement::{CpuMask, plan_move};
+            if (epoch.wrapping_sub(p.next_check.load(Ordering::Relaxed)) as i32) < 0 {
+                return;
+            }
+            let Some(allowed) = CpuMask::of_this_thread() else {
+                return;
+            };
+            let spheres = self.slots.len();
+            let caller_cpu = thread_support::spin::current_cpu();
+            let cpu_of = |i: usize| match self.slots.get(i) {
+                None => caller_cpu,
+                Some(slot) => match slot.counters.last_cpu.load(Ordering::Relaxed) {
+                    0 => None,
+                    cpu => Some(cpu as usize - 1),
+                },
+            };
+            let interval = p.interval.load(Ordering::Relaxed);
+            let interval = match plan_move(spheres + 1, cpu_of, &allowed) {
+                Some(m) => {
+                    self.slots[m.participant]
+                        .counters
+                        .move_to
+                        .store(m.to_cpu as u32 + 1, Ordering::Relaxed);
+                    interval.saturating_mul(2).min(PLACEMENT_CHECK_MAX)
+                }
+                None => (interval / 2).max(PLACEMENT_CHECK),
+            };
+            p.interval.store(interval, Ordering::Relaxed);
+            p.next_check
+                .store(epoch.wrapping_add(interval), Ordering::Relaxed);
+        }
+        #[cfg(loom)]
+        let _ = epoch;
+    }
+
     /// Records a go-line share's failure and breaks the barrier (engaging
     /// it first), so that no other share waits at it for ever.
     pub(crate) fn fail_round(&self, error: Error, epoch: u32) {
@@ -85,6 +143,26 @@ impl Shared {
             }
         }
     }
+}
+
+/// A sphere of a pool that spreads its threads, after its departure: notes
+/// the CPU it ran on, and moves itself if the round's caller asked.
+fn follow_placement(counters: &crate::slot::SlotCounters) {
+    #[cfg(not(loom))]
+    {
+        use crate::sync::Ordering as O;
+        if let Some(cpu) = thread_support::spin::current_cpu() {
+            counters.last_cpu.store(cpu as u32 + 1, O::Relaxed);
+        }
+        if counters.move_to.load(O::Relaxed) != 0 {
+            let to = counters.move_to.swap(0, O::Relaxed);
+            if to != 0 && thread_support::placement::move_self_to(to as usize - 1) {
+                crate::slot::add(&counters.moves, 1);
+            }
+        }
+    }
+    #[cfg(loom)]
+    let _ = counters;
 }
 
 /// Clears [`Shared::round`] when a round ends, however it ends.
@@ -154,6 +232,10 @@ impl SpherePool {
         let n = config.spheres;
         let yielding = n + 1 > available_cores();
         let config_spin = config.max_spin;
+        let spread = yielding
+            && !config.pin
+            && config.cpus.is_none()
+            && cfg!(all(target_os = "linux", not(loom)));
         let bell = Arc::new(CachePadded::new(Doorbell::new()));
         let shared = Arc::new(Shared {
             slots: (0..n)
@@ -167,6 +249,14 @@ impl SpherePool {
             barrier: SphereBarrier::with_spin(n + 1, config_spin),
             lines: RoundLines::new(n + 1, bell),
             round_error: Default::default(),
+            // Oversubscribed and not pinned: threads that spin between
+            // rounds never leave their CPU, so the pool spreads them itself.
+            placement: spread.then(|| {
+                CachePadded::new(Placement {
+                    next_check: AtomicU32::new(PLACEMENT_CHECK),
+                    interval: AtomicU32::new(PLACEMENT_CHECK),
+                })
+            }),
         });
         let cores = match &shared.config.cpus {
             Some(cpus) => cpus
@@ -214,6 +304,21 @@ impl SpherePool {
     /// The number of spheres.
     pub fn spheres(&self) -> usize {
         self.shared.slots.len()
+    }
+
+    /// Whether this pool spreads its threads over the CPUs itself (more
+    /// participants than CPUs, not pinned; `thread_support::placement`).
+    #[doc(hidden)]
+    pub fn spreads_its_threads(&self) -> bool {
+        self.shared.placement.is_some()
+    }
+
+    /// How many times its spheres moved themselves to spread the pool.
+    #[doc(hidden)]
+    pub fn placement_moves(&self) -> u64 {
+        (self.shared.slots.iter())
+            .map(|s| s.counters.moves.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The number of fork-join participants: the spheres and the caller.
@@ -443,6 +548,9 @@ fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId
                 // Counted before departing, so the round's caller sees it.
                 slot.count_job(failed);
                 lines.depart(seen, &shared.barrier);
+                if shared.placement.is_some() {
+                    follow_placement(&slot.counters);
+                }
                 slot.end_job(started)
             }
             // The slot is free for the next round before the share leaves.

@@ -103,6 +103,7 @@ impl SpherePool {
         });
         // The join ends the caller's share (`RoundLines::join`).
         drop(join);
+        shared.check_placement(opened.epoch);
         if shared.round_error.any.load(Ordering::Acquire) {
             shared.round_error.any.store(false, Ordering::Relaxed);
             if let Some(e) = shared.round_error.first.lock().take() {

@@ -63,7 +63,7 @@ pub type Bell = Arc<CachePadded<Doorbell>>;
 
 /// Adds `n` to a counter that only one thread writes: a plain load and
 /// store (a `fetch_add` is a locked instruction even when relaxed).
-fn add(counter: &AtomicU64, n: u64) {
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.store(
         counter.load(Ordering::Relaxed).wrapping_add(n),
         Ordering::Relaxed,
@@ -120,6 +120,15 @@ pub struct SlotCounters {
     pub parks: AtomicU64,
     pub spin_hits: AtomicU64,
     pub revoked: AtomicU64,
+    /// The CPU, plus one (0: unknown), that the sphere's last go-line share
+    /// ran on; written only in pools that keep their threads spread
+    /// (`Shared::placement`).
+    pub last_cpu: AtomicU32,
+    /// A CPU, plus one (0: none), that the round's caller asks the sphere to
+    /// move itself to; the sphere takes it after its next departure.
+    pub move_to: AtomicU32,
+    /// How many times the sphere moved itself so.
+    pub moves: AtomicU64,
 }
 
 /// The hand-off point of one sphere. `J` is the job type (generic so that the

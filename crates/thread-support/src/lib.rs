@@ -23,11 +23,15 @@
 //!   the resolution as a parameter.
 //! - [`StealPlan`]: the work-stealing plan of a parallel loop (the engine's
 //!   `parallel_for` and a role pool's loops).
+//! - [`placement`]: where an oversubscribed pool's threads ran, and which
+//!   one should move itself to spread them over the CPUs.
 
 mod counting_alloc;
 mod cpu;
 mod histogram;
 mod panic;
+#[cfg(not(loom))]
+pub mod placement;
 pub mod spin;
 mod steal;
 pub mod sync;
