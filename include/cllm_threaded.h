@@ -186,7 +186,9 @@ typedef struct cllm_pool_options {
    */
   int num_threads;
   /**
-   * Pin sphere i to CPU (i + 1) % CPUs.
+   * Pin sphere i to CPU (i + 1) % CPUs. Unpinned, a pool with more
+   * threads than CPUs moves its own spheres now and then (an affinity
+   * change, then their mask back) to keep them spread over the CPUs.
    */
   bool pin_threads;
   /**

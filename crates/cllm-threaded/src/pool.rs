@@ -56,7 +56,9 @@ pub struct cllm_pool_options {
     /// Number of spheres. `<= 0`: "auto" (see `total_threads`); the calling
     /// thread is the last participant of fork-join work. At most 4096.
     pub num_threads: c_int,
-    /// Pin sphere i to CPU (i + 1) % CPUs.
+    /// Pin sphere i to CPU (i + 1) % CPUs. Unpinned, a pool with more
+    /// threads than CPUs moves its own spheres now and then (an affinity
+    /// change, then their mask back) to keep them spread over the CPUs.
     pub pin_threads: bool,
     /// Longest busy-wait, in nanoseconds, before a waiting thread sleeps
     /// (default 200000, 200 us; 0: sleep at once; at most 1000000000, 1 s).

@@ -47,6 +47,9 @@ pub struct PoolConfig {
     /// that runs everything serially on the caller; 0: "auto".
     pub threads: usize,
     /// Pin sphere `i` to CPU `(i + 1) % cpus` (the caller keeps CPU 0).
+    /// Unpinned (and without `cpus`), a pool with more participants than
+    /// CPUs moves its own spheres now and then to keep them spread
+    /// (`thread_support::placement`).
     pub pin: bool,
     /// CPUs to pin the spheres to (sphere `i` on `cpus[(i + 1) % len]`);
     /// `None`: `CLLM_CPUS` if set, else as `pin` says. Every CPU must be one
