@@ -81,7 +81,7 @@ impl Shared {
     pub(crate) fn check_placement(&self, epoch: u32) {
         #[cfg(not(loom))]
         if let Some(p) = &self.placement {
-            use thread_support::placement::{CpuMask, plan_move};
+            use thread_support::{CpuMask, placement::plan_move};
             if (epoch.wrapping_sub(p.next_check.load(Ordering::Relaxed)) as i32) < 0 {
                 return;
             }

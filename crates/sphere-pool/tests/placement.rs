@@ -5,19 +5,14 @@
 
 use sphere_pool::{PoolConfig, SpherePool};
 use std::time::{Duration, Instant};
-use thread_support::placement::{CpuMask, MAX_CPUS};
+use thread_support::CpuMask;
 
 /// Sets the affinity of thread `tid` (0: the calling thread).
 fn pin(tid: i32, cpus: &[usize]) {
-    // SAFETY: a zeroed cpu_set_t is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &cpu in cpus {
-        // SAFETY: the CPUs come from this process's mask, below 1024.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
-    }
-    // SAFETY: a valid set of the given size.
-    let r = unsafe { libc::sched_setaffinity(tid, size_of_val(&set), &set) };
-    assert_eq!(r, 0, "sched_setaffinity({tid}, {cpus:?})");
+    assert!(
+        CpuMask::of(cpus.iter().copied()).apply_to(tid),
+        "sched_setaffinity({tid}, {cpus:?})"
+    );
 }
 
 /// The thread ids of this process's threads whose name starts with `prefix`.
@@ -51,7 +46,7 @@ fn work(d: Duration) {
 #[test]
 fn an_oversubscribed_pool_started_three_and_one_moves_a_sphere() {
     let mask = CpuMask::of_this_thread().unwrap();
-    let cpus: Vec<usize> = (0..MAX_CPUS).filter(|&c| mask.contains(c)).collect();
+    let cpus: Vec<usize> = (0..mask.end()).filter(|&c| mask.contains(c)).collect();
     if cpus.len() < 2 {
         eprintln!("skipped: this process may use {} CPU", cpus.len());
         return;

@@ -23,11 +23,14 @@
 //!   the resolution as a parameter.
 //! - [`StealPlan`]: the work-stealing plan of a parallel loop (the engine's
 //!   `parallel_for` and a role pool's loops).
+//! - [`CpuMask`]: a set of CPUs as the affinity calls see it (the idle
+//!   check's process mask, a thread's mask, moving a thread).
 //! - [`placement`]: where an oversubscribed pool's threads ran, and which
 //!   one should move itself to spread them over the CPUs.
 
 mod counting_alloc;
 mod cpu;
+pub mod cpu_mask;
 mod histogram;
 mod panic;
 #[cfg(not(loom))]
@@ -40,6 +43,7 @@ pub use counting_alloc::CountingAllocator;
 pub use cpu::{
     available_cores, cpu_model_name, duration_to_nanos, process_cpu_time, thread_cpu_time,
 };
+pub use cpu_mask::CpuMask;
 pub use histogram::Histogram;
 pub use panic::{Failure, catch, panic_message, take_panic_message};
 pub use steal::StealPlan;

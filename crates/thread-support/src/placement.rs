@@ -12,9 +12,7 @@
 //! to move itself to the idlest ([`move_self_to`]), once, when the two
 //! differ by two threads or more.
 
-/// CPUs from this number on are not counted (a thread there is never
-/// moved, and no thread is moved there).
-pub const MAX_CPUS: usize = 1024;
+use crate::cpu_mask::{CpuMask, MAX_CPUS};
 
 /// One thread to move: which participant, and where to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,65 +21,6 @@ pub struct Move {
     pub participant: usize,
     /// The CPU it should move to.
     pub to_cpu: usize,
-}
-
-/// A set of CPUs: the calling thread's affinity mask.
-#[derive(Clone, Copy)]
-pub struct CpuMask {
-    #[cfg(target_os = "linux")]
-    set: libc::cpu_set_t,
-}
-
-impl CpuMask {
-    /// The CPUs the calling thread may run on, or `None` where the system
-    /// does not say.
-    pub fn of_this_thread() -> Option<Self> {
-        #[cfg(target_os = "linux")]
-        {
-            // SAFETY: a zeroed cpu_set_t is the empty set.
-            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-            // SAFETY: sched_getaffinity writes at most the set's size into it.
-            let ok = unsafe { libc::sched_getaffinity(0, size_of_val(&set), &mut set) } == 0;
-            ok.then_some(Self { set })
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            None
-        }
-    }
-
-    /// A mask of exactly `cpus` (those below [`MAX_CPUS`]).
-    pub fn of(cpus: &[usize]) -> Self {
-        #[cfg(target_os = "linux")]
-        {
-            // SAFETY: a zeroed cpu_set_t is the empty set.
-            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-            for &cpu in cpus.iter().filter(|&&c| c < MAX_CPUS) {
-                // SAFETY: `cpu` is below the set's 1024 bits.
-                unsafe { libc::CPU_SET(cpu, &mut set) };
-            }
-            Self { set }
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = cpus;
-            Self {}
-        }
-    }
-
-    /// Whether `cpu` is in the set.
-    pub fn contains(&self, cpu: usize) -> bool {
-        #[cfg(target_os = "linux")]
-        {
-            // SAFETY: CPU_ISSET only reads the set, and `cpu` is in range.
-            cpu < MAX_CPUS && unsafe { libc::CPU_ISSET(cpu, &self.set) }
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = cpu;
-            false
-        }
-    }
 }
 
 /// Which thread, if any, should move: `participants` threads of which the
@@ -101,7 +40,7 @@ pub fn plan_move(
             counts[cpu] = counts[cpu].saturating_add(1);
         }
     }
-    let allowed_cpus = (0..MAX_CPUS).filter(|&c| allowed.contains(c));
+    let allowed_cpus = (0..allowed.end()).filter(|&c| allowed.contains(c));
     let busiest = allowed_cpus
         .clone()
         .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))?;
@@ -131,19 +70,9 @@ pub fn move_self_to(cpu: usize) -> bool {
     if !saved.contains(cpu) {
         return false;
     }
-    #[cfg(target_os = "linux")]
-    {
-        let one = CpuMask::of(&[cpu]);
-        // SAFETY: both sets are valid cpu_set_t values of the given size.
-        let moved = unsafe { libc::sched_setaffinity(0, size_of_val(&one.set), &one.set) } == 0;
-        // SAFETY: as above; the saved mask was this thread's own.
-        unsafe { libc::sched_setaffinity(0, size_of_val(&saved.set), &saved.set) };
-        moved
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        false
-    }
+    let moved = CpuMask::of([cpu]).apply_to(0);
+    saved.apply_to(0);
+    moved
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -151,7 +80,11 @@ mod tests {
     use super::*;
 
     fn plan(cpus: &[usize], allowed: &[usize]) -> Option<Move> {
-        plan_move(cpus.len(), |i| Some(cpus[i]), &CpuMask::of(allowed))
+        plan_move(
+            cpus.len(),
+            |i| Some(cpus[i]),
+            &CpuMask::of(allowed.iter().copied()),
+        )
     }
 
     #[test]
@@ -212,7 +145,7 @@ mod tests {
             plan_move(
                 4,
                 |i| [Some(0), None, Some(0), Some(0)][i],
-                &CpuMask::of(&[0, 1])
+                &CpuMask::of([0, 1])
             ),
             Some(Move {
                 participant: 2,
@@ -227,7 +160,7 @@ mod tests {
         let Some(mask) = CpuMask::of_this_thread() else {
             return;
         };
-        let cpus: Vec<usize> = (0..MAX_CPUS).filter(|&c| mask.contains(c)).collect();
+        let cpus: Vec<usize> = (0..mask.end()).filter(|&c| mask.contains(c)).collect();
         std::thread::spawn(move || {
             for &cpu in cpus.iter().rev() {
                 assert!(move_self_to(cpu));

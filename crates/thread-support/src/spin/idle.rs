@@ -36,9 +36,9 @@ use parking_lot::Mutex;
 use std::ffi::CStr;
 use std::time::{Duration, Instant};
 
-/// CPU numbers watched: Linux's largest `NR_CPUS` (x86-64 `MAXSMP`).
-/// Lines of higher CPUs, which Linux cannot have, end the read.
-const MAX_CPUS: usize = 8192;
+// CPU numbers watched: up to `MAX_CPUS`, Linux's largest `NR_CPUS`. Lines
+// of higher CPUs, which Linux cannot have, end the read.
+use crate::cpu_mask::{CpuMask, MAX_CPUS};
 
 /// Bytes of `/proc/stat` read at a time: about 200 CPU lines.
 const READ_BYTES: usize = 16384;
@@ -182,7 +182,7 @@ impl Sampler {
             self.quota = read_quota(&mut tables.buf);
             self.quota_at = Some(now);
         }
-        tables.mask.read();
+        tables.mask.read_process();
         let cpu_time = process_cpu_time();
         // Judged over recent time only: a window that reaches back past a
         // pause of every waiting thread (parked, the CPUs idle meanwhile)
@@ -201,7 +201,7 @@ impl Sampler {
             }
             _ => None,
         };
-        self.verdict = read && ticks.idle_seen && room_left(self.quota, mask.count, used);
+        self.verdict = read && ticks.idle_seen && room_left(self.quota, mask.count(), used);
         self.at = read.then_some(now);
         self.cpu_time = cpu_time;
         (Some(now + self.every), self.verdict)
@@ -234,77 +234,6 @@ fn clock_ticks(d: Duration) -> f64 {
 /// The CPU time of all the process's threads.
 fn process_cpu_time() -> Option<Duration> {
     crate::cpu::cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
-}
-
-/// The CPUs the process may run on.
-struct CpuMask {
-    words: [u64; MAX_CPUS / 64],
-    /// One past the highest CPU in the mask.
-    end: usize,
-    count: usize,
-}
-
-impl CpuMask {
-    const fn new() -> Self {
-        Self {
-            words: [0; MAX_CPUS / 64],
-            end: 0,
-            count: 0,
-        }
-    }
-
-    /// Every CPU: where the system does not say.
-    fn all(&mut self) {
-        self.words = [u64::MAX; MAX_CPUS / 64];
-        self.update();
-    }
-
-    /// Reads the main thread's mask (threads inherit it; pool threads
-    /// pinned to one CPU each must not shrink it to that CPU).
-    fn read(&mut self) {
-        #[cfg(target_os = "linux")]
-        {
-            // SAFETY: getpid has no preconditions; sched_getaffinity writes
-            // at most the given size into the given buffer, which is a whole
-            // number of `cpu_set_t`-style words.
-            let ok = unsafe {
-                libc::sched_getaffinity(
-                    libc::getpid(),
-                    std::mem::size_of_val(&self.words),
-                    self.words.as_mut_ptr().cast::<libc::cpu_set_t>(),
-                )
-            } == 0;
-            if ok {
-                self.update();
-                return;
-            }
-        }
-        self.all();
-    }
-
-    fn update(&mut self) {
-        self.count = self.words.iter().map(|w| w.count_ones() as usize).sum();
-        self.end = self
-            .words
-            .iter()
-            .rposition(|w| *w != 0)
-            .map_or(0, |i| i * 64 + 64 - self.words[i].leading_zeros() as usize);
-    }
-
-    fn has(&self, cpu: usize) -> bool {
-        cpu < MAX_CPUS && self.words[cpu / 64] & (1 << (cpu % 64)) != 0
-    }
-
-    /// A mask of the CPUs in `cpus` (tests).
-    #[cfg(test)]
-    fn of(cpus: impl IntoIterator<Item = usize>) -> Self {
-        let mut mask = Self::new();
-        for cpu in cpus {
-            mask.words[cpu / 64] |= 1 << (cpu % 64);
-        }
-        mask.update();
-        mask
-    }
 }
 
 /// Idle ticks of every CPU at the last sample, and whether some CPU of the
@@ -351,14 +280,14 @@ impl Ticks {
         // CPUs skipped (offline) are not seen.
         self.stored[self.next..cpu].fill(0);
         let before = std::mem::take(&mut self.stored[cpu]);
-        if mask.has(cpu) {
+        if mask.contains(cpu) {
             self.stored[cpu] = idle.saturating_add(1);
             if let (Some(threshold), Some(before)) = (self.threshold, before.checked_sub(1)) {
                 self.idle_seen |= idle.saturating_sub(before) as f64 > threshold;
             }
         }
         self.next = cpu + 1;
-        self.next < mask.end
+        self.next < mask.end()
     }
 
     fn end(&mut self) {
@@ -832,10 +761,10 @@ ctxt 999
             let mut sampler = Sampler::new(tables());
             let cpus = {
                 let Tables { ticks, mask, .. } = &mut *sampler.tables.lock();
-                mask.read();
-                ticks.stored[..mask.end].fill(1);
-                ticks.high = mask.end;
-                mask.count
+                mask.read_process();
+                ticks.stored[..mask.end()].fill(1);
+                ticks.high = mask.end();
+                mask.count()
             };
             let now = Instant::now();
             sampler.at = Some(now - ago);
@@ -928,14 +857,14 @@ ctxt 999
     #[test]
     fn the_mask_of_this_process_is_read() {
         let mut mask = Box::new(CpuMask::new());
-        mask.read();
+        mask.read_process();
         let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert!(mask.count >= 1 && mask.count <= MAX_CPUS);
-        assert!(mask.end >= mask.count);
+        assert!(mask.count() >= 1 && mask.count() <= MAX_CPUS);
+        assert!(mask.end() >= mask.count());
         // available_parallelism is the same mask (or a cgroup quota below it).
-        assert!(online <= mask.count, "{online} > {}", mask.count);
+        assert!(online <= mask.count(), "{online} > {}", mask.count());
         let cpu = crate::spin::current_cpu().unwrap_or(0);
-        assert!(mask.has(cpu) || cfg!(not(target_os = "linux")));
+        assert!(mask.contains(cpu) || cfg!(not(target_os = "linux")));
         // A thread pinned to one CPU reads the process's mask, not its own.
         #[cfg(target_os = "linux")]
         let pinned = std::thread::spawn(move || {
@@ -950,13 +879,13 @@ ctxt 999
                 );
             }
             let mut mask = Box::new(CpuMask::new());
-            mask.read();
-            mask.count
+            mask.read_process();
+            mask.count()
         })
         .join()
         .unwrap();
         #[cfg(target_os = "linux")]
-        assert_eq!(pinned, mask.count);
+        assert_eq!(pinned, mask.count());
     }
 
     #[test]
@@ -1101,7 +1030,7 @@ ctxt 999
         let mut mask = Box::new(CpuMask::new());
         show(
             "  sched_getaffinity (8192 bits) and count",
-            ns_per_call(21, 2000, || mask.read()),
+            ns_per_call(21, 2000, || mask.read_process()),
         );
         show(
             "  CLOCK_PROCESS_CPUTIME_ID",

@@ -477,16 +477,7 @@ mod tests {
     fn on_pinned_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         std::thread::spawn(move || {
             let cpu = seat::current_cpu().expect("sched_getcpu");
-            // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET and
-            // sched_setaffinity only touch the set they are given.
-            unsafe {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                libc::CPU_SET(cpu, &mut set);
-                assert_eq!(
-                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-                    0
-                );
-            }
+            assert!(crate::CpuMask::of([cpu]).apply_to(0), "sched_setaffinity");
             f()
         })
         .join()
