@@ -191,16 +191,13 @@ impl<T> RoundLines<T> {
         let mut w;
         loop {
             let ends_the_spin = |w: u32| count(w) == target || (in_barrier.get() && w & USED != 0);
-            if !spin_until(spin, yielding, || {
+            let spun = spin_until(spin, yielding, || {
                 ends_the_spin(done.load(Ordering::Acquire))
-            }) {
-                w = done.load(Ordering::Acquire);
-                break;
-            }
+            });
             w = done.load(Ordering::Acquire);
             // Leaving lets a participant waiting at the barrier go on:
             // spin again for the departures.
-            if !leave_if_engaged(w) {
+            if !spun || !leave_if_engaged(w) {
                 break;
             }
         }
