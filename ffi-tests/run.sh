@@ -22,7 +22,7 @@ for prog in "$@"; do
     p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
     passed=$((passed + p)); failed=$((failed + f))
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-      echo "$(basename "$prog"): exit $rc (valgrind error or crash)"; failed=$((failed + 1))
+      echo "$(basename "$prog"): exit $rc (valgrind error, sanitizer report or crash)"; failed=$((failed + 1))
     fi
     echo "$(basename "$prog"): $line"
   fi

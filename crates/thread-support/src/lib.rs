@@ -27,6 +27,9 @@
 //!   check's process mask, a thread's mask, moving a thread).
 //! - [`placement`]: where an oversubscribed pool's threads ran, and which
 //!   one should move itself to spread them over the CPUs.
+//! - [`tsan`]: ThreadSanitizer annotations, so that C programs built with
+//!   `-fsanitize=thread` see the order our uninstrumented locks and
+//!   hand-offs give (no-ops elsewhere).
 
 mod counting_alloc;
 mod cpu;
@@ -38,6 +41,8 @@ pub mod placement;
 pub mod spin;
 mod steal;
 pub mod sync;
+#[cfg(not(loom))]
+pub mod tsan;
 
 pub use counting_alloc::CountingAllocator;
 pub use cpu::{

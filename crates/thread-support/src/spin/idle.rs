@@ -154,6 +154,41 @@ impl Tables {
     }
 }
 
+/// The tables, locked. The system calls that fill them (`read`,
+/// `sched_getaffinity`) are intercepted by ThreadSanitizer in a C program
+/// built with it, but our lock is not: the lock's order is told to TSan
+/// (acquired after locking, released before unlocking), or two threads
+/// sampling one after the other would be reported as a race.
+struct TablesLock(parking_lot::MutexGuard<'static, Tables>);
+
+impl TablesLock {
+    fn take(tables: &'static Mutex<Tables>) -> Self {
+        let guard = tables.lock();
+        crate::tsan::acquire(tables);
+        Self(guard)
+    }
+}
+
+impl std::ops::Deref for TablesLock {
+    type Target = Tables;
+    fn deref(&self) -> &Tables {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TablesLock {
+    fn deref_mut(&mut self) -> &mut Tables {
+        &mut self.0
+    }
+}
+
+impl Drop for TablesLock {
+    fn drop(&mut self) {
+        // Before the guard (a field) unlocks.
+        crate::tsan::release(parking_lot::MutexGuard::mutex(&self.0));
+    }
+}
+
 impl Sampler {
     const fn new(tables: &'static Mutex<Tables>) -> Self {
         Self {
@@ -174,7 +209,8 @@ impl Sampler {
         if since.is_some_and(|d| d < self.every) {
             return (self.at.map(|at| at + self.every), self.verdict);
         }
-        let tables = &mut *self.tables.lock();
+        let mut tables = TablesLock::take(self.tables);
+        let tables = &mut *tables;
         if self
             .quota_at
             .is_none_or(|at| now.saturating_duration_since(at) >= QUOTA_EVERY)

@@ -1,0 +1,135 @@
+//! ThreadSanitizer annotations for synchronisation that TSan cannot see.
+//!
+//! C programs link our libraries and run under TSan; our Rust code is not
+//! instrumented (stable Rust cannot build it with TSan). TSan still sees
+//! what it intercepts inside that code (`malloc` and `free`, and the
+//! system calls that fill a buffer: `read`, `sched_getaffinity`), but not
+//! the atomics, mutexes and futexes that order those accesses between
+//! threads. Memory that one thread fills through such a call and another
+//! fills later, under a lock of ours, is then reported as a race.
+//!
+//! Where that can happen, the code tells TSan about the order through the
+//! runtime's own entry points: [`release`] where one side publishes (or
+//! unlocks) and [`acquire`] where the other takes it (or locks), with the
+//! same key, so that accesses before the release happen before those after
+//! the acquire. [`Untracked`] turns the recording of this thread's accesses
+//! off for a moment.
+//!
+//! The entry points are looked up once, at run time, with
+//! `dlsym(RTLD_DEFAULT, ...)`: they exist only in a program built with
+//! `-fsanitize=thread`; elsewhere every function here does nothing (one
+//! atomic load).
+
+use std::ffi::{c_char, c_void};
+use std::sync::OnceLock;
+
+type Annotate = unsafe extern "C" fn(addr: *mut c_void);
+type Toggle = unsafe extern "C" fn();
+
+/// The TSan runtime's entry points (all four, or none).
+#[derive(Clone, Copy)]
+struct Runtime {
+    acquire: Annotate,
+    release: Annotate,
+    ignore_begin: Toggle,
+    ignore_end: Toggle,
+}
+
+fn runtime() -> Option<&'static Runtime> {
+    static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
+    RUNTIME.get_or_init(lookup).as_ref()
+}
+
+fn symbol(name: &'static [u8]) -> *mut c_void {
+    debug_assert_eq!(name.last(), Some(&0));
+    // SAFETY: `name` is NUL-terminated; dlsym with RTLD_DEFAULT only reads it.
+    unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr().cast::<c_char>()) }
+}
+
+fn lookup() -> Option<Runtime> {
+    let acquire = symbol(b"__tsan_acquire\0");
+    let release = symbol(b"__tsan_release\0");
+    let ignore_begin = symbol(b"__tsan_ignore_thread_begin\0");
+    let ignore_end = symbol(b"__tsan_ignore_thread_end\0");
+    if [acquire, release, ignore_begin, ignore_end]
+        .iter()
+        .any(|p| p.is_null())
+    {
+        return None;
+    }
+    // SAFETY: these are the TSan runtime's `void __tsan_acquire(void*)`,
+    // `void __tsan_release(void*)` and `void __tsan_ignore_thread_*(void)`.
+    unsafe {
+        Some(Runtime {
+            acquire: std::mem::transmute::<*mut c_void, Annotate>(acquire),
+            release: std::mem::transmute::<*mut c_void, Annotate>(release),
+            ignore_begin: std::mem::transmute::<*mut c_void, Toggle>(ignore_begin),
+            ignore_end: std::mem::transmute::<*mut c_void, Toggle>(ignore_end),
+        })
+    }
+}
+
+/// True when the program runs under ThreadSanitizer.
+pub fn active() -> bool {
+    runtime().is_some()
+}
+
+/// Publishes this thread's accesses so far to whoever later calls
+/// [`acquire`] with the same key. The key must be memory that stays
+/// allocated while it is used as a key (TSan keeps its clock there).
+pub fn release<T>(key: *const T) {
+    if let Some(rt) = runtime() {
+        // SAFETY: the runtime only uses the address as a key.
+        unsafe { (rt.release)(key.cast_mut().cast()) }
+    }
+}
+
+/// Makes the accesses published by earlier [`release`]s of `key` happen
+/// before this thread's next accesses.
+pub fn acquire<T>(key: *const T) {
+    if let Some(rt) = runtime() {
+        // SAFETY: as in `release`.
+        unsafe { (rt.acquire)(key.cast_mut().cast()) }
+    }
+}
+
+/// TSan's recording of this thread's memory accesses off until dropped.
+pub struct Untracked(Option<&'static Runtime>);
+
+impl Untracked {
+    /// Turns recording off.
+    pub fn begin() -> Self {
+        let rt = runtime();
+        if let Some(rt) = rt {
+            // SAFETY: the runtime's per-thread ignore counter, decremented
+            // again by `drop`.
+            unsafe { (rt.ignore_begin)() };
+        }
+        Self(rt)
+    }
+}
+
+impl Drop for Untracked {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0 {
+            // SAFETY: pairs with `begin`.
+            unsafe { (rt.ignore_end)() }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_tsan_every_annotation_is_a_no_op() {
+        // The test binary is not built with TSan: nothing is found and the
+        // calls still work.
+        assert!(!active());
+        let key = 0u8;
+        release(&key);
+        acquire(&key);
+        drop(Untracked::begin());
+    }
+}

@@ -1,0 +1,21 @@
+# make tsan: the engine's C programs under ThreadSanitizer (ffi-tests/tsan/),
+# built with -fsanitize=thread against the normal static library. The Rust
+# side is not instrumented (stable Rust cannot be); it tells TSan about its
+# own locks and hand-offs (thread_support::tsan), and a report in a clean
+# program fails the run (TSan exits with 66).
+#
+# test_tsan_planted runs first: a race between two threads that TSan must
+# report, so that the run fails if TSan is not live.
+TSAN_DIR      := $(BUILD)/tsan
+TSAN_CFLAGS   := -std=c11 -O1 -g -fsanitize=thread -Iinclude -Iffi-tests
+TSAN_PROGRAMS := $(TSAN_DIR)/test_tsan_pool
+
+$(TSAN_DIR)/%: ffi-tests/tsan/%.c $(LIB_A) $(HEADERS) ffi-tests/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TSAN_CFLAGS) $< -o $@ $(LIB_A) $(NATIVE_LIBS)
+
+.PHONY: tsan
+tsan: $(TSAN_DIR)/test_tsan_planted $(TSAN_PROGRAMS)
+	ffi-tests/tsan/run.sh $(TSAN_DIR)/test_tsan_planted $(TSAN_PROGRAMS)
+
+TEST_TARGETS += tsan
