@@ -1,4 +1,5 @@
-# make tsan: the engine's C programs under ThreadSanitizer (ffi-tests/tsan/),
+# make tsan: C programs under ThreadSanitizer (ffi-tests/tsan/: the pool's
+# hand-offs, and the lock, the memory pool and the role pools),
 # built with -fsanitize=thread against the normal static library. The Rust
 # side is not instrumented (stable Rust cannot be); it tells TSan about its
 # own locks and hand-offs (thread_support::tsan), and a report in a clean
@@ -8,7 +9,7 @@
 # report, so that the run fails if TSan is not live.
 TSAN_DIR      := $(BUILD)/tsan
 TSAN_CFLAGS   := -std=c11 -O1 -g -fsanitize=thread -Iinclude -Iffi-tests
-TSAN_PROGRAMS := $(TSAN_DIR)/test_tsan_pool
+TSAN_PROGRAMS := $(TSAN_DIR)/test_tsan_pool $(TSAN_DIR)/test_tsan_objects
 
 $(TSAN_DIR)/%: ffi-tests/tsan/%.c $(LIB_A) $(HEADERS) ffi-tests/check.h
 	@mkdir -p $(dir $@)

@@ -3,7 +3,6 @@
 
 use crate::cache::{MAX_THREAD_CACHE, ThreadCache};
 use crossbeam_utils::CachePadded;
-use parking_lot::Mutex;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -11,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use sync_stats::{ThreadSlots, current_thread_index, live_thread_indices, thread_exits};
+use thread_support::tsan;
 
 /// The most shards a pool may have.
 pub const MAX_SHARDS: usize = 1024;
@@ -142,7 +142,10 @@ impl PoolStats {
 }
 
 /// One shard: a locked free list of idle objects, on its own cache line.
-type Shard<T> = CachePadded<Mutex<Vec<Box<T>>>>;
+// A ThreadSanitizer-visible lock: the idle lists grow on whichever thread
+// gives an object back, and a C program under TSan would see the `Vec`'s
+// reallocations, not our lock.
+type Shard<T> = CachePadded<tsan::Mutex<Vec<Box<T>>>>;
 type Factory<T> = Box<dyn Fn() -> T + Send + Sync>;
 type Reset<T> = Box<dyn Fn(&mut T) + Send + Sync>;
 
@@ -277,7 +280,7 @@ impl<T: Send + 'static> ObjectPool<T> {
             inner: Arc::new(Inner {
                 config,
                 shards: (0..config.shards)
-                    .map(|_| CachePadded::new(Mutex::new(Vec::new())))
+                    .map(|_| CachePadded::new(tsan::Mutex::new(Vec::new())))
                     .collect(),
                 slots: ThreadSlots::new(),
                 shared_counts: CachePadded::new(Counts::default()),

@@ -28,6 +28,13 @@
 use crate::sync::{AtomicPtr, AtomicU64, Condvar, Mutex, Ordering};
 use std::time::Duration;
 use thread_support::spin::spin_until;
+use thread_support::tsan;
+
+/// ThreadSanitizer keys in a round slot (`tsan::key`): the opening, which a
+/// joining worker follows, and the workers' leaving, which the caller's
+/// `close` follows (see `thread_support::tsan`).
+const TSAN_OPENED: usize = 0;
+const TSAN_LEFT: usize = 1;
 
 const ACTIVE_MASK: u64 = (1 << 32) - 1;
 const OPEN: u64 = 1 << 32;
@@ -73,6 +80,7 @@ impl<J> Joined<'_, J> {
 
 impl<J> Drop for Joined<'_, J> {
     fn drop(&mut self) {
+        tsan::release(tsan::key(self.slot, TSAN_LEFT));
         let prev = self.slot.word.fetch_sub(1, Ordering::AcqRel);
         debug_assert!(active(prev) > 0);
         if active(prev) == 1 && prev & WAITER != 0 {
@@ -101,6 +109,7 @@ impl<J> RoundSlot<J> {
         debug_assert!(w & OPEN == 0 && active(w) == 0, "previous round not closed");
         // No worker touches the word while it is closed with nobody inside,
         // so a plain store is enough; release publishes the job pointer.
+        tsan::release(tsan::key(self, TSAN_OPENED));
         self.word
             .store(((generation(w) + 1) << GEN_SHIFT) | OPEN, Ordering::Release);
     }
@@ -119,6 +128,7 @@ impl<J> RoundSlot<J> {
             {
                 Ok(_) => {
                     *last_gen = generation(w);
+                    tsan::acquire(tsan::key(self, TSAN_OPENED));
                     let job = self.job.load(Ordering::Relaxed);
                     return Some(Joined { slot: self, job });
                 }
@@ -129,6 +139,11 @@ impl<J> RoundSlot<J> {
 
     /// Closes the round and waits until every worker that joined has left.
     pub fn close(&self, spin: Duration) {
+        self.close_and_wait(spin);
+        tsan::acquire(tsan::key(self, TSAN_LEFT));
+    }
+
+    fn close_and_wait(&self, spin: Duration) {
         let prev = self.word.fetch_and(!OPEN, Ordering::AcqRel);
         if active(prev) == 0 {
             return;

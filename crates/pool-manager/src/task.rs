@@ -12,6 +12,7 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use thread_support::tsan;
 
 enum CellState<T> {
     Pending,
@@ -55,6 +56,12 @@ impl<T> TaskCell<T> {
 
     /// Waits for the outcome (until `deadline` if there is one) and takes it.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
+        let result = self.wait_for_result(deadline);
+        tsan::acquire(self);
+        result
+    }
+
+    fn wait_for_result(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
         let mut state = self.state.lock();
         loop {
             if let Some(result) = Self::take(&mut state) {
@@ -174,14 +181,15 @@ where
     /// A job for `f` and the handle of its result.
     pub(crate) fn new(role: Role, f: F) -> (Box<Self>, TaskHandle<T>) {
         let cell = Arc::new(TaskCell::new());
-        (
-            Box::new(Self {
-                f: Some(f),
-                cell: cell.clone(),
-                role,
-            }),
-            TaskHandle::new(cell),
-        )
+        let job = Box::new(Self {
+            f: Some(f),
+            cell: cell.clone(),
+            role,
+        });
+        // TSan: the task follows what its submitter did before, the job's
+        // allocation included (`run`).
+        tsan::release(&*cell);
+        (job, TaskHandle::new(cell))
     }
 }
 
@@ -195,6 +203,7 @@ where
             return Outcome::Ok;
         };
         let role = self.role;
+        tsan::acquire(&*self.cell);
         let (outcome, result) = match catch_unwind(AssertUnwindSafe(f)) {
             Ok(Ok(value)) => (Outcome::Ok, Ok(value)),
             Ok(Err(message)) => (Outcome::Failed, Err(TaskError::Failed { role, message })),
@@ -211,6 +220,8 @@ where
             }
         };
         ctx.finish(outcome);
+        // TSan: the waiter follows the task (`TaskCell::wait`).
+        tsan::release(&*self.cell);
         self.cell.complete(result);
         outcome
     }
@@ -219,6 +230,7 @@ where
 impl<F, T> Drop for TaskJob<F, T> {
     fn drop(&mut self) {
         if self.f.is_some() {
+            tsan::release(&*self.cell);
             self.cell
                 .complete(Err(TaskError::Cancelled { role: self.role }));
         }

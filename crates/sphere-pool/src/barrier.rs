@@ -19,6 +19,13 @@ use std::fmt;
 use std::time::Duration;
 use thread_support::available_cores;
 use thread_support::spin::spin_until;
+use thread_support::tsan;
+
+/// ThreadSanitizer keys in a barrier (`tsan::key`): 0 and 1 for the
+/// arrivals of even and odd generations (a participant released from one
+/// generation cannot take the arrivals of the next, which another may
+/// already be making), 2 for the departures.
+const TSAN_DEPARTED: usize = 2;
 
 // The state word: generation (high 32 bits), BROKEN, arrived (15 bits),
 // DEPART_WAITER, parties (15 bits).
@@ -122,6 +129,7 @@ impl SphereBarrier {
     /// `Ok(true)` for exactly one of them (the last to arrive), `Ok(false)`
     /// for the others, and `Err(BarrierBroken)` if the barrier is broken.
     pub fn wait(&self) -> Result<bool, BarrierBroken> {
+        self.tsan_arrive();
         let prev = self.word.fetch_add(ARRIVED_ONE, Ordering::AcqRel);
         if prev & BROKEN != 0 {
             return Err(BarrierBroken);
@@ -129,6 +137,7 @@ impl SphereBarrier {
         let now = prev + ARRIVED_ONE;
         if arrived(now) >= parties(now) {
             self.open(now);
+            tsan::acquire(self.tsan_generation_key(generation(prev)));
             return Ok(true);
         }
         let generation_seen = generation(prev);
@@ -143,6 +152,7 @@ impl SphereBarrier {
             }
         }
         if generation(self.word.load(Ordering::Acquire)) != generation_seen {
+            tsan::acquire(self.tsan_generation_key(generation_seen));
             Ok(false)
         } else {
             Err(BarrierBroken)
@@ -163,6 +173,10 @@ impl SphereBarrier {
             return;
         }
         let count = count as u64;
+        if tsan::active() {
+            self.tsan_arrive();
+            tsan::release(tsan::key(self, TSAN_DEPARTED));
+        }
         let prev = self.word.fetch_sub(count, Ordering::AcqRel);
         debug_assert!(parties(prev) >= count, "more leaves than parties");
         let next = prev - count;
@@ -179,6 +193,25 @@ impl SphereBarrier {
     /// Waits until every participant has left (spins briefly, then sleeps):
     /// the join of a fork-join whose participants all leave when done.
     pub fn wait_departed(&self) {
+        self.wait_all_left();
+        tsan::acquire(tsan::key(self, TSAN_DEPARTED));
+    }
+
+    /// TSan: this participant's accesses so far happen before those of
+    /// every participant that this generation releases (a no-op elsewhere,
+    /// without even the load).
+    fn tsan_arrive(&self) {
+        if tsan::active() {
+            let generation = generation(self.word.load(Ordering::Relaxed));
+            tsan::release(self.tsan_generation_key(generation));
+        }
+    }
+
+    fn tsan_generation_key(&self, generation: u64) -> *const u8 {
+        tsan::key(self, (generation & 1) as usize)
+    }
+
+    fn wait_all_left(&self) {
         let gone = || parties(self.word.load(Ordering::Acquire)) == 0;
         if spin_until(self.spin, self.yielding, gone) {
             return;

@@ -132,6 +132,7 @@ impl Shared {
             lines: &self.lines,
             epoch,
         };
+        self.lines.share_starts();
         let me = RoundTask::participant(index, self.slots.len() + 1, &self.barrier, round);
         // SAFETY: the round is open until this participant departs.
         let outcome = unsafe { self.lines.task(|task| task.run(&me, worker)) };
@@ -230,6 +231,8 @@ impl SpherePool {
     pub fn with_config(config: PoolConfig) -> Result<Self, Error> {
         let config = config.resolve()?;
         let n = config.spheres;
+        // Looks the ThreadSanitizer runtime up now, not in a first round.
+        let _ = thread_support::tsan::active();
         let yielding = n + 1 > available_cores();
         let config_spin = config.max_spin;
         let spread = yielding

@@ -26,6 +26,13 @@ use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::time::Duration;
 use thread_support::spin::spin_until;
+use thread_support::tsan;
+
+/// ThreadSanitizer keys in the round lines (`tsan::key`): the caller's
+/// opening of a round, which every share's start follows, and the shares'
+/// departures, which the caller's join follows.
+const TSAN_OPENED: usize = 0;
+const TSAN_DEPARTED: usize = 1;
 
 /// The done word: the count of departed shares in bits 2..32 (wrapping),
 /// `WAITING` (the caller sleeps, or is about to) in bit 1, and `USED` (the
@@ -153,6 +160,7 @@ impl<T> RoundLines<T> {
         self.go
             .task
             .with_mut(|cell| unsafe { cell.write(Some(task)) });
+        tsan::release(tsan::key(self, TSAN_OPENED));
         let epoch = self.go.epoch.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
         self.doorbell.ring(ALL_BITS);
         Opened { epoch }
@@ -226,9 +234,17 @@ impl<T> RoundLines<T> {
             barrier.rearm(self.participants as usize);
             done.fetch_and(!USED, Ordering::Relaxed);
         }
+        tsan::acquire(tsan::key(self, TSAN_DEPARTED));
     }
 
     // ---- every participant ------------------------------------------------
+
+    /// A share of the open round starts: for ThreadSanitizer, what the
+    /// caller did before opening it happens before the share (nothing
+    /// else happens here).
+    pub fn share_starts(&self) {
+        tsan::acquire(tsan::key(self, TSAN_OPENED));
+    }
 
     /// The task of the open round.
     ///
@@ -262,6 +278,7 @@ impl<T> RoundLines<T> {
     /// to sleep on the old value does not, and it needs no wake).
     pub fn depart(&self, epoch: u32, barrier: &SphereBarrier) {
         let done = self.done_word().atomic();
+        tsan::release(tsan::key(self, TSAN_DEPARTED));
         let prev = done.fetch_add(ONE_DONE, Ordering::SeqCst);
         if prev & USED != 0 {
             barrier.leave();
@@ -289,6 +306,9 @@ impl<T> RoundLines<T> {
         }
         let prev = done.fetch_or(USED, Ordering::SeqCst);
         if prev & USED == 0 {
+            // TSan: the barrier's participants follow the shares that
+            // departed before (this thread leaves for them).
+            tsan::acquire(tsan::key(self, TSAN_DEPARTED));
             let departed = count(prev).wrapping_sub(self.base(epoch)) & COUNT_MASK;
             barrier.leave_many(departed as usize);
             if self.done_on_go_line && prev & WAITING != 0 {

@@ -41,6 +41,7 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 use thread_support::duration_to_nanos;
 use thread_support::spin::{AdaptiveSpin, spin_until};
+use thread_support::tsan;
 
 const STATE_MASK: u32 = 0b111;
 const EMPTY: u32 = 0;
@@ -236,6 +237,8 @@ impl<J> Slot<J> {
         // SAFETY: in state CLAIMED only the claimant touches `job`; the sphere
         // reads it only after the release transition to READY below.
         self.job.with_mut(|cell| unsafe { *cell = Some(job) });
+        // TSan: the job's start (`take_job`) follows what came before.
+        tsan::release(self);
         // SeqCst before the doorbell's sleeper check (see `Doorbell::ring`).
         let prev = self.transition(|w| with_state(w, READY), Ordering::SeqCst);
         debug_assert_eq!(state(prev), CLAIMED);
@@ -412,6 +415,7 @@ impl<J> Slot<J> {
         // SAFETY: the acquire transition READY -> RUNNING made this thread the
         // only one that may touch `job` until it publishes DONE.
         let job = self.job.with_mut(|cell| unsafe { (*cell).take() });
+        tsan::acquire(self);
         Taken::Job(job.expect("READY slot without a job"))
     }
 
@@ -452,6 +456,8 @@ impl<J> Slot<J> {
         // read it only after the release transition to DONE in `finish`.
         self.outcome
             .with_mut(|cell| unsafe { *cell = outcome.err().map(Box::new) });
+        // TSan: the collector (`try_collect`) follows the job.
+        tsan::release(self);
         self.finish(DONE, Ordering::AcqRel, failed, started)
     }
 
@@ -547,6 +553,7 @@ impl<J> Slot<J> {
                 Ordering::Relaxed,
             )
             .ok()?;
+        tsan::acquire(self);
         // SAFETY: the acquire transition DONE -> COLLECTING gives this thread
         // sole access to `outcome` until it releases the slot (EMPTY) below.
         let outcome = self.outcome.with_mut(|cell| unsafe { (*cell).take() });

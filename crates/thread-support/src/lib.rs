@@ -41,7 +41,6 @@ pub mod placement;
 pub mod spin;
 mod steal;
 pub mod sync;
-#[cfg(not(loom))]
 pub mod tsan;
 
 pub use counting_alloc::CountingAllocator;

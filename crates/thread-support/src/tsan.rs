@@ -12,8 +12,8 @@
 //! runtime's own entry points: [`release`] where one side publishes (or
 //! unlocks) and [`acquire`] where the other takes it (or locks), with the
 //! same key, so that accesses before the release happen before those after
-//! the acquire. [`Untracked`] turns the recording of this thread's accesses
-//! off for a moment.
+//! the acquire. [`Mutex`] does so for each hold of a lock. [`Untracked`]
+//! turns the recording of this thread's accesses off for a moment.
 //!
 //! The entry points are looked up once, at run time, with
 //! `dlsym(RTLD_DEFAULT, ...)`: they exist only in a program built with
@@ -69,9 +69,17 @@ fn lookup() -> Option<Runtime> {
     }
 }
 
-/// True when the program runs under ThreadSanitizer.
+/// True when the program runs under ThreadSanitizer. The first call looks
+/// the runtime up (microseconds): make it outside hot paths.
 pub fn active() -> bool {
     runtime().is_some()
+}
+
+/// Key `n` of the object at `object`: its address plus `n` bytes, so that
+/// one object (at least `n + 1` bytes long) serves as several keys.
+pub fn key<T>(object: &T, n: usize) -> *const u8 {
+    debug_assert!(n < std::mem::size_of::<T>().max(1));
+    (object as *const T).cast::<u8>().wrapping_add(n)
 }
 
 /// Publishes this thread's accesses so far to whoever later calls
@@ -118,6 +126,73 @@ impl Drop for Untracked {
     }
 }
 
+/// A parking_lot mutex whose holds ThreadSanitizer sees: each lock
+/// acquires the mutex's key, each unlock releases it first. For data that a
+/// program under TSan would otherwise see raced: filled by an intercepted
+/// system call, or reallocated (a `Vec` that grows), by one thread after
+/// another.
+#[derive(Debug, Default)]
+pub struct Mutex<T>(parking_lot::Mutex<T>);
+
+impl<T> Mutex<T> {
+    /// A mutex holding `value`.
+    pub const fn new(value: T) -> Self {
+        Self(parking_lot::Mutex::new(value))
+    }
+
+    /// Locks, waiting as long as needed.
+    pub fn lock(&self) -> Guard<'_, T> {
+        Guard::held(self.0.lock())
+    }
+
+    /// Locks if the mutex is free now.
+    pub fn try_lock(&self) -> Option<Guard<'_, T>> {
+        self.0.try_lock().map(Guard::held)
+    }
+
+    /// The value, through the only reference (no lock needed).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.0.get_mut()
+    }
+
+    /// The value, consuming the mutex.
+    pub fn into_inner(self) -> T {
+        self.0.into_inner()
+    }
+}
+
+/// A hold of a [`Mutex`]; unlocks when dropped.
+pub struct Guard<'a, T> {
+    guard: parking_lot::MutexGuard<'a, T>,
+}
+
+impl<'a, T> Guard<'a, T> {
+    fn held(guard: parking_lot::MutexGuard<'a, T>) -> Self {
+        acquire(parking_lot::MutexGuard::mutex(&guard));
+        Self { guard }
+    }
+}
+
+impl<T> std::ops::Deref for Guard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> std::ops::DerefMut for Guard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T> Drop for Guard<'_, T> {
+    fn drop(&mut self) {
+        // Before the field's drop unlocks.
+        release(parking_lot::MutexGuard::mutex(&self.guard));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +206,22 @@ mod tests {
         release(&key);
         acquire(&key);
         drop(Untracked::begin());
+    }
+
+    #[test]
+    fn the_mutex_excludes_and_hands_its_value_on() {
+        let m = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let m = &m;
+                s.spawn(move || (0..100).for_each(|i| m.lock().push(t * 100 + i)));
+            }
+        });
+        let guard = m.lock();
+        assert!(m.try_lock().is_none(), "locked twice");
+        drop(guard);
+        let mut all = m.into_inner();
+        all.sort_unstable();
+        assert_eq!(all, (0..400).collect::<Vec<_>>());
     }
 }

@@ -32,6 +32,7 @@
 //! it each would cost a good share of a CPU. The read stops at the last
 //! CPU of the mask, before the `intr` line.
 
+use crate::tsan;
 use parking_lot::Mutex;
 use std::ffi::CStr;
 use std::time::{Duration, Instant};
@@ -67,8 +68,11 @@ static SAMPLER: Mutex<Sampler> = Mutex::new(Sampler::new(&TABLES));
 
 /// The sampler's tables: all zeroes, so in `.bss` (80 KB, not in the
 /// binary), apart from the sampler, which is not. Locked only by the
-/// thread that holds the sampler.
-static TABLES: Mutex<Tables> = Mutex::new(Tables::new());
+/// thread that holds the sampler. The system calls that fill them (`read`,
+/// `sched_getaffinity`) are seen by ThreadSanitizer in a C program built
+/// with it, so the lock tells TSan about its holds too: two threads
+/// sampling one after the other are not a race.
+static TABLES: tsan::Mutex<Tables> = tsan::Mutex::new(Tables::new());
 
 /// One thread's copy of the last verdict.
 #[derive(Debug)]
@@ -134,7 +138,7 @@ struct Sampler {
     quota_at: Option<Instant>,
     /// The process's CPU time at the last sample.
     cpu_time: Option<Duration>,
-    tables: &'static Mutex<Tables>,
+    tables: &'static tsan::Mutex<Tables>,
 }
 
 /// What a sample reads into.
@@ -154,43 +158,8 @@ impl Tables {
     }
 }
 
-/// The tables, locked. The system calls that fill them (`read`,
-/// `sched_getaffinity`) are intercepted by ThreadSanitizer in a C program
-/// built with it, but our lock is not: the lock's order is told to TSan
-/// (acquired after locking, released before unlocking), or two threads
-/// sampling one after the other would be reported as a race.
-struct TablesLock(parking_lot::MutexGuard<'static, Tables>);
-
-impl TablesLock {
-    fn take(tables: &'static Mutex<Tables>) -> Self {
-        let guard = tables.lock();
-        crate::tsan::acquire(tables);
-        Self(guard)
-    }
-}
-
-impl std::ops::Deref for TablesLock {
-    type Target = Tables;
-    fn deref(&self) -> &Tables {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for TablesLock {
-    fn deref_mut(&mut self) -> &mut Tables {
-        &mut self.0
-    }
-}
-
-impl Drop for TablesLock {
-    fn drop(&mut self) {
-        // Before the guard (a field) unlocks.
-        crate::tsan::release(parking_lot::MutexGuard::mutex(&self.0));
-    }
-}
-
 impl Sampler {
-    const fn new(tables: &'static Mutex<Tables>) -> Self {
+    const fn new(tables: &'static tsan::Mutex<Tables>) -> Self {
         Self {
             at: None,
             every: SAMPLE_EVERY,
@@ -209,7 +178,7 @@ impl Sampler {
         if since.is_some_and(|d| d < self.every) {
             return (self.at.map(|at| at + self.every), self.verdict);
         }
-        let mut tables = TablesLock::take(self.tables);
+        let mut tables = self.tables.lock();
         let tables = &mut *tables;
         if self
             .quota_at
@@ -552,8 +521,8 @@ ctxt 999
     }
 
     /// Tables of a sampler of a test's own.
-    fn tables() -> &'static Mutex<Tables> {
-        Box::leak(Box::new(Mutex::new(Tables::new())))
+    fn tables() -> &'static tsan::Mutex<Tables> {
+        Box::leak(Box::new(tsan::Mutex::new(Tables::new())))
     }
 
     /// A file read in pieces of at most `piece` bytes.
