@@ -20,3 +20,18 @@ tsan: $(TSAN_DIR)/test_tsan_planted $(TSAN_PROGRAMS)
 	ffi-tests/tsan/run.sh $(TSAN_DIR)/test_tsan_planted $(TSAN_PROGRAMS)
 
 TEST_TARGETS += tsan
+
+# make tsan-survey: every C test program of FFI_TESTS built under TSan into
+# build/tsan-all/ and run once; prints each program's report count (not
+# part of make test: the areas docs/c-api.md lists as not covered yet
+# still get reports).
+TSAN_ALL_DIR := $(BUILD)/tsan-all
+.PHONY: tsan-survey
+tsan-survey:
+	$(MAKE) --no-print-directory BUILD=$(TSAN_ALL_DIR) CC="$(CC) -fsanitize=thread -g" \
+	  $(patsubst $(BUILD)/%,$(TSAN_ALL_DIR)/%,$(FFI_TESTS))
+	@noaslr=; setarch "$$(uname -m)" -R true 2>/dev/null && noaslr="setarch $$(uname -m) -R"; \
+	for p in $(patsubst $(BUILD)/%,$(TSAN_ALL_DIR)/%,$(FFI_TESTS)); do \
+	  $$noaslr timeout 300 $$p >$$p.tsan.log 2>&1; rc=$$?; \
+	  echo "$$(basename $$p) exit=$$rc reports=$$(grep -c 'WARNING: ThreadSanitizer' $$p.tsan.log) log=$$p.tsan.log"; \
+	done
