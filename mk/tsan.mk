@@ -5,8 +5,10 @@
 # own locks and hand-offs (thread_support::tsan), and a report in a clean
 # program fails the run (TSan exits with 66).
 #
-# test_tsan_planted runs first: a race between two threads that TSan must
-# report, so that the run fails if TSan is not live.
+# The planted races run first: one between two threads of the program (the
+# run fails if TSan is not live), and one in each kind of program code the
+# library runs on its own threads, which run with TSan's ignore on except
+# around that code (thread_support::tsan): each must be reported.
 TSAN_DIR      := $(BUILD)/tsan
 TSAN_CFLAGS   := -std=c11 -O1 -g -fsanitize=thread -Iinclude -Iffi-tests
 TSAN_PROGRAMS := $(TSAN_DIR)/test_tsan_pool $(TSAN_DIR)/test_tsan_objects
@@ -15,9 +17,14 @@ $(TSAN_DIR)/%: ffi-tests/tsan/%.c $(LIB_A) $(HEADERS) ffi-tests/check.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TSAN_CFLAGS) $< -o $@ $(LIB_A) $(NATIVE_LIBS)
 
+# The races planted in program code that the library runs on its threads:
+# each must be reported (see test_tsan_planted_callbacks.c).
+TSAN_PLANTED_MODES := run_all dispatch parallel_for reduce roles_task roles_parallel_for periodic
+
 .PHONY: tsan
-tsan: $(TSAN_DIR)/test_tsan_planted $(TSAN_PROGRAMS)
-	ffi-tests/tsan/run.sh $(TSAN_DIR)/test_tsan_planted $(TSAN_PROGRAMS)
+tsan: $(TSAN_DIR)/test_tsan_planted $(TSAN_DIR)/test_tsan_planted_callbacks $(TSAN_PROGRAMS)
+	ffi-tests/tsan/run.sh $(TSAN_DIR)/test_tsan_planted \
+	  $(addprefix $(TSAN_DIR)/test_tsan_planted_callbacks:,$(TSAN_PLANTED_MODES)) -- $(TSAN_PROGRAMS)
 
 TEST_TARGETS += tsan
 

@@ -212,7 +212,11 @@ pub(crate) fn build(
         // Without the thread (the system refused it) readers open their files.
         let ahead = std::thread::Builder::new()
             .name("cllm-readahead".into())
-            .spawn_scoped(scope, || look_ahead.run(opener));
+            .spawn_scoped(scope, || {
+                // Under ThreadSanitizer, the loader's own thread is out of view.
+                let _library = thread_support::tsan::library_thread();
+                look_ahead.run(opener)
+            });
         let phase1 = for_each_dynamic(pool, files.len(), |me, k| {
             let pre = preread.lock().remove(&files[k]);
             let early = pre.or(look_ahead.take(k));

@@ -37,6 +37,8 @@ impl Prefetcher {
         let thread = std::thread::Builder::new()
             .name("cllm-prefetch".into())
             .spawn(move || {
+                // Under ThreadSanitizer, the loader's own thread is out of view.
+                let _library = thread_support::tsan::library_thread();
                 for batch in iter.by_ref() {
                     if sender.send(batch).is_err() {
                         break; // the consumer is gone

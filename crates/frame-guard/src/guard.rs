@@ -19,7 +19,7 @@ use crate::types::{
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
-use thread_support::Histogram;
+use thread_support::{Histogram, tsan};
 
 // std's Arc even under loom: loom's Arc cannot hold unsized closures, and the
 // callbacks are only cloned under the callbacks mutex, which loom does model.
@@ -53,12 +53,12 @@ impl Inner {
             (callbacks.on_stop.clone(), callbacks.on_stall.clone())
         };
         if let (Some(info), Some(f)) = (&fired.stall, on_stall)
-            && catch_unwind(AssertUnwindSafe(|| f(info))).is_err()
+            && catch_unwind(AssertUnwindSafe(|| tsan::user_code(|| f(info)))).is_err()
         {
             self.callback_panics.fetch_add(1, Ordering::Relaxed);
         }
         if let (Some(info), Some(f)) = (&fired.stop, on_stop)
-            && catch_unwind(AssertUnwindSafe(|| f(info))).is_err()
+            && catch_unwind(AssertUnwindSafe(|| tsan::user_code(|| f(info)))).is_err()
         {
             self.callback_panics.fetch_add(1, Ordering::Relaxed);
         }

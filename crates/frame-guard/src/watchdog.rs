@@ -38,6 +38,8 @@ impl Watchdog {
         let thread = std::thread::Builder::new()
             .name("cllm-frame-watchdog".into())
             .spawn(move || {
+                // Under ThreadSanitizer, out of view but for the callbacks.
+                let _library = thread_support::tsan::library_thread();
                 let control = thread_control;
                 let mut shutdown = control.shutdown.lock();
                 loop {

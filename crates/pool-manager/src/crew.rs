@@ -423,7 +423,7 @@ impl Crew {
         let index = job.next_worker.fetch_add(1, Ordering::Relaxed);
         let start = Instant::now();
         me.begin_busy(self.ns(start), ROUND_ROLE);
-        (job.body)(index);
+        thread_support::tsan::user_code(|| (job.body)(index));
         let end = Instant::now();
         me.end_busy(self.ns(end));
         job.work_ns.fetch_add(ns(end - start), Ordering::Relaxed);
@@ -549,6 +549,9 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 
 fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>, gate: Option<Arc<Gate>>) {
+    // Under ThreadSanitizer, the crew's own work on this thread is out of
+    // view; the tasks and loop bodies it runs are not (`tsan::user_code`).
+    let _library = thread_support::tsan::library_thread();
     if let Some(gate) = gate {
         if !gate.wait() {
             // A resize that failed takes its threads back: leave without

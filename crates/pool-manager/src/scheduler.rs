@@ -27,6 +27,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use thread_support::tsan;
 
 /// The plan's memory cleanup interval.
 pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(5);
@@ -84,7 +85,7 @@ struct Periodic {
     /// The grid point to run next (or running now).
     tick: u64,
     phase: Phase,
-    f: Arc<Mutex<PeriodicFn>>,
+    f: Arc<tsan::Mutex<PeriodicFn>>,
 }
 
 impl Periodic {
@@ -158,7 +159,11 @@ impl SchedulerCore {
     }
 
     /// The due idle tasks, highest priority first, marked pending.
-    fn take_due(&self, st: &mut State, now: Instant) -> Vec<(i32, u64, Arc<Mutex<PeriodicFn>>)> {
+    fn take_due(
+        &self,
+        st: &mut State,
+        now: Instant,
+    ) -> Vec<(i32, u64, Arc<tsan::Mutex<PeriodicFn>>)> {
         let mut due: Vec<_> = st
             .tasks
             .iter_mut()
@@ -207,14 +212,17 @@ impl SchedulerCore {
     }
 
     /// Runs one periodic task now (on a worker, or inline).
-    fn run(&self, id: u64, f: &Mutex<PeriodicFn>) -> Outcome {
+    fn run(&self, id: u64, f: &tsan::Mutex<PeriodicFn>) -> Outcome {
         if self.stopped.load(Ordering::Relaxed)
             || !self.state.lock().tasks.iter().any(|t| t.stats.id.0 == id)
         {
             return Outcome::Ok;
         }
         let start = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| (f.lock())()));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut f = f.lock();
+            thread_support::tsan::user_code(&mut *f)
+        }));
         let took = start.elapsed();
         let outcome = match result {
             Ok(Ok(())) => Outcome::Ok,
@@ -266,7 +274,7 @@ impl Timers for Arc<SchedulerCore> {
 struct PeriodicJob {
     core: Arc<SchedulerCore>,
     id: u64,
-    f: Arc<Mutex<PeriodicFn>>,
+    f: Arc<tsan::Mutex<PeriodicFn>>,
     armed: bool,
 }
 
@@ -355,7 +363,13 @@ impl Scheduler {
             anchor: Instant::now(),
             tick: 1,
             phase: Phase::Idle,
-            f: Arc::new(Mutex::new(Box::new(f))),
+            f: {
+                let f = Arc::new(tsan::Mutex::new(Box::new(f) as PeriodicFn));
+                // TSan: the task's runs follow what the caller did before
+                // adding it (each run locks `f`).
+                drop(f.lock());
+                f
+            },
         });
         self.core.update_next_due(&st);
         drop(st);

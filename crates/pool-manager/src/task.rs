@@ -204,7 +204,7 @@ where
         };
         let role = self.role;
         tsan::acquire(&*self.cell);
-        let (outcome, result) = match catch_unwind(AssertUnwindSafe(f)) {
+        let (outcome, result) = match catch_unwind(AssertUnwindSafe(|| tsan::user_code(f))) {
             Ok(Ok(value)) => (Outcome::Ok, Ok(value)),
             Ok(Err(message)) => (Outcome::Failed, Err(TaskError::Failed { role, message })),
             Err(payload) => {

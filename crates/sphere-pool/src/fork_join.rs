@@ -291,7 +291,9 @@ impl Share {
         // record goes away (see `JoinAll`).
         let head = unsafe { &*self.head };
         // SAFETY: `head` starts a live record, whose `run` matches its task.
-        let outcome = unsafe { (head.run)(self.head, self.index, Worker::Sphere(sphere)) };
+        let outcome = thread_support::tsan::user_code(|| unsafe {
+            (head.run)(self.head, self.index, Worker::Sphere(sphere))
+        });
         let failed = outcome.is_err();
         if let Err(e) = outcome {
             head.fail(e);

@@ -135,7 +135,9 @@ impl Shared {
         self.lines.share_starts();
         let me = RoundTask::participant(index, self.slots.len() + 1, &self.barrier, round);
         // SAFETY: the round is open until this participant departs.
-        let outcome = unsafe { self.lines.task(|task| task.run(&me, worker)) };
+        let outcome = thread_support::tsan::user_code(|| unsafe {
+            self.lines.task(|task| task.run(&me, worker))
+        });
         match outcome {
             Ok(()) => false,
             Err(e) => {
@@ -527,6 +529,9 @@ impl std::fmt::Debug for SpherePool {
 }
 
 fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId>) {
+    // Under ThreadSanitizer, the pool's own work on this thread is out of
+    // view; the shares and jobs it runs are not (`tsan::user_code`).
+    let _library = thread_support::tsan::library_thread();
     if let Some(core) = core {
         // Pinning is a hint: a sphere that cannot be pinned still serves.
         let _ = core_affinity::set_for_current(core);
@@ -560,7 +565,10 @@ fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId
             Next::Job(Job::Share(share), started) => {
                 share.run(index, |failed| slot.release(failed, started))
             }
-            Next::Job(other, started) => slot.complete(run_job(other, index), started),
+            Next::Job(other, started) => slot.complete(
+                thread_support::tsan::user_code(|| run_job(other, index)),
+                started,
+            ),
             Next::Exit => return,
         };
     }

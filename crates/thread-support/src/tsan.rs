@@ -15,11 +15,21 @@
 //! the acquire. [`Mutex`] does so for each hold of a lock. [`Untracked`]
 //! turns the recording of this thread's accesses off for a moment.
 //!
+//! The library's own threads go further: [`library_thread`] turns the
+//! recording off for the thread's life, and [`user_code`] turns it back on
+//! around the program's code that such a thread runs (a share, a job, a
+//! task, a callback). TSan then sees the program's accesses and our
+//! annotations, and nothing of what the library does on its threads: no
+//! report can come from the library's internal memory, and a race in the
+//! program's code is still reported wherever it runs (`make tsan` plants
+//! one in each kind of code a library thread runs).
+//!
 //! The entry points are looked up once, at run time, with
 //! `dlsym(RTLD_DEFAULT, ...)`: they exist only in a program built with
 //! `-fsanitize=thread`; elsewhere every function here does nothing (one
 //! atomic load).
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_void};
 use std::sync::OnceLock;
 
@@ -101,7 +111,27 @@ pub fn acquire<T>(key: *const T) {
     }
 }
 
-/// TSan's recording of this thread's memory accesses off until dropped.
+thread_local! {
+    /// How many times this thread turned TSan's per-thread ignore on (the
+    /// runtime keeps a count; [`user_code`] needs to know ours).
+    static IGNORING: Cell<u32> = const { Cell::new(0) };
+}
+
+fn ignore_begin(rt: &Runtime) {
+    // SAFETY: the runtime's per-thread ignore counter; every call is paired
+    // with `ignore_end` (or lasts the thread's life, `library_thread`).
+    unsafe { (rt.ignore_begin)() };
+    IGNORING.with(|n| n.set(n.get() + 1));
+}
+
+fn ignore_end(rt: &Runtime) {
+    // SAFETY: pairs with an earlier `ignore_begin` on this thread.
+    unsafe { (rt.ignore_end)() };
+    IGNORING.with(|n| n.set(n.get() - 1));
+}
+
+/// TSan's recording of this thread's memory accesses off until dropped
+/// (user code run through [`user_code`] inside it is still recorded).
 pub struct Untracked(Option<&'static Runtime>);
 
 impl Untracked {
@@ -109,9 +139,7 @@ impl Untracked {
     pub fn begin() -> Self {
         let rt = runtime();
         if let Some(rt) = rt {
-            // SAFETY: the runtime's per-thread ignore counter, decremented
-            // again by `drop`.
-            unsafe { (rt.ignore_begin)() };
+            ignore_begin(rt);
         }
         Self(rt)
     }
@@ -120,10 +148,42 @@ impl Untracked {
 impl Drop for Untracked {
     fn drop(&mut self) {
         if let Some(rt) = self.0 {
-            // SAFETY: pairs with `begin`.
-            unsafe { (rt.ignore_end)() }
+            ignore_end(rt);
         }
     }
+}
+
+/// Marks the calling thread as one of the library's own (a sphere, a role
+/// pool's worker, a watchdog) until the returned guard drops (keep it for
+/// the thread's life: TSan refuses a thread that ends inside an ignore):
+/// TSan stops recording its memory accesses, its `malloc`s and its `free`s,
+/// except inside [`user_code`]. Whatever the library does on its threads is
+/// then out of TSan's view (it is checked by the library's own tests and
+/// loom models), and the program's code that runs there is checked against
+/// the program's other threads through the annotations of the hand-offs.
+#[must_use = "the thread is the library's only while the guard lives"]
+pub fn library_thread() -> Untracked {
+    Untracked::begin()
+}
+
+/// Runs `f`, code of the program (a C callback, a job, a task), with TSan
+/// recording this thread's accesses, even inside [`library_thread`] or
+/// [`Untracked`]; the ignore is back when `f` returns or unwinds.
+pub fn user_code<R>(f: impl FnOnce() -> R) -> R {
+    let depth = IGNORING.with(Cell::get);
+    let rt = match runtime() {
+        Some(rt) if depth > 0 => rt,
+        _ => return f(),
+    };
+    struct Restore(&'static Runtime, u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            (0..self.1).for_each(|_| ignore_begin(self.0));
+        }
+    }
+    (0..depth).for_each(|_| ignore_end(rt));
+    let _restore = Restore(rt, depth);
+    f()
 }
 
 /// A parking_lot mutex whose holds ThreadSanitizer sees: each lock
@@ -206,6 +266,8 @@ mod tests {
         release(&key);
         acquire(&key);
         drop(Untracked::begin());
+        let _library = library_thread();
+        assert_eq!(user_code(|| 7), 7);
     }
 
     #[test]
