@@ -19,7 +19,7 @@ $(TSAN_DIR)/%: ffi-tests/tsan/%.c $(LIB_A) $(HEADERS) ffi-tests/check.h
 
 # The races planted in program code that the library runs on its threads:
 # each must be reported (see test_tsan_planted_callbacks.c).
-TSAN_PLANTED_MODES := run_all dispatch parallel_for reduce roles_task roles_parallel_for periodic
+TSAN_PLANTED_MODES := run_all dispatch parallel_for reduce roles_task roles_parallel_for periodic frame_stop
 
 .PHONY: tsan
 tsan: $(TSAN_DIR)/test_tsan_planted $(TSAN_DIR)/test_tsan_planted_callbacks $(TSAN_PROGRAMS)

@@ -6,7 +6,7 @@
  *
  *   test_tsan_planted_callbacks MODE
  *   MODE: run_all, dispatch, parallel_for, reduce, roles_task,
- *         roles_parallel_for, periodic */
+ *         roles_parallel_for, periodic, frame_stop */
 #define _GNU_SOURCE
 #include "cllm_threaded.h"
 
@@ -128,12 +128,43 @@ static int roles_modes(const char *mode) {
     return 0;
 }
 
+static int on_stop(void *arg, const cllm_frame_stop *info) {
+    (void)arg;
+    (void)info;
+    planted += 1; /* on the watchdog's thread */
+    return 0;
+}
+
+/* A frame left open past its limit: the watchdog stops it and calls back
+ * while the program writes `planted`. */
+static int frame_modes(const char *mode) {
+    if (strcmp(mode, "frame_stop") != 0)
+        return -1;
+    cllm_frame_options o = cllm_frame_options_default();
+    o.slow_frame_limit_ns = 5000000;
+    o.slow_frame_count = 1;
+    o.watchdog_period_ns = 1000000;
+    cllm_frame *f = NULL;
+    if (cllm_frame_create(&o, &f) != CLLM_OK)
+        return 2;
+    cllm_frame_set_stop_callback(f, on_stop, NULL);
+    cllm_frame_begin(f);
+    for (int i = 0; i < 100; i++) {
+        planted += 1; /* while the watchdog may call back: not ordered */
+        pause_ms(1);
+    }
+    cllm_frame_free(f);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2)
         return 2;
     int rc = pool_modes(argv[1]);
     if (rc < 0)
         rc = roles_modes(argv[1]);
+    if (rc < 0)
+        rc = frame_modes(argv[1]);
     if (rc < 0) {
         fprintf(stderr, "unknown mode %s\n", argv[1]);
         return 2;

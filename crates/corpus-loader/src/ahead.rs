@@ -2,6 +2,7 @@
 //! that each file is opened exactly once, by the look-ahead or by its reader.
 
 use crate::sync::Mutex;
+use thread_support::tsan;
 
 enum Slot<F> {
     /// Not opened ahead (yet).
@@ -39,6 +40,9 @@ impl<F> OnceSlots<F> {
         if matches!(*slot, Slot::NotYet) {
             if let Some(file) = open() {
                 *slot = Slot::Open(file);
+                // TSan: its reader's use of the file follows the opening
+                // (a descriptor opened on one thread and read on another).
+                tsan::release(&self.slots[j]);
             }
         }
     }
@@ -46,7 +50,9 @@ impl<F> OnceSlots<F> {
     /// For the reader of file `k`: the file if it was opened ahead, else
     /// `None` (the reader opens it; the look-ahead will not any more).
     pub fn take(&self, k: usize) -> Option<F> {
-        match std::mem::replace(&mut *self.slots[k].lock(), Slot::Taken) {
+        let mut slot = self.slots[k].lock();
+        tsan::acquire(&self.slots[k]);
+        match std::mem::replace(&mut *slot, Slot::Taken) {
             Slot::Open(file) => Some(file),
             _ => None,
         }

@@ -43,13 +43,25 @@ struct Inner {
 }
 
 impl Inner {
+    /// The state, locked; the program's threads call in here, and TSan
+    /// sees the lock's order (`tsan::Seen`).
+    fn state(&self) -> tsan::Seen<impl std::ops::DerefMut<Target = State> + '_> {
+        tsan::Seen::new(self.state.lock(), &self.state)
+    }
+
+    /// The callbacks, locked, as TSan sees it: a callback set on one thread
+    /// and run on the watchdog's follows what the setter did before.
+    fn callbacks(&self) -> tsan::Seen<impl std::ops::DerefMut<Target = Callbacks> + '_> {
+        tsan::Seen::new(self.callbacks.lock(), &self.callbacks)
+    }
+
     /// Runs the callbacks of what an update fired, outside the state lock.
     fn dispatch(&self, fired: Fired) {
         if fired.stop.is_none() && fired.stall.is_none() {
             return;
         }
         let (on_stop, on_stall) = {
-            let callbacks = self.callbacks.lock();
+            let callbacks = self.callbacks();
             (callbacks.on_stop.clone(), callbacks.on_stall.clone())
         };
         if let (Some(info), Some(f)) = (&fired.stall, on_stall)
@@ -69,7 +81,7 @@ impl Inner {
     fn update<R>(&self, update: impl FnOnce(&mut State, &FrameGuardConfig, &mut Fired) -> R) -> R {
         let mut fired = Fired::default();
         let result = {
-            let mut state = self.state.lock();
+            let mut state = self.state();
             let result = update(&mut state, &self.config, &mut fired);
             if fired.stop.is_some() {
                 self.stopped.store(true, Ordering::Release);
@@ -264,30 +276,30 @@ impl FrameGuard {
 
     /// Why and where the loop was stopped, if it was.
     pub fn stop_info(&self) -> Option<StopInfo> {
-        self.inner.state.lock().stop.clone()
+        self.inner.state().stop.clone()
     }
 
     /// Calls `f` once, when a rule first stops the loop, on the thread whose
     /// call fired the rule (the loop's, or the watchdog's). Not called if the
     /// guard is already stopped. Replaces the previous callback.
     pub fn set_on_stop(&self, f: impl Fn(&StopInfo) + Send + Sync + 'static) {
-        self.inner.callbacks.lock().on_stop = Some(std::sync::Arc::new(f));
+        self.inner.callbacks().on_stop = Some(std::sync::Arc::new(f));
     }
 
     /// Removes the stop callback.
     pub fn clear_on_stop(&self) {
-        self.inner.callbacks.lock().on_stop = None;
+        self.inner.callbacks().on_stop = None;
     }
 
     /// Calls `f` when a frame is first seen in progress past the slow-frame
     /// limit (by `poll` or the watchdog). Replaces the previous callback.
     pub fn set_on_stall(&self, f: impl Fn(&StallInfo) + Send + Sync + 'static) {
-        self.inner.callbacks.lock().on_stall = Some(std::sync::Arc::new(f));
+        self.inner.callbacks().on_stall = Some(std::sync::Arc::new(f));
     }
 
     /// The cumulative figures.
     pub fn stats(&self) -> FrameStats {
-        let state = self.inner.state.lock();
+        let state = self.inner.state();
         let frames = state.total.count();
         FrameStats {
             frames,
@@ -319,7 +331,7 @@ impl FrameGuard {
     /// from here.
     pub fn take_interval(&self) -> IntervalFrames {
         let now = self.inner.clock.now();
-        let mut state = self.inner.state.lock();
+        let mut state = self.inner.state();
         let h = &state.interval;
         let figures = IntervalFrames {
             start: state.interval_start,
@@ -348,7 +360,7 @@ impl FrameGuard {
     /// if `name` is new and the guard already has `max_phases` phases; the
     /// check and the registration are one step.
     pub fn add_phase_within(&self, name: &str, max_phases: usize) -> Option<PhaseId> {
-        let mut state = self.inner.state.lock();
+        let mut state = self.inner.state();
         if let Some(i) = state.phases.iter().position(|p| p.name == name) {
             return Some(PhaseId(i));
         }
@@ -364,7 +376,7 @@ impl FrameGuard {
 
     /// Records one run of a phase.
     pub fn record_phase(&self, phase: PhaseId, duration: Duration) {
-        if let Some(p) = self.inner.state.lock().phases.get_mut(phase.0) {
+        if let Some(p) = self.inner.state().phases.get_mut(phase.0) {
             p.times.record(duration);
         }
     }
@@ -379,13 +391,13 @@ impl FrameGuard {
 
     /// The figures of every phase, in registration order.
     pub fn phase_stats(&self) -> Vec<PhaseStats> {
-        let state = self.inner.state.lock();
+        let state = self.inner.state();
         state.phases.iter().map(Phase::stats).collect()
     }
 
     /// The number of phases registered (phases are never removed).
     pub fn phase_count(&self) -> usize {
-        self.inner.state.lock().phases.len()
+        self.inner.state().phases.len()
     }
 
     /// The id of the phase registered `index`-th (from 0), if there is one:

@@ -256,6 +256,46 @@ impl<T> Drop for Guard<'_, T> {
     }
 }
 
+/// Any lock's guard, made visible to TSan: acquires `key` when made (make
+/// it right after locking), releases it when dropped (before the guard
+/// inside unlocks). For locks that cannot be a [`Mutex`] (those the loom
+/// models check).
+pub struct Seen<G> {
+    key: *const u8,
+    guard: G,
+}
+
+impl<G> Seen<G> {
+    /// `guard`, just locked, with `key` (the lock) as TSan's key.
+    pub fn new<K>(guard: G, key: &K) -> Self {
+        acquire(key);
+        Self {
+            key: (key as *const K).cast(),
+            guard,
+        }
+    }
+}
+
+impl<G: std::ops::Deref> std::ops::Deref for Seen<G> {
+    type Target = G::Target;
+    fn deref(&self) -> &G::Target {
+        &self.guard
+    }
+}
+
+impl<G: std::ops::DerefMut> std::ops::DerefMut for Seen<G> {
+    fn deref_mut(&mut self) -> &mut G::Target {
+        &mut self.guard
+    }
+}
+
+impl<G> Drop for Seen<G> {
+    fn drop(&mut self) {
+        // Before the field's drop unlocks.
+        release(self.key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
