@@ -174,6 +174,7 @@ fn for_each_dynamic(
 ) -> Result<(), Error> {
     let next = AtomicUsize::new(0);
     pool.run_all(|p| {
+        let _library = thread_support::tsan::library_code();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             if i >= n {

@@ -419,6 +419,7 @@ impl CacheFile {
             .map(Mutex::new)
             .collect();
         pool.parallel_for(0..parts.len(), 16, |range| {
+            let _library = thread_support::tsan::library_code();
             for b in range {
                 let mut part = parts[b].lock();
                 let at = h.tokens_off + (b * BLOCK) as u64;
@@ -499,6 +500,7 @@ pub(crate) fn block_hashes(
     let n = tokens.len().div_ceil(BLOCK);
     let hashes: Vec<Mutex<u64>> = (0..n).map(|_| Mutex::new(0)).collect();
     pool.parallel_for(0..n, 16, |blocks| {
+        let _library = thread_support::tsan::library_code();
         for b in blocks {
             *hashes[b].lock() = xxh3(
                 &tokens[b * BLOCK..tokens.len().min((b + 1) * BLOCK)],

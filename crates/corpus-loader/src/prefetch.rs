@@ -25,7 +25,7 @@ impl std::fmt::Debug for Prefetcher {
 impl Prefetcher {
     /// Starts prefetching the batches of `iter`, at most `depth` ahead
     /// (`depth >= 1`).
-    pub fn new(mut iter: BatchIter, depth: usize) -> Result<Self, Error> {
+    pub fn new(iter: BatchIter, depth: usize) -> Result<Self, Error> {
         if depth == 0 {
             return Err(Error::InvalidArgument(
                 "prefetch depth 0: use the iterator directly".into(),
@@ -38,7 +38,10 @@ impl Prefetcher {
             .name("cllm-prefetch".into())
             .spawn(move || {
                 // Under ThreadSanitizer, the loader's own thread is out of view.
+                // Made first, so that the captured channel end and iterator
+                // are dropped inside it.
                 let _library = thread_support::tsan::library_thread();
+                let (mut iter, sender) = (iter, sender);
                 for batch in iter.by_ref() {
                     if sender.send(batch).is_err() {
                         break; // the consumer is gone

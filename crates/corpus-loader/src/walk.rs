@@ -153,6 +153,7 @@ fn list_all(
     let listings = Mutex::new(HashMap::new());
     let errors = Mutex::new(Vec::new());
     pool.run_all(|_| {
+        let _library = thread_support::tsan::library_code();
         queue.run(|dir: PathBuf| match list_one(&dir, exclusion) {
             Ok(listing) => {
                 let subdirs = listing

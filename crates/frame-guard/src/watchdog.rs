@@ -39,8 +39,9 @@ impl Watchdog {
             .name("cllm-frame-watchdog".into())
             .spawn(move || {
                 // Under ThreadSanitizer, out of view but for the callbacks.
+                // Made first, so that the captured state is dropped inside it.
                 let _library = thread_support::tsan::library_thread();
-                let control = thread_control;
+                let (control, poll) = (thread_control, poll);
                 let mut shutdown = control.shutdown.lock();
                 loop {
                     // The flag is checked under the lock before every wait, so a

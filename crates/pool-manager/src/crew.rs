@@ -303,6 +303,12 @@ impl Crew {
         let (crew, rec) = (self.clone(), record.clone());
         let cpu = (!self.cpus.is_empty()).then(|| self.cpus[id % self.cpus.len()]);
         match std::thread::Builder::new().name(name).spawn(move || {
+            // Under ThreadSanitizer, the crew's own work on this thread is
+            // out of view; the tasks and loop bodies it runs are not
+            // (`tsan::user_code`). Made first, so that what the closure
+            // captured is dropped inside it.
+            let _library = thread_support::tsan::library_thread();
+            let (crew, rec, gate) = (crew, rec, gate);
             // The list was checked against the process's CPUs when the
             // runtime was configured; a refusal now (the affinity changed
             // since) leaves the worker unpinned but serving.
@@ -549,9 +555,6 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 
 fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>, gate: Option<Arc<Gate>>) {
-    // Under ThreadSanitizer, the crew's own work on this thread is out of
-    // view; the tasks and loop bodies it runs are not (`tsan::user_code`).
-    let _library = thread_support::tsan::library_thread();
     if let Some(gate) = gate {
         if !gate.wait() {
             // A resize that failed takes its threads back: leave without

@@ -283,7 +283,15 @@ impl SpherePool {
             if let Some(size) = shared.config.stack_size {
                 builder = builder.stack_size(size);
             }
-            match builder.spawn(move || sphere_main(&shared, index, core)) {
+            match builder.spawn(move || {
+                // Under ThreadSanitizer, the pool's own work on this thread
+                // is out of view; the shares and jobs it runs are not
+                // (`tsan::user_code`). Made first, so that the captured
+                // `Arc` is dropped inside it.
+                let _library = thread_support::tsan::library_thread();
+                let shared = shared;
+                sphere_main(&shared, index, core)
+            }) {
                 Ok(handle) => pool.threads.push(handle),
                 Err(e) => {
                     // Dropping the partial pool shuts down and joins what started.
@@ -529,9 +537,6 @@ impl std::fmt::Debug for SpherePool {
 }
 
 fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId>) {
-    // Under ThreadSanitizer, the pool's own work on this thread is out of
-    // view; the shares and jobs it runs are not (`tsan::user_code`).
-    let _library = thread_support::tsan::library_thread();
     if let Some(core) = core {
         // Pinning is a hint: a sphere that cannot be pinned still serves.
         let _ = core_affinity::set_for_current(core);

@@ -7,9 +7,11 @@ use crate::lock_meta::LockMeta;
 use parking_lot::Mutex;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use thread_support::tsan;
 
 /// Shared (read) holds a thread tracks exactly; more are counted as overflow.
 const HELD_SLOTS: usize = 8;
@@ -135,13 +137,23 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     next_id: 1,
 });
 
+/// The registry, locked as ThreadSanitizer sees it: a thread's record
+/// (its name) is made on that thread and read on others (`tsan::Seen`).
+fn registry() -> tsan::Seen<impl std::ops::DerefMut<Target = Registry>> {
+    tsan::Seen::new(REGISTRY.lock(), &REGISTRY)
+}
+
 /// The calling thread's registration; unregisters when the thread exits.
-struct Registration(Arc<ThreadRecord>);
+/// The record is dropped by hand, inside `Drop`, so that ThreadSanitizer
+/// does not see its last `free` (other threads read it under the registry's
+/// lock and drop their references without a lock: the order is the `Arc`'s
+/// count, which TSan does not see).
+struct Registration(ManuallyDrop<Arc<ThreadRecord>>);
 
 impl Registration {
     fn register() -> Self {
         let name = std::thread::current().name().map(str::to_owned);
-        let mut registry = REGISTRY.lock();
+        let mut registry = registry();
         let id = registry.next_id;
         registry.next_id += 1;
         // Reuse the smallest free index, so indices stay dense.
@@ -161,7 +173,7 @@ impl Registration {
             wait_seq: AtomicU64::new(0),
         });
         registry.threads.push(record.clone());
-        Self(record)
+        Self(ManuallyDrop::new(record))
     }
 }
 
@@ -170,10 +182,15 @@ static EXITS: AtomicU64 = AtomicU64::new(0);
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut registry = REGISTRY.lock();
-        registry.threads.retain(|t| t.id != self.0.id);
-        registry.free_indices.push(Reverse(self.0.index));
+        let _untracked = tsan::Untracked::begin();
+        {
+            let mut registry = registry();
+            registry.threads.retain(|t| t.id != self.0.id);
+            registry.free_indices.push(Reverse(self.0.index));
+        }
         EXITS.fetch_add(1, Ordering::Release);
+        // SAFETY: dropped once, here; the registration is never used again.
+        unsafe { ManuallyDrop::drop(&mut self.0) };
     }
 }
 
@@ -206,7 +223,7 @@ pub fn current_thread_index() -> Option<usize> {
 
 /// Every registered thread, for the deadlock detector.
 pub(crate) fn all_threads() -> Vec<Arc<ThreadRecord>> {
-    REGISTRY.lock().threads.clone()
+    registry().threads.clone()
 }
 
 /// How many registered threads have exited so far. Per-thread structures
@@ -219,7 +236,7 @@ pub fn thread_exits() -> u64 {
 /// The indices of the threads registered now, sorted. An index not in the
 /// list belongs to no live thread (until a new thread is given it).
 pub fn live_thread_indices() -> Vec<usize> {
-    let mut indices: Vec<usize> = REGISTRY.lock().threads.iter().map(|t| t.index).collect();
+    let mut indices: Vec<usize> = registry().threads.iter().map(|t| t.index).collect();
     indices.sort_unstable();
     indices
 }
@@ -227,7 +244,7 @@ pub fn live_thread_indices() -> Vec<usize> {
 /// The number of threads registered now (threads that used this crate and
 /// have not exited).
 pub fn registered_threads() -> usize {
-    REGISTRY.lock().threads.len()
+    registry().threads.len()
 }
 
 #[cfg(test)]

@@ -166,6 +166,14 @@ pub fn library_thread() -> Untracked {
     Untracked::begin()
 }
 
+/// The library's own work on any thread (a pool's share of one of the
+/// library's jobs, on a sphere or on the caller): out of TSan's view, as
+/// [`library_thread`] puts a whole thread, until the guard drops. No code of
+/// the program may run inside it, except through [`user_code`].
+pub fn library_code() -> Untracked {
+    Untracked::begin()
+}
+
 /// Runs `f`, code of the program (a C callback, a job, a task), with TSan
 /// recording this thread's accesses, even inside [`library_thread`] or
 /// [`Untracked`]; the ignore is back when `f` returns or unwinds.
