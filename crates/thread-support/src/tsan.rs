@@ -213,12 +213,12 @@ impl<T> Mutex<T> {
 
     /// Locks, waiting as long as needed.
     pub fn lock(&self) -> Guard<'_, T> {
-        Guard::held(self.0.lock())
+        Seen::new(self.0.lock(), &self.0)
     }
 
     /// Locks if the mutex is free now.
     pub fn try_lock(&self) -> Option<Guard<'_, T>> {
-        self.0.try_lock().map(Guard::held)
+        self.0.try_lock().map(|guard| Seen::new(guard, &self.0))
     }
 
     /// The value, through the only reference (no lock needed).
@@ -233,36 +233,7 @@ impl<T> Mutex<T> {
 }
 
 /// A hold of a [`Mutex`]; unlocks when dropped.
-pub struct Guard<'a, T> {
-    guard: parking_lot::MutexGuard<'a, T>,
-}
-
-impl<'a, T> Guard<'a, T> {
-    fn held(guard: parking_lot::MutexGuard<'a, T>) -> Self {
-        acquire(parking_lot::MutexGuard::mutex(&guard));
-        Self { guard }
-    }
-}
-
-impl<T> std::ops::Deref for Guard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.guard
-    }
-}
-
-impl<T> std::ops::DerefMut for Guard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
-    }
-}
-
-impl<T> Drop for Guard<'_, T> {
-    fn drop(&mut self) {
-        // Before the field's drop unlocks.
-        release(parking_lot::MutexGuard::mutex(&self.guard));
-    }
-}
+pub type Guard<'a, T> = Seen<parking_lot::MutexGuard<'a, T>>;
 
 /// Any lock's guard, made visible to TSan: acquires `key` when made (make
 /// it right after locking), releases it when dropped (before the guard
