@@ -19,6 +19,7 @@ use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use thread_support::tsan;
 
 /// Alignment of every block: a cache line, so that blocks used by different
 /// threads never share one.
@@ -120,15 +121,15 @@ pub struct cllm_objpool {
 unsafe impl Handle for cllm_objpool {}
 
 impl cllm_objpool {
-    /// The locked table shard of `address`.
-    fn table(&self, address: usize) -> MutexGuard<'_, HashMap<usize, Entry>> {
+    /// The locked table shard of `address`, locked as ThreadSanitizer sees
+    /// it (the program's threads grow and shrink the table in turn).
+    fn table(&self, address: usize) -> tsan::Seen<MutexGuard<'_, HashMap<usize, Entry>>> {
         // Blocks are 64-byte aligned: mix the bits above the alignment.
         let h = (address >> 6).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let shard = &self.handed_out[(h >> 58) % TABLE_SHARDS];
         // A panic while holding a shard cannot leave a table entry half
         // written (insert and take are single operations): ignore poisoning.
-        self.handed_out[(h >> 58) % TABLE_SHARDS]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        tsan::Seen::new(shard.lock().unwrap_or_else(PoisonError::into_inner), shard)
     }
 }
 
