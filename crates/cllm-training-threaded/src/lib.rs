@@ -51,7 +51,6 @@ pub mod settings;
 pub mod system;
 #[cfg(test)]
 mod tests;
-mod tsan;
 
 pub use cllm_threaded;
 pub use error::Error;

@@ -35,12 +35,12 @@ use crate::host::{CLLMBatch, CLLMBatchIterator, CLLMTraining, Host, HostPtr};
 pub use crate::replicas::MAX_GRADIENT_FLOATS;
 use crate::replicas::Replicas;
 pub use crate::settings::{Mode, Plan};
-use crate::tsan;
 use parking_lot::{Condvar, Mutex};
 use sphere_pool::{PoolConfig, SpherePool};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use thread_support::tsan;
 
 /// Batches, their valid tokens and their token-weighted loss: of a sphere
 /// in the current (or last) epoch, of an epoch, of a group. One sum for all
@@ -129,7 +129,12 @@ unsafe fn optimizer_step<H: Host>(
     }
 }
 
-/// Batch `k` of a serialised epoch waits until `next == k`.
+/// Batch `k` of a serialised epoch waits until `next == k`. Under
+/// ThreadSanitizer, each turn on the training object follows the one before
+/// (`tsan::acquire` after the wait, `release` at its end): the spheres hand
+/// the object on through this condition variable, which TSan does not see.
+/// The batches' hand-offs to the spheres and back are the pool's own
+/// (`crates/sphere-pool/src/README.md`).
 #[derive(Default)]
 struct Turn {
     state: Mutex<TurnState>,
@@ -194,7 +199,6 @@ pub struct TrainingSystem<H: Host> {
     epoch: Mutex<EpochState>,
     stats: Arc<Mutex<Stats>>,
     turn: Arc<Turn>,
-    tsan_keys: tsan::Keys,
 }
 
 struct EpochState {
@@ -267,7 +271,6 @@ impl<H: Host> TrainingSystem<H> {
             }),
             stats: Arc::new(Mutex::new(stats)),
             turn: Arc::default(),
-            tsan_keys: tsan::Keys::new(spheres),
         })
     }
 
@@ -347,7 +350,6 @@ impl<H: Host> TrainingSystem<H> {
             if let Err(e) = self.pool.wait(s) {
                 first = first.and(Err(e.into()));
             }
-            tsan::acquire(self.tsan_keys.sphere(s) as *const u8);
         }
         first
     }
@@ -400,7 +402,6 @@ impl<H: Host> TrainingSystem<H> {
             let sphere = k % n;
             // The sphere's previous batch (k - n) must be done first.
             self.pool.wait(sphere)?;
-            tsan::acquire(self.tsan_keys.sphere(sphere) as *const u8);
             let (turn, results, stats, host, training, hook) = (
                 self.turn.clone(),
                 results.clone(),
@@ -410,11 +411,7 @@ impl<H: Host> TrainingSystem<H> {
                 self.hook,
             );
             let index = k;
-            let key = self.tsan_keys.sphere(sphere);
-            tsan::release(key as *const u8);
-            let untracked = tsan::Untracked::begin();
             self.pool.dispatch(sphere, move || {
-                let _handoff = tsan::Handoff::take(key);
                 let (inputs, targets, valid) = (
                     batch.get().input_ids,
                     batch.get().target_ids,
@@ -439,7 +436,6 @@ impl<H: Host> TrainingSystem<H> {
                 results.lock().push((index, loss, valid));
                 stats.lock().spheres[sphere].add(loss, valid);
             })?;
-            drop(untracked);
             k += 1;
         }
         self.drain()?;
@@ -478,11 +474,7 @@ impl<H: Host> TrainingSystem<H> {
             for (s, share) in shares.into_iter().enumerate() {
                 let (losses, host, replicas) =
                     (losses.clone(), self.host.clone(), replicas.clone());
-                let key = self.tsan_keys.sphere(s);
-                tsan::release(key as *const u8);
-                let untracked = tsan::Untracked::begin();
                 self.pool.dispatch(s, move || {
-                    let _handoff = tsan::Handoff::take(key);
                     for (j, batch) in share {
                         let (inputs, targets) = (batch.get().input_ids, batch.get().target_ids);
                         let replica = replicas[j];
@@ -499,13 +491,11 @@ impl<H: Host> TrainingSystem<H> {
                         losses.lock()[j] = loss;
                     }
                 })?;
-                drop(untracked);
             }
             // The next group is fetched while this one trains.
             let next = self.next_group(epoch, feed, self.group);
             for s in 0..n.min(g) {
                 self.pool.wait(s)?;
-                tsan::acquire(self.tsan_keys.sphere(s) as *const u8);
             }
             let next = next?;
             let replicas = epoch.replicas.as_ref().expect("replica mode has replicas");

@@ -3,7 +3,7 @@
 #   tsan.sh TSAN_BUILD
 # TSAN_BUILD comes from build.sh with -fsanitize=thread (CLLM and our C code
 # instrumented; our Rust archive is not, and makes its hand-offs visible
-# through crates/cllm-training-threaded/src/tsan.rs). No suppression file,
+# through thread_support::tsan, see docs/c-api.md). No suppression file,
 # no TSAN_OPTIONS. Runs train_model in serialised mode and in replica mode
 # (two epochs each, 2 spheres, group 4 in replica mode), counts TSan's
 # reports, then runs tm_planted (tsan_planted.c: the host touches each batch
