@@ -61,6 +61,13 @@ static inline double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Busy for `us` microseconds, touching nothing shared (a share's work). */
+static inline void busy_us(double us) {
+    double end = now_s() + us * 1e-6;
+    while (now_s() < end) {
+    }
+}
+
 /* Whether a and b differ by at most `tolerance` (false when either is NaN). */
 static inline int near(double a, double b, double tolerance) { return fabs(a - b) <= tolerance; }
 

@@ -15,12 +15,6 @@
 
 enum { THREADS = 3 };
 
-/* Busy for `us` microseconds (nothing shared is touched). */
-static void busy_us(double us) {
-    double end = now_s() + us * 1e-6;
-    while (now_s() < end) {
-    }
-}
 
 /* ---- lock: a plain counter and a heap list, touched only under the lock. */
 typedef struct {

@@ -8,24 +8,19 @@
  *   MODE: run_all, dispatch, parallel_for, reduce, roles_task,
  *         roles_parallel_for, periodic, frame_stop */
 #define _GNU_SOURCE
+#include "check.h"
 #include "cllm_threaded.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static long planted; /* written by both sides with nothing between them */
 
-static void pause_ms(int ms) {
-    struct timespec ts = {0, ms * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int share(void *arg, const cllm_participant *self) {
     (void)arg;
     planted += (long)self->index + 1; /* every participant, at once */
-    pause_ms(2);
+    sleep_ms(2);
     return 0;
 }
 
@@ -39,7 +34,7 @@ static int range(void *arg, size_t begin, size_t end, size_t participant) {
     (void)arg;
     (void)participant;
     planted += (long)(end - begin);
-    pause_ms(1);
+    sleep_ms(1);
     return 0;
 }
 
@@ -47,7 +42,7 @@ static int map(void *arg, size_t begin, size_t end, void *partial) {
     (void)arg;
     planted += (long)(end - begin);
     *(long *)partial += 1;
-    pause_ms(1);
+    sleep_ms(1);
     return 0;
 }
 
@@ -66,7 +61,7 @@ static int task(void *arg) {
 static int index_body(void *arg, size_t index) {
     (void)arg;
     planted += (long)index;
-    pause_ms(1);
+    sleep_ms(1);
     return 0;
 }
 
@@ -118,7 +113,7 @@ static int roles_modes(const char *mode) {
         cllm_roles_sched_add(roles, "planted", 1000000, 0, task, NULL, &id);
         for (int i = 0; i < 50; i++) {
             planted += 1; /* while the periodic task runs: not ordered */
-            pause_ms(2);
+            sleep_ms(2);
         }
     } else {
         cllm_roles_free(roles);
@@ -151,7 +146,7 @@ static int frame_modes(const char *mode) {
     cllm_frame_begin(f);
     for (int i = 0; i < 100; i++) {
         planted += 1; /* while the watchdog may call back: not ordered */
-        pause_ms(1);
+        sleep_ms(1);
     }
     cllm_frame_free(f);
     return 0;

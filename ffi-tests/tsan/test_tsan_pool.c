@@ -19,12 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Busy for `us` microseconds (nothing shared is touched). */
-static void busy_us(double us) {
-    double end = now_s() + us * 1e-6;
-    while (now_s() < end) {
-    }
-}
 
 /* ---- idle: uneven rounds whose waits make the spin policy's idle check
  * sample /proc/stat from several threads; the shares touch nothing. */
