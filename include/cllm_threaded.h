@@ -955,6 +955,17 @@ typedef struct cllm_loader_options {
    * Wrap every document (file) in BOS ... EOS (default true).
    */
   bool document_markers;
+  /**
+   * Let a load served from the cache map its tokens instead of copying
+   * them (default true): half the time of such a load, and one copy of
+   * the tokens for all processes that load the cache. Mapped only under a
+   * read lease (see `docs/loader.md`): a truncation or open for writing
+   * of the cache by another process waits while the loader copies the
+   * tokens (an open with `O_NONBLOCK` fails with `EAGAIN` meanwhile). A
+   * lease break is signalled with `SIGRTMAX - 3` to the loader's own
+   * thread; a program that uses that signal itself should set false.
+   */
+  bool map_cache;
 } cllm_loader_options;
 
 /**
@@ -1025,6 +1036,11 @@ typedef struct cllm_loader_report {
    * reason is in `cllm_loader_report_text`).
    */
   bool cache_write_failed;
+  /**
+   * True if the tokens are a leased mapping of the cache file (shared
+   * with the other processes that load it), false if they are a copy.
+   */
+  bool cache_mapped;
   /**
    * Size of the cache file, 0 if none.
    */

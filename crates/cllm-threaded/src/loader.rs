@@ -141,6 +141,15 @@ pub struct cllm_loader_options {
     pub durable_cache: bool,
     /// Wrap every document (file) in BOS ... EOS (default true).
     pub document_markers: bool,
+    /// Let a load served from the cache map its tokens instead of copying
+    /// them (default true): half the time of such a load, and one copy of
+    /// the tokens for all processes that load the cache. Mapped only under a
+    /// read lease (see `docs/loader.md`): a truncation or open for writing
+    /// of the cache by another process waits while the loader copies the
+    /// tokens (an open with `O_NONBLOCK` fails with `EAGAIN` meanwhile). A
+    /// lease break is signalled with `SIGRTMAX - 3` to the loader's own
+    /// thread; a program that uses that signal itself should set false.
+    pub map_cache: bool,
 }
 
 /// The default options: words, 32768 ids, automatic threads, no cache.
@@ -154,6 +163,7 @@ pub extern "C" fn cllm_loader_options_default() -> cllm_loader_options {
         cache_path: std::ptr::null(),
         durable_cache: defaults.durable_cache,
         document_markers: defaults.document_markers,
+        map_cache: defaults.map_cache,
     }
 }
 
@@ -211,6 +221,9 @@ pub struct cllm_loader_report {
     /// True if writing the cache failed (the load still succeeded; the
     /// reason is in `cllm_loader_report_text`).
     pub cache_write_failed: bool,
+    /// True if the tokens are a leased mapping of the cache file (shared
+    /// with the other processes that load it), false if they are a copy.
+    pub cache_mapped: bool,
     /// Size of the cache file, 0 if none.
     pub cache_bytes: u64,
     /// Listing directories and `stat`ing files.
@@ -274,6 +287,7 @@ unsafe fn load(
         max_vocab: o.max_vocab as usize,
         cache_path,
         durable_cache: o.durable_cache,
+        map_cache: o.map_cache,
         document_markers: o.document_markers,
     };
     config.validate()?;
@@ -414,6 +428,7 @@ pub unsafe extern "C" fn cllm_loader_get_report(
             cache_written: r.cache_written,
             cache_write_failed: r.cache_error.is_some(),
             cache_bytes: r.cache_bytes,
+            cache_mapped: r.cache_mapped,
             walk_ns: ns(t.walk),
             read_ns: ns(t.read),
             check_ns: ns(t.check),

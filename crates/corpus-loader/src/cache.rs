@@ -20,9 +20,11 @@
 //! magic, version, header hash, the sections' bounds, the metadata hash,
 //! then every token block's hash and that every id is inside the vocabulary
 //! (blocks in parallel). Any failure makes the cache "corrupt": it is
-//! rebuilt, never used. The file is read, never memory-mapped: a reader
-//! holds its own copy, so another process truncating or rewriting the file
-//! in place cannot crash it (a mapping would fault with SIGBUS). Writing goes to a temporary file in the same directory,
+//! rebuilt, never used. The token section is mapped only under a read lease
+//! (`leased_map.rs`: another process truncating or rewriting the file in place
+//! waits until this one has copied its tokens, so it cannot fault with
+//! SIGBUS); without a lease it is read into memory of its own. The header,
+//! metadata and block table are always read. Writing goes to a temporary file in the same directory,
 //! optionally `fsync`ed, then renamed over the cache: readers see the old or
 //! the new file, never a half-written one.
 
@@ -30,9 +32,10 @@ use crate::build::FileRecord;
 use crate::config::{LoaderConfig, TokenizerKind};
 use crate::fs::{Opener, StatSig};
 use crate::hash::xxh3;
+use crate::leased_map::LeasedMap;
 use crate::reader::Reader;
 use crate::temp_name::temp_name;
-use crate::tokens::{TokenStore, Tokens, try_zeroed};
+use crate::tokens::{TokenBuf, TokenStore, Tokens, try_zeroed};
 use crate::vocab::Vocab;
 use crate::walk::EntryKind;
 use parking_lot::Mutex;
@@ -277,10 +280,8 @@ fn decode_meta(data: &[u8]) -> Option<Meta> {
     })
 }
 
-/// A cache file that passed the header and metadata checks. Nothing of it
-/// is mapped: its sections are read into memory, so a cache truncated or
-/// rewritten in place by another process cannot crash this one (it can
-/// only fail the checks).
+/// A cache file that passed the header and metadata checks (read into
+/// memory; only the token section may be mapped, under a lease).
 pub(crate) struct CacheFile {
     file: File,
     pub header: Header,
@@ -374,11 +375,58 @@ pub(crate) struct Verified {
     pub blocks: Vec<u64>,
 }
 
+/// What the check of the token blocks found (blocks in any order).
+struct BlockCheck<'a> {
+    blocks: &'a [u64],
+    width: usize,
+    vocab: u32,
+    first_bad: AtomicU64,
+    out_of_range: AtomicBool,
+    read_error: Mutex<Option<String>>,
+}
+
+impl<'a> BlockCheck<'a> {
+    fn new(blocks: &'a [u64], h: &Header) -> Self {
+        BlockCheck {
+            blocks,
+            width: h.token_width as usize,
+            vocab: h.vocab_size,
+            first_bad: AtomicU64::new(u64::MAX),
+            out_of_range: AtomicBool::new(false),
+            read_error: Mutex::new(None),
+        }
+    }
+
+    /// Checks block `b`, whose bytes are `part`.
+    fn check(&self, b: usize, part: &[u8]) {
+        if xxh3(part, b as u64) != self.blocks[b] {
+            self.first_bad.fetch_min(b as u64, Ordering::Relaxed);
+        } else if max_id(part, self.width) >= self.vocab {
+            self.out_of_range.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn verdict(self) -> Result<(), String> {
+        if let Some(why) = self.read_error.into_inner() {
+            return Err(why);
+        }
+        match self.first_bad.load(Ordering::Relaxed) {
+            u64::MAX if self.out_of_range.load(Ordering::Relaxed) => {
+                Err("token id outside the vocabulary".into())
+            }
+            u64::MAX => Ok(()),
+            b => Err(format!("token block {b} checksum mismatch")),
+        }
+    }
+}
+
 impl CacheFile {
-    /// Reads the token section into memory and checks every block's hash
-    /// and that every id is in the vocabulary. Blocks are read and checked
-    /// in parallel, each checked while it is still in the core's cache.
-    pub(crate) fn read_tokens(&self, pool: &SpherePool) -> Result<Verified, String> {
+    /// Verifies the token section and gives its tokens: mapped from the file
+    /// under a read lease when `map` is set and a lease can be had
+    /// ([`LeasedMap`]), else read into memory of their own. Either way every
+    /// block's hash is checked and every id must be in the vocabulary;
+    /// blocks are checked in parallel, each while it is in the core's cache.
+    pub(crate) fn read_tokens(&self, pool: &SpherePool, map: bool) -> Result<Verified, String> {
         let h = &self.header;
         let table_len = (h.block_count * 8) as usize; // bounded by the file length
         let mut table = Vec::new();
@@ -396,6 +444,47 @@ impl CacheFile {
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect();
+        let tokens_len = (h.n_tokens * h.token_width as u64) as usize; // inside the file
+        let leased = map
+            .then(|| LeasedMap::new(&self.file, h.tokens_off, tokens_len, h.file_len))
+            .flatten();
+        let tokens = match leased {
+            Some(leased) => self.check_mapped(pool, leased, &blocks)?,
+            None => self.read_and_check(pool, &blocks)?,
+        };
+        Ok(Verified { tokens, blocks })
+    }
+
+    /// Checks the blocks of a mapped token section.
+    fn check_mapped(
+        &self,
+        pool: &SpherePool,
+        leased: LeasedMap,
+        blocks: &[u64],
+    ) -> Result<TokenStore, String> {
+        let check = BlockCheck::new(blocks, &self.header);
+        let bytes = leased.bytes();
+        pool.parallel_for(0..blocks.len(), 16, |range| {
+            let _library = thread_support::tsan::library_code();
+            for b in range {
+                let end = ((b + 1) * BLOCK).min(bytes.len());
+                check.check(b, &bytes[b * BLOCK..end]);
+            }
+        })
+        .map_err(|e| format!("verification failed: {e}"))?;
+        check.verdict()?;
+        let misaligned = || "the token section is not aligned for its ids".to_string();
+        Ok(if self.header.token_width == 2 {
+            TokenStore::U16(TokenBuf::from_leased(leased).ok_or_else(misaligned)?)
+        } else {
+            TokenStore::U32(TokenBuf::from_leased(leased).ok_or_else(misaligned)?)
+        })
+    }
+
+    /// Reads the token section into fresh memory, checking each block as it
+    /// is read.
+    fn read_and_check(&self, pool: &SpherePool, blocks: &[u64]) -> Result<TokenStore, String> {
+        let h = &self.header;
         let count = h.n_tokens as usize;
         let no_memory = || {
             format!(
@@ -408,11 +497,7 @@ impl CacheFile {
         } else {
             TokenStore::U32(try_zeroed(count).ok_or_else(no_memory)?)
         };
-        let width = h.token_width as usize;
-        let vocab = h.vocab_size;
-        let first_bad = AtomicU64::new(u64::MAX);
-        let out_of_range = AtomicBool::new(false);
-        let read_error = Mutex::new(None);
+        let check = BlockCheck::new(blocks, h);
         let parts: Vec<Mutex<&mut [u8]>> = tokens
             .bytes_mut()
             .chunks_mut(BLOCK)
@@ -423,27 +508,18 @@ impl CacheFile {
             for b in range {
                 let mut part = parts[b].lock();
                 let at = h.tokens_off + (b * BLOCK) as u64;
-                if let Err(e) = self.file.read_exact_at(&mut part, at) {
-                    read_error.lock().get_or_insert(read_failure(&e));
-                } else if xxh3(&part, b as u64) != blocks[b] {
-                    first_bad.fetch_min(b as u64, Ordering::Relaxed);
-                } else if max_id(&part, width) >= vocab {
-                    out_of_range.store(true, Ordering::Relaxed);
+                match self.file.read_exact_at(&mut part, at) {
+                    Ok(()) => check.check(b, &part),
+                    Err(e) => {
+                        check.read_error.lock().get_or_insert(read_failure(&e));
+                    }
                 }
             }
         })
         .map_err(|e| format!("verification failed: {e}"))?;
         drop(parts);
-        if let Some(why) = read_error.into_inner() {
-            return Err(why);
-        }
-        match first_bad.load(Ordering::Relaxed) {
-            u64::MAX if out_of_range.load(Ordering::Relaxed) => {
-                Err("token id outside the vocabulary".into())
-            }
-            u64::MAX => Ok(Verified { tokens, blocks }),
-            b => Err(format!("token block {b} checksum mismatch")),
-        }
+        check.verdict()?;
+        Ok(tokens)
     }
 }
 
@@ -687,8 +763,11 @@ mod tests {
         assert_eq!(file.header.fingerprint, 42);
         assert_eq!(file.meta.records, m.records);
         assert_eq!(file.meta.vocab, m.vocab);
-        let verified = file.read_tokens(&SpherePool::new(2).unwrap()).unwrap();
-        assert_eq!(verified.tokens.view().to_vec(), [2, 4, 5, 3]);
+        for map in [false, true] {
+            let verified = file.read_tokens(&SpherePool::new(2).unwrap(), map).unwrap();
+            assert_eq!(verified.tokens.view().to_vec(), [2, 4, 5, 3]);
+            assert_eq!(verified.tokens.is_file_backed(), map, "mapped as asked");
+        }
         assert_eq!(opener.opened(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -704,8 +783,10 @@ mod tests {
         let Opened::Valid(file) = open(&opener, &path) else {
             panic!("checksums are valid")
         };
-        let verdict = file.read_tokens(&SpherePool::new(1).unwrap()).err();
-        assert_eq!(verdict.as_deref(), Some("token id outside the vocabulary"));
+        for map in [false, true] {
+            let verdict = file.read_tokens(&SpherePool::new(1).unwrap(), map).err();
+            assert_eq!(verdict.as_deref(), Some("token id outside the vocabulary"));
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -69,6 +69,16 @@ pub struct LoaderConfig {
     /// on the next load and is rebuilt; `fsync` only saves that rebuild, at
     /// the price of waiting for the disk on every cold load.
     pub durable_cache: bool,
+    /// Let a warm load map the cache's tokens instead of copying them (on by
+    /// default): half the cost of a warm load, and one copy of the tokens
+    /// for every process that loads the same cache. The mapping is taken
+    /// only under a read lease, which keeps another process from truncating
+    /// the file under it (the truncation waits while the loader copies the
+    /// tokens, and then goes on); without a lease (another user's file, a
+    /// file system without leases) the tokens are copied. The lease break
+    /// is signalled with `SIGRTMAX - 3`, to the loader's own thread only: a
+    /// program that uses that signal for itself should turn this off.
+    pub map_cache: bool,
     /// Wrap every document in [`BOS_ID`] ... [`EOS_ID`].
     pub document_markers: bool,
 }
@@ -80,6 +90,7 @@ impl Default for LoaderConfig {
             max_vocab: DEFAULT_MAX_VOCAB,
             cache_path: None,
             durable_cache: false,
+            map_cache: true,
             document_markers: true,
         }
     }

@@ -255,7 +255,8 @@ impl Load<'_> {
             ),
             Opened::Valid(file) => match compare(&file.meta.records, &self.walk.entries) {
                 Diff::Changed(why) => (CacheStatus::Stale, why, None),
-                Diff::Same { suspects } => match file.read_tokens(self.pool) {
+                Diff::Same { suspects } => match file.read_tokens(self.pool, self.config.map_cache)
+                {
                     Err(why) => (CacheStatus::Corrupt, why, None),
                     Ok(verified) if suspects.is_empty() => {
                         self.timings.cache_read = started.elapsed();
@@ -393,6 +394,7 @@ impl Load<'_> {
         report.cache_status = status;
         report.cache_note = note;
         report.cache_bytes = file.header.file_len;
+        report.cache_mapped = tokens.is_file_backed();
         report.bytes_read = self.bytes_read;
         Corpus::new(
             file.meta.vocab,
@@ -522,6 +524,7 @@ impl Load<'_> {
             cache_written: false,
             cache_error: None,
             cache_bytes: 0,
+            cache_mapped: false,
             timings: self.timings,
         }
     }

@@ -22,9 +22,11 @@
 //! - The cache ([`LoaderConfig::cache_path`], format in [`cache`]) is one file:
 //!   manifest, vocabulary and tokens with checksums. A warm load lists the
 //!   directories, `stat`s the files, and opens only the cache, which is
-//!   read into memory (never mapped) and fully verified (header, version,
-//!   checksums, ids in range) before use; any mismatch rebuilds it, written
-//!   atomically (a temporary file renamed over it, never truncated in place).
+//!   fully verified (header, version, checksums, ids in range) before use;
+//!   any mismatch rebuilds it, written atomically (a temporary file renamed
+//!   over it, never truncated in place). Its tokens are mapped under a read
+//!   lease ([`LoaderConfig::map_cache`]; every process that loads the cache
+//!   shares the page cache's copy) or, without a lease, read into memory.
 //! - [`BatchPlan`] / [`BatchIter`] cut the dataset into batches with the
 //!   `CLLMBatch` layout ([`Batch`]), in order or shuffled by a seeded
 //!   generator, with `drop_last`, split into disjoint shards (one per
@@ -52,10 +54,12 @@
 //!
 //! Guarantees: each corpus file is opened at most once per load (a warm hit
 //! opens none); a damaged cache is never used; loads and batches are
-//! deterministic. A corpus holds its own copy of the tokens: another
-//! process truncating or rewriting the cache file in place while a corpus
-//! is in use cannot crash it (the loader itself only ever replaces the
-//! cache by rename).
+//! deterministic. Another process truncating or rewriting the cache file in
+//! place while a corpus is in use cannot crash it: a corpus either holds its
+//! own copy of the tokens, or maps them under a read lease, which makes the
+//! other process wait until the loader has copied them (and `fork` copies
+//! them first: a child has no lease). The loader itself only ever replaces
+//! the cache by rename.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -90,6 +94,8 @@ mod error;
 mod fs;
 #[cfg(not(loom))]
 mod hash;
+#[cfg(not(loom))]
+mod leased_map;
 #[cfg(not(loom))]
 mod prefetch;
 #[cfg(not(loom))]

@@ -122,6 +122,9 @@ pub struct LoadReport {
     pub cache_error: Option<String>,
     /// Size of the cache file, if there is one.
     pub cache_bytes: u64,
+    /// True if the tokens are a leased mapping of the cache file (shared
+    /// with other processes that load it), false if they are this load's own.
+    pub cache_mapped: bool,
     /// Where the time went.
     pub timings: Timings,
 }
@@ -144,9 +147,10 @@ impl fmt::Display for LoadReport {
         }
         writeln!(
             f,
-            "cache: {} ({}){}{}",
+            "cache: {} ({}){}{}{}",
             self.cache_status.name(),
             self.cache_note,
+            if self.cache_mapped { ", mapped" } else { "" },
             if self.cache_written { ", written" } else { "" },
             self.cache_error
                 .as_deref()

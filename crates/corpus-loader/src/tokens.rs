@@ -1,6 +1,8 @@
 //! The token dataset: compact integers in memory (built, or read from the
 //! cache).
 
+use crate::leased_map::LeasedMap;
+
 /// An integer type tokens are stored in: u16 or u32 only (any bit pattern
 /// is valid, all zero included).
 pub(crate) trait TokenInt: Copy + Default + Send + Sync + 'static {
@@ -29,6 +31,14 @@ pub(crate) enum TokenStore {
 }
 
 impl TokenStore {
+    /// True if the ids are the cache file's pages (see [`TokenBuf::is_file_backed`]).
+    pub(crate) fn is_file_backed(&self) -> bool {
+        match self {
+            TokenStore::U16(v) => v.is_file_backed(),
+            TokenStore::U32(v) => v.is_file_backed(),
+        }
+    }
+
     pub(crate) fn view(&self) -> Tokens<'_> {
         match self {
             TokenStore::U16(v) => Tokens::U16(v),
@@ -57,11 +67,12 @@ impl TokenStore {
 /// pages). Elsewhere the advice is only a hint that may do nothing.
 const HUGE: usize = 2 << 20;
 
-/// An array of ids in memory of its own. Small arrays come from the global
-/// allocator; from one huge page up, from `mmap`: whole 2 MiB-aligned huge
-/// pages under `MADV_HUGEPAGE`, so every page of it is filled by the kernel
-/// 2 MiB per fault (an allocator's block starts and ends mid-page, and
-/// those partial huge pages took hundreds of 4 KiB faults per warm load).
+/// An array of ids: in memory of its own, or a leased mapping of the cache.
+/// Small arrays of its own come from the global allocator; from one huge
+/// page up, from `mmap`: whole 2 MiB-aligned huge pages under
+/// `MADV_HUGEPAGE`, so every page of it is filled by the kernel 2 MiB per
+/// fault (an allocator's block starts and ends mid-page, and those partial
+/// huge pages took hundreds of 4 KiB faults per warm load).
 pub(crate) struct TokenBuf<T: TokenInt> {
     inner: Inner<T>,
 }
@@ -75,6 +86,9 @@ enum Inner<T> {
         len: usize,
         mapped: usize,
     },
+    /// The ids are the bytes of a leased mapping of the cache file:
+    /// read-only, and never handed out mutably (only a built buffer is).
+    Leased(LeasedMap),
 }
 
 // SAFETY: a mapped TokenBuf owns its mapping exclusively (like a Vec owns its
@@ -93,6 +107,12 @@ impl<T: TokenInt> std::ops::Deref for TokenBuf<T> {
             Inner::Mapped { ptr, len, .. } => unsafe {
                 std::slice::from_raw_parts(ptr.as_ptr(), *len)
             },
+            // SAFETY: `from_leased` checked the alignment and that the length
+            // is whole ids; the bytes live as long as the map.
+            Inner::Leased(map) => unsafe {
+                let bytes = map.bytes();
+                std::slice::from_raw_parts(bytes.as_ptr().cast(), bytes.len() / size_of::<T>())
+            },
         }
     }
 }
@@ -106,6 +126,8 @@ impl<T: TokenInt> std::ops::DerefMut for TokenBuf<T> {
             Inner::Mapped { ptr, len, .. } => unsafe {
                 std::slice::from_raw_parts_mut(ptr.as_ptr(), *len)
             },
+            // Only the build writes ids, into buffers of its own.
+            Inner::Leased(_) => unreachable!("a cache mapping is read-only"),
         }
     }
 }
@@ -117,6 +139,24 @@ impl<T: TokenInt> Drop for TokenBuf<T> {
             // buffer's own, and no slice of it outlives `self`.
             unsafe { libc::munmap(ptr.as_ptr().cast(), mapped) };
         }
+    }
+}
+
+impl<T: TokenInt> TokenBuf<T> {
+    /// The ids of a leased mapping of the cache, if its bytes are aligned
+    /// for `T` and whole ids.
+    pub(crate) fn from_leased(map: LeasedMap) -> Option<Self> {
+        let bytes = map.bytes();
+        let whole = bytes.len() % size_of::<T>() == 0;
+        (whole && bytes.as_ptr().align_offset(align_of::<T>()) == 0).then_some(TokenBuf {
+            inner: Inner::Leased(map),
+        })
+    }
+
+    /// True if the ids are still the cache file's pages, shared with every
+    /// process that maps it.
+    pub(crate) fn is_file_backed(&self) -> bool {
+        matches!(&self.inner, Inner::Leased(map) if map.is_file_backed())
     }
 }
 

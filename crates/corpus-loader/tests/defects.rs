@@ -157,6 +157,7 @@ fn truncating_the_cache_under_a_live_corpus_does_not_crash_it() {
     let cold = load_with(dir.path(), cached(&cache), None).expect("cold");
     let warm = load_with(dir.path(), cached(&cache), None).expect("warm");
     assert_eq!(warm.report().cache_status, CacheStatus::Hit);
+    assert!(warm.report().cache_mapped, "the warm load maps the cache");
     std::fs::OpenOptions::new()
         .write(true)
         .open(&cache)
@@ -177,4 +178,114 @@ fn truncating_the_cache_under_a_live_corpus_does_not_crash_it() {
         "a rebuilt cache replaces the file by rename"
     );
     assert_eq!(again.tokens().to_vec(), warm.tokens().to_vec());
+}
+
+/// A cold and a warm (mapped) corpus of four files, and the cache path.
+fn mapped_corpus(tag: &str) -> (TempDir, TempDir, PathBuf, Corpus, Corpus) {
+    let dir = TempDir::new(tag);
+    for i in 0..4 {
+        dir.write(&format!("f{i}.txt"), support::text(i, 40_000));
+    }
+    settle();
+    let elsewhere = TempDir::new(&format!("{tag}-c"));
+    let cache = elsewhere.path().join("corpus.cache");
+    let cold = load_with(dir.path(), cached(&cache), None).expect("cold");
+    let warm = load_with(dir.path(), cached(&cache), None).expect("warm");
+    assert_eq!(warm.report().cache_status, CacheStatus::Hit);
+    assert!(warm.report().cache_mapped, "{}", warm.report());
+    (dir, elsewhere, cache, cold, warm)
+}
+
+/// Runs a program to its end (spawned without `fork`'s handlers, as a
+/// shell or another tool would be).
+fn run(program: &str, args: &[&str]) {
+    let status = std::process::Command::new(program)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(status.success(), "{program} {args:?}: {status}");
+}
+
+#[test]
+fn another_process_truncating_or_rewriting_a_mapped_cache_waits_for_its_copy() {
+    // The lease makes the other process's truncate (or open for writing)
+    // wait while the loader copies its tokens; a mapping without it would
+    // fault with SIGBUS at the comparison below, a copy made after the
+    // rewrite would hold zeros.
+    let (_dir, _c, cache, cold, warm) = mapped_corpus("lease-truncate");
+    let c = cache.to_str().expect("utf-8 path");
+    run(
+        "dd",
+        &[
+            "if=/dev/zero",
+            &format!("of={c}"),
+            "bs=4096",
+            "count=64",
+            "conv=notrunc",
+            "status=none",
+        ],
+    );
+    run("sh", &["-c", &format!(": > '{c}'")]);
+    assert_eq!(std::fs::metadata(&cache).expect("cache").len(), 0);
+    assert_eq!(warm.tokens().to_vec(), cold.tokens().to_vec());
+
+    // `truncate(1)` opens without blocking: while the lease is being broken
+    // the open fails with EAGAIN; once the loader has copied, it succeeds.
+    let (_dir, _c, cache, cold, warm) = mapped_corpus("lease-truncate-2");
+    let c = cache.to_str().expect("utf-8 path");
+    let truncated = (0..500).any(|_| {
+        let ok = std::process::Command::new("truncate")
+            .args(["-s", "0", c])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok || {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            false
+        }
+    });
+    assert!(truncated, "truncate(1) kept failing");
+    assert_eq!(std::fs::metadata(&cache).expect("cache").len(), 0);
+    assert_eq!(warm.tokens().to_vec(), cold.tokens().to_vec());
+}
+
+#[test]
+fn a_truncation_waiting_on_a_mapped_cache_goes_on_when_the_corpus_drops() {
+    // Whatever the keeper is doing, dropping the corpus releases the lease:
+    // the other process never waits for the kernel's lease break time.
+    for round in 0..8 {
+        let (_dir, _c, cache, _cold, warm) = mapped_corpus(&format!("lease-drop-{round}"));
+        let started = std::time::Instant::now();
+        let c = cache.to_str().expect("utf-8 path");
+        let mut truncate = std::process::Command::new("sh")
+            .args(["-c", &format!(": > '{c}'")])
+            .spawn()
+            .expect("truncate");
+        std::thread::sleep(std::time::Duration::from_millis(round * 2));
+        drop(warm);
+        assert!(truncate.wait().expect("wait").success());
+        let waited = started.elapsed();
+        assert!(
+            waited.as_secs() < 5,
+            "round {round}: the truncation waited {waited:?}"
+        );
+    }
+}
+
+#[test]
+fn map_cache_off_copies_the_tokens() {
+    let dir = TempDir::new("lease-off");
+    dir.write("a.txt", support::text(1, 20_000));
+    settle();
+    let elsewhere = TempDir::new("lease-off-c");
+    let config = LoaderConfig {
+        map_cache: false,
+        ..cached(&elsewhere.path().join("corpus.cache"))
+    };
+    let cold = load_with(dir.path(), config.clone(), None).expect("cold");
+    let warm = load_with(dir.path(), config, None).expect("warm");
+    assert_eq!(warm.report().cache_status, CacheStatus::Hit);
+    assert!(!warm.report().cache_mapped, "{}", warm.report());
+    assert!(!warm.report().to_string().contains("mapped"));
+    assert_eq!(warm.tokens().to_vec(), cold.tokens().to_vec());
 }
