@@ -2421,12 +2421,15 @@ struct cllm_loader_options cllm_loader_options_default(void);
  * was written is loaded from the cache alone (the directories are listed
  * and the files `stat`ed, no file is opened); otherwise the cache is
  * rebuilt (atomically). A damaged cache is detected and rebuilt, never used.
- * The cache may be shared by processes: it is read into the loader's own
- * memory, never mapped, so a cache file truncated or rewritten in place by
- * another program cannot crash a live loader (at worst the next load finds
- * it damaged and rebuilds it); the loader itself replaces the cache by
- * writing a temporary file beside it and renaming it over the old one,
- * never by writing into the old file.
+ * The cache may be shared by processes: a load served from it maps its
+ * tokens under a read lease (`map_cache`; the processes share one copy)
+ * or reads them into its own memory. A cache file truncated or rewritten
+ * in place by another program cannot crash a live loader: under a lease
+ * the other program waits until the loader has copied its tokens, and a
+ * `fork` copies them first (at worst the next load finds the file damaged
+ * and rebuilds it). The loader itself replaces the cache by writing a
+ * temporary file beside it and renaming it over the old one, never by
+ * writing into the old file.
  *
  * Errors: `CLLM_ERR_NULL` (dir, out), `CLLM_ERR_NOT_FOUND` (dir missing),
  * `CLLM_ERR_INVALID_ARGUMENT` (dir not a directory, tokenizer, max_vocab,

@@ -535,9 +535,10 @@ static void test_bad_input(void) {
     cllm_loader_free(NULL);
 }
 
-/* A loader served from its cache, then the cache truncated in place by
- * someone else: the loader holds its own copy of the tokens, so reading them
- * cannot fault (a memory-mapped cache died of SIGBUS here). */
+/* A loader served from its cache (its tokens mapped under a read lease),
+ * then the cache truncated in place by someone else: the truncation waits
+ * until the loader has copied its tokens, so reading them cannot fault (a
+ * mapping without the lease died of SIGBUS here). */
 static void test_cache_truncated_under_a_live_loader(void) {
     make_corpus("shared");
     char cache[512];

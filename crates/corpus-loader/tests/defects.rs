@@ -146,7 +146,8 @@ fn a_file_that_vanishes_mid_load_is_an_io_error_naming_it() {
 fn truncating_the_cache_under_a_live_corpus_does_not_crash_it() {
     // A corpus served from the cache, then the cache truncated in place (as
     // another process rebuilding it carelessly, or a full disk, would): a
-    // mapped cache faulted with SIGBUS on the next read of the tokens.
+    // mapping without the lease faulted with SIGBUS on the next read of the
+    // tokens; with it, the truncation waits for the loader's copy.
     let dir = TempDir::new("truncate-live");
     for i in 0..4 {
         dir.write(&format!("f{i}.txt"), support::text(i, 40_000));
@@ -167,7 +168,7 @@ fn truncating_the_cache_under_a_live_corpus_does_not_crash_it() {
     assert_eq!(warm.tokens_u32().len(), cold.tokens().len());
     // The next load finds the truncated cache, rebuilds it by rename (a
     // new file: the old inode is never written again), and the live corpus
-    // still reads its own copy.
+    // still reads its copy.
     let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
     let truncated_ino = ino(&cache);
     let again = load_with(dir.path(), cached(&cache), None).expect("reload");
