@@ -208,6 +208,8 @@ static long under_lock;           /* changed only while holding `lock` */
 static atomic_long lock_taken;    /* successful lock calls */
 static cllm_objpool *objpool;     /* 64-byte blocks, at most 16 */
 static char corpus_dir[64];
+static char cache_path[96]; /* beside corpus_dir: the loaders without a cache would list it */
+static atomic_long cached_loads, mapped_loads, truncations;
 static atomic_int stop;
 static int phase_of[64];          /* thread t records phase_of[t] */
 static long phase_records[64];    /* its successful records */
@@ -527,6 +529,29 @@ static void op_loader(rng *r) {
             cllm_loader_free(l);
         }
     }
+    if (below(r, 3) == 0) {
+        /* A loader served from the shared cache (its tokens mapped under a
+         * read lease) while this and other threads truncate that cache: the
+         * truncation waits for the loader's copy, the tokens stay whole. */
+        cllm_loader_options lo = cllm_loader_options_default();
+        lo.num_threads = 1;
+        lo.cache_path = cache_path;
+        cllm_loader *l = NULL;
+        if (CALL(cllm_loader_create(corpus_dir, &lo, &l)) == CLLM_OK) {
+            cllm_loader_report rep;
+            if (CALL(cllm_loader_get_report(l, &rep)) == CLLM_OK) {
+                atomic_fetch_add(&cached_loads, 1);
+                if (rep.cache_mapped) atomic_fetch_add(&mapped_loads, 1);
+            }
+            if (below(r, 3) == 0 && truncate(cache_path, 0) == 0) atomic_fetch_add(&truncations, 1);
+            const uint32_t *t = NULL, *t0 = NULL;
+            size_t n = 0, n0 = 0;
+            if (CALL(cllm_loader_tokens(l, &t, &n)) == CLLM_OK && CALL(cllm_loader_tokens(loader, &t0, &n0)) == CLLM_OK)
+                EXPECT(n == n0 && memcmp(t, t0, n * sizeof *t) == 0,
+                       "a cached loader's %zu tokens equal the shared loader's %zu", n, n0);
+            cllm_loader_free(l);
+        }
+    }
 }
 static void op_counter(rng *r) {
     uint64_t d = below(r, 100);
@@ -662,6 +687,7 @@ static void remove_corpus(void) {
     }
     if (d) closedir(d);
     rmdir(corpus_dir);
+    unlink(cache_path);
 }
 
 int main(int argc, char **argv) {
@@ -679,6 +705,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     write_corpus();
+    snprintf(cache_path, sizeof cache_path, "%s.cache", corpus_dir);
     const int threads0 = count_dir("/proc/self/task");
     const int fds0 = count_dir("/proc/self/fd");
     runs = calloc(MAX_JOBS, sizeof *runs);
@@ -804,6 +831,8 @@ int main(int argc, char **argv) {
     EXPECT(threads1 == threads0, "threads: %d at the start, %d after everything was freed", threads0, threads1);
     EXPECT(fds1 == fds0, "fds: %d at the start, %d after everything was freed", fds0, fds1);
 
+    printf("stress: %ld loads from the cache, %ld of them mapped, %ld truncations of the cache\n",
+           atomic_load(&cached_loads), atomic_load(&mapped_loads), atomic_load(&truncations));
     printf("stress: %ld calls by %d threads, %u job ids (%ld accepted), periodic runs %ld; statuses:", ops,
            nthreads, used, accepted, atomic_load(&periodic_runs));
     for (int i = 0; i < MAX_STATUS; i++)
