@@ -27,6 +27,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thread_support::spin::{AdaptiveSpin, spin_until};
+use thread_support::tsan;
 
 /// `running_role` of a worker inside a fork-join round.
 pub(crate) const ROUND_ROLE: usize = usize::MAX;
@@ -243,13 +244,13 @@ impl Crew {
 
     /// The pools whose queues this crew serves: its own first, then guests.
     pub(crate) fn set_served(&self, pools: Vec<Arc<PoolCore>>) {
-        *self.served.write() = Arc::from(pools);
+        *tsan::Seen::new(self.served.write(), &self.served) = Arc::from(pools);
         self.served_gen.fetch_add(1, Ordering::Release);
         self.parker.notify_all();
     }
 
     fn served(&self) -> Arc<[Arc<PoolCore>]> {
-        self.served.read().clone()
+        tsan::Seen::new(self.served.read(), &self.served).clone()
     }
 
     /// Refreshes a worker's copy of the served list if it changed.

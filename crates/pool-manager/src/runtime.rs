@@ -14,6 +14,7 @@ use frame_guard::{MonitorInputs, PoolCounters, SpeedupMeter};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use thread_support::tsan;
 
 /// What happens to queued tasks at shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +107,9 @@ pub struct Runtime {
     pools: [RolePool; Role::COUNT],
     scheduler: Scheduler,
     /// Serialises resizes and guest reassignment.
-    topology: Mutex<()>,
+    /// Held by each resize; visible to ThreadSanitizer, as the resizes of
+    /// several program threads hand the pools' server lists to each other.
+    topology: tsan::Mutex<()>,
     /// Busy and alive nanoseconds per pool at the last rebalance.
     window: Mutex<[(u64, u64); Role::COUNT]>,
     shut_down: Mutex<bool>,
@@ -156,7 +159,7 @@ impl Runtime {
             budget,
             pools,
             scheduler,
-            topology: Mutex::new(()),
+            topology: tsan::Mutex::new(()),
             window: Mutex::new([(0, 0); Role::COUNT]),
             shut_down: Mutex::new(false),
         };

@@ -22,7 +22,6 @@ use crate::error::Error;
 use crate::metrics::ns;
 use crate::queue::Wait;
 use crate::task::{Job, Outcome, RunContext};
-use parking_lot::Mutex;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -117,7 +116,9 @@ pub(crate) struct SchedulerCore {
     /// Nanoseconds since `epoch` of the earliest idle task's due time
     /// (`u64::MAX`: none), so that workers check without the lock.
     next_due_ns: AtomicU64,
-    state: Mutex<State>,
+    /// Locked by program threads adding and removing tasks one after
+    /// another: visible to ThreadSanitizer (its task list grows).
+    state: tsan::Mutex<State>,
     stopped: AtomicBool,
 }
 
@@ -126,7 +127,7 @@ impl SchedulerCore {
         Arc::new(Self {
             epoch: Instant::now(),
             next_due_ns: AtomicU64::new(u64::MAX),
-            state: Mutex::new(State {
+            state: tsan::Mutex::new(State {
                 tasks: Vec::new(),
                 next_id: 1,
             }),
