@@ -8,6 +8,9 @@
 # exits with 66). allocator_may_return_null=1: some tests ask for impossible
 # allocations on purpose and expect an error, not an abort.
 #
+# The stress program (ffi-tests/stress) runs last, for TSAN_STRESS_SECONDS:
+# six program threads calling into the same pools, locks and loaders at once.
+#
 # The planted races run first: one between two threads of the program (the
 # run fails if TSan is not live), and one in each kind of program code the
 # library runs on its own threads, which run with TSan's ignore on except
@@ -18,7 +21,8 @@ TSAN_CFLAGS   := -std=c11 -O1 -g -fsanitize=thread -Iinclude -Iffi-tests
 TSAN_PROGRAMS := $(TSAN_DIR)/test_tsan_pool $(TSAN_DIR)/test_tsan_objects
 # Recursive (=) and used in recipes only: areas after this file still add
 # to FFI_TESTS.
-TSAN_ALL_PROGRAMS = $(patsubst $(BUILD)/%,$(TSAN_ALL_DIR)/%,$(FFI_TESTS))
+TSAN_ALL_PROGRAMS = $(patsubst $(BUILD)/%,$(TSAN_ALL_DIR)/%,$(FFI_TESTS)) $(TSAN_ALL_DIR)/stress/stress
+TSAN_STRESS_SECONDS ?= 8
 
 $(TSAN_DIR)/%: ffi-tests/tsan/%.c $(LIB_A) $(HEADERS) ffi-tests/check.h
 	@mkdir -p $(dir $@)
@@ -31,7 +35,7 @@ TSAN_PLANTED_MODES := run_all dispatch parallel_for reduce roles_task roles_para
 .PHONY: tsan
 tsan: $(TSAN_DIR)/test_tsan_planted $(TSAN_DIR)/test_tsan_planted_callbacks $(TSAN_PROGRAMS)
 	$(MAKE) --no-print-directory BUILD=$(TSAN_ALL_DIR) CC="$(CC) -fsanitize=thread -g" $(TSAN_ALL_PROGRAMS)
-	TSAN_OPTIONS=allocator_may_return_null=1 ffi-tests/tsan/run.sh $(TSAN_DIR)/test_tsan_planted \
+	STRESS_SECONDS=$(TSAN_STRESS_SECONDS) TSAN_OPTIONS=allocator_may_return_null=1 ffi-tests/tsan/run.sh $(TSAN_DIR)/test_tsan_planted \
 	  $(addprefix $(TSAN_DIR)/test_tsan_planted_callbacks:,$(TSAN_PLANTED_MODES)) \
 	  -- $(TSAN_PROGRAMS) $(TSAN_ALL_PROGRAMS)
 

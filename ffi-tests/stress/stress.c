@@ -8,7 +8,8 @@
  *     and invalid calls got the status the header documents;
  *   - thread count (/proc/self/task) and fd count (/proc/self/fd) are back to
  *     their start values once everything is freed.
- * usage: stress [--seed N] [--seconds S] [--threads T]. It prints its seed
+ * usage: stress [--seed N] [--seconds S] [--threads T] (S defaults to
+ * $STRESS_SECONDS, else 20). It prints its seed
  * first ("stress seed=N"): the same seed replays each thread's sequence of
  * operations and arguments (the interleaving of the threads, and so the
  * outcomes, are the scheduler's). Closing line:
@@ -690,9 +691,12 @@ static void remove_corpus(void) {
     unlink(cache_path);
 }
 
+static void *nothing(void *arg) { return arg; }
+
 int main(int argc, char **argv) {
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
-    double seconds = 20;
+    /* STRESS_SECONDS: for runners that pass no arguments (make tsan). */
+    double seconds = getenv("STRESS_SECONDS") ? atof(getenv("STRESS_SECONDS")) : 20;
     int nthreads = 6;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
@@ -706,6 +710,11 @@ int main(int argc, char **argv) {
 
     write_corpus();
     snprintf(cache_path, sizeof cache_path, "%s.cache", corpus_dir);
+    /* A thread started and joined first, so that the baseline counts the
+     * helper threads a runtime starts with the first thread (ThreadSanitizer
+     * does): only the library's threads must be gone at the end. */
+    pthread_t first;
+    if (pthread_create(&first, NULL, nothing, NULL) == 0) pthread_join(first, NULL);
     const int threads0 = count_dir("/proc/self/task");
     const int fds0 = count_dir("/proc/self/fd");
     runs = calloc(MAX_JOBS, sizeof *runs);

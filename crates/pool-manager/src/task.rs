@@ -83,6 +83,15 @@ impl<T> TaskCell<T> {
     }
 }
 
+impl<T> Drop for TaskCell<T> {
+    fn drop(&mut self) {
+        // TSan: whoever drops the last reference follows the task's end
+        // (its outcome, and what it allocated, are freed here), even if the
+        // handle was dropped without a wait.
+        tsan::acquire(self);
+    }
+}
+
 /// The handle of a submitted task: wait for its value or its error.
 ///
 /// Dropping the handle detaches the task: it still runs.

@@ -255,6 +255,18 @@ impl<G> Seen<G> {
     }
 }
 
+impl<G> Seen<G> {
+    /// Runs `f` on the guard inside while the lock is let go and taken
+    /// again, as a condition variable's wait does: TSan sees the release
+    /// before and the acquire after.
+    pub fn unlocked_in<R>(&mut self, f: impl FnOnce(&mut G) -> R) -> R {
+        release(self.key);
+        let r = f(&mut self.guard);
+        acquire(self.key);
+        r
+    }
+}
+
 impl<G: std::ops::Deref> std::ops::Deref for Seen<G> {
     type Target = G::Target;
     fn deref(&self) -> &G::Target {
