@@ -13,7 +13,6 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use thread_support::tsan;
 
 /// Work that comes due by the clock and is queued on a pool by the workers
 /// serving it, between their tasks (the background pool's periodic tasks,
@@ -54,7 +53,11 @@ impl PoolCore {
     /// Who serves the queue; no parker at all means inline.
     pub(crate) fn set_servers(&self, parkers: Vec<Arc<Parker>>) {
         self.inline.store(parkers.is_empty(), Ordering::Relaxed);
-        *tsan::Seen::new(self.parkers.write(), &self.parkers) = parkers;
+        // The writers (resizes) are ordered for TSan by the runtime's
+        // topology lock; the readers (every submit) only read the list, in
+        // Rust code that TSan does not see, and need no annotation on this
+        // hot path.
+        *self.parkers.write() = parkers;
     }
 
     pub(crate) fn is_inline(&self) -> bool {
@@ -79,7 +82,7 @@ impl PoolCore {
         wait: Wait,
     ) -> Result<(), (PushError, BoxedJob)> {
         self.queue.push(priority, job, wait)?;
-        for parker in tsan::Seen::new(self.parkers.read(), &self.parkers).iter() {
+        for parker in self.parkers.read().iter() {
             parker.notify_one();
         }
         Ok(())
@@ -87,7 +90,7 @@ impl PoolCore {
 
     /// Wakes every worker serving the queue (they re-read timers and state).
     pub(crate) fn wake_all(&self) {
-        for parker in tsan::Seen::new(self.parkers.read(), &self.parkers).iter() {
+        for parker in self.parkers.read().iter() {
             parker.notify_all();
         }
     }

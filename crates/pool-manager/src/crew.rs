@@ -246,13 +246,16 @@ impl Crew {
 
     /// The pools whose queues this crew serves: its own first, then guests.
     pub(crate) fn set_served(&self, pools: Vec<Arc<PoolCore>>) {
-        *tsan::Seen::new(self.served.write(), &self.served) = Arc::from(pools);
+        // Ordered for TSan by the runtime's topology lock (the only
+        // writer); the workers' reads stay unannotated, as a pool's server
+        // list does (`PoolCore::set_servers`).
+        *self.served.write() = Arc::from(pools);
         self.served_gen.fetch_add(1, Ordering::Release);
         self.parker.notify_all();
     }
 
     fn served(&self) -> Arc<[Arc<PoolCore>]> {
-        tsan::Seen::new(self.served.read(), &self.served).clone()
+        self.served.read().clone()
     }
 
     /// Refreshes a worker's copy of the served list if it changed.
@@ -494,7 +497,10 @@ impl Crew {
     pub(crate) fn wait_exited(&self, deadline: Instant) -> bool {
         let mut st = self.state();
         while st.live > 0 {
-            if st.unlocked_in(|g| self.exited.wait_until(g, deadline)).timed_out() {
+            if st
+                .unlocked_in(|g| self.exited.wait_until(g, deadline))
+                .timed_out()
+            {
                 return st.live == 0;
             }
         }
