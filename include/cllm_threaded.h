@@ -2538,7 +2538,8 @@ cllm_status cllm_loader_skipped_file_reason(const struct cllm_loader *loader,
  * unless disabled), as 32-bit ids below the vocabulary size; PAD (0) never
  * occurs. `*tokens` stays valid until the loader is freed; never free it.
  * This is what a host's own batch iterator over a token array takes. (If
- * the ids are stored in 16 bits, the first call makes a 32-bit copy.)
+ * the ids are stored in 16 bits, the first call makes a 32-bit copy:
+ * `cllm_loader_stored_tokens` gives them without one.)
  *
  * # Safety
  * `loader` is NULL or live; `tokens` and `count` NULL or writable.
@@ -2546,6 +2547,24 @@ cllm_status cllm_loader_skipped_file_reason(const struct cllm_loader *loader,
 cllm_status cllm_loader_tokens(const struct cllm_loader *loader,
                                const uint32_t **tokens,
                                size_t *count);
+
+/**
+ * The token stream as it is stored, without a copy: `*count` ids of
+ * `*width` bytes each (2: `uint16_t`, when the vocabulary has at most 65536
+ * ids; 4: `uint32_t`), in the host's byte order, the same ids in the same
+ * order as `cllm_loader_tokens`. When the report says `cache_mapped`, this
+ * is the mapping of the cache, shared with the other processes that load
+ * it, where `cllm_loader_tokens` on 16-bit ids makes a 32-bit copy of its
+ * own. `*ids` stays valid until the loader is freed; never free it or
+ * write through it (with `*count` 0 it must not be read).
+ *
+ * # Safety
+ * `loader` is NULL or live; `ids`, `count` and `width` NULL or writable.
+ */
+cllm_status cllm_loader_stored_tokens(const struct cllm_loader *loader,
+                                      const void **ids,
+                                      size_t *count,
+                                      size_t *width);
 
 /**
  * Writes the vocabulary size (special ids included) to `*out`: every id

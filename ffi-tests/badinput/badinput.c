@@ -361,6 +361,9 @@ int main(void) {
     R(cllm_loader_skipped_file_reason, "index SIZE_MAX", cllm_loader_skipped_file_reason(loader, SIZE_MAX, buf, sizeof buf, &len));
     const uint32_t *toks;
     R(cllm_loader_tokens, "NULL count", cllm_loader_tokens(loader, &toks, NULL));
+    const void *stored;
+    size_t nstored;
+    R(cllm_loader_stored_tokens, "NULL width", cllm_loader_stored_tokens(loader, &stored, &nstored, NULL));
     R(cllm_loader_vocab_size, "NULL out", cllm_loader_vocab_size(loader, NULL));
     uint32_t ids[2] = {1, 999999};
     R(cllm_loader_decode, "id 999999 (not in the vocabulary)", cllm_loader_decode(loader, ids, 2, buf, sizeof buf, &len));

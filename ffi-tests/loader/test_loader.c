@@ -92,6 +92,19 @@ static void make_corpus(const char* dir) {
     write_text(rel, "");
 }
 
+/* True if the ids cllm_loader_stored_tokens gives (16 or 32 bits, no copy)
+ * are `want`'s `n` ids. */
+static int stored_tokens_are(const cllm_loader* loader, const uint32_t* want, size_t n) {
+    const void* ids = NULL;
+    size_t count = 0, width = 0;
+    if (cllm_loader_stored_tokens(loader, &ids, &count, &width) != CLLM_OK || count != n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = width == 2 ? ((const uint16_t*)ids)[i] : width == 4 ? ((const uint32_t*)ids)[i] : UINT32_MAX;
+        if (id != want[i]) return 0;
+    }
+    return 1;
+}
+
 static cllm_loader* load_dir(const char* dir, const cllm_loader_options* options) {
     char path[512];
     path_of(path, sizeof path, dir);
@@ -194,6 +207,15 @@ static void test_load_report_tokens_decode(void) {
     CHECK_STATUS(cllm_loader_decode(loader, NULL, 3, buf, sizeof buf, &len), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_loader_decode(loader, tokens, 3, NULL, 5, &len), CLLM_ERR_NULL);
     CHECK_STATUS(cllm_loader_decode(loader, tokens, 3, buf, sizeof buf, NULL), CLLM_ERR_NULL);
+    CHECK(stored_tokens_are(loader, tokens, count), "the stored ids are the tokens");
+    const void* ids = NULL;
+    size_t n = 0, width = 0;
+    CHECK_STATUS(cllm_loader_stored_tokens(loader, &ids, &n, &width), CLLM_OK);
+    CHECK(width == 2, "a small vocabulary is stored in 16 bits: %zu", width);
+    CHECK_STATUS(cllm_loader_stored_tokens(NULL, &ids, &n, &width), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_loader_stored_tokens(loader, NULL, &n, &width), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_loader_stored_tokens(loader, &ids, NULL, &width), CLLM_ERR_NULL);
+    CHECK_STATUS(cllm_loader_stored_tokens(loader, &ids, &n, NULL), CLLM_ERR_NULL);
     cllm_loader_free(loader);
 }
 
@@ -582,8 +604,9 @@ static void test_cache_truncated_under_a_live_loader(void) {
     CHECK(truncate(cache, 0) == 0, "truncate the cache in place");
     const uint32_t *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
-    CHECK_STATUS(cllm_loader_tokens(warm, &b, &nb), CLLM_OK);
     CHECK_STATUS(cllm_loader_tokens(cold, &a, &na), CLLM_OK);
+    CHECK(stored_tokens_are(warm, a, na), "the stored ids (the mapping, or its copy) after the truncation");
+    CHECK_STATUS(cllm_loader_tokens(warm, &b, &nb), CLLM_OK);
     CHECK(na == nb && na > 0 && memcmp(a, b, na * sizeof *a) == 0, "same tokens after the truncation");
     cllm_loader_iter_options bo = cllm_loader_iter_options_default();
     bo.batch_size = 2;

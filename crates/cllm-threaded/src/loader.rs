@@ -14,9 +14,10 @@ use crate::status::cllm_status;
 use crate::{free_handle, text_out, with_handle};
 use corpus_loader::{
     CacheStatus, Corpus, DEFAULT_MAX_VOCAB, Error, Loader, LoaderConfig, Source, TokenizerKind,
+    Tokens,
 };
 use sphere_pool::SpherePool;
-use std::ffi::{CStr, c_char, c_int};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -522,7 +523,8 @@ pub unsafe extern "C" fn cllm_loader_skipped_file_reason(
 /// unless disabled), as 32-bit ids below the vocabulary size; PAD (0) never
 /// occurs. `*tokens` stays valid until the loader is freed; never free it.
 /// This is what a host's own batch iterator over a token array takes. (If
-/// the ids are stored in 16 bits, the first call makes a 32-bit copy.)
+/// the ids are stored in 16 bits, the first call makes a 32-bit copy:
+/// `cllm_loader_stored_tokens` gives them without one.)
 ///
 /// # Safety
 /// `loader` is NULL or live; `tokens` and `count` NULL or writable.
@@ -540,6 +542,42 @@ pub unsafe extern "C" fn cllm_loader_tokens(
         unsafe {
             write_out(tokens, all.as_ptr());
             write_out(count, all.len());
+        }
+        Ok(())
+    })
+}
+
+/// The token stream as it is stored, without a copy: `*count` ids of
+/// `*width` bytes each (2: `uint16_t`, when the vocabulary has at most 65536
+/// ids; 4: `uint32_t`), in the host's byte order, the same ids in the same
+/// order as `cllm_loader_tokens`. When the report says `cache_mapped`, this
+/// is the mapping of the cache, shared with the other processes that load
+/// it, where `cllm_loader_tokens` on 16-bit ids makes a 32-bit copy of its
+/// own. `*ids` stays valid until the loader is freed; never free it or
+/// write through it (with `*count` 0 it must not be read).
+///
+/// # Safety
+/// `loader` is NULL or live; `ids`, `count` and `width` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cllm_loader_stored_tokens(
+    loader: *const cllm_loader,
+    ids: *mut *const c_void,
+    count: *mut usize,
+    width: *mut usize,
+) -> cllm_status {
+    with_handle!(loader, |l| {
+        let ids = out_ptr(ids, "ids")?;
+        let count = out_ptr(count, "count")?;
+        let width = out_ptr(width, "width")?;
+        let (ptr, n, w): (*const c_void, usize, usize) = match l.corpus.tokens() {
+            Tokens::U16(t) => (t.as_ptr().cast(), t.len(), 2),
+            Tokens::U32(t) => (t.as_ptr().cast(), t.len(), 4),
+        };
+        // SAFETY: all three checked by out_ptr.
+        unsafe {
+            write_out(ids, ptr);
+            write_out(count, n);
+            write_out(width, w);
         }
         Ok(())
     })
