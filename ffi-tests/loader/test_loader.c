@@ -579,28 +579,39 @@ static void test_bad_input(void) {
     cllm_loader_free(NULL);
 }
 
+/* Builds corpus `name` and loads it twice with the cache `name`.cache
+ * (path written to `cache`): cold, then warm, served from the cache and
+ * mapped where leases work. 0 (both freed) if a load failed. */
+static int cold_and_warm(const char* name, char* cache, size_t cache_size, cllm_loader** cold, cllm_loader** warm) {
+    make_corpus(name);
+    char rel[128];
+    snprintf(rel, sizeof rel, "%s.cache", name);
+    path_of(cache, cache_size, rel);
+    cllm_loader_options o = cllm_loader_options_default();
+    o.cache_path = cache;
+    settle();
+    *cold = load_dir(name, &o);
+    *warm = load_dir(name, &o);
+    if (!*cold || !*warm) {
+        cllm_loader_free(*cold);
+        cllm_loader_free(*warm);
+        return 0;
+    }
+    cllm_loader_report r;
+    CHECK_STATUS(cllm_loader_get_report(*warm, &r), CLLM_OK);
+    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_HIT, "served from the cache: %u", r.cache_status);
+    CHECK(r.cache_mapped == leases_work(), "the tokens are mapped from the cache where leases work");
+    return 1;
+}
+
 /* A loader served from its cache (its tokens mapped under a read lease),
  * then the cache truncated in place by someone else: the truncation waits
  * until the loader has copied its tokens, so reading them cannot fault (a
  * mapping without the lease died of SIGBUS here). */
 static void test_cache_truncated_under_a_live_loader(void) {
-    make_corpus("shared");
     char cache[512];
-    path_of(cache, sizeof cache, "shared.cache");
-    cllm_loader_options o = cllm_loader_options_default();
-    o.cache_path = cache;
-    settle();
-    cllm_loader* cold = load_dir("shared", &o);
-    cllm_loader* warm = load_dir("shared", &o);
-    if (!cold || !warm) {
-        cllm_loader_free(cold);
-        cllm_loader_free(warm);
-        return;
-    }
-    cllm_loader_report r;
-    CHECK_STATUS(cllm_loader_get_report(warm, &r), CLLM_OK);
-    CHECK(r.cache_status == CLLM_LOADER_CACHE_STATUS_HIT, "served from the cache: %u", r.cache_status);
-    CHECK(r.cache_mapped == leases_work(), "the tokens are mapped from the cache where leases work");
+    cllm_loader *cold = NULL, *warm = NULL;
+    if (!cold_and_warm("shared", cache, sizeof cache, &cold, &warm)) return;
     CHECK(truncate(cache, 0) == 0, "truncate the cache in place");
     const uint32_t *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
@@ -631,22 +642,9 @@ static void test_cache_truncated_under_a_live_loader(void) {
  * into a private copy before the fork, so the child reads its tokens (it
  * died of SIGBUS without that). */
 static void test_mapped_cache_across_fork(void) {
-    make_corpus("forked");
     char cache[512];
-    path_of(cache, sizeof cache, "forked.cache");
-    cllm_loader_options o = cllm_loader_options_default();
-    o.cache_path = cache;
-    settle();
-    cllm_loader* cold = load_dir("forked", &o);
-    cllm_loader* warm = load_dir("forked", &o);
-    if (!cold || !warm) {
-        cllm_loader_free(cold);
-        cllm_loader_free(warm);
-        return;
-    }
-    cllm_loader_report r;
-    CHECK_STATUS(cllm_loader_get_report(warm, &r), CLLM_OK);
-    CHECK(r.cache_mapped == leases_work(), "the tokens are mapped from the cache where leases work");
+    cllm_loader *cold = NULL, *warm = NULL;
+    if (!cold_and_warm("forked", cache, sizeof cache, &cold, &warm)) return;
     const uint32_t* a = NULL;
     size_t na = 0;
     CHECK_STATUS(cllm_loader_tokens(cold, &a, &na), CLLM_OK);

@@ -148,21 +148,7 @@ fn truncating_the_cache_under_a_live_corpus_does_not_crash_it() {
     // another process rebuilding it carelessly, or a full disk, would): a
     // mapping without the lease faulted with SIGBUS on the next read of the
     // tokens; with it, the truncation waits for the loader's copy.
-    let dir = TempDir::new("truncate-live");
-    for i in 0..4 {
-        dir.write(&format!("f{i}.txt"), support::text(i, 40_000));
-    }
-    settle();
-    let elsewhere = TempDir::new("truncate-live-c");
-    let cache = elsewhere.path().join("corpus.cache");
-    let cold = load_with(dir.path(), cached(&cache), None).expect("cold");
-    let warm = load_with(dir.path(), cached(&cache), None).expect("warm");
-    assert_eq!(warm.report().cache_status, CacheStatus::Hit);
-    assert_eq!(
-        warm.report().cache_mapped,
-        leases_work(elsewhere.path()),
-        "the warm load maps the cache where a read lease can be had"
-    );
+    let (dir, _elsewhere, cache, cold, warm) = mapped_corpus("truncate-live");
     std::fs::OpenOptions::new()
         .write(true)
         .open(&cache)
