@@ -201,14 +201,22 @@ fn mapped_corpus(tag: &str) -> (TempDir, TempDir, PathBuf, Corpus, Corpus) {
     let elsewhere = TempDir::new(&format!("{tag}-c"));
     let cache = elsewhere.path().join("corpus.cache");
     let cold = load_with(dir.path(), cached(&cache), None).expect("cold");
-    let warm = load_with(dir.path(), cached(&cache), None).expect("warm");
-    assert_eq!(warm.report().cache_status, CacheStatus::Hit);
-    assert_eq!(
-        warm.report().cache_mapped,
-        leases_work(elsewhere.path()),
-        "{}",
-        warm.report()
-    );
+    let expected = leases_work(elsewhere.path());
+    // Up to three warm loads: a program that another test of this binary
+    // spawns holds, between its fork and its exec, a copy of every
+    // descriptor of this process, the writer of this test's cache
+    // included; while it does, the lease is refused (the loader tries for
+    // 21 ms, then copies).
+    let mut tries = 0;
+    let warm = loop {
+        let warm = load_with(dir.path(), cached(&cache), None).expect("warm");
+        assert_eq!(warm.report().cache_status, CacheStatus::Hit);
+        tries += 1;
+        if warm.report().cache_mapped == expected || tries == 3 {
+            break warm;
+        }
+    };
+    assert_eq!(warm.report().cache_mapped, expected, "{}", warm.report());
     (dir, elsewhere, cache, cold, warm)
 }
 
