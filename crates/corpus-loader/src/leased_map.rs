@@ -174,7 +174,7 @@ impl LeasedMap {
         if len == 0 || break_time_s()? < MIN_BREAK_TIME_S {
             return None;
         }
-        let page = page_size();
+        let page = thread_support::page_size();
         let start = offset - offset % page as u64;
         let lead = (offset - start) as usize;
         let map_len = lead.checked_add(len)?;
@@ -570,12 +570,6 @@ extern "C" fn after_fork_in_child() {
         (*REGISTRY.data.get()).live.clear();
         libc::pthread_mutex_unlock(REGISTRY.lock.get());
     }
-}
-
-fn page_size() -> usize {
-    static PAGE: OnceLock<usize> = OnceLock::new();
-    // SAFETY: sysconf has no preconditions.
-    *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize)
 }
 
 /// `/proc/sys/fs/lease-break-time`, read once (`None` if unreadable).

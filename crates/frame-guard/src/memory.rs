@@ -5,13 +5,7 @@
 pub fn resident_bytes() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages.saturating_mul(page_size()))
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions; it returns -1 on error.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 { size as u64 } else { 4096 }
+    Some(pages.saturating_mul(thread_support::page_size() as u64))
 }
 
 #[cfg(all(test, not(loom)))]

@@ -11,6 +11,17 @@ pub fn available_cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// The size of a memory page in bytes (read once; 4096 if the system will
+/// not say).
+pub fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions; it returns -1 on error.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if size > 0 { size as usize } else { 4096 }
+    })
+}
+
 /// The CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`).
 ///
 /// Unlike wall time, it does not count the time the thread spent descheduled,

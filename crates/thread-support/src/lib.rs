@@ -45,7 +45,8 @@ pub mod tsan;
 
 pub use counting_alloc::CountingAllocator;
 pub use cpu::{
-    available_cores, cpu_model_name, duration_to_nanos, process_cpu_time, thread_cpu_time,
+    available_cores, cpu_model_name, duration_to_nanos, page_size, process_cpu_time,
+    thread_cpu_time,
 };
 pub use cpu_mask::CpuMask;
 pub use histogram::Histogram;
