@@ -175,9 +175,9 @@ pub(crate) struct Crew {
     served: RwLock<Arc<[Arc<PoolCore>]>>,
     /// Bumped on every change of `served`, so workers re-read it only then.
     served_gen: AtomicU64,
-    /// Locked through [`Crew::state`] (visible to ThreadSanitizer: program
-    /// threads resizing the crew and reading its workers take it in turn).
-    state: Mutex<CrewState>,
+    /// Visible to ThreadSanitizer: program threads resizing the crew and
+    /// reading its workers take it in turn.
+    state: tsan::Mutex<CrewState>,
     exited: Condvar,
     live: AtomicUsize,
     target: AtomicUsize,
@@ -208,7 +208,7 @@ impl Crew {
             round_lock: Mutex::new(()),
             served: RwLock::new(Arc::from(vec![own])),
             served_gen: AtomicU64::new(0),
-            state: Mutex::new(CrewState {
+            state: tsan::Mutex::new(CrewState {
                 target: 0,
                 live: 0,
                 workers: Vec::new(),
@@ -271,14 +271,14 @@ impl Crew {
         if self.shutting_down.load(Ordering::Relaxed) {
             return 0;
         }
-        let st = self.state();
+        let st = self.state.lock();
         st.target.saturating_sub(st.live)
     }
 
     /// Sets the target; the caller holds the budget's lock and grants tokens
     /// afterwards. Surplus idle workers are woken so that they retire.
     fn set_target_locked(&self, n: usize) {
-        let mut st = self.state();
+        let mut st = self.state.lock();
         st.target = n;
         self.target.store(n, Ordering::Relaxed);
         if st.live > n {
@@ -293,7 +293,7 @@ impl Crew {
         self: &Arc<Self>,
         gate: Option<Arc<Gate>>,
     ) -> Result<Arc<WorkerRecord>, String> {
-        let mut st = self.state();
+        let mut st = self.state.lock();
         // Join threads that have finished (they hold no lock any more).
         let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut st.handles)
             .into_iter()
@@ -346,7 +346,7 @@ impl Crew {
     /// Leaves the crew if it is above target, or shutting down with nothing
     /// left in the queues it serves. True if the worker must exit now.
     fn try_retire(&self, me: &WorkerRecord) -> bool {
-        let mut st = self.state();
+        let mut st = self.state.lock();
         let leave = if self.shutting_down.load(Ordering::Relaxed) {
             self.served().iter().all(|p| p.queue.len() == 0)
         } else {
@@ -441,14 +441,9 @@ impl Crew {
         job.work_ns.fetch_add(ns(end - start), Ordering::Relaxed);
     }
 
-    /// The crew's state, locked as ThreadSanitizer sees it.
-    fn state(&self) -> tsan::Seen<parking_lot::MutexGuard<'_, CrewState>> {
-        tsan::Seen::new(self.state.lock(), &self.state)
-    }
-
     /// Waits until the workers `records` have unregistered.
     fn wait_left(&self, records: &[Arc<WorkerRecord>]) {
-        let mut st = self.state();
+        let mut st = self.state.lock();
         while st
             .workers
             .iter()
@@ -460,7 +455,7 @@ impl Crew {
 
     /// Thread counts and thread-time, now.
     pub(crate) fn reading(&self) -> CrewReading {
-        let st = self.state();
+        let st = self.state.lock();
         let now = Instant::now();
         let now_ns = self.ns(now);
         let mut r = CrewReading {
@@ -478,7 +473,7 @@ impl Crew {
 
     /// Each live worker's name and state, now.
     pub(crate) fn workers(&self) -> Vec<(String, WorkerReading)> {
-        let st = self.state();
+        let st = self.state.lock();
         let now_ns = self.ns(Instant::now());
         st.workers
             .iter()
@@ -495,7 +490,7 @@ impl Crew {
 
     /// Waits until every worker left, or until `deadline`; true if all left.
     pub(crate) fn wait_exited(&self, deadline: Instant) -> bool {
-        let mut st = self.state();
+        let mut st = self.state.lock();
         while st.live > 0 {
             if st
                 .unlocked_in(|g| self.exited.wait_until(g, deadline))
@@ -511,7 +506,7 @@ impl Crew {
     /// running a task and returns their names.
     pub(crate) fn join_or_detach(&self) -> Vec<String> {
         let (handles, live): (Vec<_>, Vec<Arc<WorkerRecord>>) = {
-            let mut st = self.state();
+            let mut st = self.state.lock();
             (std::mem::take(&mut st.handles), st.workers.clone())
         };
         let mut detached = Vec::new();
@@ -550,7 +545,7 @@ impl Drop for ExitGuard<'_> {
     fn drop(&mut self) {
         let replace = self.reason != Exit::Retired;
         if replace {
-            let mut st = self.crew.state();
+            let mut st = self.crew.state.lock();
             self.crew.unregister_locked(&mut st, self.me);
             drop(st);
             self.crew.counters.replaced.fetch_add(1, Ordering::Relaxed);
@@ -573,7 +568,7 @@ fn worker_main(crew: Arc<Crew>, me: Arc<WorkerRecord>, gate: Option<Arc<Gate>>) 
         if !gate.wait() {
             // A resize that failed takes its threads back: leave without
             // having run anything; the resizer returns the token.
-            let mut st = crew.state();
+            let mut st = crew.state.lock();
             crew.unregister_locked(&mut st, &me);
             me.finished.store(true, Ordering::Release);
             return;
