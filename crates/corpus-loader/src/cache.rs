@@ -743,6 +743,25 @@ mod tests {
         path
     }
 
+    /// True if a read lease can be had in `dir` with a break time of at
+    /// least 5 s, which is when a warm load maps its cache.
+    fn leases_here(dir: &Path) -> bool {
+        use std::os::fd::AsRawFd;
+        let probe = dir.join("lease-probe");
+        std::fs::write(&probe, b"x").unwrap();
+        let file = File::open(&probe).unwrap();
+        // SAFETY: fcntl on a descriptor we own.
+        let leased = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) } == 0;
+        drop(file);
+        std::fs::remove_file(&probe).unwrap();
+        leased && crate::leased_map::MIN_BREAK_TIME_S <= lease_break_time_s()
+    }
+
+    fn lease_break_time_s() -> u64 {
+        let text = std::fs::read_to_string("/proc/sys/fs/lease-break-time");
+        text.ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+    }
+
     fn temp_dir(tag: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("corpus-loader-cache-{tag}-{}", std::process::id()));
@@ -766,7 +785,8 @@ mod tests {
         for map in [false, true] {
             let verified = file.read_tokens(&SpherePool::new(2).unwrap(), map).unwrap();
             assert_eq!(verified.tokens.view().to_vec(), [2, 4, 5, 3]);
-            assert_eq!(verified.tokens.is_file_backed(), map, "mapped as asked");
+            let mapped = map && leases_here(&dir);
+            assert_eq!(verified.tokens.is_file_backed(), mapped, "mapped as asked");
         }
         assert_eq!(opener.opened(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
