@@ -1,23 +1,16 @@
 //! What a fork-join share runs with: the [`Participant`] context, the
-//! [`RoundTask`] that `run_all` stores on the pool's go line
-//! (`round_lines.rs`), and the record of a round on the slot path
-//! (`parallel_for`, whose shares may be revoked), below.
+//! [`RoundTask`] that `run_all` and `parallel_for` store on the pool's go
+//! line (`round_lines.rs`), and a nested round run inline ([`run_alone`]).
 //!
-//! The slot path's record lives on the caller's stack while the spheres run it. Every
-//! share leaves the barrier when it ends (its last touch of the record), so
-//! the barrier's party count is also the join counter. The task is stored
-//! by value inside the record (a C function and its argument travel there
-//! too), so a sphere reads no other memory of the caller's to start it.
-//!
-//! The barrier itself is not in the record but in the pool (re-armed for
-//! each round): the share whose departure lets the caller return may still
-//! be inside `leave`, waking the departure waiter or a generation's waiters
-//! through the barrier's mutex and condition variable. On a barrier in the
-//! record that was a use after free (seen under ASan in the C stress test);
-//! on the pool's it is a harmless wake-up of a live barrier.
+//! The barrier is not in the caller's frame but in the pool (re-armed after
+//! a round that used it): the share whose departure lets the caller return
+//! may still be inside `leave`, waking waiters through the barrier's mutex
+//! and condition variable. On a barrier in the caller's frame that was a use
+//! after free (seen under ASan in the C stress test); on the pool's it is a
+//! harmless wake-up of a live barrier.
 
 use crate::barrier::{BarrierBroken, SphereBarrier};
-use crate::error::{Error, Worker, caught_outcome};
+use crate::error::{Worker, caught_outcome};
 use crate::round_lines::RoundLines;
 use crate::slot::Outcome;
 use std::mem::{MaybeUninit, align_of, size_of};
@@ -177,144 +170,25 @@ unsafe fn drop_stored<G>(words: &mut TaskWords) {
 pub(crate) trait ShareTask: Fn(&Participant<'_>) -> Result<(), i32> + Sync {}
 impl<F: Fn(&Participant<'_>) -> Result<(), i32> + Sync> ShareTask for F {}
 
-/// The part of a fork-join record that does not depend on its task type:
-/// what a sphere needs to run its share, record a failure and leave.
-pub(crate) struct Head {
-    /// Runs a share of the record this head starts (`run_share::<F>`).
-    run: unsafe fn(*const Head, usize, Worker) -> Outcome,
-    participants: usize,
-    /// The round's barrier, owned by the pool (or by the caller's frame for
-    /// a nested round), which outlives every share's last touch of it.
-    barrier: *const SphereBarrier,
-    /// The first failure of any share.
-    first_error: parking_lot::Mutex<Option<Error>>,
-}
-
-impl Head {
-    /// The round's barrier.
-    pub(crate) fn barrier(&self) -> &SphereBarrier {
-        // SAFETY: `ForkJoin::new` takes a barrier that outlives the record
-        // and everything the round does with it (see the field).
-        unsafe { &*self.barrier }
-    }
-
-    /// Records a share's failure and breaks the barrier, so that no other
-    /// share waits at it for ever.
-    pub(crate) fn fail(&self, error: Error) {
-        self.first_error.lock().get_or_insert(error);
-        self.barrier().break_barrier();
-    }
-}
-
-/// One fork-join: the head first (`repr(C)`), so that a pointer to the
-/// head is a pointer to the record.
-#[repr(C)]
-pub(crate) struct ForkJoin<F> {
-    pub(crate) head: Head,
-    task: F,
-}
-
-impl<F: ShareTask> ForkJoin<F> {
-    /// A round of `task` over `participants` (1 or more) meeting at
-    /// `barrier`, armed for `participants`, which must outlive the record
-    /// and every share's `leave` (the pool's own barrier, or a barrier of
-    /// the caller's frame when only the caller takes part).
-    pub(crate) fn new(task: F, participants: usize, barrier: &SphereBarrier) -> Self {
-        Self {
-            head: Head {
-                run: run_share::<F>,
-                participants,
-                barrier,
-                first_error: parking_lot::Mutex::new(None),
-            },
-            task,
-        }
-    }
-
-    /// The share of participant `index`, to hand to a sphere.
-    pub(crate) fn share(&self, index: usize) -> Share {
-        Share {
-            head: &self.head,
-            index,
-        }
-    }
-
-    /// Runs participant `index`'s share on this thread.
-    pub(crate) fn run(&self, index: usize, worker: Worker) -> Outcome {
-        // SAFETY: `head` starts this live record of task type `F`.
-        unsafe { run_share::<F>(&self.head, index, worker) }
-    }
-
-    /// The round's result: its first failure, if any. Call after the join.
-    pub(crate) fn into_result(self) -> Result<(), Error> {
-        self.head.first_error.into_inner().map_or(Ok(()), Err)
-    }
-}
-
-/// Runs one share of the record that `head` starts, catching its panic.
-///
-/// # Safety
-/// `head` is the head of a live `ForkJoin<F>`.
-unsafe fn run_share<F: ShareTask>(head: *const Head, index: usize, worker: Worker) -> Outcome {
-    // SAFETY: promised by the caller; `ForkJoin` is repr(C), head first.
-    let fork_join = unsafe { &*head.cast::<ForkJoin<F>>() };
+/// Runs `task` once on this thread as the only participant of a round
+/// (index 0 of 1; its barrier passes at once), catching its panic: a nested
+/// round, run inline.
+pub(crate) fn run_alone(
+    task: impl ShareTask,
+    spin: std::time::Duration,
+    worker: Worker,
+) -> Outcome {
+    let barrier = SphereBarrier::with_spin(1, spin);
     let participant = Participant {
-        index,
-        count: fork_join.head.participants,
-        barrier: fork_join.head.barrier(),
+        index: 0,
+        count: 1,
+        barrier: &barrier,
         round: None,
     };
     caught_outcome(
-        catch_unwind(AssertUnwindSafe(|| (fork_join.task)(&participant))),
+        catch_unwind(AssertUnwindSafe(|| task(&participant))),
         worker,
     )
-}
-
-/// A sphere's share of a fork-join: the record's head and the share's index.
-pub(crate) struct Share {
-    head: *const Head,
-    index: usize,
-}
-
-// SAFETY: the record is Sync (its task is `ShareTask: Sync`, the barrier and
-// the mutex are Sync), and the round waits for every share to leave before
-// the record goes away (see `JoinAll`).
-unsafe impl Send for Share {}
-
-impl Share {
-    /// Runs the share on sphere `sphere`, records its failure, calls
-    /// `release(failed)` (the sphere frees its slot for the next round),
-    /// then leaves the barrier: the share's last touch of the record, which
-    /// the caller may drop right after.
-    pub(crate) fn run<R>(self, sphere: usize, release: impl FnOnce(bool) -> R) -> R {
-        // SAFETY: the round waits until this share has left before its
-        // record goes away (see `JoinAll`).
-        let head = unsafe { &*self.head };
-        // SAFETY: `head` starts a live record, whose `run` matches its task.
-        let outcome = thread_support::tsan::user_code(|| unsafe {
-            (head.run)(self.head, self.index, Worker::Sphere(sphere))
-        });
-        let failed = outcome.is_err();
-        if let Err(e) = outcome {
-            head.fail(e);
-        }
-        let released = release(failed);
-        head.barrier().leave();
-        released
-    }
-}
-
-/// Waits until every share of a fork-join has left its barrier (the join),
-/// when dropped: on the normal path and while unwinding alike; then arms
-/// the barrier again for `.1` participants (a pool's barrier is armed
-/// between rounds).
-pub(crate) struct JoinAll<'a>(pub(crate) &'a SphereBarrier, pub(crate) usize);
-
-impl Drop for JoinAll<'_> {
-    fn drop(&mut self) {
-        self.0.wait_departed();
-        self.0.rearm(self.1);
-    }
 }
 
 #[cfg(test)]

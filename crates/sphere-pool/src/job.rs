@@ -2,7 +2,6 @@
 //! the slot itself, or a share of a fork-join.
 
 use crate::error::{Worker, caught_outcome};
-use crate::fork_join::Share;
 use crate::slot::Outcome;
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -94,14 +93,12 @@ impl std::fmt::Debug for SmallJob {
 pub(crate) enum Job {
     Boxed(Box<dyn FnOnce() + Send>),
     Small(SmallJob),
-    Share(Share),
 }
 
 /// Runs a dispatched job on `sphere`, catching its panic.
 pub(crate) fn run_job(job: Job, sphere: usize) -> Outcome {
     let worker = Worker::Sphere(sphere);
     let caught = match job {
-        Job::Share(_) => unreachable!("fork-join shares run through Share::run"),
         Job::Boxed(f) => catch_unwind(AssertUnwindSafe(f)).map(Ok),
         Job::Small(small) => catch_unwind(AssertUnwindSafe(|| small.run(sphere))),
     };

@@ -91,7 +91,7 @@ pub use stats::{PoolStats, SphereStats};
 #[cfg(loom)]
 pub mod loom_api {
     pub use crate::doorbell::{ALL_BITS, Doorbell, sphere_bit};
-    pub use crate::round_lines::{Opened, RoundLines};
+    pub use crate::round_lines::{Opened, RoundLines, round_of};
     pub use crate::slot::{Bell, Next, Slot, Waited};
 }
 

@@ -9,12 +9,12 @@ use crate::error::{Error, Worker};
 use crate::fork_join::{OnLines, RoundTask};
 use crate::job::{Job, SmallJob, run_job};
 use crate::nested::{current_sphere, inside_frame_of, set_current_sphere};
-use crate::round_lines::RoundLines;
-use crate::slot::{Next, Slot, Waited};
+use crate::round_lines::{OPTIONAL, RoundLines, round_of};
+use crate::slot::{Next, Slot, Waited, add};
 use crate::stats::{PoolStats, SphereStats};
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thread_support::available_cores;
@@ -39,8 +39,7 @@ pub(crate) struct Shared {
     /// rounds (a round that used it re-arms it after its join). It lives
     /// here, not in a round's record on the caller's stack, because a share
     /// may still be waking waiters through it after its departure let the
-    /// caller return. On the slot path (parallel-for) it is also the join
-    /// counter; on the go line, the done count is.
+    /// caller return. The join counts departures on the done word.
     pub(crate) barrier: SphereBarrier,
     /// `run_all`'s rounds: the go line, the done line and the doorbell
     /// (which every slot shares).
@@ -51,6 +50,10 @@ pub(crate) struct Shared {
     /// When and how often the round's caller looks at where the threads
     /// ran (`None`: the pool does not move its threads; see `placement`).
     pub(crate) placement: Option<CachePadded<Placement>>,
+    /// Optional rounds opened (`parallel_for`'s): with each sphere's count
+    /// of those it started, it gives the sphere's revoked shares. Written
+    /// only by the thread holding the round flag.
+    pub(crate) optional_rounds: CachePadded<AtomicU64>,
 }
 
 /// Rounds between two looks at where a pool's threads ran, at first and
@@ -254,6 +257,7 @@ impl SpherePool {
             barrier: SphereBarrier::with_spin(n + 1, config_spin),
             lines: RoundLines::new(n + 1, bell),
             round_error: Default::default(),
+            optional_rounds: Default::default(),
             // Oversubscribed and not pinned: threads that spin between
             // rounds never leave their CPU, so the pool spreads them itself.
             placement: spread.then(|| {
@@ -496,7 +500,7 @@ impl SpherePool {
             self.shared
                 .slots
                 .iter()
-                .map(|s| SphereStats::read(&s.counters))
+                .map(|s| SphereStats::read(&s.counters, &self.shared.optional_rounds))
                 .collect(),
             self.shared.lines.doorbell().wake_calls(),
         )
@@ -550,25 +554,33 @@ fn sphere_main(shared: &Shared, index: usize, core: Option<core_affinity::CoreId
     // No round can open before every sphere has started (the constructor
     // waits for them), so this is the epoch before the first round.
     let mut seen = lines.epoch();
+    // The last optional round this sphere started or found closed.
+    let mut handled = 0;
     *count.lock() += 1;
     all_started.notify_all();
     loop {
         idle_since = match slot.next_job_or(&mut spin, idle_since, || lines.epoch() != seen) {
             Next::Other(started) => {
-                // A new round (a sphere is never more than one behind).
                 seen = lines.epoch();
-                let failed = shared.run_round_share(index, seen, Worker::Sphere(index));
-                // Counted before departing, so the round's caller sees it.
-                slot.count_job(failed);
-                lines.depart(seen, &shared.barrier);
-                if shared.placement.is_some() {
-                    follow_placement(&slot.counters);
+                match lines.join_round(seen, &mut handled) {
+                    // An optional round closed before this sphere could
+                    // start, or already started: wait for the next word.
+                    None => idle_since,
+                    Some(word) => {
+                        let round = round_of(word);
+                        if word & OPTIONAL != 0 {
+                            add(&slot.counters.optional_started, 1);
+                        }
+                        let failed = shared.run_round_share(index, round, Worker::Sphere(index));
+                        // Counted before departing, so the round's caller sees it.
+                        slot.count_job(failed);
+                        lines.depart(round, &shared.barrier);
+                        if shared.placement.is_some() {
+                            follow_placement(&slot.counters);
+                        }
+                        slot.end_job(started)
+                    }
                 }
-                slot.end_job(started)
-            }
-            // The slot is free for the next round before the share leaves.
-            Next::Job(Job::Share(share), started) => {
-                share.run(index, |failed| slot.release(failed, started))
             }
             Next::Job(other, started) => slot.complete(
                 thread_support::tsan::user_code(|| run_job(other, index)),

@@ -21,7 +21,7 @@
 use crate::barrier::SphereBarrier;
 use crate::doorbell::{ALL_BITS, Doorbell, FutexWord};
 use crate::slot::Bell;
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::time::Duration;
@@ -51,14 +51,38 @@ fn count(done: u32) -> u32 {
 /// epoch's 2^32, so that epoch x participants gives the count).
 const COUNT_MASK: u32 = u32::MAX >> 2;
 
+/// The epoch word: the round's number in bits 0..31 (wrapping at 2^31, a
+/// multiple of the done count's 2^30), and `OPTIONAL` in bit 31 for a round
+/// whose shares are optional (see [`RoundLines::open_optional`]). A sphere
+/// is at most one round behind a round of `run_all` (each waits for every
+/// sphere), but may sleep through any number of optional rounds.
+pub const OPTIONAL: u32 = 1 << 31;
+const ROUND_MASK: u32 = !OPTIONAL;
+
+/// The round number in an epoch word.
+pub fn round_of(word: u32) -> u32 {
+    word & ROUND_MASK
+}
+
+/// The start word of an optional round: the round's epoch word in bits
+/// 32..64, `CLOSED` (the caller has finished its share: no sphere may
+/// start any more) in bit 31, and the number of spheres that started in
+/// bits 0..31 (closed before the first round). The caller resets it just
+/// before each optional round's epoch bump; a sphere starts with one
+/// `fetch_add` of 1, whose returned value says which round it joined, or
+/// that the round was closed.
+const CLOSED: u64 = 1 << 31;
+const STARTED_MASK: u64 = CLOSED - 1;
+
 /// The go line: what starts a round. Written by the caller, read by every
 /// sphere (the epoch by the idle ones all the time).
 struct GoLine<T> {
-    /// Bumped once per round (wrapping: a sphere is at most one round
-    /// behind, as each round waits for every sphere).
+    /// The epoch word (see [`OPTIONAL`]): written once per round.
     epoch: AtomicU32,
     /// The done word of a pool of one sphere (see [`RoundLines::done_word`]).
     done: FutexWord,
+    /// The start word of a pool of one sphere (see [`RoundLines::start_word`]).
+    start: AtomicU64,
     /// The round's task: written before the epoch bump, and left there
     /// after the join (the round's caller drops what needs dropping
     /// itself): writing the line after the join would take it from the
@@ -70,6 +94,9 @@ struct GoLine<T> {
 /// (used by pools of more than one sphere).
 struct DoneLine {
     done: FutexWord,
+    /// The start word of a larger pool: spheres write it at the start of
+    /// an optional round, as they write the done word at its end.
+    start: AtomicU64,
 }
 
 /// The round lines of a pool of `participants` (the spheres and the caller).
@@ -94,7 +121,7 @@ unsafe impl<T: Send> Send for RoundLines<T> {}
 /// What a round's caller gets from [`RoundLines::open`].
 #[derive(Debug, Clone, Copy)]
 pub struct Opened {
-    /// The round's epoch.
+    /// The round's number (see [`round_of`]).
     pub epoch: u32,
 }
 
@@ -106,10 +133,12 @@ impl<T> RoundLines<T> {
             go: CachePadded::new(GoLine {
                 epoch: AtomicU32::new(0),
                 done: FutexWord::new(0),
+                start: AtomicU64::new(CLOSED),
                 task: TaskCell::new(None),
             }),
             done: CachePadded::new(DoneLine {
                 done: FutexWord::new(0),
+                start: AtomicU64::new(CLOSED),
             }),
             doorbell,
             participants: participants as u32,
@@ -132,12 +161,22 @@ impl<T> RoundLines<T> {
         }
     }
 
+    /// The start word of optional rounds, on the line of the done word.
+    fn start_word(&self) -> &AtomicU64 {
+        if self.done_on_go_line {
+            &self.go.start
+        } else {
+            &self.done.start
+        }
+    }
+
     /// The doorbell idle spheres sleep on.
     pub fn doorbell(&self) -> &Doorbell {
         &self.doorbell
     }
 
-    /// The current epoch (sequentially consistent: a sleeper's re-check).
+    /// The current epoch word (sequentially consistent: a sleeper's
+    /// re-check).
     pub fn epoch(&self) -> u32 {
         self.go.epoch.load(Ordering::SeqCst)
     }
@@ -154,6 +193,22 @@ impl<T> RoundLines<T> {
     /// sleeping sphere with one wake call. The caller must hold the pool's
     /// round flag, and the last round must be joined.
     pub fn open(&self, task: T) -> Opened {
+        self.open_as(task, 0)
+    }
+
+    /// Opens a round whose spheres' shares are optional: a sphere runs its
+    /// share only if it starts it (one `fetch_add` on the start word) before
+    /// the caller [`close`](Self::close)s the round after its own share; the
+    /// caller's share must take every piece of work that no sphere took
+    /// (`parallel_for`'s steal plan does). The task must never call the
+    /// barrier (a sphere that does not start never reaches it), except to
+    /// break it on a failure. Then [`close`](Self::close) and
+    /// [`join`](Self::join), as for [`open`](Self::open).
+    pub fn open_optional(&self, task: T) -> Opened {
+        self.open_as(task, OPTIONAL)
+    }
+
+    fn open_as(&self, task: T, kind: u32) -> Opened {
         // SAFETY: no round is open (the last one was joined), so no share
         // reads the cell; the epoch bump below publishes the write. The old
         // task is overwritten, not dropped (see `join`).
@@ -161,9 +216,80 @@ impl<T> RoundLines<T> {
             .task
             .with_mut(|cell| unsafe { cell.write(Some(task)) });
         tsan::release(tsan::key(self, TSAN_OPENED));
-        let epoch = self.go.epoch.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+        // Only the round's caller writes the epoch word.
+        let epoch = round_of(self.go.epoch.load(Ordering::Relaxed).wrapping_add(1));
+        if kind == OPTIONAL {
+            // Before the epoch word: a sphere that sees the new epoch word
+            // finds this reset (or a later value) in the start word. It may
+            // also find the reset first and read the older epoch word
+            // afterwards: `join_round` keeps it from starting twice.
+            // A swap, not a store: the spheres' late adds to the closed
+            // word race with it, and every write of the word is then a
+            // read-modify-write, totally ordered (loom models a plain store
+            // racing an add less strictly).
+            self.start_word()
+                .swap(u64::from(epoch | OPTIONAL) << 32, Ordering::Release);
+        }
+        // A read-modify-write (the caller is the only writer): with the
+        // sleepers' sequentially consistent re-check, no sleeper misses it.
+        self.go.epoch.swap(epoch | kind, Ordering::SeqCst);
         self.doorbell.ring(ALL_BITS);
         Opened { epoch }
+    }
+
+    /// Ends the spheres' starts of optional round `opened`, after the
+    /// caller's own share: a sphere that has not started by now never will.
+    /// Counts one departure for each sphere that did not start (so the done
+    /// count still reaches `epoch x participants`), leaving the barrier for
+    /// them if a failure engaged it. Returns the number of spheres that
+    /// started.
+    pub fn close(&self, opened: Opened, barrier: &SphereBarrier) -> u32 {
+        let _ = opened;
+        let prev = self.start_word().fetch_or(CLOSED, Ordering::AcqRel);
+        let started = (prev & STARTED_MASK) as u32;
+        let spheres = self.participants - 1;
+        let absent = spheres - started;
+        if absent > 0 {
+            let done = self.done_word().atomic();
+            let prev = done.fetch_add(absent * ONE_DONE, Ordering::SeqCst);
+            if prev & USED != 0 {
+                barrier.leave_many(absent as usize);
+            }
+        }
+        started
+    }
+
+    // ---- a sphere ---------------------------------------------------------
+
+    /// The round a sphere that read the epoch word `word` runs a share of,
+    /// as an epoch word: `word` itself for a round of every sphere; for an
+    /// optional round, the round it started (`word`'s or a later one), or
+    /// `None` if the round was closed first or the sphere already started
+    /// it. `handled` is the sphere's own record of the last optional round
+    /// it started or found closed (0 at first).
+    ///
+    /// Why `handled`: the start word is reset before the epoch word is
+    /// bumped, so a sphere can start a round from the start word and then
+    /// still read the older epoch word; reading the new one later, it must
+    /// not start that round again. Start words only move forward, so a
+    /// start word other than the handled one belongs to a newer round: the
+    /// sphere adds to it only after checking that (one load), and its add
+    /// then lands on that round or a newer one.
+    pub fn join_round(&self, word: u32, handled: &mut u32) -> Option<u32> {
+        if word & OPTIONAL == 0 {
+            return Some(word);
+        }
+        let start = self.start_word();
+        let now = start.load(Ordering::Acquire);
+        if now & CLOSED != 0 || (now >> 32) as u32 == *handled {
+            *handled = (now >> 32) as u32;
+            return None;
+        }
+        // Acquire: the task of the round it starts was stored before the
+        // reset that this add reads.
+        let prev = start.fetch_add(1, Ordering::AcqRel);
+        *handled = (prev >> 32) as u32;
+        (prev & CLOSED == 0).then_some(*handled)
     }
 
     /// Ends the caller's share of round `opened` and waits until every
@@ -362,9 +488,12 @@ mod tests {
     /// rounds (the epoch wraps at 2^32, the done count at 2^30).
     fn lines_after(participants: usize, rounds: u64) -> RoundLines<u32> {
         let lines = RoundLines::new(participants, Arc::new(CachePadded::new(Doorbell::new())));
-        lines.go.epoch.store(rounds as u32, Ordering::Relaxed);
+        lines
+            .go
+            .epoch
+            .store(round_of(rounds as u32), Ordering::Relaxed);
         // The epoch's 2^32 is a multiple of the count's 2^30.
-        let count = lines.target(rounds as u32);
+        let count = lines.target(round_of(rounds as u32));
         lines
             .done_word()
             .atomic()
@@ -376,7 +505,8 @@ mod tests {
     /// after the other (the spheres', then the caller's, which `join`
     /// ends); in rounds with `engaged(round)` the caller engages the
     /// barrier after the spheres departed, so `engage`'s count of the
-    /// departed is checked across the wraps too.
+    /// departed is checked across the wraps too. Every third round is
+    /// optional, and only its first `r % participants` spheres start it.
     fn run_rounds(
         lines: &RoundLines<u32>,
         participants: usize,
@@ -384,16 +514,42 @@ mod tests {
         engaged: impl Fn(u32) -> bool,
     ) {
         let barrier = SphereBarrier::new(participants);
+        let mut handled = vec![0; participants];
         for r in 0..rounds {
-            let opened = lines.open(r);
-            for _sphere in 1..participants {
+            let optional = r % 3 == 2;
+            let opened = if optional {
+                lines.open_optional(r)
+            } else {
+                lines.open(r)
+            };
+            let word = lines.epoch();
+            let starting = if optional {
+                r as usize % participants
+            } else {
+                participants - 1
+            };
+            for (sphere, handled) in handled.iter_mut().enumerate().take(starting) {
+                let joined = lines.join_round(word, handled);
+                assert_eq!(joined, Some(word), "round {r}: sphere {sphere} not started");
+                assert_eq!(round_of(word), opened.epoch);
                 // SAFETY: the round is open and this participant has not departed.
                 assert_eq!(unsafe { lines.task(|t| *t) }, r);
                 lines.depart(opened.epoch, &barrier);
             }
+            if optional {
+                assert_eq!(lines.close(opened, &barrier), starting as u32);
+                let absent = handled.iter_mut().enumerate().take(participants - 1);
+                for (sphere, handled) in absent.skip(starting) {
+                    let late = lines.join_round(word, handled);
+                    assert_eq!(
+                        late, None,
+                        "round {r}: sphere {sphere} started after the close"
+                    );
+                }
+            }
             // SAFETY: as above, for the caller.
             assert_eq!(unsafe { lines.task(|t| *t) }, r);
-            if engaged(r) {
+            if engaged(r) && !optional {
                 lines.engage(opened.epoch, &barrier);
                 assert_eq!(barrier.parties(), 1, "engage counted the departed wrongly");
                 assert_eq!(barrier.wait(), Ok(true));
@@ -443,8 +599,8 @@ mod tests {
         for participants in [1, 2, 3, 5, 7, 64, 201] {
             // The count (30 bits) wraps within the next rounds.
             let before_count_wrap = (1u64 << 30) / participants as u64 - 4;
-            // The epoch (32 bits) wraps within the next rounds.
-            let before_epoch_wrap = (1u64 << 32) - 4;
+            // The round number (31 bits) wraps within the next rounds.
+            let before_epoch_wrap = (1u64 << 31) - 4;
             for start in [before_count_wrap, before_epoch_wrap] {
                 let lines = lines_after(participants, start);
                 run_rounds(&lines, participants, 10, |_| true);

@@ -4,10 +4,8 @@
 //! taken back), and nested calls from inside a round, which run inline on
 //! the calling thread.
 
-use crate::barrier::SphereBarrier;
 use crate::error::{Error, Worker, caught_outcome};
-use crate::fork_join::{ForkJoin, JoinAll, Participant, RoundTask, ShareTask};
-use crate::job::Job;
+use crate::fork_join::{Participant, RoundTask, ShareTask, run_alone};
 use crate::limits::MAX_RANGE_LEN;
 use crate::nested::{inside, participant_in};
 use crate::pool::{RoundGuard, SpherePool};
@@ -71,32 +69,59 @@ impl SpherePool {
         }
         let _round = self.enter_round()?;
         match RoundTask::new(task) {
-            Ok(stored) => self.go_round_stored(stored),
+            Ok(stored) => self.go_round_stored(stored, false),
             // Too big for the go line: it holds a reference to the task.
             Err(task) => {
-                self.go_round_stored(RoundTask::new(&task).ok().expect("a reference fits"))
+                self.go_round_stored(RoundTask::new(&task).ok().expect("a reference fits"), false)
             }
         }
     }
 
-    fn go_round_stored(&self, task: RoundTask) -> Result<(), Error> {
+    /// A round on the go line whose spheres' shares are optional
+    /// (`RoundLines::open_optional`): a sphere that has not started its
+    /// share when the caller is done with its own never starts it, and is
+    /// not waited for. The caller's share must take all work left.
+    fn optional_go_round(&self, task: impl ShareTask) -> Result<(), Error> {
+        if let Some(me) = participant_in(self.id()) {
+            return self.run_inline(task, me);
+        }
+        let _round = self.enter_round()?;
+        let rounds = &self.shared.optional_rounds;
+        rounds.store(rounds.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        match RoundTask::new(task) {
+            Ok(stored) => self.go_round_stored(stored, true),
+            Err(task) => {
+                self.go_round_stored(RoundTask::new(&task).ok().expect("a reference fits"), true)
+            }
+        }
+    }
+
+    fn go_round_stored(&self, task: RoundTask, optional: bool) -> Result<(), Error> {
         let shared = &*self.shared;
         let lines = &shared.lines;
-        let opened = lines.open(task);
+        let opened = if optional {
+            lines.open_optional(task)
+        } else {
+            lines.open(task)
+        };
         // From here on, every share must have departed before this
         // function returns (the task may borrow the caller's stack), even
-        // if something below panicked: the join runs in a drop guard.
-        struct Join<'a>(&'a crate::pool::Shared, crate::round_lines::Opened);
+        // if something below panicked: the join runs in a drop guard (after
+        // closing an optional round, so that no sphere starts any more).
+        struct Join<'a>(&'a crate::pool::Shared, crate::round_lines::Opened, bool);
         impl Drop for Join<'_> {
             fn drop(&mut self) {
                 let s = self.0;
+                if self.2 {
+                    s.lines.close(self.1, &s.barrier);
+                }
                 s.lines
                     .join(self.1, &s.barrier, s.config.max_spin, s.yielding);
                 // SAFETY: joined: no share runs the task any more.
                 unsafe { s.lines.task_mut(|task| task.drop_task()) };
             }
         }
-        let join = Join(shared, opened);
+        let join = Join(shared, opened, optional);
         let caller = shared.slots.len();
         inside(self.id(), caller, || {
             shared.run_round_share(caller, opened.epoch, Worker::Caller)
@@ -111,50 +136,6 @@ impl SpherePool {
             }
         }
         Ok(())
-    }
-
-    /// A round on the slots: every sphere is handed a share of `task`, and
-    /// a share that no sphere has started when the caller is done with its
-    /// own is revoked instead of waited for (parallel-for, where the
-    /// caller's share takes whatever work is left).
-    fn slot_round(&self, task: impl ShareTask) -> Result<(), Error> {
-        if let Some(me) = participant_in(self.id()) {
-            return self.run_inline(task, me);
-        }
-        let _round = self.enter_round()?;
-        let slots = &self.shared.slots;
-        for (i, slot) in slots.iter().enumerate() {
-            // A dispatcher's claim in flight makes ours fail: wait it out.
-            while let Err(e) = slot.claim(i) {
-                if let Err(e) = slot.idle_for_round(i) {
-                    slots[..i].iter().for_each(|s| s.release_claim());
-                    return Err(e);
-                }
-                let _ = e;
-            }
-        }
-        // The pool's barrier is armed for every participant between rounds.
-        let barrier = &self.shared.barrier;
-        let fork_join = ForkJoin::new(task, self.participants(), barrier);
-        for (index, slot) in slots.iter().enumerate() {
-            slot.publish(Job::Share(fork_join.share(index)));
-        }
-        // From here on, every share must have left before `fork_join` goes
-        // out of scope, even if something below panics.
-        let join = JoinAll(barrier, self.participants());
-        let caller = slots.len();
-        if let Err(e) = inside(self.id(), caller, || fork_join.run(caller, Worker::Caller)) {
-            fork_join.head.fail(e);
-        }
-        barrier.leave();
-        for slot in slots.iter() {
-            // A revoked share never touches `fork_join`: leave for it.
-            if slot.revoke().is_some() {
-                barrier.leave();
-            }
-        }
-        drop(join);
-        fork_join.into_result()
     }
 
     /// Calls `body` on sub-ranges that together cover `range` exactly once,
@@ -240,7 +221,7 @@ impl SpherePool {
                     Failure::Panicked(message) => std::panic::resume_unwind(Box::new(message)),
                 })
         };
-        self.slot_round(share)
+        self.optional_go_round(share)
     }
 
     /// Who runs as `participant`, for error reports.
@@ -256,9 +237,8 @@ impl SpherePool {
     /// participant (index 0 of 1), as OpenMP runs a nested parallel region
     /// with a team of one. Its barrier passes at once.
     fn run_inline(&self, task: impl ShareTask, me: usize) -> Result<(), Error> {
-        let barrier = SphereBarrier::with_spin(1, self.shared.config.max_spin);
-        let fork_join = ForkJoin::new(task, 1, &barrier);
-        inside(self.id(), me, || fork_join.run(0, self.worker(me)))
+        let (spin, worker) = (self.shared.config.max_spin, self.worker(me));
+        inside(self.id(), me, || run_alone(task, spin, worker))
     }
 
     /// A nested parallel-for: the range runs on this thread, in order, in

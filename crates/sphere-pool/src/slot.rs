@@ -23,10 +23,6 @@
 //! - `SHUTDOWN`: no new claims; the sphere finishes a claimed or ready job and
 //!   then exits.
 //!
-//! A published job that the sphere has not taken yet can be revoked
-//! (READY -> CLAIMED -> EMPTY): `parallel_for` does this so that its caller
-//! never waits for a sphere that was not scheduled in time to help.
-//!
 //! The waiter's flag is set under the mutex and re-checked in the same
 //! atomic step as the state (a compare-exchange), and the waker takes the
 //! same mutex before notifying, so the notification cannot fall between the
@@ -96,7 +92,7 @@ pub enum Next<J> {
 enum Taken<J> {
     Job(J),
     Exit,
-    Revoked,
+    Gone,
 }
 
 /// The result of waiting on a slot.
@@ -110,8 +106,8 @@ pub enum Waited {
     TimedOut,
 }
 
-/// Per-slot counters, written by the sphere only (plain relaxed stores;
-/// `revoked` by the revoking caller, with an add), read by anyone.
+/// Per-slot counters, written by the sphere only (plain relaxed stores),
+/// read by anyone.
 #[derive(Default)]
 pub struct SlotCounters {
     pub jobs: AtomicU64,
@@ -120,7 +116,9 @@ pub struct SlotCounters {
     pub idle_ns: AtomicU64,
     pub parks: AtomicU64,
     pub spin_hits: AtomicU64,
-    pub revoked: AtomicU64,
+    /// Optional rounds (`parallel_for`'s on the go line) whose share this
+    /// sphere started; the others count as revoked (`SphereStats`).
+    pub optional_started: AtomicU64,
     /// The CPU, plus one (0: unknown), that the sphere's last go-line share
     /// ran on; written only in pools that keep their threads spread
     /// (`Shared::placement`).
@@ -221,7 +219,7 @@ impl<J> Slot<J> {
     }
 
     /// Gives back a claim that will not be published: CLAIMED -> EMPTY.
-    /// A waiter parked on a revoked job is woken (it then finds nothing).
+    /// A waiter parked on the slot is woken (it then finds nothing).
     pub fn release_claim(&self) {
         let prev = self.transition(|w| with_state(w, EMPTY) & !WAITER_PARKED, Ordering::Release);
         debug_assert_eq!(state(prev), CLAIMED);
@@ -262,7 +260,7 @@ impl<J> Slot<J> {
                 Err(Error::RoundInProgress)
             }
             Ok(()) => Ok(()),
-            // Claimed by a round on the slot path (parallel-for).
+            // A round is running: that, not the slot, refuses the dispatch.
             Err(Error::Busy { .. }) if round.load(Ordering::Acquire) => Err(Error::RoundInProgress),
             Err(e) => Err(e),
         }
@@ -361,8 +359,9 @@ impl<J> Slot<J> {
             match self.take_job() {
                 Taken::Job(job) => break Some(job),
                 Taken::Exit => return Next::Exit,
-                // The job was revoked before this sphere took it: wait again.
-                Taken::Revoked => continue,
+                // Not READY any more: wait again (defensive; only this
+                // sphere moves a READY word on).
+                Taken::Gone => continue,
             }
         };
         let started = if waited_long || checks.get() > QUICK_CHECKS {
@@ -392,8 +391,8 @@ impl<J> Slot<J> {
         word & SHUTDOWN != 0 && !matches!(state(word), CLAIMED | READY)
     }
 
-    /// READY -> RUNNING and the job; or the sphere should exit; or the job
-    /// it saw was revoked in the meantime.
+    /// READY -> RUNNING and the job; or the sphere should exit; or the word
+    /// is not READY any more.
     fn take_job(&self) -> Taken<J> {
         let prev = self.transition(
             |w| {
@@ -409,7 +408,7 @@ impl<J> Slot<J> {
             return if Self::worker_may_exit(prev) {
                 Taken::Exit
             } else {
-                Taken::Revoked
+                Taken::Gone
             };
         }
         // SAFETY: the acquire transition READY -> RUNNING made this thread the
@@ -417,33 +416,6 @@ impl<J> Slot<J> {
         let job = self.job.with_mut(|cell| unsafe { (*cell).take() });
         tsan::acquire(self);
         Taken::Job(job.expect("READY slot without a job"))
-    }
-
-    /// Takes back a published job that the sphere has not started:
-    /// READY -> CLAIMED -> EMPTY. Returns the job, or `None` if the sphere
-    /// took it first (then wait for it as usual).
-    pub fn revoke(&self) -> Option<J> {
-        let mut word = self.word.load(Ordering::Acquire);
-        loop {
-            if state(word) != READY {
-                return None;
-            }
-            match self.word.compare_exchange_weak(
-                word,
-                with_state(word, CLAIMED),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(now) => word = now,
-            }
-        }
-        // SAFETY: the acquire transition READY -> CLAIMED gives this thread
-        // the job cell back (the sphere takes it only from READY).
-        let job = self.job.with_mut(|cell| unsafe { (*cell).take() });
-        self.release_claim();
-        self.counters.revoked.fetch_add(1, Ordering::Relaxed);
-        job
     }
 
     /// Stores the outcome of the running job: RUNNING -> DONE, waking waiters;
@@ -459,14 +431,6 @@ impl<J> Slot<J> {
         // TSan: the collector (`try_collect`) follows the job.
         tsan::release(self);
         self.finish(DONE, Ordering::AcqRel, failed, started)
-    }
-
-    /// Ends a fork-join share without an outcome to collect (the fork-join
-    /// record carries it): RUNNING -> EMPTY, so that the next fork-join can
-    /// claim the slot at once; wakes anyone parked on the slot. Returns when
-    /// the share ended.
-    pub fn release(&self, failed: bool, started: Instant) -> Instant {
-        self.finish(EMPTY, Ordering::Release, failed, started)
     }
 
     /// Counts a job that ended (a failure too if `failed`); the sphere's

@@ -22,13 +22,19 @@ pub struct SphereStats {
     pub parks: u64,
     /// Jobs that found the sphere still spinning (no wake-up needed).
     pub spin_hits: u64,
-    /// Parallel-for shares taken back because the sphere had not started
-    /// them when the calling thread ran out of work.
+    /// Parallel-for shares this sphere did not run because it had not
+    /// started them when the calling thread ran out of work (the round
+    /// closed without it).
     pub revoked: u64,
 }
 
 impl SphereStats {
-    pub(crate) fn read(c: &SlotCounters) -> Self {
+    /// The counters of a sphere of a pool that opened `optional_rounds`.
+    pub(crate) fn read(c: &SlotCounters, optional_rounds: &std::sync::atomic::AtomicU64) -> Self {
+        // A snapshot during a round may see a start before the opening it
+        // belongs to: the difference saturates at zero.
+        let started = c.optional_started.load(Ordering::Relaxed);
+        let opened = optional_rounds.load(Ordering::Relaxed);
         Self {
             jobs: c.jobs.load(Ordering::Relaxed),
             failures: c.failures.load(Ordering::Relaxed),
@@ -36,7 +42,7 @@ impl SphereStats {
             idle: Duration::from_nanos(c.idle_ns.load(Ordering::Relaxed)),
             parks: c.parks.load(Ordering::Relaxed),
             spin_hits: c.spin_hits.load(Ordering::Relaxed),
-            revoked: c.revoked.load(Ordering::Relaxed),
+            revoked: opened.saturating_sub(started),
         }
     }
 

@@ -194,44 +194,6 @@ fn a_released_claim_leaves_the_slot_free() {
 }
 
 #[test]
-fn revoke_races_the_sphere_and_exactly_one_of_them_gets_the_job() {
-    loom::model(|| {
-        let slot = Arc::new(Slot::new());
-        let worker = spawn_sphere(&slot);
-        slot.dispatch(0, 1).unwrap();
-        let revoked = slot.revoke();
-        match revoked {
-            Some(job) => {
-                assert_eq!(job, 1);
-                assert_eq!(wait(&slot), Waited::Nothing);
-            }
-            None => assert_eq!(wait(&slot), Waited::Collected(Ok(()))),
-        }
-        // The slot is free again either way.
-        slot.dispatch(0, 1).unwrap();
-        assert_eq!(wait(&slot), Waited::Collected(Ok(())));
-        slot.shutdown();
-        let ran = worker.join().unwrap();
-        assert_eq!(ran, if revoked.is_some() { 1 } else { 2 });
-    });
-}
-
-#[test]
-fn revoking_wakes_another_thread_parked_on_the_job() {
-    loom::model(|| {
-        let slot = Arc::new(Slot::<u32>::new());
-        // No sphere: the job stays READY until it is revoked.
-        slot.dispatch(0, 1).unwrap();
-        let waiter = {
-            let slot = slot.clone();
-            thread::spawn(move || wait(&slot))
-        };
-        assert_eq!(slot.revoke(), Some(1));
-        assert_eq!(waiter.join().unwrap(), Waited::Nothing);
-    });
-}
-
-#[test]
 fn wait_departed_returns_after_the_last_leave() {
     loom::model(|| {
         let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
@@ -338,43 +300,6 @@ fn a_late_generation_opening_cannot_disturb_the_next_round() {
 }
 
 #[test]
-fn a_share_frees_its_slot_before_it_leaves_so_the_next_fork_join_can_claim_it() {
-    // The fork-join protocol on one slot: the sphere takes the share, frees
-    // the slot, then leaves the barrier; the caller runs its own share,
-    // leaves, and waits for every departure: the slot is free by then.
-    loom::model(|| {
-        let slot = Arc::new(Slot::<u32>::new());
-        let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
-        let sphere = {
-            let (slot, barrier) = (slot.clone(), barrier.clone());
-            thread::spawn(move || {
-                let mut spin = AdaptiveSpin::new(Duration::ZERO, false);
-                let mut idle_since = Instant::now();
-                while let Some((share, started)) = slot.next_job(&mut spin, idle_since) {
-                    idle_since = slot.release(false, started);
-                    // Only the first job is a share of this fork-join.
-                    if share == 7 {
-                        barrier.leave();
-                    }
-                }
-            })
-        };
-        slot.dispatch(0, 7).unwrap();
-        barrier.leave();
-        barrier.wait_departed();
-        assert_eq!(
-            slot.dispatch(0, 8),
-            Ok(()),
-            "the slot is free after the join"
-        );
-        // The second job is either taken back or freed by the sphere.
-        assert!(slot.revoke().is_some() || wait(&slot) == Waited::Nothing);
-        slot.shutdown();
-        sphere.join().unwrap();
-    });
-}
-
-#[test]
 fn barrier_releases_both_parties_with_one_leader() {
     loom::model(|| {
         let barrier = Arc::new(SphereBarrier::with_spin(2, Duration::ZERO));
@@ -416,7 +341,7 @@ fn barrier_break_releases_a_waiter_with_an_error() {
 
 // ---- rounds on the go line and the done line (src/round_lines.rs) --------
 
-use sphere_pool::loom_api::{Bell, Doorbell, Next, RoundLines};
+use sphere_pool::loom_api::{Bell, Doorbell, Next, RoundLines, round_of};
 
 /// A pool's doorbell, its round lines for `participants`, and its barrier.
 fn round_parts(participants: usize) -> (Bell, Arc<RoundLines<u32>>, Arc<SphereBarrier>) {
@@ -447,16 +372,17 @@ impl Cells {
 }
 
 /// The pool's sphere loop (`pool.rs`, `sphere_main`) over the round lines:
-/// wait for a job or a new epoch (spinning once, then sleeping on the
-/// doorbell), run the round's share (`share(epoch, task)`), depart. Runs
-/// until its slot is shut down; returns the shares it ran.
+/// wait for a job or a new epoch word (spinning once, then sleeping on the
+/// doorbell), join the round (an optional one only if it is still open),
+/// run its share (`share(round, task)`), depart. Runs until its slot is
+/// shut down; returns the shares it ran.
 fn round_sphere(
     index: usize,
     bell: &Bell,
     lines: &Arc<RoundLines<u32>>,
     barrier: &Arc<SphereBarrier>,
     share: impl Fn(u32, u32) + Send + 'static,
-) -> (Arc<Slot<u32>>, thread::JoinHandle<usize>) {
+) -> RoundSphere {
     let slot = Arc::new(Slot::with_doorbell(bell.clone(), index));
     let handle = {
         let (slot, lines, barrier) = (slot.clone(), lines.clone(), barrier.clone());
@@ -466,15 +392,20 @@ fn round_sphere(
         thread::spawn(move || {
             let mut spin = AdaptiveSpin::new(Duration::ZERO, false);
             let mut ran = 0;
+            let mut handled = 0;
             loop {
                 match slot.next_job_or(&mut spin, Instant::now(), || lines.epoch() != seen) {
                     Next::Other(_) => {
                         seen = lines.epoch();
-                        // SAFETY: the round is open until this share departs.
-                        let task = unsafe { lines.task(|t| *t) };
-                        share(seen, task);
-                        ran += 1;
-                        lines.depart(seen, &barrier);
+                        // None: an optional round closed, or already run.
+                        if let Some(word) = lines.join_round(seen, &mut handled) {
+                            let round = round_of(word);
+                            // SAFETY: the round is open until this share departs.
+                            let task = unsafe { lines.task(|t| *t) };
+                            share(round, task);
+                            ran += 1;
+                            lines.depart(round, &barrier);
+                        }
                     }
                     Next::Job(..) => panic!("no job is dispatched in these models"),
                     Next::Exit => return ran,
@@ -485,6 +416,28 @@ fn round_sphere(
     (slot, handle)
 }
 
+/// A sphere's slot and its thread (which returns the shares it ran).
+type RoundSphere = (Arc<Slot<u32>>, thread::JoinHandle<usize>);
+
+/// A caller's round lines with one sphere (`round_sphere`) that writes the
+/// task of each share it runs into the record's first cell.
+fn one_recording_sphere() -> (
+    Arc<RoundLines<u32>>,
+    Arc<SphereBarrier>,
+    Record,
+    RoundSphere,
+) {
+    let (bell, lines, barrier) = round_parts(2);
+    let record = record();
+    let sphere = {
+        let record = record.clone();
+        round_sphere(0, &bell, &lines, &barrier, move |_, task| {
+            record.set(0, task);
+        })
+    };
+    (lines, barrier, record, sphere)
+}
+
 #[test]
 fn a_round_reaches_a_sleeping_sphere_and_the_join_sees_its_share_done() {
     // Two rounds of caller + one sphere. The sphere writes the task it read
@@ -493,14 +446,7 @@ fn a_round_reaches_a_sleeping_sphere_and_the_join_sees_its_share_done() {
     // e.g. if the share touched the record after its departure), and the
     // second round's task must not be the first's.
     loom::model(|| {
-        let (bell, lines, barrier) = round_parts(2);
-        let record = record();
-        let (slot, sphere) = {
-            let record = record.clone();
-            round_sphere(0, &bell, &lines, &barrier, move |_, task| {
-                record.set(0, task);
-            })
-        };
+        let (lines, barrier, record, (slot, sphere)) = one_recording_sphere();
         for task in [7, 8] {
             let opened = lines.open(task);
             lines.join(opened, &barrier, Duration::ZERO, false);
@@ -610,5 +556,92 @@ fn a_dispatch_racing_a_round_is_refused_or_makes_the_round_busy() {
                 assert_eq!(round, Ok(()), "a refused dispatch leaves the slot free");
             }
         }
+    });
+}
+
+// ---- optional rounds on the go line (parallel_for) ------------------------
+
+/// Optional rounds (parallel_for's) of `tasks`, then a round of every sphere
+/// (run_all's), with a caller and one sphere. The caller closes each
+/// optional round after its own share and waits only for a sphere that
+/// started; the sphere may sleep through any of them, or start one late
+/// (even a later one than the epoch word it saw). A sphere that read a task
+/// after the caller moved on would race its next write (loom reports it),
+/// the join must see the share it waited for, and the last round must run
+/// on the sphere whatever happened before.
+fn optional_rounds_then_a_round_of_every_sphere(tasks: &'static [u32]) {
+    loom::model(move || {
+        let (lines, barrier, record, (slot, sphere)) = one_recording_sphere();
+        let (mut started, mut last) = (0, 0);
+        for &task in tasks {
+            let opened = lines.open_optional(task);
+            let now = lines.close(opened, &barrier);
+            lines.join(opened, &barrier, Duration::ZERO, false);
+            if now == 1 {
+                last = task;
+            }
+            assert_eq!(record.get(0), last);
+            started += now;
+        }
+        let opened = lines.open(9);
+        lines.join(opened, &barrier, Duration::ZERO, false);
+        assert_eq!(record.get(0), 9);
+        slot.shutdown();
+        assert_eq!(sphere.join().unwrap(), 1 + started as usize);
+    });
+}
+
+#[test]
+fn an_optional_round_runs_or_skips_the_share_and_the_next_round_reaches_the_sphere() {
+    optional_rounds_then_a_round_of_every_sphere(&[7]);
+}
+
+#[test]
+fn a_sphere_late_for_two_optional_rounds_joins_at_most_the_open_one() {
+    optional_rounds_then_a_round_of_every_sphere(&[5, 6]);
+}
+
+#[test]
+fn a_sphere_that_starts_a_round_before_seeing_its_epoch_word_does_not_start_it_twice() {
+    // The caller resets the start word before it bumps the epoch word, so a
+    // sphere can start round 2 from the start word while it still reads
+    // round 1's epoch word, and read round 2's word afterwards. A sphere
+    // that then starts round 2 again would run its share twice and depart
+    // twice (the caller's count of starts would exceed the spheres). The
+    // sphere here polls the epoch a few times (no sleep, no shutdown: every
+    // round is optional, so it may stop at any time).
+    loom::model(|| {
+        let (_bell, lines, barrier) = round_parts(2);
+        let runs = Arc::new(loom::sync::atomic::AtomicU32::new(0));
+        let sphere = {
+            let (lines, barrier, runs) = (lines.clone(), barrier.clone(), runs.clone());
+            thread::spawn(move || {
+                let (mut seen, mut handled) = (0, 0);
+                for _ in 0..4 {
+                    let word = lines.epoch();
+                    if word == seen {
+                        loom::thread::yield_now();
+                        continue;
+                    }
+                    seen = word;
+                    if let Some(word) = lines.join_round(word, &mut handled) {
+                        // SAFETY: the round is open until this share departs.
+                        let task = unsafe { lines.task(|t| *t) };
+                        runs.fetch_add(task, loom::sync::atomic::Ordering::Relaxed);
+                        lines.depart(round_of(word), &barrier);
+                    }
+                }
+            })
+        };
+        let mut expected = 0;
+        for task in [1, 10] {
+            let opened = lines.open_optional(task);
+            let started = lines.close(opened, &barrier);
+            assert!(started <= 1, "the sphere started round {task} twice");
+            lines.join(opened, &barrier, Duration::ZERO, false);
+            expected += started * task;
+        }
+        sphere.join().unwrap();
+        assert_eq!(runs.load(loom::sync::atomic::Ordering::Relaxed), expected);
     });
 }
