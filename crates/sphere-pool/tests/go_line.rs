@@ -374,7 +374,12 @@ fn dispatchers_and_rounds_from_several_threads_lose_no_job_and_never_overlap() {
                     let mut rng = Rng(0x9e37_79b9 + t);
                     while !stop.load(Ordering::Relaxed) {
                         let shares = AtomicUsize::new(0);
-                        let mode = rng.next() % 4;
+                        let mode = rng.next() % 6;
+                        if mode >= 4 {
+                            // An optional round (parallel_for) in the mix.
+                            parallel_for_among_others(pool, c, &mut rng);
+                            continue;
+                        }
                         let pad = [1u64; 6];
                         let share = |p: &Participant<'_>| {
                             c.active_shares.fetch_add(1, Ordering::SeqCst);
@@ -458,6 +463,97 @@ fn dispatchers_and_rounds_from_several_threads_lose_no_job_and_never_overlap() {
         assert!(c.rounds_run.load(Ordering::SeqCst) > 0);
         assert!(c.accepted.load(Ordering::SeqCst) > 0);
     });
+}
+
+#[test]
+fn forty_seven_spheres_on_few_cores_mix_parallel_for_and_run_all_rounds() {
+    // Heavily oversubscribed: most spheres sleep through most optional
+    // rounds (parallel_for's), and every run_all round must still reach
+    // each of them; every index runs once, and each sphere either ran or
+    // was revoked in every optional round.
+    within(60, || {
+        let pool = SpherePool::new(47).unwrap();
+        let spheres = pool.spheres() as u64;
+        let (mut loops, mut alls) = (0u64, 0u64);
+        for round in 0..300 {
+            if round % 5 == 4 {
+                let seen = AtomicUsize::new(0);
+                pool.run_all(|_| {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                })
+                .unwrap();
+                assert_eq!(seen.into_inner(), 48, "round {round}");
+                alls += 1;
+            } else {
+                let len = 1 + round * 7 % 300;
+                let marks: Vec<AtomicUsize> = (0..len).map(|_| AtomicUsize::new(0)).collect();
+                pool.parallel_for(0..len, 1, |r| {
+                    for i in r {
+                        marks[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+                .unwrap();
+                assert!(
+                    marks.iter().all(|m| m.load(Ordering::Relaxed) == 1),
+                    "round {round}"
+                );
+                loops += 1;
+            }
+        }
+        let stats = pool.stats().total;
+        assert_eq!(
+            stats.jobs + stats.revoked,
+            (loops + alls) * spheres,
+            "each sphere ran or was revoked in every loop, and ran every run_all: {stats:?}"
+        );
+    });
+}
+
+/// One `try_parallel_for` over a random range and grain, among the other
+/// threads' rounds and dispatches: every index exactly once if it runs, none
+/// if it is refused; a body failure stops it with that code.
+fn parallel_for_among_others(pool: &SpherePool, c: &Counts, rng: &mut Rng) {
+    let len = 1 + (rng.next() % 200) as usize;
+    let grain = (rng.next() % 8) as usize;
+    let fail_at = (rng.next() % 4 == 0).then(|| (rng.next() as usize) % len);
+    let marks: Vec<AtomicUsize> = (0..len).map(|_| AtomicUsize::new(0)).collect();
+    let r = pool.try_parallel_for(0..len, grain, |range| {
+        c.active_shares.fetch_add(1, Ordering::SeqCst);
+        let mut failed = Ok(());
+        for i in range {
+            marks[i].fetch_add(1, Ordering::SeqCst);
+            if Some(i) == fail_at {
+                failed = Err(7);
+            }
+        }
+        c.active_shares.fetch_sub(1, Ordering::SeqCst);
+        failed
+    });
+    let marks: Vec<usize> = marks.iter().map(|m| m.load(Ordering::SeqCst)).collect();
+    match r {
+        Ok(()) => {
+            assert_eq!(fail_at, None);
+            assert!(
+                marks.iter().all(|&m| m == 1),
+                "an index not run once: {marks:?}"
+            );
+            c.rounds_run.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(Error::JobFailed { code: 7, .. }) => {
+            assert!(fail_at.is_some());
+            assert!(
+                marks.iter().all(|&m| m <= 1),
+                "an index run twice: {marks:?}"
+            );
+            c.rounds_run.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(Error::Busy { .. } | Error::RoundInProgress) => {
+            assert!(marks.iter().all(|&m| m == 0), "a refused loop ran");
+            c.rounds_refused.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_micros(rng.next() % 200));
+        }
+        Err(e) => panic!("parallel_for: {e:?}"),
+    }
 }
 
 /// A round whose shares meet at the barrier twice, counting each phase:
