@@ -1,8 +1,8 @@
-//! Fork-join rounds on a [`SpherePool`]: `run_all` (every participant runs
-//! the task once, on the pool's go line and done line), `parallel_for` (a
-//! range with work stealing, on the slots: a share no sphere started is
-//! taken back), and nested calls from inside a round, which run inline on
-//! the calling thread.
+//! Fork-join rounds on a [`SpherePool`], all on the pool's go line and done
+//! line: `run_all` (every participant runs the task once), `parallel_for` (a
+//! range with work stealing, in an optional round: a share no sphere started
+//! is not waited for), and nested calls from inside a round, which run
+//! inline on the calling thread.
 
 use crate::error::{Error, Worker, caught_outcome};
 use crate::fork_join::{Participant, RoundTask, ShareTask, run_alone};
@@ -27,10 +27,13 @@ impl SpherePool {
     /// serially, on the calling thread, as participant 0 of 1 (its barrier
     /// passes at once), as OpenMP runs a nested parallel region.
     pub fn run_all(&self, task: impl Fn(&Participant<'_>) + Sync) -> Result<(), Error> {
-        self.go_round(move |p: &Participant<'_>| {
-            task(p);
-            Ok(())
-        })
+        self.go_round(
+            move |p: &Participant<'_>| {
+                task(p);
+                Ok(())
+            },
+            false,
+        )
     }
 
     /// As [`run_all`](Self::run_all) for a task that reports failure with an
@@ -42,7 +45,7 @@ impl SpherePool {
         &self,
         task: impl Fn(&Participant<'_>) -> Result<(), i32> + Sync,
     ) -> Result<(), Error> {
-        self.go_round(task)
+        self.go_round(task, false)
     }
 
     /// Sets the round flag (refused if it was set) and checks that no
@@ -62,37 +65,27 @@ impl SpherePool {
     }
 
     /// A round on the go line and the done line (`round_lines.rs`): every
-    /// sphere and the caller run `task` once.
-    fn go_round(&self, task: impl ShareTask) -> Result<(), Error> {
+    /// sphere and the caller run `task` once; or, `optional`, a round whose
+    /// spheres' shares are optional (`RoundLines::open_optional`): a sphere
+    /// that has not started its share when the caller is done with its own
+    /// never starts it, and is not waited for (the caller's share must then
+    /// take all the work left, as `parallel_for`'s steal plan does).
+    fn go_round(&self, task: impl ShareTask, optional: bool) -> Result<(), Error> {
         if let Some(me) = participant_in(self.id()) {
             return self.run_inline(task, me);
         }
         let _round = self.enter_round()?;
+        if optional {
+            let rounds = &self.shared.optional_rounds;
+            rounds.store(rounds.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
         match RoundTask::new(task) {
-            Ok(stored) => self.go_round_stored(stored, false),
+            Ok(stored) => self.go_round_stored(stored, optional),
             // Too big for the go line: it holds a reference to the task.
-            Err(task) => {
-                self.go_round_stored(RoundTask::new(&task).ok().expect("a reference fits"), false)
-            }
-        }
-    }
-
-    /// A round on the go line whose spheres' shares are optional
-    /// (`RoundLines::open_optional`): a sphere that has not started its
-    /// share when the caller is done with its own never starts it, and is
-    /// not waited for. The caller's share must take all work left.
-    fn optional_go_round(&self, task: impl ShareTask) -> Result<(), Error> {
-        if let Some(me) = participant_in(self.id()) {
-            return self.run_inline(task, me);
-        }
-        let _round = self.enter_round()?;
-        let rounds = &self.shared.optional_rounds;
-        rounds.store(rounds.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        match RoundTask::new(task) {
-            Ok(stored) => self.go_round_stored(stored, true),
-            Err(task) => {
-                self.go_round_stored(RoundTask::new(&task).ok().expect("a reference fits"), true)
-            }
+            Err(task) => self.go_round_stored(
+                RoundTask::new(&task).ok().expect("a reference fits"),
+                optional,
+            ),
         }
     }
 
@@ -221,7 +214,7 @@ impl SpherePool {
                     Failure::Panicked(message) => std::panic::resume_unwind(Box::new(message)),
                 })
         };
-        self.optional_go_round(share)
+        self.go_round(share, true)
     }
 
     /// Who runs as `participant`, for error reports.
