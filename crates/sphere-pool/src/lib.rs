@@ -20,9 +20,10 @@
 //! run inline on the calling thread.
 //!
 //! How the hand-off works (`slot`): one atomic word per slot holds the state
-//! and the "a waiter sleeps" flag; `run_all`'s rounds go through two
-//! pool-owned cache lines instead (`round_lines`: an epoch and the task, a
-//! count of finished shares). A thread that finds nothing to do spins for a
+//! and the "a waiter sleeps" flag; fork-join rounds (`run_all`,
+//! `parallel_for`, `reduce`) go through two pool-owned cache lines instead
+//! (`round_lines`: an epoch and the task, a count of finished shares, and
+//! for `parallel_for` a word where spheres claim their optional start). A thread that finds nothing to do spins for a
 //! short, adaptive, time-bounded budget (`thread_support::spin`) and then
 //! sleeps: an idle sphere on the pool's doorbell (a futex that a round rings
 //! once for every sphere), a waiter on a parking_lot condition variable. A
