@@ -47,8 +47,8 @@ fn count(done: u32) -> u32 {
     done >> 2
 }
 
-/// The done count's range: 30 bits (a power of two that divides the
-/// epoch's 2^32, so that epoch x participants gives the count).
+/// The done count's range: 30 bits (a power of two that divides the round
+/// number's 2^31, so that round x participants gives the count).
 const COUNT_MASK: u32 = u32::MAX >> 2;
 
 /// The epoch word: the round's number in bits 0..31 (wrapping at 2^31, a
@@ -237,14 +237,13 @@ impl<T> RoundLines<T> {
         Opened { epoch }
     }
 
-    /// Ends the spheres' starts of optional round `opened`, after the
+    /// Ends the spheres' starts of the open optional round, after the
     /// caller's own share: a sphere that has not started by now never will.
     /// Counts one departure for each sphere that did not start (so the done
     /// count still reaches `epoch x participants`), leaving the barrier for
     /// them if a failure engaged it. Returns the number of spheres that
     /// started.
-    pub fn close(&self, opened: Opened, barrier: &SphereBarrier) -> u32 {
-        let _ = opened;
+    pub fn close(&self, barrier: &SphereBarrier) -> u32 {
         let prev = self.start_word().fetch_or(CLOSED, Ordering::AcqRel);
         let started = (prev & STARTED_MASK) as u32;
         let spheres = self.participants - 1;
@@ -485,14 +484,14 @@ mod tests {
     use crate::sync::Arc;
 
     /// Lines of `participants` whose counters stand as after `rounds`
-    /// rounds (the epoch wraps at 2^32, the done count at 2^30).
+    /// rounds (the round number wraps at 2^31, the done count at 2^30).
     fn lines_after(participants: usize, rounds: u64) -> RoundLines<u32> {
         let lines = RoundLines::new(participants, Arc::new(CachePadded::new(Doorbell::new())));
         lines
             .go
             .epoch
             .store(round_of(rounds as u32), Ordering::Relaxed);
-        // The epoch's 2^32 is a multiple of the count's 2^30.
+        // The round number's 2^31 is a multiple of the count's 2^30.
         let count = lines.target(round_of(rounds as u32));
         lines
             .done_word()
@@ -537,7 +536,7 @@ mod tests {
                 lines.depart(opened.epoch, &barrier);
             }
             if optional {
-                assert_eq!(lines.close(opened, &barrier), starting as u32);
+                assert_eq!(lines.close(&barrier), starting as u32);
                 let absent = handled.iter_mut().enumerate().take(participants - 1);
                 for (sphere, handled) in absent.skip(starting) {
                     let late = lines.join_round(word, handled);

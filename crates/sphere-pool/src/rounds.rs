@@ -106,7 +106,7 @@ impl SpherePool {
             fn drop(&mut self) {
                 let s = self.0;
                 if self.2 {
-                    s.lines.close(self.1, &s.barrier);
+                    s.lines.close(&s.barrier);
                 }
                 s.lines
                     .join(self.1, &s.barrier, s.config.max_spin, s.yielding);

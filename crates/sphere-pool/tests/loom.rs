@@ -575,7 +575,7 @@ fn optional_rounds_then_a_round_of_every_sphere(tasks: &'static [u32]) {
         let (mut started, mut last) = (0, 0);
         for &task in tasks {
             let opened = lines.open_optional(task);
-            let now = lines.close(opened, &barrier);
+            let now = lines.close(&barrier);
             lines.join(opened, &barrier, Duration::ZERO, false);
             if now == 1 {
                 last = task;
@@ -636,7 +636,7 @@ fn a_sphere_that_starts_a_round_before_seeing_its_epoch_word_does_not_start_it_t
         let mut expected = 0;
         for task in [1, 10] {
             let opened = lines.open_optional(task);
-            let started = lines.close(opened, &barrier);
+            let started = lines.close(&barrier);
             assert!(started <= 1, "the sphere started round {task} twice");
             lines.join(opened, &barrier, Duration::ZERO, false);
             expected += started * task;
